@@ -1,0 +1,65 @@
+"""What every dataset builder returns: the data plus the static facts models and methods need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Static facts of a dataset: they size models and methods before any batch is seen."""
+
+    name: str
+    input_kind: str  # "image" (C, H, W) or "signal" (C, L)
+    in_channels: int
+    input_size: tuple[int, ...]
+    num_classes: int
+    num_train: int
+    num_test: int
+
+
+@dataclass
+class DataBundle:
+    """Train and test splits. Train items are ``(x, y)`` with the train augmentation applied.
+
+    ``train_targets`` holds every train label in dataset order (class-balanced sampling,
+    contrastive negatives from other classes); it never requires loading images.
+    """
+
+    info: DataInfo
+    train: Dataset
+    test: Dataset
+    train_targets: torch.Tensor
+
+
+class TensorData(Dataset):
+    """A dataset held as tensors in memory; kdrun's loaders batch it by indexing (no per-item collate)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if len(x) != len(y):
+            raise ValueError("inputs and labels differ in length")
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], self.y[index]
+
+
+def stratified_split(
+    targets: torch.Tensor, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a fixed, class-stratified train/test split (same seed -> same split everywhere)."""
+    g = torch.Generator().manual_seed(seed)
+    train_idx, test_idx = [], []
+    for c in torch.unique(targets):
+        idx = torch.nonzero(targets == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n_test = round(len(idx) * test_fraction)
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    return torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values

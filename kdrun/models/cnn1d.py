@@ -1,0 +1,53 @@
+"""A small 1-D CNN for signal data, after the MNIST-1D paper's ConvNet (Greydanus, 2020)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kdrun.models.base import KDModel, conv_out
+from kdrun.models.features import FeatureInfo, Features
+from kdrun.models.registry import register_model
+
+
+class CNN1D(KDModel):
+    """Strided conv layers (kernel 5, stride 2, padding 1) + ReLU, then a linear head on the flattened map."""
+
+    def __init__(self, num_classes: int, in_channels: int, length: int, channels: list[int]) -> None:
+        super().__init__()
+        widths = [in_channels, *channels]
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, 5, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+        sizes = []
+        for _ in channels:
+            length = conv_out(length, kernel=5, stride=2, padding=1)
+            sizes.append((length,))
+        self.fc = nn.Linear(channels[-1] * length, num_classes)
+        self.feature_info = FeatureInfo(
+            stage_channels=tuple(channels),
+            stage_sizes=tuple(sizes),
+            pooled_dim=channels[-1] * length,
+            num_classes=num_classes,
+        )
+
+    def forward_features(self, x: torch.Tensor, preact: bool = False) -> Features:
+        stages, pre = [], []
+        for conv in self.convs:
+            z = conv(x)
+            x = torch.relu(z)
+            pre.append(z)
+            stages.append(x)
+        pooled = x.flatten(1)
+        return Features(logits=self.fc(pooled), stages=stages, preact=pre if preact else [], pooled=pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        return self.fc(x.flatten(1))
+
+
+@register_model(family="cnn1d", input_kind="signal", channels=[25, 25, 25])
+def cnn1d(num_classes: int, in_channels: int, input_size: tuple[int, ...], channels: list[int]) -> CNN1D:
+    """1-D CNN for signals (MNIST-1D); ``channels`` sets the width of each conv layer."""
+    if len(input_size) != 1:
+        raise ValueError(f"cnn1d needs 1-D signals, got input size {input_size}")
+    return CNN1D(num_classes, in_channels, input_size[0], list(channels))

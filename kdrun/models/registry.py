@@ -1,0 +1,87 @@
+"""The one registry of architectures.
+
+``@register_model`` adds a builder; ``create_model`` builds it for a dataset's input shape and
+class count; ``list_models`` lists names. The ``teacher=`` and ``student=`` config options are
+generated from this registry (see ``kdrun/config_store.py``), so a new architecture is
+selectable, documented and tested the day it is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kdrun.errors import choice_error
+from kdrun.models.base import KDModel
+
+# What input a model accepts: "image" (C, H, W), "signal" (C, L) or "any" (flattened).
+INPUT_KINDS = ("image", "signal", "any")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., KDModel]
+    family: str
+    input_kind: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    doc: str = ""
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str | None = None, *, family: str, input_kind: str = "image", **defaults: Any
+) -> Callable[[Callable[..., KDModel]], Callable[..., KDModel]]:
+    """Register ``builder(num_classes, in_channels, input_size, **kwargs) -> KDModel``.
+
+    ``defaults`` are the architecture's user-tunable keyword arguments; they appear as
+    config keys (``student.hidden=[800,800]``).
+    """
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}")
+
+    def wrap(builder: Callable[..., KDModel]) -> Callable[..., KDModel]:
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} registered twice")
+        doc = (builder.__doc__ or "").strip().splitlines()
+        _REGISTRY[key] = ModelSpec(key, builder, family, input_kind, dict(defaults), doc[0] if doc else "")
+        return builder
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    # Importing the zoo modules runs their @register_model decorators.
+    import kdrun.models.zoo  # noqa: F401
+
+
+def list_models(family: str | None = None, input_kind: str | None = None) -> list[str]:
+    _ensure_loaded()
+    return sorted(
+        n
+        for n, s in _REGISTRY.items()
+        if (family is None or s.family == family) and (input_kind is None or s.input_kind in (input_kind, "any"))
+    )
+
+
+def model_spec(name: str, key: str = "model") -> ModelSpec:
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise choice_error(key, name, _REGISTRY)
+    return _REGISTRY[name]
+
+
+def create_model(
+    name: str, *, num_classes: int, in_channels: int, input_size: tuple[int, ...], **kwargs: Any
+) -> KDModel:
+    """Build architecture ``name`` for inputs of shape ``(in_channels, *input_size)``."""
+    spec = model_spec(name)
+    unknown = set(kwargs) - set(spec.defaults)
+    if unknown:
+        raise choice_error(f"{name} option", sorted(unknown)[0], spec.defaults or ["(none)"])
+    args = {**spec.defaults, **kwargs}
+    return spec.builder(num_classes=num_classes, in_channels=in_channels, input_size=tuple(input_size), **args)

@@ -1,0 +1,224 @@
+"""Batches for the engine, reproducible per epoch so that a resumed run sees exactly the batches
+an uninterrupted run would have seen.
+
+    loader = make_loader(bundle.train, batch_size=64, shuffle=True, seed_for_epoch=seed, num_workers=4, device="cuda")
+    for epoch in range(start, epochs):
+        loader.set_epoch(epoch)          # like DistributedSampler.set_epoch; default epoch is 0
+        for x, y in loader: ...
+
+An epoch's sample order is a pure function of (seed_for_epoch, epoch, rank, world_size). So is its
+augmentation: each sample is transformed under its own seed, derived from (seed, epoch, index), so
+results do not depend on num_workers, on persistent workers carrying RNG state across epochs, or on
+which epoch a run was resumed at. Two paths:
+- ``TensorData`` (in-memory, no augmentation) is batched by tensor indexing, moved to ``device`` once;
+- any other Dataset goes through a torch DataLoader (pinned memory on CUDA, persistent workers).
+Batches are ``(x, y)``, or ``(x, y, index)`` with ``with_index=True`` (dataset indices, for CRD).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+
+from kdrun.data.base import TensorData
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*values: int) -> int:
+    """Hash integers into one 63-bit seed (splitmix64 steps): nearby inputs give unrelated seeds."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (v & _MASK64)) + 0x9E3779B97F4A7C15 & _MASK64
+        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EB & _MASK64
+        h ^= h >> 31
+    return h >> 1
+
+
+class EpochOrder:
+    """Which dataset indices one rank visits in one epoch, in which order, cut into how many batches.
+
+    With ``world_size > 1`` the order is padded by repeating its start to a multiple of world_size and
+    rank r takes every world_size-th index from r (DistributedSampler's rule), so every rank sees the
+    same number of batches.
+    """
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
+                 max_batches: int | None = None, rank: int = 0, world_size: int = 1) -> None:  # fmt: skip
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if max_batches is not None and max_batches < 1:
+            raise ValueError(f"max_batches must be None or >= 1, got {max_batches}")
+        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+        self.drop_last, self.max_batches, self.rank, self.world_size = drop_last, max_batches, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def epoch_seed(self) -> int:
+        return mix_seed(self.seed, self.epoch)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank visits per epoch (after padding, drop_last and max_batches)."""
+        n = math.ceil(self.size / self.world_size) if self.size else 0
+        if self.drop_last:
+            n = n // self.batch_size * self.batch_size
+        if self.max_batches is not None:
+            n = min(n, self.max_batches * self.batch_size)
+        return n
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def indices(self) -> torch.Tensor:
+        """This epoch's dataset indices for this rank (CPU int64), in visiting order."""
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.epoch_seed))
+        else:
+            order = torch.arange(self.size)
+        if self.world_size > 1 and self.size:
+            total = math.ceil(self.size / self.world_size) * self.world_size
+            order = order.repeat(math.ceil(total / self.size))[:total][self.rank :: self.world_size]
+        return order[: self.num_samples]
+
+
+class EpochLoader:
+    """What make_loader returns: iterate for one epoch's batches; call set_epoch before each epoch."""
+
+    def __init__(self, dataset: Dataset, order: EpochOrder) -> None:
+        self.dataset, self.order = dataset, order
+
+    @property
+    def epoch(self) -> int:
+        return self.order.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        raise NotImplementedError
+
+
+class TensorLoader(EpochLoader):
+    """Batches a TensorData by indexing its tensors: no per-item calls, no collate, no workers."""
+
+    def __init__(self, dataset: TensorData, order: EpochOrder, device: torch.device, with_index: bool) -> None:
+        super().__init__(dataset, order)
+        self.x, self.y = dataset.x.to(device), dataset.y.to(device)
+        self.with_index = with_index
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        order = self.order.indices().to(self.x.device)
+        for start in range(0, len(order), self.order.batch_size):
+            idx = order[start : start + self.order.batch_size]
+            yield (self.x[idx], self.y[idx], idx) if self.with_index else (self.x[idx], self.y[idx])
+
+
+class _SeededSampler(Sampler):
+    """Yields ``(index, item_seed)``: the sampler runs in the main process, so each epoch's seeds
+    reach the workers with the indices, even when workers persist across epochs."""
+
+    def __init__(self, order: EpochOrder) -> None:
+        self.order = order
+
+    def __len__(self) -> int:
+        return self.order.num_samples
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        seed = self.order.epoch_seed
+        return ((i, mix_seed(seed, i)) for i in self.order.indices().tolist())
+
+
+class _SeededItems(Dataset):
+    """Runs the wrapped dataset's transform for one item under that item's seed (torch's CPU RNG and
+    Python's ``random``, which torchvision transforms draw from), then restores both RNGs so the
+    caller's random streams (e.g. dropout with num_workers=0) are untouched."""
+
+    def __init__(self, dataset: Dataset, with_index: bool) -> None:
+        self.dataset, self.with_index = dataset, with_index
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple:
+        index, seed = key
+        if get_worker_info() is not None:  # a worker's RNGs serve only this loader: no need to restore
+            x, y = self._seeded_item(index, seed)
+        else:
+            torch_state, py_state = torch.default_generator.get_state(), random.getstate()
+            try:
+                x, y = self._seeded_item(index, seed)
+            finally:
+                torch.default_generator.set_state(torch_state)
+                random.setstate(py_state)
+        return (x, y, index) if self.with_index else (x, y)
+
+    def _seeded_item(self, index: int, seed: int) -> tuple:
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed would also reseed CUDA
+        random.seed(seed)
+        return self.dataset[index]
+
+
+class DatasetLoader(EpochLoader):
+    """Any map-style Dataset through a torch DataLoader, with per-epoch order and per-item seeds."""
+
+    def __init__(self, dataset: Dataset, order: EpochOrder, num_workers: int, device: torch.device,
+                 with_index: bool) -> None:  # fmt: skip
+        super().__init__(dataset, order)
+        # Worker base seeds are drawn from this generator, not from the global RNG, so building an
+        # iterator never shifts the training's random stream.
+        self._generator = torch.Generator().manual_seed(order.epoch_seed)
+        self._loader = DataLoader(
+            _SeededItems(dataset, with_index),
+            batch_size=order.batch_size,
+            sampler=_SeededSampler(order),  # already applies shuffle, shard, drop_last and max_batches
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda" and torch.cuda.is_available(),
+            persistent_workers=num_workers > 0,
+            generator=self._generator,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self._generator.manual_seed(self.order.epoch_seed)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        return iter(self._loader)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    seed_for_epoch: int | None,
+    num_workers: int = 0,
+    device: str | torch.device | None = "cpu",
+    drop_last: bool = False,
+    with_index: bool = False,
+    max_batches: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> EpochLoader:
+    """Batches of ``dataset`` for one rank; ``seed_for_epoch`` is the base seed every epoch's order and
+    augmentation derive from (None draws one from torch's global RNG, reproducible only from the start).
+    ``max_batches`` caps the batches per epoch (debug runs, limit_train_batches)."""
+    if seed_for_epoch is None:
+        seed_for_epoch = int(torch.randint(0, 2**62, (1,)).item())
+    device = torch.device(device if device is not None else "cpu")
+    order = EpochOrder(len(dataset), batch_size, shuffle, seed_for_epoch, drop_last, max_batches, rank, world_size)
+    if isinstance(dataset, TensorData):
+        return TensorLoader(dataset, order, device, with_index)
+    return DatasetLoader(dataset, order, num_workers, device, with_index)

@@ -1,0 +1,45 @@
+"""MNIST (LeCun et al., 1998) and Fashion-MNIST (Xiao et al., 2017): 60,000 train / 10,000 test
+grayscale 28x28 images, 10 classes.
+
+Read by torchvision from the four uncompressed IDX files under ``<root>/MNIST/raw/`` or
+``<root>/FashionMNIST/raw/`` (torchvision checks their presence only, no md5). No augmentation:
+both splits are ToTensor + Normalize with each dataset's usual mean and std.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torchvision import transforms
+from torchvision.datasets import MNIST, FashionMNIST
+
+from kdrun.data.base import DataBundle, DataInfo
+from kdrun.data.files import ensure_files, read_split
+
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+
+
+def _load(cls: type[MNIST], name: str, label: str, root: str, download: bool, mean, std) -> DataBundle:
+    root_path = Path(root).expanduser()
+    folder = root_path / cls.__name__ / "raw"  # torchvision's raw_folder
+    names = [os.path.splitext(archive)[0] for archive, _ in cls.resources]  # "train-images-idx3-ubyte", ...
+    put_there = f"the four uncompressed {label} IDX files ({', '.join(names)})"
+    fetch = lambda: cls(str(root_path), train=False, download=True)  # noqa: E731
+    ensure_files(root_path, folder, names, label, put_there, download, fetch)
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
+    train = read_split(lambda: cls(str(root_path), train=True, transform=tf), root_path, folder, label)
+    test = read_split(lambda: cls(str(root_path), train=False, transform=tf), root_path, folder, label)
+    info = DataInfo(name, "image", 1, (28, 28), 10, len(train), len(test))
+    return DataBundle(info, train, test, torch.as_tensor(train.targets, dtype=torch.long).clone())
+
+
+def load_mnist(root: str, download: bool = False) -> DataBundle:
+    return _load(MNIST, "mnist", "MNIST", root, download, MNIST_MEAN, MNIST_STD)
+
+
+def load_fashion_mnist(root: str, download: bool = False) -> DataBundle:
+    return _load(FashionMNIST, "fashion_mnist", "Fashion-MNIST", root, download, FASHION_MNIST_MEAN, FASHION_MNIST_STD)

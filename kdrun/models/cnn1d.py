@@ -45,7 +45,7 @@ class CNN1D(KDModel):
         return self.fc(x.flatten(1))
 
 
-@register_model(family="cnn1d", input_kind="signal", channels=[25, 25, 25])
+@register_model(family="cnn1d", input_kind="signal", channels=[64, 64, 64])
 def cnn1d(num_classes: int, in_channels: int, input_size: tuple[int, ...], channels: list[int]) -> CNN1D:
     """1-D CNN for signals (MNIST-1D); ``channels`` sets the width of each conv layer."""
     if len(input_size) != 1:

@@ -43,7 +43,7 @@ class MLP(KDModel):
         return self.fc(h)
 
 
-@register_model(family="mlp", input_kind="any", hidden=[256, 256], dropout=0.0)
+@register_model(family="mlp", input_kind="any", hidden=[100, 100], dropout=0.0)
 def mlp(num_classes: int, in_channels: int, input_size: tuple[int, ...], hidden: list[int], dropout: float) -> MLP:
     """Multi-layer perceptron on flattened inputs; ``hidden`` sets the layer widths."""
     if not hidden:

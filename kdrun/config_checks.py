@@ -1,0 +1,60 @@
+"""Checks on a composed config, run before anything is built or written.
+
+Each problem is a one-line ``KdrunError`` naming the key, the bad value and the valid choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from kdrun.errors import KdrunError, choice_error
+from kdrun.models.registry import model_spec
+
+DEVICE_TYPES = ("auto", "cpu", "cuda")
+AMP_CHOICES = (None, "bf16", "fp16")
+
+
+def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
+    _check_distill(cfg.distill)
+    for key in ("teacher", "student"):
+        model_spec(cfg[key].arch, f"{key}.arch")
+        ckpt = cfg[key].get("checkpoint")
+        if ckpt and not Path(ckpt).is_file():
+            raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth checkpoint file")
+    for stage in cfg.stages:
+        if stage not in stage_names:
+            raise choice_error("stages", stage, stage_names, "(unknown stage)")
+    if not cfg.stages:
+        raise KdrunError(f"stages=[] selects nothing to run; valid stages: {', '.join(stage_names)}")
+    _check_trainer(cfg.trainer)
+    if cfg.device.type not in DEVICE_TYPES:
+        raise choice_error("device.type", cfg.device.type, DEVICE_TYPES)
+    if cfg.device.amp not in AMP_CHOICES:
+        raise choice_error("device.amp", cfg.device.amp, ["null", "bf16", "fp16"])
+    if cfg.device.amp == "fp16" and cfg.device.type == "cpu":
+        raise KdrunError("device.amp=fp16 needs CUDA; on the CPU use device.amp=bf16 or null")
+
+
+def _check_distill(d: DictConfig) -> None:
+    if d.T is None or d.T <= 0:
+        raise KdrunError(f"distill.T={d.T} must be > 0 (the softmax temperature; the reference value is 4)")
+    for key in ("alpha", "beta", "gamma"):
+        value = d.get(key)
+        if value is not None and value < 0:
+            raise KdrunError(f"distill.{key}={value} must be >= 0 (a loss weight)")
+    if d.gamma is None and d.alpha > 1:
+        raise KdrunError(f"distill.alpha={d.alpha} > 1 makes the CE weight 1 - alpha negative; "
+                         f"set distill.gamma explicitly or use alpha in [0, 1]")
+
+
+def _check_trainer(t: DictConfig) -> None:
+    for key in ("epochs", "batch_size"):
+        if t[key] is None or t[key] < 1:
+            raise KdrunError(f"trainer.{key}={t[key]} must be a positive integer")
+    if t.lr is None or t.lr <= 0:
+        raise KdrunError(f"trainer.lr={t.lr} must be > 0")
+    for key in ("max_train_batches", "max_eval_batches"):
+        if t[key] is not None and t[key] < 1:
+            raise KdrunError(f"trainer.{key}={t[key]} must be null or a positive integer")

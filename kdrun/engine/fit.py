@@ -1,0 +1,133 @@
+"""Run one stage: optimizer, schedule, epochs, evaluation, checkpoints, resume."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from kdrun.engine.checkpoint import load_checkpoint, save_atomic
+from kdrun.engine.loop import evaluate, train_one_epoch
+from kdrun.engine.progress import ProgressReporter
+from kdrun.schemes.stage import Stage
+
+
+class MetricsSink(Protocol):
+    def begin_stage(self, stage: str, first_epoch: int) -> None: ...
+    def log_epoch(self, stage: str, epoch: int, metrics: dict[str, float]) -> None: ...
+    def end_stage(self, stage: str) -> None: ...
+
+
+@dataclass
+class EngineEnv:
+    """What the engine needs from the run: where to compute, data, where to write."""
+
+    device: torch.device
+    amp: str | None
+    train_loader: Callable[[bool], Any]  # with_index -> loader with set_epoch(epoch)
+    test_loader: Any
+    checkpoint_dir: Path
+    sink: MetricsSink
+    reporter: ProgressReporter
+    seed: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)  # stored in every checkpoint (arch, classes, ...)
+
+
+@dataclass
+class StageOutcome:
+    best_top1: float
+    best_epoch: int
+    last_top1: float
+    epochs: int
+    wall_time: float
+    checkpoint: str
+    history: list[dict[str, float]]
+
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    """Every epoch's randomness is a function of (seed, epoch): resuming at an epoch boundary is exact."""
+    s = (seed * 1_000_003 + epoch) % (2**31)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def _outcome(state: dict, path: Path) -> StageOutcome:
+    h = state["history"]
+    return StageOutcome(state["best_top1"], state["best_epoch"], h[-1]["val_top1"] if h else float("nan"),
+                        state["epoch"], state["wall_time"], str(path), h)
+
+
+def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
+    task = stage.task.to_device(env.device)
+    params = task.trainable_parameters()
+    o = stage.optim
+    optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(o.milestones), gamma=o.lr_decay)
+    scaler = torch.amp.GradScaler(env.device.type, enabled=env.amp == "fp16")
+    ckpt_dir = env.checkpoint_dir / stage.name
+    last_path = ckpt_dir / "last.pt"
+    state = {"epoch": 0, "best_top1": -1.0, "best_epoch": 0, "wall_time": 0.0, "history": []}
+    if last_path.exists():
+        saved = load_checkpoint(last_path, f"checkpoint of stage {stage.name}")
+        task.load_state_dict(saved["task"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        state = {k: saved[k] for k in state}
+    if state["epoch"] >= stage.epochs:
+        env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
+        env.reporter.end_stage()
+        return _outcome(state, last_path)
+    train_loader = env.train_loader(stage.needs_index)
+    env.sink.begin_stage(stage.name, state["epoch"] + 1)
+    env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
+    try:
+        for epoch in range(state["epoch"] + 1, stage.epochs + 1):
+            _run_epoch(stage, env, task, train_loader, optimizer, scheduler, scaler, state, epoch)
+            _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir)
+            env.sink.log_epoch(stage.name, epoch, state["history"][-1])
+    finally:
+        env.reporter.end_stage()
+        env.sink.end_stage(stage.name)
+    return _outcome(state, last_path)
+
+
+def _run_epoch(stage, env, task, loader, optimizer, scheduler, scaler, state, epoch) -> None:
+    t0 = time.monotonic()
+    seed_epoch(env.seed, epoch)
+    loader.set_epoch(epoch)
+    env.reporter.start_epoch(epoch, len(loader))
+    lr = optimizer.param_groups[0]["lr"]
+    train = train_one_epoch(task, loader, optimizer, scaler, env.device, env.amp, epoch, stage.epochs, env.reporter)
+    scheduler.step()
+    val = evaluate(task.eval_model, env.test_loader, env.device, env.amp)
+    record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
+              "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+    state["history"].append(record)
+    state["epoch"] = epoch
+    state["wall_time"] += record["epoch_time"]
+    is_best = val["top1"] > state["best_top1"]
+    if is_best:
+        state["best_top1"], state["best_epoch"] = val["top1"], epoch
+    record["is_best"] = is_best
+    env.reporter.end_epoch(epoch, stage.epochs, f"loss {train.get('loss', float('nan')):.4f}  "
+                           f"train {train.get('top1', 0):.2f}%  val {val['top1']:.2f}%  lr {lr:.4g}")
+
+
+def _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir: Path) -> None:
+    meta = {**env.meta, "arch": stage.arch, "stage": stage.name, "method": stage.method}
+    model_sd = task.eval_model.state_dict()
+    # "best" is written first: a kill between the two writes leaves last.pt at the previous
+    # epoch, which resume then repeats (and rewrites best.pt identically).
+    if state["history"][-1]["is_best"]:
+        save_atomic({"model": model_sd, **meta, "epoch": state["epoch"], "top1": state["best_top1"]},
+                    ckpt_dir / "best.pt")
+    save_atomic({"model": model_sd, "task": task.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), **meta, **state},
+                ckpt_dir / "last.pt")

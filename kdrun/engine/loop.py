@@ -1,0 +1,66 @@
+"""One training epoch and one evaluation pass. Knows nothing of methods or schemes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdrun.engine.meters import EpochMeter
+from kdrun.engine.progress import ProgressReporter
+from kdrun.schemes.task import Batch, Progress, Task
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AMP_DTYPES[amp])
+
+
+def to_batch(raw: tuple, device: torch.device) -> Batch:
+    """(x, y) or (x, y, index) from a loader -> Batch on ``device``."""
+    tensors = [t.to(device, non_blocking=True) for t in raw]
+    return Batch(*tensors)
+
+
+def train_one_epoch(
+    task: Task, loader: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+    device: torch.device, amp: str | None, epoch: int, epochs: int, reporter: ProgressReporter,
+) -> dict[str, float]:
+    task.train()
+    meter = EpochMeter()
+    steps = len(loader)
+    for step, raw in enumerate(loader):
+        batch = to_batch(raw, device)
+        with autocast(device, amp):
+            out = task(batch, Progress(epoch, epochs, step, steps))
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(out.loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        meter.update(len(batch.y), out.logits, batch.y, {"loss": out.loss, **out.terms})
+        if (step + 1) % reporter.refresh_every == 0 or step + 1 == steps:
+            # the one sync per refresh interval, shared by the progress display
+            reporter.batch(step + 1, float(out.loss.detach()),
+                           100.0 * float((out.logits.detach().argmax(1) == batch.y).float().mean()))
+    return meter.compute()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str | None = None) -> dict[str, float]:
+    """Top-1 (%) and mean cross-entropy of ``model`` on ``loader``."""
+    was_training = model.training
+    model.eval()
+    meter = EpochMeter()
+    for raw in loader:
+        batch = to_batch(raw, device)
+        with autocast(device, amp):
+            logits = model(batch.x)
+        meter.update(len(batch.y), logits, batch.y, {"loss": F.cross_entropy(logits.float(), batch.y)})
+    model.train(was_training)
+    return meter.compute()

@@ -1,0 +1,39 @@
+"""Console logging: rich in a terminal (sharing the console with the progress bars), plain otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rich.console import Console
+
+_console: Console | None = None
+_out: Console | None = None
+
+
+def console() -> Console:
+    """The console for logs and progress bars (stderr), shared so bars and log lines don't collide."""
+    global _console
+    if _console is None:
+        _console = Console(stderr=True)
+    return _console
+
+
+def output() -> Console:
+    """Where results (tables) go: stdout, wide enough for the table when it is a file or a pipe."""
+    global _out
+    if _out is None:
+        _out = Console()
+        if not _out.is_terminal:
+            _out = Console(width=160)
+    return _out
+
+
+def console_handler() -> logging.Handler:
+    if console().is_terminal:
+        from rich.logging import RichHandler
+
+        return RichHandler(console=console(), show_path=False, show_level=False, markup=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    return handler

@@ -1,0 +1,101 @@
+"""The distillation step: gamma * CE + alpha * T^2 * KL(teacher_T || student_T) + beta * method terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdrun.methods.base import Method
+from kdrun.methods.kd import kd_loss
+from kdrun.models.features import Features
+from kdrun.schemes.task import Batch, Frozen, Progress, StepOutput, Task, frozen
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The ``distill`` config group. ``gamma=None`` means Hinton's convention: CE weight 1 - alpha."""
+
+    T: float = 4.0
+    alpha: float = 0.9
+    gamma: float | None = None
+    beta: float = 0.0
+
+    @property
+    def ce_weight(self) -> float:
+        return 1.0 - self.alpha if self.gamma is None else self.gamma
+
+
+class DistillTask(Task):
+    """Trains ``student`` (and the method's extra modules) against a frozen ``teacher``.
+
+    Features are extracted only when the method has terms and ``beta > 0``; the teacher runs
+    only when some term uses it. Both see the same tensor ``batch.x``: the same augmented view.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method, weights: LossWeights) -> None:
+        super().__init__()
+        self.student = student
+        self.method = method
+        self.teacher = teacher if isinstance(teacher, Frozen) else frozen(teacher)
+        self.weights = weights
+        self.use_features = method.has_terms and weights.beta > 0
+        self.use_teacher = self.use_features or weights.alpha > 0
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.student
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        params = [*self.student.parameters(), *self.method.main_parameters()]
+        return [p for p in params if p.requires_grad]
+
+    def forward(self, batch: Batch, progress: Progress) -> StepOutput:
+        w, preact = self.weights, self.method.needs.preact
+        if self.use_features:
+            s = self.student.forward_features(batch.x, preact=preact)
+            t = self.teacher.features(batch.x, preact=preact)
+        else:
+            s = Features(logits=self.student(batch.x))
+            t = Features(logits=self.teacher(batch.x)) if self.use_teacher else None
+        terms: dict[str, torch.Tensor] = {}
+        loss = s.logits.new_zeros(())
+        if w.ce_weight > 0:
+            terms["ce"] = F.cross_entropy(s.logits, batch.y)
+            loss = loss + w.ce_weight * terms["ce"]
+        if w.alpha > 0:
+            terms["kd"] = kd_loss(s.logits, t.logits, w.T)
+            loss = loss + w.alpha * terms["kd"]
+        if self.use_features:
+            for name, value in self.method(s, t, batch, progress).items():
+                terms[name] = value
+                loss = loss + w.beta * value
+        return StepOutput(loss, s.logits, terms)
+
+
+class InitTask(Task):
+    """A method's initialization phase (AB, FT, FSP, FitNet's hint stage): only its own terms,
+    only the parameters the method names; the teacher stays frozen."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method) -> None:
+        super().__init__()
+        self.student = student
+        self.method = method
+        self.teacher = teacher if isinstance(teacher, Frozen) else frozen(teacher)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.student
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.method.init_parameters(self.student) if p.requires_grad]
+
+    def forward(self, batch: Batch, progress: Progress) -> StepOutput:
+        preact = self.method.needs.preact
+        s = self.student.forward_features(batch.x, preact=preact)
+        t = self.teacher.features(batch.x, preact=preact)
+        terms = self.method.init_terms(s, t, batch, progress)
+        loss = sum(terms.values(), s.logits.new_zeros(()))
+        return StepOutput(loss, s.logits, terms)

@@ -1,0 +1,42 @@
+"""A Stage is one training run inside a pipeline: a task, how long, and with which optimizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kdrun.schemes.task import Task
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """SGD with momentum and a multi-step schedule (the reference CIFAR recipe)."""
+
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] = (150, 180, 210)
+    lr_decay: float = 0.1
+    nesterov: bool = False
+
+
+@dataclass
+class Stage:
+    """One row of the comparison (or an init phase feeding one).
+
+    ``name`` is unique within the run and names the checkpoint and log folders; ``role`` is the
+    row label (teacher, baseline, distilled, ...). ``cache_key`` marks a stage whose result does
+    not depend on the run's distillation settings (plain cross-entropy training), so it can be
+    shared between runs and sweep jobs.
+    """
+
+    name: str
+    role: str
+    arch: str
+    method: str
+    task: Task
+    epochs: int
+    optim: OptimSettings
+    cache_key: str | None = None
+    needs_index: bool = False
+    in_table: bool = True
+    info: dict = field(default_factory=dict)

@@ -1,0 +1,109 @@
+"""What the engine calls: a Task turns a batch into a loss.
+
+The engine knows no method or scheme names. It asks a task for the parameters to optimize
+(``task.parameters()``), the state to checkpoint (``task.state_dict()``), the model to
+evaluate (``task.eval_model``) and, for each batch, a :class:`StepOutput`.
+
+A teacher is held outside the module tree (see :func:`frozen`), so it is never in
+``parameters()``, never in ``state_dict()``, never switched to train mode and never sees
+gradients: no loop can forget it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Batch:
+    """One training batch. ``index`` holds dataset indices when a method needs them (CRD)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training is: 1-based epoch of ``epochs``, 0-based step within the epoch."""
+
+    epoch: int
+    epochs: int
+    step: int = 0
+    steps_per_epoch: int = 1
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    logits: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Frozen:
+    """Holds a model out of the parent module's tree: eval mode, no grad, not saved, not optimized."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+    def __call__(self, *args, **kwargs):
+        with torch.no_grad():
+            return self.model(*args, **kwargs)
+
+    def features(self, x: torch.Tensor, preact: bool = False):
+        with torch.no_grad():
+            return self.model.forward_features(x, preact=preact)
+
+
+def frozen(model: nn.Module) -> Frozen:
+    return Frozen(model)
+
+
+class Task(nn.Module):
+    """Base task. Subclasses register trainable modules as attributes and implement ``forward``."""
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model whose top-1 this task reports."""
+        raise NotImplementedError
+
+    def forward(self, batch: Batch, progress: Progress) -> StepOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What the optimizer updates; by default every parameter of the task's modules."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def to_device(self, device: torch.device) -> "Task":
+        """Move trainable modules and held teachers to ``device``."""
+        self.to(device)
+        for value in vars(self).values():
+            if isinstance(value, Frozen):
+                value.model.to(device)
+            elif isinstance(value, (list, tuple)):
+                for v in value:
+                    if isinstance(v, Frozen):
+                        v.model.to(device)
+        return self
+
+
+class SupervisedTask(Task):
+    """Cross-entropy on labels: trains teachers and baseline students."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.model
+
+    def forward(self, batch: Batch, progress: Progress) -> StepOutput:
+        logits = self.model(batch.x)
+        ce = nn.functional.cross_entropy(logits, batch.y)
+        return StepOutput(ce, logits, {"ce": ce})

@@ -23,7 +23,7 @@ from kdrun.engine.progress import ProgressReporter
 from kdrun.logs import console, output
 from kdrun.report.table import rich_table, table_rows, write_tables
 from kdrun.report.writer import RunWriter
-from kdrun.schemes import SCHEMES, scheme_name
+from kdrun.schemes.registry import SCHEMES, scheme_name
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.stage import Stage
 

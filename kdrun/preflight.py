@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
 from kdrun.errors import KdrunError, choice_error
-from kdrun.schemes import STAGE_NAMES
+from kdrun.schemes.registry import STAGE_NAMES
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",

@@ -1,0 +1,54 @@
+"""Shared test helpers: compose the real configs, run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "conf"
+
+# Tiny settings any CLI test can add: fast smoke epochs on the embedded digits data.
+TINY = ["debug=fast", "dataset=digits", "teacher=mlp", "student=mlp", "teacher.hidden=[32]", "student.hidden=[16]"]
+
+
+def compose_config(overrides: list[str] | None = None, hydra: bool = False):
+    """The config exactly as ``kdrun <overrides>`` would compose it."""
+    from kdrun.config_store import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="kdrun"):
+        return compose(config_name="config", overrides=overrides or [], return_hydra_config=hydra)
+
+
+def run_kdrun(args: list[str], cwd: Path, check: bool = True, timeout: float = 600,
+              env: dict[str, str] | None = None, module: str = "kdrun") -> subprocess.CompletedProcess:
+    """``python -m kdrun <args>`` in ``cwd`` against this checkout's sources."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "KDRUN_DATA": str(cwd / "data"), **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kdrun {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def read_results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty directory to start kdrun from (its outputs/ and data/ land here)."""
+    return tmp_path

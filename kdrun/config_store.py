@@ -1,4 +1,4 @@
-"""The ``teacher=`` and ``student=`` options come from the model registry (one source of truth).
+"""The ``teacher=``, ``student=`` (and ``assistant=``) options come from the model registry (one source of truth).
 
 Each registered architecture becomes ``teacher/<name>`` and ``student/<name>`` in Hydra's
 ConfigStore, holding ``arch``, an optional ``checkpoint`` and the architecture's own options
@@ -11,7 +11,7 @@ from hydra.core.config_store import ConfigStore
 
 from kdrun.models.registry import list_models, model_spec
 
-MODEL_GROUPS = ("teacher", "student")
+MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 RESERVED_MODEL_KEYS = ("arch", "checkpoint")
 
 

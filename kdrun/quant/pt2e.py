@@ -29,13 +29,17 @@ FLOAT_KERNEL = re.compile(r"(?:torch\.ops\.(?:aten|mkldnn|mkl)|extern_kernels)\.
                           r"_linear_pointwise|mm|addmm|bmm|linear|_mkl_linear)\b")
 
 
-def _quiet_torchao_import() -> None:
+def _import_torchao() -> None:
+    """Import torchao's x86 quantizer: it registers the quantize/dequantize ops of converted graphs and
+    the Inductor passes that fuse them into int8 kernels (without those, torch.compile silently folds
+    int8 weights back to float)."""
     # importing torchao logs a pytree deprecation warning that concerns torchao, not the user
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
 
 
 def _quantizer(is_qat: bool):
-    _quiet_torchao_import()
+    _import_torchao()
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer, get_default_x86_inductor_quantization_config)
 
@@ -46,7 +50,7 @@ def _quantizer(is_qat: bool):
 
 def prepare_qat(model: nn.Module, example: torch.Tensor) -> ExportedModel:
     """``model`` with fake quantization inserted (BN folded into conv for training), ready to train."""
-    _quiet_torchao_import()
+    _import_torchao()
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     return ExportedModel(prepare_qat_pt2e(export_model(model, example, train=True), _quantizer(True)))
@@ -54,7 +58,7 @@ def prepare_qat(model: nn.Module, example: torch.Tensor) -> ExportedModel:
 
 def prepare_ptq(model: nn.Module, example: torch.Tensor) -> ExportedModel:
     """``model`` with observers inserted, for calibration (post-training quantization)."""
-    _quiet_torchao_import()
+    _import_torchao()
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     return ExportedModel(prepare_pt2e(export_model(model, example, train=False), _quantizer(False))).eval()
@@ -73,7 +77,7 @@ def calibrate(prepared: ExportedModel, batches: Iterable[torch.Tensor]) -> int:
 
 def convert(prepared: ExportedModel) -> ExportedModel:
     """The int8 reference model: weights stored as int8, activations quantized per tensor."""
-    _quiet_torchao_import()
+    _import_torchao()
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     model = copy.deepcopy(prepared).cpu().eval()  # inference-mode graph, frozen ranges
@@ -112,6 +116,13 @@ def save_int8(model: ExportedModel, example: torch.Tensor, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # torch.export.save wants a .pt2 name
     torch.export.save(program, str(tmp))
     tmp.replace(path)
+
+
+def load_int8(path: Path) -> ExportedModel:
+    """Load a model written by :func:`save_int8`; ``torch.compile`` it to run on int8 kernels."""
+    _import_torchao()
+
+    return ExportedModel(torch.export.load(str(path)).module()).eval()
 
 
 def kernel_counts(code: str) -> dict[str, dict[str, int]]:

@@ -3,8 +3,8 @@ Distillation via Teacher Assistant", AAAI 2020.
 
 When the gap between teacher and student is large, a mid-sized assistant is distilled from the
 teacher first and the student is distilled from the assistant (teacher -> assistant -> student).
-Both steps use the run's method. The assistant is ``scheme.assistant``, a model node like
-``teacher=``/``student=`` (``arch`` plus that architecture's options).
+Both steps use the run's method. The assistant is the ``assistant`` model node, chosen like
+``teacher=``/``student=`` (``assistant=<arch>``, plus that architecture's options).
 """
 
 from __future__ import annotations
@@ -19,26 +19,26 @@ from kdrun.schemes.stage import Stage
 
 STAGES = ("teacher", "baseline", "assistant", "distilled")
 REQUIRES = {"assistant": ("teacher",), "distilled": ("assistant",)}
-ASSISTANT_KEY = "scheme.assistant"
+ASSISTANT_KEY = "assistant"
 
 
 def check(cfg) -> None:
-    node = cfg.scheme.get("assistant")
+    node = cfg.get(ASSISTANT_KEY)
     if node is None or node.get("arch") is None:
-        raise KdrunError(f"{ASSISTANT_KEY} is not set; give a model node, e.g. {ASSISTANT_KEY}.arch=cnn1d")
+        raise KdrunError(f"{ASSISTANT_KEY} is not set; choose an architecture, e.g. {ASSISTANT_KEY}=cnn1d")
     model_spec(node.arch, f"{ASSISTANT_KEY}.arch")
 
 
 def assistant(ctx: SchemeContext) -> Iterator[Stage]:
     wanted = needed(ctx.cfg.stages, REQUIRES)
-    node = ctx.cfg.scheme.assistant
+    node = ctx.cfg[ASSISTANT_KEY]
     if "teacher" in wanted:
         teacher = ctx.model("teacher")
         yield ctx.supervised_stage("teacher", "teacher", "teacher", teacher)
     if "baseline" in wanted:
         yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
     if "assistant" in wanted:
-        helper = ctx.model(ASSISTANT_KEY, node=node)
+        helper = ctx.model(ASSISTANT_KEY)
         for stage in ctx.distill_stages("assistant", "assistant", helper, teacher, node.arch, ctx.cfg.teacher.arch):
             stage.info["teacher_stage"] = "teacher"
             yield stage

@@ -1,0 +1,110 @@
+"""The int8 path: training-mode handling of exported graphs, real int8 kernels, accuracy measured with the
+converted model, resumable conversion -- end to end through the CLI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY, compose_config, read_metrics, read_results, run_kdrun
+from kdrun.build import build_data
+from kdrun.data.loaders import make_loader
+from kdrun.engine.loop import evaluate
+from kdrun.models.registry import create_model
+from kdrun.quant.deploy import FixedBatch
+from kdrun.quant.exported import ExportedModel
+from kdrun.quant.measure import Compiled, MeasureSettings, latency
+from kdrun.quant.pt2e import convert, int8_state, kernel_counts, load_int8, prepare_qat
+
+# compile int8 models (their accuracy is measured on int8 kernels) but skip the timing of every row
+QUANT = [*TINY, "measure.enabled=false", "measure.compile=true",
+         "stages=[teacher,distilled,quantized,quantized_ptq]", "hydra.run.dir=outputs/run"]
+
+
+def dropout_args(model: ExportedModel) -> list[tuple]:
+    return [n.args[1:] for n in model.graph.graph.nodes if n.target == torch.ops.aten.dropout.default]
+
+
+def test_exported_model_switches_modes_keeping_dropout_p_and_freezing_ranges_in_eval():
+    mlp = create_model("mlp", num_classes=3, in_channels=1, input_size=(8,), hidden=[6], dropout=0.25)
+    model = prepare_qat(mlp, torch.randn(4, 1, 8))
+    assert dropout_args(model) == [(0.25, True)]
+    model(torch.randn(16, 1, 8))  # training observes ranges
+    model.eval()
+    assert dropout_args(model) == [(0.25, False)]
+    ranges = {k: v.clone() for k, v in model.state_dict().items() if k.endswith(("min_val", "max_val"))}
+    assert len(ranges) == 8  # input, hidden and output activations, and the two weights
+    model(torch.randn(16, 1, 8) * 100)  # evaluating must not move the quantization ranges
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in ranges.items())
+    model.train()
+    assert dropout_args(model) == [(0.25, True)]
+    model(torch.randn(16, 1, 8) * 100)
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in ranges.items())
+
+
+def test_converted_model_stores_int8_weights_and_compiles_to_int8_kernels():
+    torch.manual_seed(0)
+    mlp = create_model("mlp", num_classes=3, in_channels=1, input_size=(8,), hidden=[6])
+    prepared = prepare_qat(mlp, torch.randn(4, 1, 8))
+    prepared(torch.randn(32, 1, 8))  # observe some ranges
+    int8 = convert(prepared)
+    weights = [v for v in int8_state(int8).values() if v.dim() == 2]
+    assert len(weights) == 2 and all(w.dtype == torch.int8 for w in weights)
+    compiled = Compiled(int8)
+    out = compiled(torch.randn(5, 1, 8))
+    assert out.shape == (5, 3)
+    assert kernel_counts("\n".join(compiled.code)) == {"int8": {"qlinear_pointwise": 2}, "float": {}}
+
+
+def test_a_model_that_fails_to_compile_is_recorded_not_fatal(monkeypatch):
+    class Broken:
+        seconds = 0.0
+
+        def __call__(self, x):
+            raise RuntimeError("no C++ compiler\nmore detail")
+
+    s = MeasureSettings(batch_sizes=(1, 4), warmup=1, iters=3, max_seconds=0.1)
+    result = latency(torch.nn.Linear(3, 2), {1: torch.randn(1, 3), 4: torch.randn(4, 3)}, s, compiled=Broken())
+    assert set(result["eager_ms"]) == {"1", "4"} and all(v > 0 for v in result["eager_ms"].values())
+    assert result["compiled_ms"] is None and result["compile_error"] == "RuntimeError: no C++ compiler"
+
+
+@pytest.mark.slow
+def test_quantized_rows_end_to_end(workdir):
+    run_kdrun(QUANT, cwd=workdir)
+    run = workdir / "outputs/run"
+    stages = read_results(run)["stages"]
+    for name in ("quantized", "quantized_ptq"):
+        s = stages[name]
+        assert s["precision"] == "int8" and "oneDNN int8 kernels" in s["int8_runtime"]
+        # both linear layers of the mlp student run on int8 kernels, none on float ones
+        assert s["kernels"] == {"int8": {"qlinear_pointwise": 2}, "float": {}}
+        assert s["size_bytes"] < stages["distilled"]["size_bytes"]
+        assert_top1_is_the_int8_models(Path(s["artifact"]), s["last_top1"])
+    assert stages["quantized"]["trained_top1"] is not None and stages["quantized"]["method"] == "kd+qat"
+    logged = {r["stage"]: r for r in read_metrics(run)}
+    assert logged["quantized/int8"]["val_top1"] == stages["quantized"]["last_top1"]
+    assert (run / "tb" / "quantized" / "int8").is_dir() and (run / "tb" / "quantized").is_dir()
+
+    # resuming reuses the conversion and its measurements: nothing is rewritten
+    artifact = run / "checkpoints/quantized/int8.pt2"
+    mtime = artifact.stat().st_mtime_ns
+    run_kdrun(QUANT, cwd=workdir)
+    assert artifact.stat().st_mtime_ns == mtime
+    assert read_results(run)["stages"]["quantized"] == stages["quantized"]
+
+
+def assert_top1_is_the_int8_models(artifact, reported: float) -> None:
+    """Load the saved int8 model, run it on int8 kernels over the run's test batches: same top-1."""
+    model = load_int8(artifact)
+    assert [w.dtype for w in int8_state(model).values() if w.dim() == 2] == [torch.int8, torch.int8]
+    compiled = Compiled(model)
+    cfg = compose_config(QUANT)
+    loader = make_loader(build_data(cfg).test, batch_size=256, shuffle=False, seed_for_epoch=cfg.seed,
+                         max_batches=cfg.trainer.max_eval_batches)
+    top1 = evaluate(FixedBatch(compiled), loader, torch.device("cpu"))["top1"]
+    assert re.search(r"onednn\.qlinear_pointwise", "\n".join(compiled.code))
+    assert top1 == pytest.approx(reported, abs=1e-9)

@@ -1,0 +1,169 @@
+"""Schemes: who teaches whom (checked on the stages a scheme yields) and each scheme end to end via the CLI."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TINY, compose_config, read_metrics, read_results, run_kdrun
+from kdrun.build import build_data
+from kdrun.errors import KdrunError
+from kdrun.preflight import preflight
+from kdrun.schemes.born_again import Ensemble
+from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.distill_task import LossWeights
+from kdrun.schemes.mutual import MutualTask
+from kdrun.schemes.registry import SCHEMES, scheme_name
+from kdrun.schemes.task import Batch, Progress
+
+FAST = [*TINY, "measure.enabled=false"]  # scheme tests check wiring and rows, not timings
+
+
+def stages_of(overrides: list[str]) -> dict:
+    """The stages a scheme yields, by name (building them trains nothing)."""
+    cfg = compose_config([*FAST, *overrides])
+    ctx = SchemeContext(cfg, build_data(cfg))
+    return {s.name: s for s in SCHEMES[scheme_name(cfg)](ctx)}
+
+
+def teacher_of(stage):
+    return stage.task.teacher.model
+
+
+def table_stages(run_dir) -> list[str]:
+    with open(run_dir / "table.csv") as f:
+        return [row["stage"] for row in csv.DictReader(f)]
+
+
+def test_default_run_ends_with_the_five_rows():
+    assert list(compose_config([]).stages) == ["teacher", "baseline", "distilled", "self_distilled", "quantized"]
+
+
+def test_born_again_generation_k_plus_1_is_taught_by_generation_k(tmp_path):
+    stages = stages_of([f"paths.outputs={tmp_path}", "scheme=born_again", "scheme.generations=4"])
+    assert list(stages) == ["baseline", "generation2", "generation3", "self_distilled", "born_again_ensemble"]
+    chain = ["baseline", "generation2", "generation3", "self_distilled"]
+    for previous, current in zip(chain, chain[1:]):
+        assert teacher_of(stages[current]) is stages[previous].task.eval_model
+        assert stages[current].info["teacher_stage"] == previous
+        assert stages[current].arch == stages[previous].arch
+    members = list(stages["born_again_ensemble"].task.eval_model.members)
+    assert members == [stages[name].task.eval_model for name in chain]
+
+
+def test_offline_self_distilled_is_taught_by_the_baseline(tmp_path):
+    stages = stages_of([f"paths.outputs={tmp_path}", "stages=[self_distilled]"])
+    assert list(stages) == ["baseline", "self_distilled"]
+    assert teacher_of(stages["self_distilled"]) is stages["baseline"].task.eval_model
+
+
+def test_assistant_chain_wiring(tmp_path):
+    stages = stages_of([f"paths.outputs={tmp_path}", "scheme=assistant", "assistant=mlp", "assistant.hidden=[24]"])
+    assert teacher_of(stages["assistant"]) is stages["teacher"].task.eval_model
+    assert teacher_of(stages["distilled"]) is stages["assistant"].task.eval_model
+    assert stages["assistant"].task.eval_model.feature_info.stage_channels == (24,)
+
+
+def test_ensemble_of_teachers_averages_soft_targets():
+    torch.manual_seed(0)
+    members = [torch.nn.Linear(5, 4) for _ in range(3)]
+    x, T = torch.randn(6, 5), 4.0
+    z = Ensemble(members, T=T)(x)
+    expected = torch.stack([F.softmax(m(x) / T, dim=1) for m in members]).mean(0)
+    assert torch.allclose(F.softmax(z / T, dim=1), expected, atol=1e-6)
+
+
+def test_ensemble_scheme_teaches_with_all_members(tmp_path):
+    stages = stages_of([f"paths.outputs={tmp_path}", "scheme=ensemble", "scheme.teachers=[${teacher},${teacher},${student}]"])
+    ensemble = stages["teacher"].task.eval_model
+    assert teacher_of(stages["distilled"]) is ensemble
+    assert list(ensemble.members) == [stages[f"teacher{i}"].task.eval_model for i in (1, 2, 3)]
+    # members are different models: seeded apart, and trained apart (own cache entries)
+    assert not torch.equal(ensemble.members[0].fc.weight, ensemble.members[1].fc.weight)
+    assert len({stages[f"teacher{i}"].cache_key for i in (1, 2, 3)}) == 3
+
+
+def test_mutual_learning_updates_every_peer_only_through_its_own_terms():
+    torch.manual_seed(0)
+    peers = [torch.nn.Linear(6, 3) for _ in range(3)]
+    task = MutualTask(peers, LossWeights(T=1.0, alpha=1.0, gamma=1.0))
+    batch = Batch(torch.randn(8, 6), torch.randint(0, 3, (8,)))
+    out = task(batch, Progress(1, 1))
+    out.terms["kl_peer1"].backward(retain_graph=True)
+    assert peers[0].weight.grad.abs().sum() > 0
+    assert peers[1].weight.grad is None and peers[2].weight.grad is None  # targets are detached
+    task.zero_grad(set_to_none=True)
+    out.loss.backward()
+    assert all(p.weight.grad is not None and p.weight.grad.abs().sum() > 0 for p in peers)
+    expected = sum(out.terms[f"ce_peer{i}"] + out.terms[f"kl_peer{i}"] for i in (1, 2, 3))
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert list(task.eval_models) == ["peer1", "peer2", "peer3"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["scheme=dml", "stages=[distilled]"], "not a stage of scheme=dml"),
+    (["scheme=born_again", "scheme.generations=1"], "scheme.generations=1"),
+    (["scheme=dml", "scheme.peers=[student,nope]"], "scheme.peers"),
+    (["scheme=assistant", "assistant=nope"], "assistant=nope"),
+    (["scheme=ensemble", "scheme.teachers=[]"], "scheme.teachers"),
+    (["scheme=nope"], "scheme=nope"),
+])
+def test_bad_scheme_options_are_one_line_errors(tmp_path, args, message):
+    from kdrun.cli import CONFIG_DIR
+
+    with pytest.raises(KdrunError, match=message.replace("[", r"\[")) as e:
+        preflight(CONFIG_DIR, [*TINY, f"hydra.run.dir={tmp_path}/run", *args])
+    assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------- end to end through the CLI
+
+
+def test_born_again_cli(workdir):
+    run_kdrun([*FAST, "scheme=born_again", "hydra.run.dir=outputs/run"], cwd=workdir)
+    run = workdir / "outputs/run"
+    results = read_results(run)
+    assert table_stages(run) == ["baseline", "generation2", "self_distilled", "born_again_ensemble"]
+    assert results["stages"]["self_distilled"]["teacher_stage"] == "generation2"
+    assert results["stages"]["born_again_ensemble"]["members"] == 3
+    assert {r["stage"] for r in read_metrics(run)} >= {"generation2", "self_distilled", "born_again_ensemble"}
+    assert (run / "tb" / "born_again_ensemble").is_dir()
+
+
+def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir):
+    run_kdrun([*FAST, "scheme=dml", "hydra.run.dir=outputs/run"], cwd=workdir)
+    run = workdir / "outputs/run"
+    assert table_stages(run) == ["baseline", "mutual/peer1", "mutual/peer2"]
+    epoch = [r for r in read_metrics(run) if r["stage"] == "mutual"][-1]
+    assert {"val_top1/peer1", "val_top1/peer2", "train_kl_peer1", "train_kl_peer2"} <= set(epoch)
+    peers = read_results(run)["stages"]["mutual"]["models"]
+    assert peers["peer2"]["last_top1"] == epoch["val_top1/peer2"]
+    # every peer moved away from its initialization (seed + i)
+    cfg = compose_config([*FAST, "scheme=dml"])
+    ctx = SchemeContext(cfg, build_data(cfg))
+    trained = torch.load(run / "checkpoints/mutual/last.pt", weights_only=True)["task"]
+    for i in range(2):
+        init = ctx.model("student", seed_offset=i).state_dict()
+        assert all(not torch.equal(trained[f"peers.{i}.{k}"], v) for k, v in init.items() if k.endswith("weight"))
+
+
+def test_assistant_cli(workdir):
+    run_kdrun([*FAST, "scheme=assistant", "assistant=mlp", "assistant.hidden=[24]", "hydra.run.dir=outputs/run"],
+              cwd=workdir)
+    results = read_results(workdir / "outputs/run")
+    assert list(results["stages"]) == ["teacher", "baseline", "assistant", "distilled"]
+    assert results["stages"]["distilled"]["teacher_stage"] == "assistant"
+    assert results["stages"]["assistant"]["params"] == 64 * 24 + 24 + 24 * 10 + 10
+
+
+def test_ensemble_cli(workdir):
+    run_kdrun([*FAST, "scheme=ensemble", "hydra.run.dir=outputs/run"], cwd=workdir)
+    results = read_results(workdir / "outputs/run")
+    s = results["stages"]
+    assert list(s) == ["teacher1", "teacher2", "teacher", "baseline", "distilled"]
+    assert s["teacher"]["params"] == s["teacher1"]["params"] + s["teacher2"]["params"]
+    assert s["teacher"]["epochs"] == 0 and not math.isnan(s["teacher"]["last_top1"])

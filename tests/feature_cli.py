@@ -11,11 +11,15 @@ FEATURE_METHODS = ("fitnet", "at", "nst", "fsp", "ft", "ab", "vid")
 INIT_METHODS = ("fsp", "ft", "ab")
 
 
+# One intra-op thread: these runs are tiny, and on a busy machine a thread pool per process only contends.
+QUIET_ENV = {"OMP_NUM_THREADS": "1"}
+
+
 def shared_data_env(factory: pytest.TempPathFactory) -> dict[str, str]:
     """KDRUN_DATA shared by all test modules of a session (MNIST-1D is generated once, written atomically)."""
     root = factory.getbasetemp().parent / "kdrun-test-data"
     root.mkdir(parents=True, exist_ok=True)
-    return {"KDRUN_DATA": str(root)}
+    return {"KDRUN_DATA": str(root), **QUIET_ENV}
 
 
 def sweep_results(sweep_dir: Path) -> dict[str, dict]:

@@ -343,3 +343,49 @@ def test_incompatible_pair_fails_before_any_stage_trains():
     _, stages = scheme_stages(["method=fsp", "student.channels=[8,8,8]"])
     with pytest.raises(KdrunError, match="method=fsp"):
         next(stages)  # raised before the teacher stage is even yielded
+
+
+# ------------------------------------------------------------------ the published CIFAR-100 pairs
+
+SAME_FAMILY = [("wrn_40_2", "wrn_16_2"), ("wrn_40_2", "wrn_40_1"), ("resnet56", "resnet20"), ("resnet110", "resnet20"),
+               ("resnet110", "resnet32"), ("resnet32x4", "resnet8x4"), ("vgg13", "vgg8")]
+CROSS_FAMILY = [("vgg13", "mobilenetv2"), ("resnet50", "mobilenetv2"), ("resnet50", "vgg8"),
+                ("resnet32x4", "shufflenetv1"), ("resnet32x4", "shufflenetv2"), ("wrn_40_2", "shufflenetv1")]
+CIFAR100 = DataInfo("cifar100", "image", 3, (32, 32), 100, 50000, 10000)
+
+
+def cifar_context(teacher: str, student: str) -> MethodContext:
+    with torch.device("meta"):  # shapes only
+        infos = [create_model(n, num_classes=100, in_channels=3, input_size=(32, 32)).feature_info
+                 for n in (student, teacher)]
+    return MethodContext(*infos, CIFAR100, torch.zeros(1, dtype=torch.long), student, teacher,
+                         LossWeights(alpha=0.0, gamma=1.0, beta=1.0))
+
+
+@pytest.mark.parametrize("teacher,student", SAME_FAMILY + CROSS_FAMILY)
+def test_every_method_serves_the_published_pairs_and_fsp_only_its_cells(teacher, student):
+    """The reference tables have an FSP number exactly where channel counts agree (n/a for
+    wrn_40_2 -> wrn_40_1 and every cross-family pair); every other method serves every pair."""
+    ctx = cifar_context(teacher, student)
+    fsp_published = (teacher, student) in SAME_FAMILY and (teacher, student) != ("wrn_40_2", "wrn_40_1")
+    for name, builder in BUILDERS.items():
+        with torch.device("meta"):  # FT's paraphraser for a 2048-channel teacher is large
+            if name == "fsp" and not fsp_published:
+                with pytest.raises(KdrunError, match="method=fsp needs equal channel counts"):
+                    builder(ctx)
+            else:
+                builder(ctx)
+
+
+@pytest.mark.parametrize("arch", ["resnet8", "wrn_16_1", "vgg8", "mobilenetv2", "shufflenetv1", "shufflenetv2",
+                                  "resnet50", "cnn1d", "mlp"])
+def test_init_stages_never_train_the_classifier(arch):
+    from kdrun.methods.pairing import classifier_head, feature_parameters
+
+    with torch.device("meta"):
+        size = (40,) if arch == "cnn1d" else (32, 32)
+        model = create_model(arch, num_classes=100, in_channels=1 if arch == "cnn1d" else 3, input_size=size)
+    head = classifier_head(model)
+    assert head.out_features == 100
+    params = feature_parameters(model)
+    assert len(params) == len(list(model.parameters())) - len(list(head.parameters()))

@@ -12,7 +12,7 @@ from conftest import read_metrics, read_results, run_kdrun
 from feature_cli import assert_completed_with_init_stages, shared_data_env, sweep_results
 
 SMOKE = ["debug=fast", "dataset=mnist1d", "teacher=cnn1d", "student=cnn1d", "teacher.channels=[16,16,16]",
-         "stages=[teacher,distilled]"]
+         "trainer.batch_size=16", "stages=[teacher,distilled]"]
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,11 @@ from kdrun.models.registry import create_model, list_models
 def archs_matching(data: DataInfo, wanted: Callable[[FeatureInfo], bool]) -> list[str]:
     """Registered architectures (default options) whose features for ``data`` satisfy ``wanted``.
 
-    Builds each candidate once, so it is only called on the way to an error message.
+    Builds each candidate on the meta device (shapes only, no memory, no init cost); it is only
+    called on the way to an error message.
     """
     names = []
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
         for name in list_models(input_kind=data.input_kind):
             try:
                 info = create_model(name, num_classes=data.num_classes, in_channels=data.in_channels,

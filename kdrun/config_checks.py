@@ -55,6 +55,6 @@ def _check_trainer(t: DictConfig) -> None:
             raise KdrunError(f"trainer.{key}={t[key]} must be a positive integer")
     if t.lr is None or t.lr <= 0:
         raise KdrunError(f"trainer.lr={t.lr} must be > 0")
-    for key in ("max_train_batches", "max_eval_batches"):
-        if t[key] is not None and t[key] < 1:
+    for key in ("max_epochs", "max_train_batches", "max_eval_batches"):
+        if t.get(key) is not None and t[key] < 1:
             raise KdrunError(f"trainer.{key}={t[key]} must be null or a positive integer")

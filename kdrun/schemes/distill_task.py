@@ -77,13 +77,20 @@ class DistillTask(Task):
 
 class InitTask(Task):
     """A method's initialization phase (AB, FT, FSP, FitNet's hint stage): only its own terms,
-    only the parameters the method names; the teacher stays frozen."""
+    only the parameters the method names; the teacher stays frozen.
+
+    As in RepDistiller's ``helper/pretrain.py``, the student is in train mode only when some of its
+    parameters are trained here (AB, FSP); otherwise (FT's paraphraser) it stays in eval mode and
+    runs without gradients, so its batch-norm statistics are left untouched.
+    """
 
     def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method) -> None:
         super().__init__()
         self.student = student
         self.method = method
         self.teacher = teacher if isinstance(teacher, Frozen) else frozen(teacher)
+        trained = {id(p) for p in method.init_parameters(student)}
+        self.trains_student = any(id(p) in trained for p in student.parameters())
 
     @property
     def eval_model(self) -> nn.Module:
@@ -92,9 +99,16 @@ class InitTask(Task):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.method.init_parameters(self.student) if p.requires_grad]
 
+    def train(self, mode: bool = True) -> "InitTask":
+        super().train(mode)
+        if not self.trains_student:
+            self.student.eval()
+        return self
+
     def forward(self, batch: Batch, progress: Progress) -> StepOutput:
         preact = self.method.needs.preact
-        s = self.student.forward_features(batch.x, preact=preact)
+        with torch.set_grad_enabled(self.trains_student and torch.is_grad_enabled()):
+            s = self.student.forward_features(batch.x, preact=preact)
         t = self.teacher.features(batch.x, preact=preact)
         terms = self.method.init_terms(s, t, batch, progress)
         loss = sum(terms.values(), s.logits.new_zeros(()))

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from kdrun.errors import choice_error
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.embed import LinearEmbed
-from kdrun.methods.precision import no_autocast
+from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
 from kdrun.schemes.task import Batch, Progress
 
@@ -67,7 +67,7 @@ class CC(Method):
 
     def forward(self, s: Features, t: Features, batch: Batch, progress: Progress) -> dict[str, torch.Tensor]:
         with no_autocast(s.pooled):
-            e_s, e_t = self.embed_s(s.pooled.float()), self.embed_t(t.pooled.float())
+            e_s, e_t = self.embed_s(widen(s.pooled)), self.embed_t(widen(t.pooled))
             if self.form == "gaussian":
                 return {"cc": cc_gaussian_loss(e_s, e_t, self.kernel_gamma, self.taylor_order)}
             return {"cc": cc_reference_loss(e_s, e_t)}

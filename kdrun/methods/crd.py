@@ -26,15 +26,19 @@ CRD+KD (the CRD paper's best numbers) is ``method=crd distill.alpha=1``.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.crd_memory import ContrastMemory, OtherClassSampler
 from kdrun.methods.embed import LinearEmbed
-from kdrun.methods.precision import no_autocast
+from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
 from kdrun.schemes.task import Batch, Progress
+
+log = logging.getLogger("kdrun")
 
 
 def nce_loss(scores: torch.Tensor, n_data: int, eps: float = 1e-7) -> torch.Tensor:
@@ -73,13 +77,15 @@ class CRD(Method):
         self.embed_t = LinearEmbed(ctx.teacher.pooled_dim, feat_dim, normalize=True)
         self.sampler = OtherClassSampler(ctx.train_targets, self.num_negatives, replacement)
         self.memory = ContrastMemory(self.n_data, feat_dim, nce_t, momentum)
+        log.info("crd: %d negatives per sample from other classes (%s replacement; nce_k=%d), memory banks %d x %d",
+                 self.num_negatives, "with" if replacement else "without", nce_k, self.n_data, feat_dim)
 
     def forward(self, s: Features, t: Features, batch: Batch, progress: Progress) -> dict[str, torch.Tensor]:
         if batch.index is None:
             raise RuntimeError("CRD needs dataset indices: the stage must be built with needs_index=True")
         index = batch.index.long()
         with no_autocast(s.pooled):
-            v_s, v_t = self.embed_s(s.pooled.float()), self.embed_t(t.pooled.float())
+            v_s, v_t = self.embed_s(widen(s.pooled)), self.embed_t(widen(t.pooled))
             contrast = torch.cat([index.unsqueeze(1), self.sampler(index)], dim=1)
             out_s, out_t = self.memory.scores(v_s, v_t, contrast)
             terms = {"crd_s": nce_loss(out_s, self.n_data), "crd_t": nce_loss(out_t, self.n_data)}

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
-from kdrun.methods.precision import no_autocast
+from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
 from kdrun.schemes.task import Batch, Progress
 
@@ -71,7 +71,7 @@ class DKD(Method):
 
     def forward(self, s: Features, t: Features, batch: Batch, progress: Progress) -> dict[str, torch.Tensor]:
         ramp = warmup_factor(progress.epoch, self.warmup_epochs)
-        s_logits, t_logits = s.logits.float(), t.logits.float()  # log of the 2-way split needs fp32
+        s_logits, t_logits = widen(s.logits), widen(t.logits)  # the log of the 2-way split needs >= fp32
         with no_autocast(s_logits):
             return {
                 "tckd": ramp * self.tckd_weight * tckd_loss(s_logits, t_logits, batch.y, self.T),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from kdrun.methods.base import Method, MethodContext, Needs
-from kdrun.methods.precision import no_autocast
+from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
 from kdrun.schemes.task import Batch, Progress
 
@@ -45,6 +45,6 @@ class PKT(Method):
         self.eps = eps
 
     def forward(self, s: Features, t: Features, batch: Batch, progress: Progress) -> dict[str, torch.Tensor]:
-        f_s, f_t = s.pooled.float(), t.pooled.float()
+        f_s, f_t = widen(s.pooled), widen(t.pooled)
         with no_autocast(f_s):
             return {"pkt": pkt_loss(f_s, f_t, self.eps)}

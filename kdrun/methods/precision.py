@@ -2,7 +2,7 @@
 
 Gram matrices, pairwise distances and exponentials of similarities lose too much in bf16/fp16
 (SP's loss is a sum of squared differences of B x B entries scaled by 3000), so methods compute
-them inside :func:`no_autocast` on inputs cast with ``.float()``. The reference code has no AMP.
+them inside :func:`no_autocast` on inputs widened by :func:`widen`. The reference code has no AMP.
 """
 
 from __future__ import annotations
@@ -15,3 +15,8 @@ import torch
 def no_autocast(like: torch.Tensor) -> contextlib.AbstractContextManager:
     """Autocast switched off for the device of ``like`` (a no-op when autocast is not active)."""
     return torch.autocast(like.device.type, enabled=False)
+
+
+def widen(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32; float32 and float64 stay as they are (tests compare in float64)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

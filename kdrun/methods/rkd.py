@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from kdrun.methods.base import Method, MethodContext, Needs
-from kdrun.methods.precision import no_autocast
+from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
 from kdrun.schemes.task import Batch, Progress
 
@@ -68,7 +68,7 @@ class RKD(Method):
         self.distance_weight, self.angle_weight, self.eps = distance_weight, angle_weight, eps
 
     def forward(self, s: Features, t: Features, batch: Batch, progress: Progress) -> dict[str, torch.Tensor]:
-        f_s, f_t = s.pooled.flatten(1).float(), t.pooled.flatten(1).float()
+        f_s, f_t = widen(s.pooled.flatten(1)), widen(t.pooled.flatten(1))
         with no_autocast(f_s):
             return {
                 "rkd_distance": self.distance_weight * rkd_distance_loss(f_s, f_t, self.eps),

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from kdrun.methods.base import Method, Needs
-from kdrun.methods.precision import no_autocast
+from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
 from kdrun.schemes.task import Batch, Progress
 
@@ -37,6 +37,6 @@ class SP(Method):
     needs = Needs(features=True)
 
     def forward(self, s: Features, t: Features, batch: Batch, progress: Progress) -> dict[str, torch.Tensor]:
-        f_s, f_t = s.stages[-1].float(), t.stages[-1].float()
+        f_s, f_t = widen(s.stages[-1]), widen(t.stages[-1])
         with no_autocast(f_s):
             return {"sp": sp_loss(f_s, f_t)}

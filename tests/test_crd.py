@@ -147,12 +147,15 @@ def test_banks_are_buffers_saved_with_the_method_and_resume_exactly():
 
 def test_bank_updates_touch_only_the_batch_rows_and_stay_out_of_autograd():
     targets = imbalanced_targets()
-    method = crd(targets, nce_k=20)
+    method = crd(targets, nce_k=20, momentum=0.8)
     before_s, before_t = method.memory.memory_s.clone(), method.memory.memory_t.clone()
     s, t = torch.randn(8, 6, requires_grad=True), torch.randn(8, 8)
     index = torch.tensor([0, 3, 9, 27, 81, 100, 150, 206])
     terms = method(Features(s, pooled=s), Features(t, pooled=t), Batch(s, targets[index], index), Progress(1, 1))
     sum(terms.values()).backward()  # works although the banks changed in place after the scores
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(0.8 * before_t[index] + 0.2 * method.embed_t(t), dim=1)
+    assert torch.allclose(method.memory.memory_t[index], expected, atol=1e-6)
     changed = (method.memory.memory_s != before_s).any(1) | (method.memory.memory_t != before_t).any(1)
     assert torch.equal(changed.nonzero().flatten(), index)
     assert method.memory.memory_s.grad_fn is None and method.memory.memory_t.grad_fn is None

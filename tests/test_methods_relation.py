@@ -233,3 +233,15 @@ def test_cc_form_is_checked():
 
     with pytest.raises(KdrunError, match="method.form=taylor .*valid choices: gaussian, reference"):
         CC(context(vector_info(6), vector_info(6)), form="taylor")
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_methods_run_under_bf16_autocast_with_float32_terms(name):
+    student, teacher = cross_family_pair()
+    method, weights = built_method(name, student, teacher)
+    task = DistillTask(student, teacher, method, weights)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = task(Batch(torch.randn(10, 1, 40), torch.randint(0, 7, (10,)), torch.arange(10)), Progress(1, 1))
+    own = [v for k, v in out.terms.items() if k not in ("ce", "kd")]
+    assert own and all(v.dtype == torch.float32 and torch.isfinite(v) for v in own)
+    out.loss.backward()

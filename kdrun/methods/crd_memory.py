@@ -47,6 +47,17 @@ class OtherClassSampler(nn.Module):
         return scores.topk(self.k, dim=1, sorted=False).indices
 
 
+def bank_scores(bank: torch.Tensor, v: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+    """``out[b, k] = bank[contrast[b, k]] . v[b]``.
+
+    Computed as one (N x D) @ (D x B) product and a gather, not by gathering B x (1+K) bank rows as
+    the reference does: with K = 16384 that gather copies 0.5 GB per bank and step on CIFAR, the
+    product's N x B result is 13 MB. Same values, up to summation order. The product keeps a copy
+    of the bank for its backward pass, since the bank is updated in place before that runs.
+    """
+    return (bank.clone() @ v.t()).gather(0, contrast.t()).t()
+
+
 class ContrastMemory(nn.Module):
     """One memory bank per side (``n_data x feat_dim``) and the fixed normalizing constants Z.
 
@@ -69,8 +80,8 @@ class ContrastMemory(nn.Module):
         The student embedding is scored against the *teacher* bank and vice versa.
         """
         n_data = self.memory_s.shape[0]
-        out_s = torch.exp(torch.bmm(self.memory_t[contrast], v_s.unsqueeze(2)).squeeze(2) / self.temperature)
-        out_t = torch.exp(torch.bmm(self.memory_s[contrast], v_t.unsqueeze(2)).squeeze(2) / self.temperature)
+        out_s = torch.exp(bank_scores(self.memory_t, v_s, contrast) / self.temperature)
+        out_t = torch.exp(bank_scores(self.memory_s, v_t, contrast) / self.temperature)
         if self.normalizer[0] < 0:  # fixed from the first batch (Monte-Carlo estimate of the partition sum)
             self.normalizer.copy_(torch.stack([out_s.detach().mean(), out_t.detach().mean()]) * n_data)
         return out_s / self.normalizer[0], out_t / self.normalizer[1]

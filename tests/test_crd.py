@@ -173,3 +173,49 @@ def test_missing_indices_fail_loudly():
     s, t = torch.randn(4, 6), torch.randn(4, 8)
     with pytest.raises(RuntimeError, match="dataset indices"):
         method(Features(s, pooled=s), Features(t, pooled=t), Batch(s, torch.zeros(4)), Progress(1, 1))
+
+
+class NullSink:
+    def begin_stage(self, stage, first_epoch): ...
+    def log_epoch(self, stage, epoch, metrics): ...
+    def end_stage(self, stage): ...
+
+
+def crd_stage(tmp_path: Path, epochs: int, init_seed: int):
+    """A CRD distillation stage on random 1 x 40 signals through the real engine (fit)."""
+    from kdrun.data.base import TensorData
+    from kdrun.data.loaders import make_loader
+    from kdrun.engine.fit import EngineEnv
+    from kdrun.engine.progress import ProgressReporter
+    from kdrun.models.registry import create_model
+    from kdrun.schemes.distill_task import DistillTask, LossWeights
+    from kdrun.schemes.stage import OptimSettings, Stage
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 1, 40, generator=g), torch.arange(96) % 4
+    data = TensorData(x, y)
+    torch.manual_seed(0)  # the teacher is not part of the stage's checkpoint: the same one every time
+    teacher = create_model("cnn1d", num_classes=4, in_channels=1, input_size=(40,), channels=[4])
+    torch.manual_seed(init_seed)
+    student = create_model("mlp", num_classes=4, in_channels=1, input_size=(40,), hidden=[12])
+    info_ = DataInfo("test", "signal", 1, (40,), 4, 96, 96)
+    method = CRD(MethodContext(student.feature_info, teacher.feature_info, info_, y), feat_dim=8, nce_k=30)
+    task = DistillTask(student, teacher, method, LossWeights(alpha=0.0, gamma=1.0, beta=0.8))
+    env = EngineEnv(torch.device("cpu"), None, lambda with_index: make_loader(data, 16, True, 7, with_index=with_index),
+                    make_loader(data, 32, False, 7), tmp_path, NullSink(), ProgressReporter(rich=False), seed=3)
+    return Stage("distilled", "distilled", "mlp", "crd", task, epochs, OptimSettings(milestones=()),
+                 needs_index=method.needs.sample_index), env
+
+
+def test_an_interrupted_crd_stage_resumes_exactly(tmp_path):
+    from kdrun.engine.fit import fit
+
+    straight, env = crd_stage(tmp_path / "a", epochs=2, init_seed=0)
+    fit(straight, env)
+    first, env = crd_stage(tmp_path / "b", epochs=1, init_seed=0)
+    fit(first, env)  # "interrupted" after epoch 1: checkpoints/distilled/last.pt holds epoch 1
+    resumed, env = crd_stage(tmp_path / "b", epochs=2, init_seed=99)  # fresh objects, other initial weights
+    fit(resumed, env)
+    a, b = straight.task.state_dict(), resumed.task.state_dict()
+    assert a.keys() == b.keys() and "method.memory.memory_s" in a
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []

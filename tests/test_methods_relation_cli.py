@@ -52,3 +52,15 @@ def test_zoo_pairs_on_digits(workdir):
     # resnet14 -> resnet8 (same family) and wrn_16_1 -> resnet8 (cross family)
     runs = sweep(workdir, ["dataset=digits", "teacher=resnet14,wrn_16_1", "student=resnet8"])
     check_distilled(runs, ("resnet14", "wrn_16_1"), "resnet8")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["method=cc", "method.form=taylor"], ["method.form=taylor", "gaussian", "reference"]),
+    (["method=crd", "method.nce_t=0"], ["method.nce_t=0", "nce_t > 0"]),
+])
+def test_bad_method_constants_fail_in_one_line_before_training(workdir, args, fragments):
+    from test_bad_input import assert_one_line_error
+
+    proc = run_kdrun(["debug=fast", "hydra.run.dir=run", *args], workdir, check=False)
+    assert_one_line_error(proc, fragments)
+    assert not (workdir / "run" / "checkpoints").exists()  # not a single stage trained

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from omegaconf import DictConfig
 
-from kdrun.build import build_method, build_model, loss_weights, optim_settings, supervised_cache_key
+from kdrun.build import (build_method, build_mix, build_model, check_transfer_needs, loss_weights, optim_settings,
+                         supervised_cache_key)
 from kdrun.data.base import DataBundle
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
@@ -45,10 +46,14 @@ class SchemeContext:
 
     def distill_stage(self, name: str, role: str, student: KDModel, teacher: KDModel, method: Method,
                       epochs: int | None = None) -> Stage:
-        task = DistillTask(student, teacher, method, loss_weights(self.cfg))
+        """Distillation of ``student`` from ``teacher``; distillation terms on the transfer set when one is set."""
+        uses_transfer = self.data.transfer is not None
+        if uses_transfer:
+            check_transfer_needs(self.cfg.method.name, method.needs)
+        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill))
         return Stage(name, role, self.cfg.student.arch, self.cfg.method.name, task,
                      epochs or self.cfg.trainer.epochs, optim_settings(self.cfg.trainer),
-                     needs_index=method.needs.sample_index)
+                     needs_index=method.needs.sample_index, uses_transfer=uses_transfer)
 
     def init_stage(self, name: str, student: KDModel, teacher: KDModel, method: Method) -> Stage:
         """The method's initialization phase as an ordinary stage (own progress, logs, checkpoints)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
@@ -19,7 +19,7 @@ from kdrun.data.files import one_line
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
 from kdrun.errors import KdrunError
-from kdrun.methods.base import Method, MethodContext, Needs
+from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.models.registry import create_model, list_models, model_spec
 from kdrun.schemes.distill_task import LossWeights
@@ -49,8 +49,6 @@ def build_transfer(cfg: DictConfig, data: DataBundle) -> Dataset | None:
     spec, size = cfg.distill.get("transfer_set"), cfg.distill.get("transfer_size") or 0
     if spec is None and size == 0:
         return None
-    method_class = get_object(cfg.method._target_)
-    check_transfer_needs(cfg.method.name, getattr(method_class, "needs", Needs()))
     if spec is None:
         return generated_transfer(data, size)
     if isinstance(spec, DictConfig):
@@ -61,13 +59,6 @@ def build_transfer(cfg: DictConfig, data: DataBundle) -> Dataset | None:
                              f"{one_line(e)}; give a dataset builder such as kdrun.data.cifar.load_cifar100") from None
         return dataset_transfer(bundle, data.info, size, str(spec.get("_target_")))
     return folder_transfer(str(spec), data, size)
-
-
-def check_transfer_needs(method_name: str, needs: Needs) -> None:
-    """Transfer inputs have no dataset index: methods that need one (memory banks) cannot use them."""
-    if needs.sample_index:
-        raise KdrunError(f"method={method_name} needs the training-set index of every distilled sample, which "
-                         "transfer inputs lack; drop distill.transfer_set / set distill.transfer_size=0")
 
 
 def transfer_batch_size(cfg: DictConfig) -> int:

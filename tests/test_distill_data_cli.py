@@ -9,13 +9,16 @@ from test_data import write_cifar10, write_png_tree
 SYNTHETIC = [a for a in TINY if not a.startswith("dataset=")] + ["dataset=synthetic"]
 
 
-def test_generated_transfer_set_with_mixup(workdir):
+@pytest.mark.parametrize("transfer", [
+    ["distill.transfer_size=100"],  # generated
+    ["distill.transfer_set={_target_:kdrun.data.synthetic.load_synthetic,num_train:50,seed:3}"],  # a dataset
+])
+def test_transfer_set_with_mixup(workdir, transfer):
     run_dir = workdir / "run"
-    run_kdrun([*SYNTHETIC, "distill.transfer_size=100", "distill.mix=mixup", "distill.transfer_batch_size=16",
-               f"hydra.run.dir={run_dir}"], workdir)  # fmt: skip
+    run_kdrun([*SYNTHETIC, *transfer, "distill.mix=mixup", "distill.transfer_batch_size=16", f"hydra.run.dir={run_dir}"],
+              workdir)  # fmt: skip
     results = read_results(run_dir)
-    assert results["status"] == "completed"
-    assert results["distill"]["transfer_size"] == 100 and results["distill"]["mix"] == "mixup"
+    assert results["status"] == "completed" and results["distill"]["mix"] == "mixup"
     distilled = [m for m in read_metrics(run_dir) if m["stage"] == "distilled"]
     assert len(distilled) == 1 and {"train_ce", "train_kd"} <= set(distilled[0])
     baseline = [m for m in read_metrics(run_dir) if m["stage"] == "baseline"]

@@ -48,8 +48,8 @@ class RecordingLoader:
 def distil(tmp_path, data, transfer, mix: str | None) -> list[dict]:
     """Two epochs of KD through ``fit``; returns, per step, the loader's batch and each model's inputs."""
     torch.manual_seed(0)
-    make = lambda hidden: create_model("mlp", num_classes=10, in_channels=3, input_size=(32, 32), hidden=hidden)  # noqa: E731
-    student, teacher = make([8]), make([16])
+    student, teacher = (create_model("mlp", num_classes=10, in_channels=3, input_size=(32, 32), hidden=[h])
+                        for h in (8, 16))  # fmt: skip
     steps: list[dict] = []
     # The student's hook skips evaluation passes (eval mode); the frozen teacher only runs in training steps.
     student.register_forward_hook(lambda m, a, o: steps[-1]["student"].append(a[0].clone()) if m.training else None)

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from test_data import assert_one_line_naming, write_cifar10, write_mnist, write_png_tree
 
 import kdrun.data.mnist1d as mnist1d
-from kdrun.build import build_transfer, check_transfer_needs
+from kdrun.build import build_transfer
 from kdrun.data.base import TensorData
 from kdrun.data.cifar import load_cifar10
 from kdrun.data.digits import load_digits
@@ -184,56 +184,118 @@ def test_build_transfer_chooses_by_config():
     assert_one_line_naming(e, "distill.transfer_set._target_=kdrun.data.nothing_here")
 
 
-def test_methods_needing_dataset_indices_cannot_use_a_transfer_set():
-    check_transfer_needs("kd", Needs())
-    with pytest.raises(KdrunError) as e:
-        check_transfer_needs("crd", Needs(features=True, sample_index=True))
-    assert_one_line_naming(e, "method=crd", "distill.transfer_size=0")
-
-
 # ---------------------------------------------------------------- DistillTask on transfer batches
 
 
 class Recorder(Method):
-    """A method term that records the batch it is given."""
+    """A method term that records the batch and features it is given."""
 
-    needs = Needs(features=True)
-
-    def __init__(self) -> None:
+    def __init__(self, needs: Needs) -> None:
         super().__init__(ctx=None)
-        self.batches: list[Batch] = []
+        self.needs = needs
+        self.seen: list[tuple[Features, Features, Batch]] = []
 
     def forward(self, s: Features, t: Features, batch: Batch, progress: Progress) -> dict[str, torch.Tensor]:
-        self.batches.append(batch)
+        self.seen.append((s, t, batch))
         return {"probe": (s.pooled - s.pooled.detach()).sum()}  # zero, with a gradient path
 
 
-def test_ce_uses_labeled_data_and_distillation_terms_the_transfer_inputs():
+def recorded_task(needs: Needs, weights: LossWeights):
+    """A DistillTask on tiny MLPs that records every input each model gets (plain and feature passes)."""
     torch.manual_seed(0)
     student = create_model("mlp", num_classes=5, in_channels=1, input_size=(40,), hidden=[8])
     teacher = create_model("mlp", num_classes=5, in_channels=1, input_size=(40,), hidden=[16])
-    method = Recorder()
-    task = DistillTask(student, teacher, method, LossWeights(T=3.0, alpha=0.8, gamma=0.2, beta=1.0))
-    s_seen, t_seen = [], []
-    student.register_forward_hook(lambda m, a, o: s_seen.append(a[0]))
-    teacher.register_forward_hook(lambda m, a, o: t_seen.append(a[0]))
-    batch = Batch(torch.randn(6, 1, 40), torch.tensor([0, 1, 2, 3, 4, 0]), transfer_x=torch.randn(9, 1, 40))
-    # forward_features does not go through forward hooks: record what forward_features is called with
+    task = DistillTask(student, teacher, Recorder(needs), weights)
     calls = {"student": [], "teacher": []}
     for name, model in (("student", student), ("teacher", teacher)):
-        original = model.forward_features
-        model.forward_features = lambda x, preact=False, o=original, n=name: calls[n].append(x) or o(x, preact)
+        model.register_forward_hook(lambda m, a, o, n=name: calls[n].append(("logits", a[0])))
+        original = model.forward_features  # forward_features bypasses forward hooks
+
+        def recorded(x, preact=False, original=original, name=name):
+            calls[name].append(("features", x))
+            return original(x, preact)
+
+        model.forward_features = recorded
+    return task, student, teacher, calls
+
+
+def labeled_batch_with_transfer() -> Batch:
+    return Batch(torch.randn(6, 1, 40), torch.tensor([0, 1, 2, 3, 4, 0]), index=torch.arange(6),
+                 transfer_x=torch.randn(9, 1, 40))
+
+
+def test_ce_uses_labeled_data_and_distillation_terms_the_transfer_inputs():
+    weights = LossWeights(T=3.0, alpha=0.8, gamma=0.2, beta=1.0)
+    task, student, teacher, calls = recorded_task(Needs(features=True), weights)
+    method, batch = task.method, labeled_batch_with_transfer()
     out = task(batch, Progress(1, 1))
 
-    assert [x is batch.transfer_x for x in calls["student"]] == [True]
-    assert [x is batch.transfer_x for x in calls["teacher"]] == [True]
-    assert len(s_seen) == 1 and s_seen[0] is batch.x and not t_seen, "the one plain pass is CE on labeled data"
+    assert calls["student"] == [("features", batch.transfer_x), ("logits", batch.x)], "then CE on labeled data"
+    assert calls["teacher"] == [("features", batch.transfer_x)]
     with torch.no_grad():
         ce = F.cross_entropy(student(batch.x), batch.y)
         kd = kd_loss(student(batch.transfer_x), teacher(batch.transfer_x), 3.0)
     assert out.terms["ce"].item() == pytest.approx(ce.item(), rel=1e-6)
     assert out.terms["kd"].item() == pytest.approx(kd.item(), rel=1e-6)
     assert out.logits.shape == (6, 5), "train top-1 is measured on the labeled batch"
-    given = method.batches[0]
+    given = method.seen[0][2]
     assert given.x is batch.transfer_x and given.index is None
     assert torch.equal(given.y, teacher(batch.transfer_x).argmax(1)), "transfer labels are the teacher's"
+
+
+def test_methods_needing_dataset_indices_get_the_labeled_batch_and_kd_the_transfer_inputs():
+    index_bound = Needs(features=True, sample_index=True)
+    task, student, teacher, calls = recorded_task(index_bound, LossWeights(alpha=0.5, beta=1.0))
+    batch = labeled_batch_with_transfer()
+    out = task(batch, Progress(1, 1))
+    assert calls["student"] == [("logits", batch.transfer_x), ("features", batch.x)]
+    assert calls["teacher"] == [("logits", batch.transfer_x), ("features", batch.x)]
+    s, t, given = task.method.seen[0]
+    assert given is batch and torch.equal(s.logits, student(batch.x)) and torch.equal(t.logits, teacher(batch.x))
+    with torch.no_grad():
+        kd = kd_loss(student(batch.transfer_x), teacher(batch.transfer_x), 4.0)
+    assert out.terms["kd"].item() == pytest.approx(kd.item(), rel=1e-6)
+
+    task, *_ = recorded_task(index_bound, LossWeights(alpha=0.0, gamma=1.0, beta=1.0))
+    assert not task.uses_distill_view, "nothing reads transfer inputs: the stage does not load them"
+    assert task.distill_input(batch) is batch.x
+
+
+# ---------------------------------------------------------------- resume through the engine
+
+
+def distil_synthetic(tmp_path, epochs: int) -> dict:
+    """KD with a generated transfer set and mixup through ``fit``; returns the student's weights."""
+    from kdrun.data.mix import BatchMix
+    from kdrun.engine.fit import EngineEnv, fit
+    from kdrun.engine.progress import ProgressReporter
+    from kdrun.methods.kd import KD
+    from kdrun.report.writer import RunWriter
+    from kdrun.schemes.stage import OptimSettings, Stage
+
+    data = load_synthetic(num_train=40, num_test=8)
+    transfer = generated_transfer(data, 30)
+    torch.manual_seed(0)
+    student, teacher = (create_model("mlp", num_classes=4, in_channels=3, input_size=(8, 8), hidden=[h], dropout=0.1)
+                        for h in (8, 16))  # fmt: skip
+    task = DistillTask(student, teacher, KD.__new__(KD), LossWeights(alpha=0.9), mix=BatchMix("mixup"))
+    torch.nn.Module.__init__(task.method)
+
+    def train_loader(with_index: bool, with_transfer: bool = False):
+        assert with_transfer
+        return pair_with_transfer(make_loader(data.train, 8, True, 0), transfer, 8, 0)
+
+    stage = Stage("distilled", "distilled", "mlp", "kd", task, epochs, OptimSettings(milestones=()),
+                  uses_transfer=True)
+    env = EngineEnv(torch.device("cpu"), None, train_loader, make_loader(data.test, 8, False, 0),
+                    tmp_path / "checkpoints", RunWriter(tmp_path, enabled=False), ProgressReporter(rich=False))
+    fit(stage, env)
+    return {k: v.clone() for k, v in student.state_dict().items()}
+
+
+def test_distillation_with_transfer_and_mix_resumes_exactly(tmp_path):
+    straight = distil_synthetic(tmp_path / "straight", epochs=3)
+    distil_synthetic(tmp_path / "resumed", epochs=1)  # "interrupted" after epoch 1
+    resumed = distil_synthetic(tmp_path / "resumed", epochs=3)
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert not all(torch.equal(straight[k], v) for k, v in distil_synthetic(tmp_path / "short", 2).items())

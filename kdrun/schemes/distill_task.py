@@ -7,6 +7,7 @@ mixed (function matching, Beyer et al., CVPR 2022).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -40,16 +41,18 @@ class DistillTask(Task):
     Features are extracted only when the method has terms and ``beta > 0``; the teacher runs
     only when some term uses it.
 
-    The distillation terms use one tensor, the distillation input: ``batch.transfer_x`` when a
-    transfer set is used, else ``batch.x``, mixed by ``mix`` when set. Teacher and student are
-    given that same tensor, so they always see the same augmented (and mixed) view. Cross-entropy
-    always uses the clean labeled ``batch.x``; when the distillation input differs from it, the
-    student runs a second pass for CE (without gradient when ``gamma = 0``: then the pass only
-    feeds the train top-1). Without transfer set and mix there is a single pass.
+    A step has two views. The labeled view ``batch.x`` feeds cross-entropy (and the train top-1).
+    The distillation view feeds the distillation terms: ``batch.transfer_x`` when a transfer set is
+    used, else ``batch.x``, mixed by ``mix`` when set. In each view teacher and student are given
+    the same tensor, so they always see the same augmented (and mixed) input. When the two views
+    are one tensor (no transfer set, no mix: the default) there is a single pass, as in plain KD;
+    otherwise the student makes a second pass for CE (without gradient when ``gamma = 0``).
 
-    Methods get the distillation batch: ``x`` is the distillation input; on mixed labeled inputs
-    ``y`` and ``index`` are those of each sample's dominant original (mix folds lam >= 0.5); on
-    transfer inputs there is no index and ``y`` is the teacher's prediction, the only label there.
+    Methods that need dataset indices (memory banks over the training set) get the labeled view,
+    since only labeled samples have indices; the KD term still uses the distillation view. Other
+    methods get the distillation view's batch: on mixed labeled inputs ``y`` and ``index`` are those
+    of each sample's dominant original (mix folds lam >= 0.5); on transfer inputs there is no index
+    and ``y`` is the teacher's prediction, the only label there is.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method, weights: LossWeights,
@@ -62,6 +65,8 @@ class DistillTask(Task):
         self.mix = mix
         self.use_features = method.has_terms and weights.beta > 0
         self.use_teacher = self.use_features or weights.alpha > 0
+        self.labeled_method = self.use_features and method.needs.sample_index
+        self.uses_distill_view = weights.alpha > 0 or (self.use_features and not self.labeled_method)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -71,47 +76,51 @@ class DistillTask(Task):
         params = [*self.student.parameters(), *self.method.main_parameters()]
         return [p for p in params if p.requires_grad]
 
+    def distill_input(self, batch: Batch) -> torch.Tensor:
+        """What teacher and student both see for the distillation terms."""
+        if not self.uses_distill_view:  # no term needs it: stay on the labeled batch
+            return batch.x
+        x = batch.x if batch.transfer_x is None else batch.transfer_x
+        return x if self.mix is None else self.mix(x)
+
     def forward(self, batch: Batch, progress: Progress) -> StepOutput:
-        w = self.weights
         x = self.distill_input(batch)
-        s, t = self._student_and_teacher(x)
-        logits = s.logits if x is batch.x else self._clean_logits(batch.x)
+        if x is batch.x:
+            s, t = self._run(x, features=self.use_features, teacher=self.use_teacher)
+            labeled_s, labeled_t = s, t
+        else:
+            s, t = self._run(x, features=self.use_features and not self.labeled_method, teacher=True)
+            labeled_s, labeled_t = self._run(batch.x, features=self.labeled_method, teacher=self.labeled_method,
+                                             grad=self.weights.ce_weight > 0 or self.labeled_method)
+        w = self.weights
         terms: dict[str, torch.Tensor] = {}
-        loss = logits.new_zeros(())
+        loss = labeled_s.logits.new_zeros(())
         if w.ce_weight > 0:
-            terms["ce"] = F.cross_entropy(logits, batch.y)
+            terms["ce"] = F.cross_entropy(labeled_s.logits, batch.y)
             loss = loss + w.ce_weight * terms["ce"]
         if w.alpha > 0:
             terms["kd"] = kd_loss(s.logits, t.logits, w.T)
             loss = loss + w.alpha * terms["kd"]
         if self.use_features:
-            for name, value in self.method(s, t, self._method_batch(batch, x, t), progress).items():
+            args = (labeled_s, labeled_t, batch) if self.labeled_method else (s, t, self._view_batch(batch, x, t))
+            for name, value in self.method(*args, progress).items():
                 terms[name] = value
                 loss = loss + w.beta * value
-        return StepOutput(loss, logits, terms)
+        return StepOutput(loss, labeled_s.logits, terms)
 
-    def distill_input(self, batch: Batch) -> torch.Tensor:
-        """What teacher and student both see for the distillation terms."""
-        if not self.use_teacher:  # no distillation term: nothing to feed
-            return batch.x
-        x = batch.x if batch.transfer_x is None else batch.transfer_x
-        return x if self.mix is None else self.mix(x)
-
-    def _student_and_teacher(self, x: torch.Tensor) -> tuple[Features, Features | None]:
+    def _run(self, x: torch.Tensor, features: bool, teacher: bool, grad: bool = True
+             ) -> tuple[Features, Features | None]:  # fmt: skip
+        """Student (with gradient unless ``grad=False``) and, if asked, teacher on the same tensor ``x``."""
         preact = self.method.needs.preact
-        if self.use_features:
-            return self.student.forward_features(x, preact=preact), self.teacher.features(x, preact=preact)
-        t = Features(logits=self.teacher(x)) if self.use_teacher else None
-        return Features(logits=self.student(x)), t
-
-    def _clean_logits(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weights.ce_weight > 0:
-            return self.student(x)
-        with torch.no_grad():
-            return self.student(x)
+        with contextlib.nullcontext() if grad else torch.no_grad():
+            if features:
+                return self.student.forward_features(x, preact=preact), self.teacher.features(x, preact=preact)
+            s = Features(logits=self.student(x))
+        return s, Features(logits=self.teacher(x)) if teacher else None
 
     @staticmethod
-    def _method_batch(batch: Batch, x: torch.Tensor, t: Features) -> Batch:
+    def _view_batch(batch: Batch, x: torch.Tensor, t: Features) -> Batch:
+        """The batch a method sees on the distillation view."""
         if x is batch.x:
             return batch
         if batch.transfer_x is None:

@@ -201,7 +201,7 @@ def crd_stage(tmp_path: Path, epochs: int, init_seed: int):
     info_ = DataInfo("test", "signal", 1, (40,), 4, 96, 96)
     method = CRD(MethodContext(student.feature_info, teacher.feature_info, info_, y), feat_dim=8, nce_k=30)
     task = DistillTask(student, teacher, method, LossWeights(alpha=0.0, gamma=1.0, beta=0.8))
-    env = EngineEnv(torch.device("cpu"), None, lambda with_index: make_loader(data, 16, True, 7, with_index=with_index),
+    env = EngineEnv(torch.device("cpu"), None, lambda with_index, with_transfer=False: make_loader(data, 16, True, 7, with_index=with_index),
                     make_loader(data, 32, False, 7), tmp_path, NullSink(), ProgressReporter(rich=False), seed=3)
     return Stage("distilled", "distilled", "mlp", "crd", task, epochs, OptimSettings(milestones=()),
                  needs_index=method.needs.sample_index), env

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import torch
 from omegaconf import DictConfig
 
-from kdrun.build import build_method, build_model, loss_weights, optim_settings, supervised_cache_key
+from kdrun.build import build_method, build_mix, build_model, loss_weights, optim_settings, supervised_cache_key
 from kdrun.data.base import DataBundle
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.distill_task import DistillTask, InitTask
 from kdrun.schemes.stage import Stage
 from kdrun.schemes.task import SupervisedTask
+
+log = logging.getLogger("kdrun")
 
 
 @dataclass
@@ -58,10 +61,15 @@ class SchemeContext:
 
     def distill_stage(self, name: str, role: str, student: KDModel, teacher: KDModel, method: Method,
                       epochs: int | None = None) -> Stage:
-        task = DistillTask(student, teacher, method, loss_weights(self.cfg))
+        """Distillation of ``student`` from ``teacher``; distillation terms on the transfer set when one is set."""
+        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill))
+        uses_transfer = self.data.transfer is not None and task.uses_distill_view
+        if self.data.transfer is not None and task.labeled_method:
+            log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "
+                     "term only (%s)", self.cfg.method.name, "in use" if uses_transfer else "unused: distill.alpha=0")
         return Stage(name, role, self.cfg.student.arch, self.cfg.method.name, task,
                      self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg.trainer),
-                     needs_index=method.needs.sample_index)
+                     needs_index=method.needs.sample_index, uses_transfer=uses_transfer)
 
     def init_stage(self, name: str, student: KDModel, teacher: KDModel, method: Method) -> Stage:
         """The method's initialization phase as an ordinary stage (own progress, logs, checkpoints).

@@ -119,12 +119,14 @@ def optim_settings(trainer: DictConfig) -> OptimSettings:
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
-def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str) -> str:
-    """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights."""
+def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, seed: int | None = None) -> str:
+    """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights.
+    ``seed`` is the model's own seed when a scheme trains several copies (default: ``cfg.seed``)."""
+    seed = cfg.seed if seed is None else seed
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                if k not in ("root", "download")}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "num_workers"}
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
-                       "seed": cfg.seed, "amp": cfg.device.amp, "format": 1}, sort_keys=True)
+                       "seed": seed, "amp": cfg.device.amp, "format": 1}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    return f"{node.arch}-{data_name}-seed{cfg.seed}-{digest}"
+    return f"{node.arch}-{data_name}-seed{seed}-{digest}"

@@ -22,6 +22,8 @@ from kdrun.engine.fit import EngineEnv, StageOutcome, fit
 from kdrun.engine.loop import evaluate
 from kdrun.engine.progress import ProgressReporter
 from kdrun.logs import console, output
+from kdrun.quant.deploy import finish_stage
+from kdrun.quant.measure import MeasureSettings
 from kdrun.report.table import rich_table, table_rows, write_tables
 from kdrun.report.writer import RunWriter
 from kdrun.schemes.registry import SCHEMES, scheme_name
@@ -70,12 +72,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     ctx.check_pair()
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
                "method": cfg.method.name, "scheme": scheme_name(cfg), "distill": OmegaConf.to_container(cfg.distill),
-               "versions": library_versions(), "stages": {}}
+               "versions": library_versions(), "cpu": platform.processor() or platform.machine(), "stages": {}}
     log.info("run directory: %s", run_dir)
+    settings = measure_settings(cfg)
     for stage in SCHEMES[scheme_name(cfg)](ctx):
         outcome, source = run_stage(stage, env, cache)
         ctx.stage_outcomes[stage.name] = outcome
-        results["stages"][stage.name] = stage_record(stage, outcome, source)
+        record = stage_record(stage, outcome, source)
+        if stage.in_table:
+            merge_records(record, finish_stage(stage, outcome, env, settings))
+        results["stages"][stage.name] = record
         writer.write_results(results)
     results["status"] = "completed"
     writer.write_results(results)
@@ -86,18 +92,40 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return results
 
 
+def measure_settings(cfg: DictConfig) -> MeasureSettings:
+    node = OmegaConf.to_container(cfg.measure, resolve=True)
+    return MeasureSettings(**{**node, "batch_sizes": tuple(node["batch_sizes"])})
+
+
 def stage_record(stage: Stage, outcome: StageOutcome, source: str) -> dict[str, Any]:
     model = stage.task.eval_model
-    return {"role": stage.role, "arch": stage.arch, "method": stage.method, "in_table": stage.in_table,
-            "best_top1": outcome.best_top1, "last_top1": outcome.last_top1, "best_epoch": outcome.best_epoch,
-            "epochs": outcome.epochs, "params": sum(p.numel() for p in model.parameters()),
-            "checkpoint": outcome.checkpoint, "wall_time": outcome.wall_time, "source": source, **stage.info}
+    record = {"role": stage.role, "arch": stage.arch, "method": stage.method, "in_table": stage.in_table,
+              "best_top1": outcome.best_top1, "last_top1": outcome.last_top1, "best_epoch": outcome.best_epoch,
+              "epochs": outcome.epochs, "params": sum(p.numel() for p in model.parameters()),
+              "checkpoint": outcome.checkpoint, "wall_time": outcome.wall_time, "source": source, **stage.info}
+    models = stage.task.eval_models
+    if len(models) > 1:  # a task that trains several models: one sub-record (and table row) each
+        history = outcome.history
+        record["models"] = {name: {"params": sum(p.numel() for p in m.parameters()),
+                                   "last_top1": history[-1].get(f"val_top1/{name}") if history else None,
+                                   "best_top1": max((h.get(f"val_top1/{name}", -1.0) for h in history), default=None)}
+                            for name, m in models.items()}
+    return record
+
+
+def merge_records(record: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add what the finishing step measured; per-model entries merge into the per-model sub-records."""
+    for name, values in extra.pop("models", {}).items():
+        record.setdefault("models", {}).setdefault(name, {}).update(values)
+    record.update(extra)
 
 
 def run_stage(stage: Stage, env: EngineEnv, cache: StageCache) -> tuple[StageOutcome, str]:
     """Train the stage, or reuse it from a given checkpoint or the shared cache."""
     if stage.info.get("checkpoint"):
         return _loaded(stage, env, stage.info["checkpoint"], f"{stage.role}.checkpoint"), "checkpoint"
+    if stage.epochs == 0:
+        return _evaluated(stage, env), "evaluated"
     if stage.cache_key is None:
         return fit(stage, env), "trained"
     with cache.lock(stage.cache_key):
@@ -125,6 +153,19 @@ def _loaded(stage: Stage, env: EngineEnv, path, key: str) -> StageOutcome:
     top1 = evaluate(model, env.test_loader, env.device, env.amp)["top1"]
     log.info("%s: %s loaded from %s, test top-1 %.2f%%", stage.name, stage.arch, path, top1)
     return StageOutcome(top1, 0, top1, 0, time.monotonic() - t0, str(path), [])
+
+
+def _evaluated(stage: Stage, env: EngineEnv) -> StageOutcome:
+    """A stage that trains nothing (an ensemble of trained models): evaluate it, log it like an epoch 0."""
+    t0 = time.monotonic()
+    model = stage.task.to_device(env.device).eval_model
+    val = evaluate(model, env.test_loader, env.device, env.amp)
+    record = {"epoch": 0, "lr": 0.0, "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+    env.sink.begin_stage(stage.name, 0)
+    env.sink.log_epoch(stage.name, 0, record)
+    env.sink.end_stage(stage.name)
+    log.info("%s: %s evaluated, test top-1 %.2f%%", stage.name, stage.arch, val["top1"])
+    return StageOutcome(val["top1"], 0, val["top1"], 0, record["epoch_time"], "", [record])
 
 
 def _replay_history(stage: Stage, env: EngineEnv, history: list[dict]) -> None:

@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
 from kdrun.errors import KdrunError, choice_error
-from kdrun.schemes.registry import STAGE_NAMES
+from kdrun.schemes.registry import STAGE_NAMES, check_scheme
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
@@ -43,6 +43,7 @@ def preflight(config_dir: str, args: list[str]) -> Path | None:
         GlobalHydra.instance().clear()
     job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job_cfg, STAGE_NAMES)
+    check_scheme(job_cfg)
     if multirun:
         return None
     run_dir = Path(cfg.hydra.run.dir)

@@ -106,9 +106,12 @@ def _run_epoch(stage, env, task, loader, optimizer, scheduler, scaler, state, ep
     lr = optimizer.param_groups[0]["lr"]
     train = train_one_epoch(task, loader, optimizer, scaler, env.device, env.amp, epoch, stage.epochs, env.reporter)
     scheduler.step()
-    val = evaluate(task.eval_model, env.test_loader, env.device, env.amp)
+    vals = {name: evaluate(m, env.test_loader, env.device, env.amp) for name, m in task.eval_models.items()}
+    val = next(iter(vals.values()))  # the stage's own model (task.eval_model)
     record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
               "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+    if len(vals) > 1:  # a task training several models reports each one
+        record.update({f"val_top1/{name}": v["top1"] for name, v in vals.items()})
     state["history"].append(record)
     state["epoch"] = epoch
     state["wall_time"] += record["epoch_time"]

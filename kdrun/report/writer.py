@@ -50,6 +50,9 @@ class RunWriter:
                 tb.add_scalar(f"loss/{key[len('train_'):]}", value, epoch)
         tb.add_scalar("top1/train", metrics.get("train_top1", 0.0), epoch)
         tb.add_scalar("top1/val", metrics["val_top1"], epoch)
+        for key, value in metrics.items():
+            if key.startswith("val_top1/"):  # each model of a task that trains several
+                tb.add_scalar(f"top1/val_{key[len('val_top1/'):]}", value, epoch)
         tb.add_scalar("loss/val_ce", metrics["val_loss"], epoch)
         tb.add_scalar("lr", metrics["lr"], epoch)
         tb.flush()

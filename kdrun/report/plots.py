@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -107,6 +108,10 @@ def curves(summary: Summary, path: Path) -> Path | None:
     rows = math.ceil(len(stages) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows + (0.3 * min(len(summary.groups), MAX_LEGEND) if len(summary.groups) > 1 else 0)))
     axes = [fig.add_subplot(rows, cols, i + 1) for i in range(len(stages))]
+    if len(summary.groups) > 10:  # the default cycle repeats after 10 colors
+        cmap = matplotlib.colormaps["tab20"]
+        for ax in axes:
+            ax.set_prop_cycle(color=[cmap(i % 20) for i in range(len(summary.groups))])
     for ax, stage in zip(axes, stages):
         for name, epochs, values in series[stage]:
             ax.plot(epochs, values, marker="o" if len(epochs) < 3 else None, label=name)

@@ -93,7 +93,8 @@ def markdown_report(report: Report) -> str:
         lines.append("")
     pngs = [f for f in report.files if f.suffix == ".png"]
     if pngs:
-        lines += ["## Plots", ""] + [f"![{f.stem}]({f.relative_to(report.path).as_posix()})" for f in pngs]
+        lines += ["## Plots", ""]
+        lines += [line for f in pngs for line in (f"![{f.stem}]({f.relative_to(report.path).as_posix()})", "")]
     return "\n".join(lines).rstrip() + "\n"
 
 

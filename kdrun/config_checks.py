@@ -70,6 +70,9 @@ def _check_data_parallel(d: DictConfig, batch_size: int) -> None:
         raise choice_error("device.backend", backend, ["null", "gloo", "nccl"])
     if backend == "nccl" and d.type == "cpu":
         raise KdrunError("device.backend=nccl needs CUDA; on the CPU use device.backend=gloo or null")
+    index = d.get("index")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+        raise KdrunError(f"device.index={index} must be null or a GPU number (0, 1, ...)")
     if batch_size % nproc:
         raise KdrunError(f"trainer.batch_size={batch_size} is the global batch and must be divisible by "
                          f"device.nproc={nproc}")

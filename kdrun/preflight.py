@@ -41,8 +41,11 @@ def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
             _check_group_choices(parsed)
             first = [_first_value(o) for o in parsed]
             cfg = compose_checked(first)
-            # a sweep's own config (Hydra's multirun.yaml) is composed without the swept values
-            master = compose_checked([o.input_line for o in parsed if not o.is_sweep_override()]) if multirun else None
+            master = None
+            if multirun:
+                _check_every_swept_value(parsed, first)
+                # a sweep's own config (Hydra's multirun.yaml) is composed without the swept values
+                master = compose_checked([o.input_line for o in parsed if not o.is_sweep_override()])
     finally:
         GlobalHydra.instance().clear()
     job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
@@ -52,6 +55,17 @@ def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
     else:
         check_run_dir(Path(cfg.hydra.run.dir), job_cfg)
     return cfg
+
+
+def _check_every_swept_value(parsed: list, first: list[str]) -> None:
+    """Each value of each swept key, in the first job's config: a bad value in the middle of a long
+    sweep is reported now, not when its job starts hours later."""
+    for i, o in enumerate(parsed):
+        if not o.is_sweep_override():
+            continue
+        for value in list(o.sweep_string_iterator())[1:]:
+            cfg = compose_checked([*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]])
+            check_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), STAGE_NAMES)
 
 
 def parse_overrides(overrides: list[str]) -> list:

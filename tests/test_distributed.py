@@ -22,6 +22,7 @@ from conftest import REPO, TINY, read_metrics, read_results, run_kdrun
 
 from kdrun.data.base import TensorData
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
+from kdrun.distributed.launch import gpu_for_job
 from kdrun.errors import KdrunError
 
 LOSS_RTOL, TOP1_ATOL = 1e-4, 0.5
@@ -74,6 +75,13 @@ def test_batches_and_evaluation_shards():
     # capped at 2 batches of 4 *before* sharding (as one process evaluates), each sample once
     assert sorted(int(y) for s in shards for y in s.y) == list(range(8))
     assert eval_shard(data, 4, None, 0, 1) is data
+
+
+def test_sweep_jobs_spread_over_the_gpus():
+    assert [gpu_for_job(None, num, 4) for num in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert gpu_for_job(None, None, 4) is None  # a single run: the first GPU
+    assert gpu_for_job(None, 3, 1) is None  # a Slurm job that sees only its own GPU
+    assert gpu_for_job(2, 5, 4) == 2  # device.index wins
 
 
 def _compare(one: Path, other: Path) -> None:

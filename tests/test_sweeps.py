@@ -42,6 +42,12 @@ def test_sweep_folder_names_come_from_the_command():
     assert len(long) <= 150 and long != default_sweep_name(parse_overrides(["trainer.milestones=[1]"]))
 
 
+def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_running(workdir):
+    proc = run_kdrun(["-m", *TINY, "distill.T=1,2", "trainer.lr=0.1,-1"], workdir, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == "kdrun: error: trainer.lr=-1 must be > 0"
+    assert not (workdir / "outputs").exists()
+
+
 def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     proc = run_kdrun(["-m", *launcher, *TINY, *GRID], workdir)

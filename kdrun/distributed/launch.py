@@ -81,8 +81,38 @@ def run_data_parallel(fn: RunFn, cfg: DictConfig, run_dir: Path) -> dict:
         return fn(cfg, run_dir)
     nproc = int(cfg.device.get("nproc", 1) or 1)
     if nproc <= 1:
+        _place_on_gpu(cfg.device)
         return fn(cfg, run_dir)
     return spawn(fn, cfg, run_dir, nproc)
+
+
+def gpu_for_job(index: int | None, job_num: int | None, visible: int) -> int | None:
+    """``device.index`` if set; else a sweep job's number modulo the visible GPUs; else None (the first)."""
+    if index is not None:
+        return index
+    if job_num is None or visible < 2:
+        return None
+    return job_num % visible
+
+
+def _place_on_gpu(device_node: DictConfig) -> None:
+    """A one-process run on CUDA: make its GPU the current device (what ``cuda`` then means)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from kdrun.build import resolve_device
+
+    if resolve_device(device_node).type != "cuda":
+        return
+    sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    index = gpu_for_job(device_node.get("index"), HydraConfig.get().job.num if sweep else None,
+                        torch.cuda.device_count())
+    if index is not None:
+        if index >= torch.cuda.device_count():
+            raise KdrunError(f"device.index={index} but only {torch.cuda.device_count()} CUDA devices are visible; "
+                             f"valid choices: null, 0..{torch.cuda.device_count() - 1}")
+        torch.cuda.set_device(index)
+        log.info("using GPU %d of %d", index, torch.cuda.device_count())
 
 
 def spawn(fn: RunFn, cfg: DictConfig, run_dir: Path, nproc: int) -> dict:

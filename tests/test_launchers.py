@@ -25,8 +25,9 @@ def test_submitit_local_sweep(workdir):
 
 
 def test_submitit_tasks_train_data_parallel(workdir):
-    run_kdrun(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "hydra.launcher.tasks_per_node=2",
-               "name=tasks", *TINY, "device=cpu", "distill.T=4"], workdir, env={"OMP_NUM_THREADS": "1"})
+    run_kdrun(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+               "hydra.launcher.tasks_per_node=2", "name=tasks", *TINY, "device=cpu", "distill.T=4"], workdir,
+              env={"OMP_NUM_THREADS": "1"})
     (job,) = [p.parent for p in (workdir / "outputs" / "sweeps" / "tasks").glob("*/results.json")]
     assert read_results(job)["status"] == "completed"
     log = (job / "kdrun.log").read_text()

@@ -69,7 +69,8 @@ def test_groups_by_what_differs_and_averages_seeds(sweep: Path):
     assert g.stages["distilled"].std == pytest.approx(statistics.stdev(values))
     assert g.best.mean == pytest.approx(statistics.fmean(values) + 1.0)
     deltas = [top1_of(4, 0.9, s)["distilled"] - top1_of(4, 0.9, s)["baseline"] for s in (0, 1)]
-    assert g.delta.mean == pytest.approx(statistics.fmean(deltas)) and g.delta.std == pytest.approx(statistics.stdev(deltas))
+    assert g.delta.mean == pytest.approx(statistics.fmean(deltas))
+    assert g.delta.std == pytest.approx(statistics.stdev(deltas))
     assert g.status == "2 done" and summary.primary == "distilled"
 
 
@@ -92,10 +93,11 @@ def test_report_files_table_and_heat_map(sweep: Path):
 
 
 def test_failed_and_unfinished_runs_are_shown(sweep: Path):
-    write_job(sweep / "distill.T=8,distill.alpha=0.1,seed=0", ["distill.T=8", "distill.alpha=0.1", "seed=0", "dataset=digits"],
-              {"T": 8, "alpha": 0.1}, 0, {"teacher": 90.0, "baseline": 60.0}, status="failed", error="CUDA out of memory")
-    write_job(sweep / "distill.T=8,distill.alpha=0.1,seed=1", ["distill.T=8", "distill.alpha=0.1", "seed=1", "dataset=digits"],
-              {"T": 8, "alpha": 0.1}, 1, None)  # started by Hydra, no results yet
+    setting = ["distill.T=8", "distill.alpha=0.1", "dataset=digits"]
+    write_job(sweep / "distill.T=8,distill.alpha=0.1,seed=0", [*setting, "seed=0"], {"T": 8, "alpha": 0.1}, 0,
+              {"teacher": 90.0, "baseline": 60.0}, status="failed", error="CUDA out of memory")
+    write_job(sweep / "distill.T=8,distill.alpha=0.1,seed=1", [*setting, "seed=1"], {"T": 8, "alpha": 0.1}, 1,
+              None)  # started by Hydra, no results yet
     console = Console(file=io.StringIO(), width=200)
     report = build_report(sweep, console=console, plots=False)
     group = report.summary.groups[-1]

@@ -14,14 +14,17 @@ run directory; only rank 0 writes there (see ``kdrun.distributed.state.is_main``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
+import multiprocessing
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -34,6 +37,7 @@ log = logging.getLogger("kdrun")
 
 RunFn = Callable[[DictConfig, Path], dict]
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+IN_SWEEP_ENV = "KDRUN_IN_SWEEP"  # set in workers spawned by a sweep job
 
 
 def started_by_torchrun() -> bool:
@@ -98,14 +102,12 @@ def gpu_for_job(index: int | None, job_num: int | None, visible: int) -> int | N
 def _place_on_gpu(device_node: DictConfig) -> None:
     """A one-process run on CUDA: make its GPU the current device (what ``cuda`` then means)."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     from kdrun.build import resolve_device
 
     if resolve_device(device_node).type != "cuda":
         return
-    sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    index = gpu_for_job(device_node.get("index"), HydraConfig.get().job.num if sweep else None,
+    index = gpu_for_job(device_node.get("index"), HydraConfig.get().job.num if in_sweep() else None,
                         torch.cuda.device_count())
     if index is not None:
         if index >= torch.cuda.device_count():
@@ -126,9 +128,9 @@ def spawn(fn: RunFn, cfg: DictConfig, run_dir: Path, nproc: int) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     log.info("data-parallel run: spawning %d processes (%s)", nproc, backend)
     try:
-        torch.multiprocessing.start_processes(
-            _worker, args=(nproc, backend, fn, resolved, str(run_dir), _job_logging(), str(scratch)),
-            nprocs=nproc, join=True, start_method="spawn")
+        with _standard_start_method():
+            args = (nproc, backend, fn, resolved, str(run_dir), _job_logging(), str(scratch), in_sweep())
+            torch.multiprocessing.start_processes(_worker, args=args, nprocs=nproc, join=True, start_method="spawn")
     except torch.multiprocessing.ProcessRaisedException:
         messages = sorted(scratch.glob("rank*.error"))
         if messages:
@@ -139,9 +141,26 @@ def spawn(fn: RunFn, cfg: DictConfig, run_dir: Path, nproc: int) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
+@contextlib.contextmanager
+def _standard_start_method() -> Iterator[None]:
+    """A spawned child re-applies its parent's global start method before running anything; inside
+    a joblib (loky) sweep job that is 'loky', unknown to a fresh interpreter. Spawn from 'spawn'."""
+    previous = multiprocessing.get_start_method(allow_none=True)
+    custom = previous not in (None, "spawn", "fork", "forkserver")
+    if custom:
+        multiprocessing.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        if custom:
+            multiprocessing.set_start_method(previous, force=True)
+
+
 def _worker(rank: int, nproc: int, backend: str, fn: RunFn, cfg: dict, run_dir: str,
-            job_logging: dict | None, scratch: str) -> None:
+            job_logging: dict | None, scratch: str, in_sweep: bool) -> None:
     _configure_logging(rank, job_logging)
+    if in_sweep:  # Hydra's state stays in the parent: tell in_sweep()
+        os.environ[IN_SWEEP_ENV] = "1"
     if backend == "gloo":  # CPU ranks share the cores instead of each using all of them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
     os.environ["LOCAL_RANK"] = str(rank)
@@ -153,6 +172,16 @@ def _worker(rank: int, nproc: int, backend: str, fn: RunFn, cfg: dict, run_dir: 
         raise
     finally:
         state.destroy_process_group()
+
+
+def in_sweep() -> bool:
+    """Is this process running a job of a sweep (or a worker spawned by one)?"""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if os.environ.get(IN_SWEEP_ENV) == "1":
+        return True
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _job_logging() -> dict | None:

@@ -115,14 +115,19 @@ def _fill_numbers(group: Group, stages: list[str], primary: str | None) -> None:
 
 
 def _override_keys(jobs: list[Job]) -> list[str]:
-    parser = OverridesParser.create()
     keys: list[str] = []
     for job in jobs:
-        for o in parser.parse_overrides(job.overrides):
-            key = o.key_or_group
+        for key in _keys_of(job.overrides):
             if key not in keys and not _ignored(key):
                 keys.append(key)
     return keys
+
+
+def _keys_of(overrides: list[str]) -> list[str]:
+    try:
+        return [o.key_or_group for o in OverridesParser.create().parse_overrides(overrides)]
+    except Exception:  # written by another Hydra version: fall back to the text before '='
+        return [line.partition("=")[0].lstrip("+~") for line in overrides]
 
 
 def _ignored(key: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -91,27 +92,20 @@ def _heatmap(groups: list[Group], stage: str, path: Path, subtitle: str) -> Path
 
 def curves(summary: Summary, path: Path) -> Path | None:
     """Test top-1 per epoch, one panel per stage, one line per group (mean over its seeds)."""
-    series = {stage: [] for stage in summary.stages}
-    for g in summary.groups:
-        per_stage: dict[str, dict[int, list[float]]] = {}
-        for job in g.jobs:
-            for rec in job.metrics():
-                per_stage.setdefault(rec.get("stage"), {}).setdefault(rec["epoch"], []).append(rec["val_top1"])
-        for stage, by_epoch in per_stage.items():
-            if stage in series:
-                epochs = sorted(by_epoch)
-                series[stage].append((label(g.settings), epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]))
-    stages = [s for s in summary.stages if series[s]]
+    series = _curve_series(summary)
+    stages = [s for s in summary.stages if series.get(s)]
     if not stages:
         return None
+    groups = len(summary.groups)
     cols = min(len(stages), 3)
     rows = math.ceil(len(stages) / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows + (0.3 * min(len(summary.groups), MAX_LEGEND) if len(summary.groups) > 1 else 0)))
+    legend_height = 0.3 * min(groups, MAX_LEGEND) if groups > 1 else 0.0
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows + legend_height))
     axes = [fig.add_subplot(rows, cols, i + 1) for i in range(len(stages))]
-    if len(summary.groups) > 10:  # the default cycle repeats after 10 colors
+    if groups > 10:  # the default cycle repeats after 10 colors
         cmap = matplotlib.colormaps["tab20"]
         for ax in axes:
-            ax.set_prop_cycle(color=[cmap(i % 20) for i in range(len(summary.groups))])
+            ax.set_prop_cycle(color=[cmap(i % 20) for i in range(groups)])
     for ax, stage in zip(axes, stages):
         for name, epochs, values in series[stage]:
             ax.plot(epochs, values, marker="o" if len(epochs) < 3 else None, label=name)
@@ -124,7 +118,7 @@ def curves(summary: Summary, path: Path) -> Path | None:
         ax.set_xlabel("epoch")
         ax.set_ylabel("test top-1 (%)")
         ax.grid(alpha=0.3)
-    if 1 < len(summary.groups) <= MAX_LEGEND:
+    if 1 < groups <= MAX_LEGEND:
         handles, labels = axes[-1].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7, frameon=False)
         fig.tight_layout(rect=(0, 0.08 + 0.02 * math.ceil(len(labels) / 3), 1, 1))
@@ -132,6 +126,21 @@ def curves(summary: Summary, path: Path) -> Path | None:
         fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
+
+
+def _curve_series(summary: Summary) -> dict[str, list[tuple[str, list[int], list[float]]]]:
+    """Per stage: (group label, epochs, mean test top-1 over the group's runs) from metrics.jsonl."""
+    series: dict[str, list] = {stage: [] for stage in summary.stages}
+    for g in summary.groups:
+        per_stage: dict[str, dict[int, list[float]]] = {}
+        for job in g.jobs:
+            for rec in job.metrics():
+                per_stage.setdefault(rec.get("stage"), {}).setdefault(rec["epoch"], []).append(rec["val_top1"])
+        for stage, by_epoch in per_stage.items():
+            if stage in series:
+                epochs = sorted(by_epoch)
+                series[stage].append((label(g.settings), epochs, [statistics.fmean(by_epoch[e]) for e in epochs]))
+    return series
 
 
 def size_plot(summary: Summary, path: Path) -> Path | None:

@@ -45,7 +45,6 @@ def _run_plots(run_dir: Path) -> list[Path]:
 
 
 def _in_sweep() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    from kdrun.distributed.launch import in_sweep
 
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return in_sweep()

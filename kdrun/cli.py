@@ -10,6 +10,7 @@ command finds its earlier jobs again: :func:`hydra_app` skips those that complet
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -22,9 +23,10 @@ from omegaconf import DictConfig
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
 from kdrun.preflight import parse_overrides, preflight
-from kdrun.sweeps import sweep_arguments
+from kdrun.sweeps import is_multirun, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
+_new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
 
 
 def config_dir() -> str:
@@ -60,9 +62,10 @@ def hydra_app(cfg: DictConfig) -> float | None:
             results = run_data_parallel(run, cfg, run_dir)
         except KdrunError as e:
             fail(str(e))
-            mark_failed(run_dir, str(e))
             if multirun:
+                mark_failed(run_dir, str(e))  # a sweep reports failed jobs beside the others
                 return None
+            discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
         except KeyboardInterrupt:
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
@@ -88,6 +91,18 @@ def mark_failed(run_dir: Path, error: str) -> None:
         mark(run_dir, error)
 
 
+def discard_if_nothing_ran(run_dir: Path, error: str) -> None:
+    """A single run that failed during setup (missing data, bad checkpoint) leaves no half-made directory."""
+    from kdrun.distributed.state import is_main
+
+    if not is_main():
+        return
+    if _new_run_dir is not None and run_dir.resolve() == _new_run_dir and not (run_dir / "checkpoints").exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        mark_failed(run_dir, error)
+
+
 def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
     log.info("%s: completed before, skipping (delete its results.json to run it again)", run_dir)
     if not multirun:
@@ -98,11 +113,13 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 
 def main() -> None:
+    global _new_run_dir
     args = sys.argv[1:]
     try:
         args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
         cfg = preflight(CONFIG_DIR, args)
         if cfg is not None:
+            args = _pin_run_dir(args, cfg)
             args = _join_torchrun(args, cfg)
     except KdrunError as e:
         fail(str(e))
@@ -110,6 +127,19 @@ def main() -> None:
     sys.argv = [sys.argv[0], *args]
     hydra_app()
     _exit_if_jobs_failed()
+
+
+def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:
+    """A single run that creates its directory: remember it (see discard_if_nothing_ran) and pin it,
+    as Hydra would otherwise evaluate the start time in its name again a moment later."""
+    global _new_run_dir
+    run_dir = Path(str(cfg.hydra.run.dir))
+    if is_multirun(args) or run_dir.exists():
+        return args
+    _new_run_dir = run_dir.resolve()
+    if any(a.startswith("hydra.run.dir=") for a in args):
+        return args
+    return [*args, f"hydra.run.dir={quote(str(_new_run_dir))}"]
 
 
 def _join_torchrun(args: list[str], cfg: DictConfig) -> list[str]:

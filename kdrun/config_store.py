@@ -21,6 +21,9 @@ def model_node(name: str) -> dict:
 
 
 def register_configs() -> None:
+    from kdrun.sweeps import register_resolvers
+
+    register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir
     cs = ConfigStore.instance()
     for name in list_models():
         for group in MODEL_GROUPS:

@@ -75,16 +75,34 @@ def loss_weights(cfg: DictConfig) -> LossWeights:
     return LossWeights(**OmegaConf.to_container(cfg.distill, resolve=True))
 
 
-def optim_settings(trainer: DictConfig) -> OptimSettings:
-    return OptimSettings(lr=trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
+def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSettings:
+    """SGD settings of ``trainer``; ``lr`` replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
+    return OptimSettings(lr=lr or trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
-def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str) -> str:
+def model_lr(cfg: DictConfig, key: str) -> float:
+    """The lr that trains ``teacher``/``student`` with cross-entropy: its own ``lr`` if set, else ``trainer.lr``."""
+    return cfg[key].get("lr") or cfg.trainer.lr
+
+
+def teacher_checkpoint(cfg: DictConfig) -> str | None:
+    """``teacher.checkpoint``, else the teacher's file in ``teachers_dir`` (mdistiller's layout), else None."""
+    if cfg.teacher.get("checkpoint"):
+        return str(cfg.teacher.checkpoint)
+    if cfg.get("teachers_dir"):
+        from kdrun.benchmarks.teachers import archived_teacher
+
+        return str(archived_teacher(cfg.teachers_dir, cfg.teacher.arch))
+    return None
+
+
+def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: float | None = None) -> str:
     """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights."""
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                if k not in ("root", "download")}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "num_workers"}
+    trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
                        "seed": cfg.seed, "amp": cfg.device.amp, "format": 1}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from omegaconf import DictConfig
 
-from kdrun.build import build_method, build_model, loss_weights, optim_settings, supervised_cache_key
+from kdrun.build import (build_method, build_model, loss_weights, model_lr, optim_settings, supervised_cache_key,
+                         teacher_checkpoint)
 from kdrun.data.base import DataBundle
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
@@ -34,12 +35,13 @@ class SchemeContext:
 
     def supervised_stage(self, name: str, role: str, key: str, model: KDModel) -> Stage:
         """Cross-entropy training of ``model`` (built from config node ``key``), shareable between runs."""
-        node = self.cfg[key]
+        node, lr = self.cfg[key], model_lr(self.cfg, key)
         stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.cfg.trainer.epochs,
-                      optim_settings(self.cfg.trainer),
-                      cache_key=supervised_cache_key(self.cfg, node, self.data.info.name))
-        if key == "teacher" and node.get("checkpoint"):
-            stage.info["checkpoint"] = node.checkpoint
+                      optim_settings(self.cfg.trainer, lr),
+                      cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr))
+        checkpoint = teacher_checkpoint(self.cfg) if key == "teacher" else None
+        if checkpoint:
+            stage.info["checkpoint"] = checkpoint
             stage.cache_key = None
         return stage
 

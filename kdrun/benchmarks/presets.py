@@ -95,3 +95,25 @@ def register_presets() -> None:
     for name, node in all_presets().items():
         group, _, option = f"{GROUP}/{name}".rpartition("/")
         cs.store(group=group, name=option, node=node, package="_global_")
+
+
+def select(table: Table, pairs: list[str] | None, rows: list[str] | None) -> tuple[list[str], list[str]]:
+    """Presets of the published cells among ``pairs`` x ``rows`` (None = all), and the cells skipped as n/a.
+
+    Unknown pair or row names raise ``ValueError`` naming the valid ones.
+    """
+    for given, valid, what in ((pairs, table.pairs, "pair"), (rows, table.rows, "row")):
+        unknown = [g for g in given or [] if g not in valid]
+        if unknown:
+            raise ValueError(f"unknown {what} {unknown[0]!r} for table {table.name}; valid: {', '.join(valid)}")
+    chosen, skipped = [], []
+    for pair_key in pairs or list(table.pairs):
+        pair = table.pairs[pair_key]
+        for row in rows or list(table.rows):
+            if pair.value(row) is None:
+                skipped.append(f"{pair_key}/{row}")
+                continue
+            name = preset_name(table, pair, row)
+            if name not in chosen:
+                chosen.append(name)
+    return chosen, skipped

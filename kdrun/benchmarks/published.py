@@ -29,6 +29,8 @@ class Source:
     runs: int | None  # how many runs the published number averages; None = not stated
 
     def describe(self) -> str:
+        if self.metric == "weights":
+            return "the released weights, evaluated"
         runs = "runs not stated" if self.runs is None else ("one run" if self.runs == 1 else f"mean of {self.runs} runs")
         return f"{METRICS[self.metric]}, {runs}"
 

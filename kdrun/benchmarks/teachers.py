@@ -10,7 +10,6 @@ writes kdrun-trained teachers into the same layout.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 from kdrun.benchmarks.published import tables
@@ -49,10 +48,11 @@ def archived_teacher(teachers_dir: str | Path, arch: str) -> Path:
 
 
 def export_teacher(checkpoint: str | Path, teachers_dir: str | Path, arch: str) -> Path:
-    """Copy a kdrun teacher checkpoint (weights under ``model``, like the archive's) into the layout."""
+    """Write a kdrun teacher checkpoint into the layout: its weights under ``model`` (no optimizer state)."""
+    from kdrun.engine.checkpoint import load_checkpoint, save_atomic, state_dict_of
+
+    saved = load_checkpoint(checkpoint, "teacher checkpoint")
     target = Path(teachers_dir) / f"{archive_name(arch)}_vanilla" / CHECKPOINT
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(checkpoint, tmp)
-    tmp.replace(target)
+    extra = {k: saved[k] for k in ("epoch", "top1", "num_classes", "dataset") if k in saved}
+    save_atomic({"model": state_dict_of(saved), "arch": arch, **extra}, target)
     return target

@@ -26,6 +26,7 @@ def test_tiny_run_writes_every_output(workdir):
         assert list((run_dir / "tb" / name).glob("events.out.tfevents.*"))
     assert {"seed", "versions", "device"} <= set(results)
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "kdrun.log").is_file()
+    assert "${" not in (run_dir / "config.yaml").read_text()  # the resolved config
     assert {m["stage"] for m in read_metrics(run_dir)} == {"teacher", "baseline", "distilled"}
     assert (run_dir / "table.md").read_text().count("\n") == 5
     assert "distilled" in (run_dir / "table.csv").read_text()
@@ -70,7 +71,7 @@ def _start(workdir: Path, args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
     deadline = time.time() + timeout
     while not path.exists():
         assert proc.poll() is None, proc.communicate()
@@ -112,3 +113,8 @@ def test_help_and_cfg(workdir):
 
 def test_python_m_and_console_script_agree(workdir):
     assert run_kdrun(["--cfg", "job"], workdir).stdout == run_kdrun(["--cfg", "job"], workdir, module="kdrun.cli").stdout
+
+
+def test_bf16_autocast_runs_on_cpu(workdir):
+    run_kdrun([*TINY, "device=cpu", "device.amp=bf16", "hydra.run.dir=run"], workdir)
+    assert read_results(workdir / "run")["status"] == "completed"

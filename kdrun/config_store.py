@@ -29,6 +29,20 @@ def model_node(name: str, group: str = "student") -> dict:
 _registered = False
 
 
+def _share_store_between_compositions() -> None:
+    """Stop Hydra from deep-copying the whole ConfigStore on every composition.
+
+    Each ``compose`` (and each job of a multirun) builds a ``CachingConfigRepository``, which
+    deep-copies its delegate "to avoid mutating it with initialize_sources()" -- and with it the
+    ConfigStore singleton that its structured-config source points at. With the ~200 benchmark
+    presets that copy cost more than the rest of the composition. Sharing the store is safe:
+    ``initialize_sources`` only rebuilds the list of sources, and ``ConfigStore.load`` already
+    hands out a deep copy of the one node it loads.
+    """
+    if "__deepcopy__" not in vars(ConfigStore):
+        ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
+
+
 def register_configs() -> None:
     """Idempotent: storing ~270 nodes costs about a second, and tests compose configs many times."""
     global _registered
@@ -36,6 +50,7 @@ def register_configs() -> None:
         return
     from kdrun.benchmarks.presets import register_presets  # after the models: presets name them
 
+    _share_store_between_compositions()
     cs = ConfigStore.instance()
     for name in list_models():
         for group in MODEL_GROUPS:

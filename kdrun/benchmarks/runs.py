@@ -1,8 +1,8 @@
 """The benchmark runs under some folders, read only from the files runs write.
 
 A run directory holds ``results.json`` (status, and per stage ``last_top1``/``best_top1``, arch,
-source) and ``.hydra/config.yaml`` (its config; a benchmark preset adds a ``benchmark`` node naming
-its cell). Failed and unfinished runs are kept, so tables can say how many of them there were.
+source) and its config -- ``config.yaml`` (resolved, written by the pipeline) or Hydra's
+``.hydra/config.yaml``; a benchmark preset adds a ``benchmark`` node naming its cell. Failed and unfinished runs are kept, so tables can say how many of them there were.
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ def load_run(path: Path) -> Run:
     results = _read_json(path / RESULTS_FILE)
     status = results.get("status")
     status = status if status in (COMPLETED, FAILED) else UNFINISHED
-    saved = path / ".hydra" / "config.yaml"
-    config = OmegaConf.to_container(OmegaConf.load(saved), resolve=False) if saved.is_file() else {}
+    config: dict[str, Any] = {}
+    for saved in (path / "config.yaml", path / ".hydra" / "config.yaml"):
+        if saved.is_file():
+            config = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+            break
     return Run(path, status, results, config)
 
 

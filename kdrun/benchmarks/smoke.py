@@ -2,7 +2,7 @@
 
 A preset is composed exactly as ``kdrun experiment=<preset>`` composes it (same config tree, same
 ConfigStore), checked by the same pre-flight checks, and run by the same pipeline; only the size
-changes: ``debug=fast``, batches of 16, two train batches and one eval batch per stage, and the
+changes: ``debug=fast``, batches of 8, two train batches and one eval batch per stage, and the
 dataset read from a tiny generated copy -- CIFAR-100's python pickles (``cifar-100-python/``) for
 the CIFAR presets, an ImageFolder tree of 32x32 PNGs for the ImageNet ones. So a preset that names a
 missing option, a key its method does not have, or a pair its method cannot handle fails here.
@@ -19,9 +19,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-SMOKE = ["debug=fast", "device=cpu", "trainer.batch_size=16", "trainer.num_workers=0",
+SMOKE = ["debug=fast", "device=cpu", "trainer.batch_size=8", "trainer.num_workers=0",
          "trainer.max_train_batches=2", "trainer.max_eval_batches=1", "teachers_dir=null"]
-CIFAR_TRAIN, CIFAR_TEST = 64, 32
+CIFAR_TRAIN, CIFAR_TEST = 32, 16
 FOLDER_CLASSES, FOLDER_IMAGES = 4, 4
 
 

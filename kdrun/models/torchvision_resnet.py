@@ -111,19 +111,21 @@ def _weights_path(weights: str, tv_name: str) -> Path:
 
 
 def load_torchvision_weights(model: TorchvisionResNet, weights: str, tv_name: str) -> None:
-    """Initialize ``model`` from torchvision weights; ``fc`` only if the class counts match."""
+    """Initialize ``model`` from torchvision weights; ``fc`` (``conv1``) only if class (input channel) counts match."""
     from kdrun.engine.checkpoint import load_checkpoint, state_dict_of
 
     state = dict(state_dict_of(load_checkpoint(_weights_path(weights, tv_name), "weights")))
-    if state.get("fc.weight") is not None and state["fc.weight"].shape != model.fc.weight.shape:
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    if model.conv1.weight.shape != state.get("conv1.weight", model.conv1.weight).shape:
-        state.pop("conv1.weight")  # other input channels: the stem stays freshly initialized
-    result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(("fc.", "conv1.")) and "num_batches" not in k]
-    if missing or result.unexpected_keys:
-        raise KdrunError(f"weights={weights} does not fit {tv_name}: missing {missing[:2]}, "
-                         f"unexpected {result.unexpected_keys[:2]}")
+    own = model.state_dict()
+    for key in ("fc.weight", "fc.bias", "conv1.weight"):  # a new head or stem stays freshly initialized
+        if key in state and state[key].shape != own[key].shape:
+            state.pop(key)
+    wrong = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
+    missing = [k for k in own if k not in state and not k.startswith(("fc.", "conv1.")) and "num_batches" not in k]
+    unexpected = [k for k in state if k not in own]
+    if wrong or missing or unexpected:
+        raise KdrunError(f"weights={weights} does not fit {tv_name}: {len(wrong)} keys of another shape "
+                         f"(e.g. {wrong[:1]}), {len(missing)} missing, {len(unexpected)} unexpected")
+    model.load_state_dict(state, strict=False)
 
 
 def _register(name: str) -> None:

@@ -13,8 +13,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import kdrun
-from kdrun.build import build_data, resolve_device
+from kdrun.build import build_data, resolve_device, transfer_batch_size
 from kdrun.data.loaders import make_loader
+from kdrun.data.transfer import pair_with_transfer
 from kdrun.engine.cache import StageCache
 from kdrun.engine.checkpoint import load_weights
 from kdrun.engine.fit import EngineEnv, StageOutcome, fit
@@ -40,10 +41,13 @@ def library_versions() -> dict[str, str]:
 def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer: RunWriter) -> EngineEnv:
     t = cfg.trainer
 
-    def train_loader(with_index: bool):
-        return make_loader(data.train, batch_size=t.batch_size, shuffle=True, seed_for_epoch=cfg.seed,
-                           num_workers=t.num_workers, device=device, with_index=with_index,
-                           max_batches=t.max_train_batches)
+    def train_loader(with_index: bool, with_transfer: bool = False):
+        labeled = make_loader(data.train, batch_size=t.batch_size, shuffle=True, seed_for_epoch=cfg.seed,
+                              num_workers=t.num_workers, device=device, with_index=with_index,
+                              max_batches=t.max_train_batches)
+        if not with_transfer:
+            return labeled
+        return pair_with_transfer(labeled, data.transfer, transfer_batch_size(cfg), cfg.seed, t.num_workers, device)
 
     test_loader = make_loader(data.test, batch_size=max(t.batch_size, 256), shuffle=False, seed_for_epoch=cfg.seed,
                               num_workers=t.num_workers, device=device, max_batches=t.max_eval_batches)

@@ -29,7 +29,7 @@ class EngineEnv:
 
     device: torch.device
     amp: str | None
-    train_loader: Callable[[bool], Any]  # with_index -> loader with set_epoch(epoch)
+    train_loader: Callable[..., Any]  # (with_index, with_transfer=False) -> loader with set_epoch(epoch)
     test_loader: Any
     checkpoint_dir: Path
     sink: MetricsSink
@@ -84,7 +84,7 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
         env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
         env.reporter.end_stage()
         return _outcome(state, last_path)
-    train_loader = env.train_loader(stage.needs_index)
+    train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
     env.sink.begin_stage(stage.name, state["epoch"] + 1)
     env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
     try:

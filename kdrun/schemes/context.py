@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 
 import torch
 from omegaconf import DictConfig
 
-from kdrun.build import (build_method, build_model, loss_weights, model_lr, optim_settings, supervised_cache_key,
-                         teacher_checkpoint)
+from kdrun.build import (build_method, build_mix, build_model, loss_weights, model_lr, optim_settings,
+                         supervised_cache_key, teacher_checkpoint)
 from kdrun.data.base import DataBundle
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.distill_task import DistillTask, InitTask
 from kdrun.schemes.stage import Stage
 from kdrun.schemes.task import SupervisedTask
+
+log = logging.getLogger("kdrun")
 
 
 @dataclass
@@ -34,15 +37,22 @@ class SchemeContext:
         torch.manual_seed(self.cfg.seed + seed_offset)
         return build_model(self.cfg[key], self.data.info, key)
 
+    def epochs(self, wanted: int) -> int:
+        """``wanted`` capped by ``trainer.max_epochs`` (debug runs shrink every stage, init stages included)."""
+        cap = self.cfg.trainer.get("max_epochs")
+        return wanted if cap is None else min(wanted, cap)
+
     def method(self, student: KDModel, teacher: KDModel) -> Method:
+        """Build the method; schemes call this before any stage trains, so an incompatible pair fails early."""
         ctx = MethodContext(student.feature_info, teacher.feature_info, self.data.info, self.data.train_targets,
-                            student_arch=self.cfg.student.arch, teacher_arch=self.cfg.teacher.arch)
+                            student_arch=self.cfg.student.arch, teacher_arch=self.cfg.teacher.arch,
+                            weights=loss_weights(self.cfg))
         return build_method(self.cfg, ctx)
 
     def supervised_stage(self, name: str, role: str, key: str, model: KDModel) -> Stage:
         """Cross-entropy training of ``model`` (built from config node ``key``), shareable between runs."""
         node, lr = self.cfg[key], model_lr(self.cfg, key)
-        stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.cfg.trainer.epochs,
+        stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
                       optim_settings(self.cfg.trainer, lr),
                       cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr))
         checkpoint = teacher_checkpoint(self.cfg) if key == "teacher" else None
@@ -53,13 +63,23 @@ class SchemeContext:
 
     def distill_stage(self, name: str, role: str, student: KDModel, teacher: KDModel, method: Method,
                       epochs: int | None = None) -> Stage:
-        task = DistillTask(student, teacher, method, loss_weights(self.cfg))
+        """Distillation of ``student`` from ``teacher``; distillation terms on the transfer set when one is set."""
+        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill))
+        uses_transfer = self.data.transfer is not None and task.uses_distill_view
+        if self.data.transfer is not None and task.labeled_method:
+            log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "
+                     "term only (%s)", self.cfg.method.name, "in use" if uses_transfer else "unused: distill.alpha=0")
         return Stage(name, role, self.cfg.student.arch, self.cfg.method.name, task,
-                     epochs or self.cfg.trainer.epochs, optim_settings(self.cfg.trainer),
-                     needs_index=method.needs.sample_index)
+                     self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg.trainer),
+                     needs_index=method.needs.sample_index, uses_transfer=uses_transfer)
 
     def init_stage(self, name: str, student: KDModel, teacher: KDModel, method: Method) -> Stage:
-        """The method's initialization phase as an ordinary stage (own progress, logs, checkpoints)."""
+        """The method's initialization phase as an ordinary stage (own progress, logs, checkpoints).
+
+        Its learning rate is constant (no milestones), as in RepDistiller's ``helper/pretrain.py``.
+        """
+        trainer = optim_settings(self.cfg.trainer)
+        optim = replace(trainer, lr=method.init_lr or trainer.lr, milestones=())
         return Stage(name, "init", self.cfg.student.arch, f"{self.cfg.method.name}_init",
-                     InitTask(student, teacher, method), method.init_epochs, optim_settings(self.cfg.trainer),
+                     InitTask(student, teacher, method), self.epochs(method.init_epochs), optim,
                      needs_index=method.needs.sample_index, in_table=False)

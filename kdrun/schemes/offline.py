@@ -12,15 +12,18 @@ STAGES = ("teacher", "baseline", "distilled")
 
 def offline(ctx: SchemeContext) -> Iterator[Stage]:
     wanted = set(ctx.cfg.stages)
-    teacher = None
+    teacher = student = method = None
     if "teacher" in wanted or "distilled" in wanted:
         teacher = ctx.model("teacher")
+    if "distilled" in wanted:
+        # Built before anything trains: a method that cannot serve this pair fails in seconds, not after the teacher.
+        student = ctx.model("student")
+        method = ctx.method(student, teacher)
+    if teacher is not None:
         yield ctx.supervised_stage("teacher", "teacher", "teacher", teacher)
     if "baseline" in wanted:
         yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
-    if "distilled" in wanted:
-        student = ctx.model("student")
-        method = ctx.method(student, teacher)
+    if method is not None:
         if method.init_epochs > 0:
             yield ctx.init_stage(f"{ctx.cfg.method.name}_init", student, teacher, method)
         yield ctx.distill_stage("distilled", "distilled", student, teacher, method)

@@ -26,7 +26,8 @@ class Stage:
     ``name`` is unique within the run and names the checkpoint and log folders; ``role`` is the
     row label (teacher, baseline, distilled, ...). ``cache_key`` marks a stage whose result does
     not depend on the run's distillation settings (plain cross-entropy training), so it can be
-    shared between runs and sweep jobs.
+    shared between runs and sweep jobs. ``uses_transfer`` asks for batches that carry a transfer
+    batch beside the labeled one (``Batch.transfer_x``).
     """
 
     name: str
@@ -38,5 +39,6 @@ class Stage:
     optim: OptimSettings
     cache_key: str | None = None
     needs_index: bool = False
+    uses_transfer: bool = False
     in_table: bool = True
     info: dict = field(default_factory=dict)

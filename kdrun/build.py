@@ -114,18 +114,32 @@ def loss_weights(cfg: DictConfig) -> LossWeights:
     return LossWeights(**{f.name: d[f.name] for f in fields(LossWeights) if f.name in d})
 
 
-def optim_settings(trainer: DictConfig) -> OptimSettings:
-    return OptimSettings(lr=trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
+def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSettings:
+    """SGD settings of ``trainer``; ``lr`` replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
+    return OptimSettings(lr=lr or trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
-def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, seed: int | None = None) -> str:
+def teacher_checkpoint(cfg: DictConfig) -> str | None:
+    """``teacher.checkpoint``, else the teacher's file in ``teachers_dir`` (mdistiller's layout), else None."""
+    if cfg.teacher.get("checkpoint"):
+        return str(cfg.teacher.checkpoint)
+    if cfg.get("teachers_dir"):
+        from kdrun.benchmarks.teachers import archived_teacher
+
+        return str(archived_teacher(cfg.teachers_dir, cfg.teacher.arch))
+    return None
+
+
+def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: float | None = None,
+                         seed: int | None = None) -> str:
     """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights.
     ``seed`` is the model's own seed when a scheme trains several copies (default: ``cfg.seed``)."""
     seed = cfg.seed if seed is None else seed
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                if k not in ("root", "download")}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "num_workers"}
+    trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
                        "seed": seed, "amp": cfg.device.amp, "format": 1}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]

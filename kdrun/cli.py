@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
-from kdrun.preflight import parse_overrides, preflight
+from kdrun.preflight import passes_through, parse_overrides, preflight
 from kdrun.sweeps import is_multirun, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
@@ -115,6 +115,9 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 def main() -> None:
     global _new_run_dir
     args = sys.argv[1:]
+    if passes_through(args):  # --help, --cfg job, ...: Hydra answers, nothing runs
+        hydra_app()
+        return
     try:
         args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
         cfg = preflight(CONFIG_DIR, args)

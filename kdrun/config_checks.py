@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from kdrun.build import teacher_checkpoint
 from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
 from kdrun.models.registry import model_spec
@@ -25,6 +26,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
         ckpt = cfg[key].get("checkpoint")
         if ckpt and not Path(ckpt).is_file():
             raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth checkpoint file")
+    _check_teacher(cfg)
     for stage in cfg.stages:
         if stage not in stage_names:
             raise choice_error("stages", stage, stage_names, "(unknown stage)")
@@ -38,6 +40,19 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     if cfg.device.amp == "fp16" and cfg.device.type == "cpu":
         raise KdrunError("device.amp=fp16 needs CUDA; on the CPU use device.amp=bf16 or null")
     _check_data_parallel(cfg.device, cfg.trainer.batch_size)
+
+
+def _check_teacher(cfg: DictConfig) -> None:
+    lr = cfg.teacher.get("lr")
+    if lr is not None and lr <= 0:
+        raise KdrunError(f"teacher.lr={lr} must be > 0, or null to train the teacher with trainer.lr")
+    teachers_dir = cfg.get("teachers_dir")
+    if not teachers_dir or cfg.teacher.get("checkpoint") or not {"teacher", "distilled"} & set(cfg.stages):
+        return
+    path = Path(teacher_checkpoint(cfg))
+    if not path.is_file():
+        raise KdrunError(f"teachers_dir={teachers_dir} holds no {cfg.teacher.arch} teacher: expected {path} "
+                         f"(mdistiller's cifar_teachers.tar layout); set teachers_dir=null to train the teacher")
 
 
 def _check_distill(d: DictConfig) -> None:

@@ -7,6 +7,7 @@ that holds a run with a different config (so nothing existing is overwritten).
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -27,10 +28,15 @@ PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p"
                 "--experimental-rerun")
 
 
+def passes_through(args: list[str]) -> bool:
+    """True for Hydra flags after which nothing runs (help, printing the config) or whose configs kdrun can't check."""
+    return any(a.split("=")[0] in PASS_THROUGH for a in args)
+
+
 def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
     """Check the command; return the composed config of its (first) job, hydra node included,
     or None for flags after which nothing runs (help, printing the config)."""
-    if any(a.split("=")[0] in PASS_THROUGH for a in args):
+    if passes_through(args):
         return None
     multirun = is_multirun(args)
     overrides = [a for a in args if not a.startswith("-")]
@@ -91,11 +97,28 @@ def _check_group_choices(parsed: list) -> None:
         key = o.key_or_group
         if key not in groups or o.is_delete():
             continue
-        options = loader.get_group_options(key)
+        options = group_options(loader, key)
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
         for value in values:
             if value is not None and str(value) not in options:
-                raise choice_error(key, value, options, f"(no such {key})")
+                raise _unknown_option(key, str(value), options)
+
+
+def group_options(loader, group: str) -> list[str]:
+    """A group's options, nested ones included as paths (``experiment=cifar100/resnet56-resnet20/kd``)."""
+    options = list(loader.get_group_options(group))
+    for sub in loader.list_groups(group):
+        options += [f"{sub}/{option}" for option in group_options(loader, f"{group}/{sub}")]
+    return options
+
+
+def _unknown_option(key: str, value: str, options: list[str]) -> KdrunError:
+    if len(options) <= 40:
+        return choice_error(key, value, options, f"(no such {key})")
+    # hundreds of presets: name the closest ones and where the full list is
+    close = difflib.get_close_matches(value, options, n=5, cutoff=0.5)
+    hint = f"closest: {', '.join(close)}; " if close else ""
+    return KdrunError(f"{key}={value} is not valid (no such {key}); {hint}all {len(options)} choices: kdrun --help")
 
 
 def compose_checked(overrides: list[str]) -> DictConfig:

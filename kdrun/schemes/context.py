@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from omegaconf import DictConfig
 
-from kdrun.build import build_method, build_mix, build_model, loss_weights, optim_settings, supervised_cache_key
+from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings,
+                         supervised_cache_key, teacher_checkpoint)
 from kdrun.data.base import DataBundle
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
@@ -55,14 +56,21 @@ class SchemeContext:
     def supervised_stage(self, name: str, role: str, key: str, model: KDModel, node: DictConfig | None = None,
                          seed_offset: int = 0, loads_checkpoint: bool | None = None) -> Stage:
         """Cross-entropy training of ``model`` (built from config node ``key``), shareable between runs.
-        Teachers (``loads_checkpoint``) are loaded from ``<node>.checkpoint`` instead when it is set."""
-        node = self.cfg[key] if node is None else node
+        Teachers (``loads_checkpoint``) are loaded from a checkpoint instead when one is given
+        (``<node>.checkpoint``; for the run's teacher also ``teachers_dir``)."""
+        own_node = node is None
+        node = self.cfg[key] if own_node else node
+        lr = node.get("lr") or self.cfg.trainer.lr
         stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
-                      optim_settings(self.cfg.trainer),
-                      cache_key=supervised_cache_key(self.cfg, node, self.data.info.name,
+                      optim_settings(self.cfg.trainer, lr),
+                      cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
                                                      seed=self.cfg.seed + seed_offset))
-        if (key == "teacher" if loads_checkpoint is None else loads_checkpoint) and node.get("checkpoint"):
-            stage.info["checkpoint"] = node.checkpoint
+        loads = key == "teacher" if loads_checkpoint is None else loads_checkpoint
+        checkpoint = None
+        if loads:
+            checkpoint = teacher_checkpoint(self.cfg) if own_node and key == "teacher" else node.get("checkpoint")
+        if checkpoint:
+            stage.info["checkpoint"] = checkpoint
             stage.cache_key = None
         return stage
 

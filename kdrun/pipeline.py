@@ -13,8 +13,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import kdrun
-from kdrun.build import build_data, resolve_device
+from kdrun.build import build_data, resolve_device, transfer_batch_size
 from kdrun.data.loaders import make_loader
+from kdrun.data.transfer import pair_with_transfer
+from kdrun.distributed.data import eval_shard, per_rank_batch_size
+from kdrun.distributed.state import is_main, local_device, main_process_first, rank, world_size
 from kdrun.engine.cache import StageCache
 from kdrun.engine.checkpoint import load_weights
 from kdrun.engine.fit import EngineEnv, StageOutcome, fit
@@ -23,6 +26,7 @@ from kdrun.engine.progress import ProgressReporter
 from kdrun.logs import console, output
 from kdrun.quant.deploy import finish_stage
 from kdrun.quant.measure import MeasureSettings
+from kdrun.report.run_end import finish_run
 from kdrun.report.table import rich_table, table_rows, write_tables
 from kdrun.report.writer import RunWriter
 from kdrun.schemes.registry import SCHEMES, scheme_name
@@ -30,6 +34,7 @@ from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.stage import Stage
 
 log = logging.getLogger("kdrun")
+RANK_SEED_STRIDE = 1_000_003
 
 
 def library_versions() -> dict[str, str]:
@@ -40,29 +45,46 @@ def library_versions() -> dict[str, str]:
 
 
 def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer: RunWriter) -> EngineEnv:
+    """Loaders and sinks for this process. Data-parallel: each rank trains on its shard with
+    ``trainer.batch_size / world_size`` per step and evaluates its part of the test set."""
     t = cfg.trainer
+    batch_size = per_rank_batch_size(t.batch_size, world_size())
 
-    def train_loader(with_index: bool):
-        return make_loader(data.train, batch_size=t.batch_size, shuffle=True, seed_for_epoch=cfg.seed,
-                           num_workers=t.num_workers, device=device, with_index=with_index,
-                           max_batches=t.max_train_batches)
+    def train_loader(with_index: bool, with_transfer: bool = False):
+        labeled = make_loader(data.train, batch_size=batch_size, shuffle=True, seed_for_epoch=cfg.seed,
+                              num_workers=t.num_workers, device=device, with_index=with_index,
+                              max_batches=t.max_train_batches, rank=rank(), world_size=world_size())
+        if not with_transfer:
+            return labeled
+        return pair_with_transfer(labeled, data.transfer, per_rank_batch_size(transfer_batch_size(cfg), world_size()),
+                                  cfg.seed, t.num_workers, device)
 
-    test_loader = make_loader(data.test, batch_size=max(t.batch_size, 256), shuffle=False, seed_for_epoch=cfg.seed,
-                              num_workers=t.num_workers, device=device, max_batches=t.max_eval_batches)
+    eval_batch = max(t.batch_size, 256)
+    test_loader = make_loader(eval_shard(data.test, eval_batch, t.max_eval_batches, rank(), world_size()),
+                              batch_size=eval_batch, shuffle=False, seed_for_epoch=cfg.seed,
+                              num_workers=t.num_workers, device=device)
+    # rank 0 keeps the run's seed (so one process and rank 0 draw alike); other ranks get their
+    # own stream for dropout and sampling, instead of repeating rank 0's masks on other samples
+    seed = cfg.seed + RANK_SEED_STRIDE * rank()
     return EngineEnv(device=device, amp=cfg.device.amp, train_loader=train_loader, test_loader=test_loader,
                      checkpoint_dir=run_dir / "checkpoints", sink=writer,
-                     reporter=ProgressReporter(console()), seed=cfg.seed,
+                     reporter=ProgressReporter(console(), rich=None if is_main() else False), seed=seed,
                      meta={"num_classes": data.info.num_classes, "dataset": data.info.name})
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage of the configured scheme in ``run_dir``; resumes whatever is already there."""
-    device = resolve_device(cfg.device)
-    data = build_data(cfg)
-    writer = RunWriter(run_dir)
+    device = local_device(resolve_device(cfg.device))
+    if is_main():  # data-parallel: rank 0 writes, the others compute
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # .hydra/config.yaml keeps interpolations
+    with main_process_first():  # data-parallel: one rank downloads or generates, the others then read
+        data = build_data(cfg)
+    writer = RunWriter(run_dir, enabled=is_main())
     env = make_env(cfg, data, device, run_dir, writer)
     cache = StageCache(cfg.paths.cache)
     ctx = SchemeContext(cfg, data)
+    ctx.check_pair()
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
                "method": cfg.method.name, "scheme": scheme_name(cfg), "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(), "stages": {}}
@@ -78,10 +100,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         writer.write_results(results)
     results["status"] = "completed"
     writer.write_results(results)
-    rows = table_rows(results)
-    write_tables(rows, run_dir)
-    output().print(rich_table(rows, title=f"kdrun: {data.info.name}, method={cfg.method.name}"))
-    log.info("results: %s", run_dir / "results.json")
+    if is_main():
+        rows = table_rows(results)
+        write_tables(rows, run_dir)
+        output().print(rich_table(rows, title=f"kdrun: {data.info.name}, method={cfg.method.name}"))
+        log.info("results: %s", run_dir / "results.json")
+        finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, plots, pointers to the report
+    writer.close()
     return results
 
 

@@ -28,6 +28,11 @@ def offline(ctx: SchemeContext) -> Iterator[Stage]:
     teacher = student = None
     if "teacher" in wanted:
         teacher = ctx.model("teacher")
+    if "distilled" in wanted:
+        # Built before anything trains: a method that cannot serve this pair fails in seconds, not after the teacher.
+        student = ctx.model("student")
+        method = ctx.method(student, teacher)
+    if teacher is not None:
         yield ctx.supervised_stage("teacher", "teacher", "teacher", teacher)
     if "baseline" in wanted:
         baseline = ctx.model("student")

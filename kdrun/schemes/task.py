@@ -20,11 +20,13 @@ from torch import nn
 
 @dataclass
 class Batch:
-    """One training batch. ``index`` holds dataset indices when a method needs them (CRD)."""
+    """One training batch. ``index`` holds dataset indices when a method needs them (CRD);
+    ``transfer_x`` holds unlabeled inputs for the distillation terms when a transfer set is used."""
 
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor | None = None
+    transfer_x: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

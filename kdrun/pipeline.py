@@ -94,7 +94,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         outcome, source = run_stage(stage, env, cache)
         ctx.stage_outcomes[stage.name] = outcome
         record = stage_record(stage, outcome, source)
-        if stage.in_table:
+        if stage.in_table and is_main():  # data-parallel: rank 0 deploys and measures, the others go on
             merge_records(record, finish_stage(stage, outcome, env, settings))
         results["stages"][stage.name] = record
         writer.write_results(results)

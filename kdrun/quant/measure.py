@@ -51,7 +51,7 @@ class Compiled:
     def __init__(self, model: nn.Module) -> None:
         self.fn = torch.compile(model, dynamic=False)
         self.shapes: set[tuple[int, ...]] = set()
-        self.code: list[str] = []
+        self.code: list[str] = []  # Inductor's output code, one entry per graph compiled (shape)
         self.seconds = 0.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,7 @@ class Compiled:
             out, code = run_and_get_code(self.fn, x)
         self.seconds += time.perf_counter() - t0
         self.shapes.add(tuple(x.shape))
-        self.code += code
+        self.code.append("\n".join(code))
         return out
 
 

@@ -86,6 +86,7 @@ def mutual(ctx: SchemeContext) -> Iterator[Stage]:
         peers = [ctx.model(key, seed_offset=i) for i, key in enumerate(keys)]
         task = MutualTask(peers, loss_weights(ctx.cfg))
         arch = "+".join(ctx.cfg[key].arch for key in keys)
-        stage = Stage("mutual", "mutual", arch, "dml", task, ctx.cfg.trainer.epochs, optim_settings(ctx.cfg.trainer))
+        stage = Stage("mutual", "mutual", arch, "dml", task, ctx.epochs(ctx.cfg.trainer.epochs),
+                      optim_settings(ctx.cfg.trainer))
         stage.info["peers"] = {f"peer{i + 1}": ctx.cfg[key].arch for i, key in enumerate(keys)}
         yield stage

@@ -41,7 +41,7 @@ def pruned_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name:
                           ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
     task = DistillTask(model, teacher, kd, LossWeights(T=p.T, alpha=p.alpha, gamma=p.gamma, beta=0.0))
     optim = replace(optim_settings(ctx.cfg.trainer), lr=p.lr, milestones=tuple(p.milestones))
-    stage = Stage(name, "pruned", ctx.cfg.student.arch, "kd+prune", task, p.epochs, optim)
+    stage = Stage(name, "pruned", ctx.cfg.student.arch, "kd+prune", task, ctx.epochs(p.epochs), optim)
     stage.info.update(float_reference="distilled", target_sparsity=p.amount)
     stage.deploy = partial(pruned_deployment, model)
     return stage

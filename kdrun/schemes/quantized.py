@@ -43,7 +43,7 @@ def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: st
                           ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
     task = DistillTask(model, teacher, kd, LossWeights(T=q.T, alpha=q.alpha, gamma=q.gamma, beta=0.0))
     optim = replace(optim_settings(ctx.cfg.trainer), lr=q.lr, milestones=tuple(q.milestones))
-    stage = Stage(name, "quantized", ctx.cfg.student.arch, "kd+qat", task, q.epochs, optim)
+    stage = Stage(name, "quantized", ctx.cfg.student.arch, "kd+qat", task, ctx.epochs(q.epochs), optim)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER)
     stage.deploy = partial(int8_deployment, model, example, name)
     return stage
@@ -74,7 +74,8 @@ def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, e
     record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "int8",
               "int8_runtime": runtime, "artifact": str(path), "artifact_bytes": path.stat().st_size}
     if compiled is not None:
-        record["kernels"] = kernel_counts("\n".join(compiled.code))
+        # the graph the top-1 was measured with (no code at all would show as no kernels)
+        record["kernels"] = kernel_counts(compiled.code[0] if compiled.code else "")
     if error:
         record["compile_error"] = error
     return Deployment(converted, "int8", int8_state(converted), record, compiled)

@@ -17,11 +17,21 @@ from kdrun.models.registry import create_model
 from kdrun.quant.deploy import FixedBatch
 from kdrun.quant.exported import ExportedModel
 from kdrun.quant.measure import Compiled, MeasureSettings, latency
-from kdrun.quant.pt2e import convert, int8_state, kernel_counts, load_int8, prepare_qat
+from kdrun.quant.pt2e import (calibrate, convert, int8_state, kernel_counts, load_int8, needs_reduced_range,
+                              prepare_ptq, prepare_qat)
 
 # compile int8 models (their accuracy is measured on int8 kernels) but skip the timing of every row
 QUANT = [*TINY, "measure.enabled=false", "measure.compile=true",
          "stages=[teacher,distilled,quantized,quantized_ptq]", "hydra.run.dir=outputs/run"]
+
+
+def tb_tags(run_dir) -> set[str]:
+    """The scalar tags of the run's TensorBoard log (one writer per run, tags ``<stage>/...``)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
 
 
 def dropout_args(model: ExportedModel) -> list[tuple]:
@@ -59,6 +69,16 @@ def test_converted_model_stores_int8_weights_and_compiles_to_int8_kernels():
     assert kernel_counts(compiled.code[0]) == {"int8": {"qlinear_pointwise": 2}, "float": {}}
 
 
+@pytest.mark.parametrize("reduce_range, quant_max", [(True, 127), (False, 255)])
+def test_reduced_range_quantizes_activations_to_7_bits(reduce_range, quant_max):
+    mlp = create_model("mlp", num_classes=3, in_channels=1, input_size=(8,), hidden=[6])
+    prepared = prepare_ptq(mlp, torch.randn(4, 1, 8), reduce_range)
+    calibrate(prepared, [torch.randn(16, 1, 8)])
+    graph = convert(prepared).graph.graph
+    quantize = [n for n in graph.nodes if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default]
+    assert len(quantize) == 2 and all(n.args[3:5] == (0, quant_max) for n in quantize)
+
+
 def test_a_model_that_fails_to_compile_is_recorded_not_fatal(monkeypatch):
     class Broken:
         seconds = 0.0
@@ -82,12 +102,15 @@ def test_quantized_rows_end_to_end(workdir):
         assert s["precision"] == "int8" and "oneDNN int8 kernels" in s["int8_runtime"]
         # both linear layers of the mlp student run on int8 kernels, none on float ones
         assert s["kernels"] == {"int8": {"qlinear_pointwise": 2}, "float": {}}
+        # the kernels compute what the converted model defines (7-bit activations where the CPU needs them)
+        assert abs(s["reference_top1"] - s["last_top1"]) <= 1.0
+        assert s["activation_bits"] == (7 if needs_reduced_range() else 8)
         assert s["size_bytes"] < stages["distilled"]["size_bytes"]
         assert_top1_is_the_int8_models(Path(s["artifact"]), s["last_top1"])
     assert stages["quantized"]["trained_top1"] is not None and stages["quantized"]["method"] == "kd+qat"
     logged = {r["stage"]: r for r in read_metrics(run)}
     assert logged["quantized/int8"]["val_top1"] == stages["quantized"]["last_top1"]
-    assert (run / "tb" / "quantized" / "int8").is_dir() and (run / "tb" / "quantized").is_dir()
+    assert {"quantized/int8/top1/val", "quantized/top1/val", "quantized_ptq/int8/top1/val"} <= tb_tags(run)
 
     # resuming reuses the conversion and its measurements: nothing is rewritten
     artifact = run / "checkpoints/quantized/int8.pt2"

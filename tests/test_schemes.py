@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY, compose_config, read_metrics, read_results, run_kdrun
+from test_quant import tb_tags
 from kdrun.build import build_data
 from kdrun.errors import KdrunError
 from kdrun.preflight import preflight
@@ -131,7 +132,7 @@ def test_born_again_cli(workdir):
     assert results["stages"]["self_distilled"]["teacher_stage"] == "generation2"
     assert results["stages"]["born_again_ensemble"]["members"] == 3
     assert {r["stage"] for r in read_metrics(run)} >= {"generation2", "self_distilled", "born_again_ensemble"}
-    assert (run / "tb" / "born_again_ensemble").is_dir()
+    assert {"born_again_ensemble/top1/val", "self_distilled/top1/val"} <= tb_tags(run)
 
 
 def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir):
@@ -140,6 +141,7 @@ def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir):
     assert table_stages(run) == ["baseline", "mutual/peer1", "mutual/peer2"]
     epoch = [r for r in read_metrics(run) if r["stage"] == "mutual"][-1]
     assert {"val_top1/peer1", "val_top1/peer2", "train_kl_peer1", "train_kl_peer2"} <= set(epoch)
+    assert {"mutual/top1/val_peer1", "mutual/top1/val_peer2"} <= tb_tags(run)
     peers = read_results(run)["stages"]["mutual"]["models"]
     assert peers["peer2"]["last_top1"] == epoch["val_top1/peer2"]
     # every peer moved away from its initialization (seed + i)

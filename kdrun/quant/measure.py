@@ -13,6 +13,7 @@ import contextlib
 import io
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -61,7 +62,9 @@ class Compiled:
         from torch._inductor.utils import run_and_get_code
 
         t0 = time.perf_counter()
-        with torch.no_grad(), config.patch(freezing=True):
+        with torch.no_grad(), config.patch(freezing=True), warnings.catch_warnings():
+            # Inductor's int8 lowering copies a tensor the way torch warns about; not the user's concern
+            warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
             out, code = run_and_get_code(self.fn, x)
         self.seconds += time.perf_counter() - t0
         self.shapes.add(tuple(x.shape))

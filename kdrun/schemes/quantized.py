@@ -11,6 +11,7 @@ batches, without any fine-tuning.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import replace
 from functools import partial
 from itertools import islice
@@ -20,31 +21,37 @@ from torch import nn
 
 from kdrun.build import optim_settings
 from kdrun.engine.fit import EngineEnv
+from kdrun.engine.loop import evaluate
 from kdrun.methods.base import MethodContext
 from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
 from kdrun.quant.deploy import Deployment, evaluate_deployed
 from kdrun.quant.exported import ExportedModel
 from kdrun.quant.measure import MeasureSettings
-from kdrun.quant.pt2e import calibrate, convert, int8_state, kernel_counts, prepare_ptq, prepare_qat, save_int8
+from kdrun.quant.pt2e import (calibrate, convert, int8_state, kernel_counts, needs_reduced_range, prepare_ptq,
+                              prepare_qat, save_int8)
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.distill_task import DistillTask, LossWeights
 from kdrun.schemes.stage import Stage
 
 QUANTIZER = "torchao X86InductorQuantizer (uint8 activations per tensor, int8 weights per channel)"
+KERNEL_TOLERANCE = 1.0  # top-1 points between int8 kernels and the reference graph (rounding differs slightly)
+log = logging.getLogger("kdrun")
 
 
 def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: str = "quantized") -> Stage:
     """Fine-tune a fake-quantized copy of ``student`` on CE + KD to ``teacher``; deploy it as int8."""
     q = ctx.cfg.quant
     example = ctx.example_input()
-    model = prepare_qat(student, example)
+    reduce_range = reduced_range(q)
+    model = prepare_qat(student, example, reduce_range)
     kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
                           ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
     task = DistillTask(model, teacher, kd, LossWeights(T=q.T, alpha=q.alpha, gamma=q.gamma, beta=0.0))
     optim = replace(optim_settings(ctx.cfg.trainer), lr=q.lr, milestones=tuple(q.milestones))
     stage = Stage(name, "quantized", ctx.cfg.student.arch, "kd+qat", task, ctx.epochs(q.epochs), optim)
-    stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER)
+    stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
+                      activation_bits=7 if reduce_range else 8)
     stage.deploy = partial(int8_deployment, model, example, name)
     return stage
 
@@ -55,10 +62,16 @@ def ptq_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized_ptq")
     model = copy.deepcopy(student)
     stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
     stage.method = "ptq"
+    reduce_range = reduced_range(q)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
-                      calibration_batches=q.calibration_batches)
-    stage.deploy = partial(ptq_deployment, model, ctx.example_input(), q.calibration_batches, name)
+                      calibration_batches=q.calibration_batches, activation_bits=7 if reduce_range else 8)
+    stage.deploy = partial(ptq_deployment, model, ctx.example_input(), q.calibration_batches, reduce_range, name)
     return stage
+
+
+def reduced_range(q) -> bool:
+    """``quant.reduce_range``: null decides for this CPU (7-bit activations without VNNI)."""
+    return needs_reduced_range() if q.get("reduce_range") is None else bool(q.reduce_range)
 
 
 def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, env: EngineEnv,
@@ -74,6 +87,12 @@ def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, e
     record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "int8",
               "int8_runtime": runtime, "artifact": str(path), "artifact_bytes": path.stat().st_size}
     if compiled is not None:
+        # the kernels must compute what the converted model defines: check against its reference graph
+        record["reference_top1"] = evaluate(converted, env.test_loader, torch.device("cpu"))["top1"]
+        if abs(record["reference_top1"] - val["top1"]) > KERNEL_TOLERANCE:
+            log.warning("%s: int8 kernels give top-1 %.2f%%, the int8 reference graph %.2f%%; the CPU's int8 "
+                        "arithmetic saturates (try quant.reduce_range=true)", name, val["top1"],
+                        record["reference_top1"])
         # the graph the top-1 was measured with (no code at all would show as no kernels)
         record["kernels"] = kernel_counts(compiled.code[0] if compiled.code else "")
     if error:
@@ -81,9 +100,9 @@ def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, e
     return Deployment(converted, "int8", int8_state(converted), record, compiled)
 
 
-def ptq_deployment(student: KDModel, example: torch.Tensor, batches: int, name: str, env: EngineEnv,
-                   settings: MeasureSettings) -> Deployment:
-    prepared = prepare_ptq(student, example)
+def ptq_deployment(student: KDModel, example: torch.Tensor, batches: int, reduce_range: bool, name: str,
+                   env: EngineEnv, settings: MeasureSettings) -> Deployment:
+    prepared = prepare_ptq(student, example, reduce_range)
     loader = env.train_loader(False)
     loader.set_epoch(0)  # the same calibration batches on every run and resume
     calibrate(prepared, (raw[0] for raw in islice(loader, batches)))

@@ -69,6 +69,17 @@ def test_converted_model_stores_int8_weights_and_compiles_to_int8_kernels():
     assert kernel_counts(compiled.code[0]) == {"int8": {"qlinear_pointwise": 2}, "float": {}}
 
 
+def test_kernel_counts_read_call_sites_only():
+    code = """# Topologically Sorted Source Nodes: [conv1d], Original ATen: [aten.convolution]
+buf0 = extern_kernels.convolution(arg0_1, _frozen_param0, _frozen_param1, stride=(2,))
+assert_tensor_metadata(buf0, (4, 64, 19), (1216, 19, 1), torch.float32, 'torch.ops.aten.convolution.default')
+buf2 = torch.ops.onednn.qconv_pointwise.tensor(buf1, x_scale, x_zp, _frozen_param2)
+torch.ops.onednn.qconv2d_pointwise.binary_tensor(buf2, x_scale_1, x_zp_1, buf1)
+buf6 = torch.ops.onednn.qlinear_pointwise.tensor(buf5, x_scale_2, x_zp_2, _frozen_param6)"""
+    assert kernel_counts(code) == {"int8": {"qconv_pointwise": 1, "qconv2d_pointwise": 1, "qlinear_pointwise": 1},
+                                   "float": {"convolution": 1}}
+
+
 @pytest.mark.parametrize("reduce_range, quant_max", [(True, 127), (False, 255)])
 def test_reduced_range_quantizes_activations_to_7_bits(reduce_range, quant_max):
     mlp = create_model("mlp", num_classes=3, in_channels=1, input_size=(8,), hidden=[6])

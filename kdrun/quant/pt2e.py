@@ -24,9 +24,10 @@ from torch import nn
 
 from kdrun.quant.exported import ExportedModel, export_model
 
-INT8_KERNEL = re.compile(r"torch\.ops\.onednn\.(q\w+)")
+# call sites in Inductor's output code ("name(" or "name.overload("), not its comments or metadata checks
+INT8_KERNEL = re.compile(r"torch\.ops\.onednn\.(q\w+)(?:\.\w+)?\(")
 FLOAT_KERNEL = re.compile(r"(?:torch\.ops\.(?:aten|mkldnn|mkl)|extern_kernels)\.(convolution|_convolution_pointwise|"
-                          r"_linear_pointwise|mm|addmm|bmm|linear|_mkl_linear)\b")
+                          r"_linear_pointwise|mm|addmm|bmm|linear|_mkl_linear)(?:\.\w+)?\(")
 
 
 def _import_torchao() -> None:

@@ -18,7 +18,7 @@ from kdrun.schemes.born_again import Ensemble
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.distill_task import LossWeights
 from kdrun.schemes.mutual import MutualTask
-from kdrun.schemes.registry import SCHEMES, scheme_name
+from kdrun.schemes.registry import SCHEME_STAGES, SCHEMES, scheme_name
 from kdrun.schemes.task import Batch, Progress
 
 FAST = [*TINY, "measure.enabled=false"]  # scheme tests check wiring and rows, not timings
@@ -38,6 +38,13 @@ def teacher_of(stage):
 def table_stages(run_dir) -> list[str]:
     with open(run_dir / "table.csv") as f:
         return [row["stage"] for row in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_every_scheme_has_a_config_whose_stages_it_runs(scheme):
+    cfg = compose_config([f"scheme={scheme}"])
+    assert scheme_name(cfg) == scheme
+    assert cfg.stages and set(cfg.stages) <= set(SCHEME_STAGES[scheme])
 
 
 def test_default_run_ends_with_the_five_rows():
@@ -124,6 +131,7 @@ def test_bad_scheme_options_are_one_line_errors(tmp_path, args, message):
 # ---------------------------------------------------------------- end to end through the CLI
 
 
+@pytest.mark.slow
 def test_born_again_cli(workdir):
     run_kdrun([*FAST, "scheme=born_again", "hydra.run.dir=outputs/run"], cwd=workdir)
     run = workdir / "outputs/run"
@@ -135,6 +143,7 @@ def test_born_again_cli(workdir):
     assert {"born_again_ensemble/top1/val", "self_distilled/top1/val"} <= tb_tags(run)
 
 
+@pytest.mark.slow
 def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir):
     run_kdrun([*FAST, "scheme=dml", "hydra.run.dir=outputs/run"], cwd=workdir)
     run = workdir / "outputs/run"
@@ -153,6 +162,7 @@ def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir):
         assert all(not torch.equal(trained[f"peers.{i}.{k}"], v) for k, v in init.items() if k.endswith("weight"))
 
 
+@pytest.mark.slow
 def test_assistant_cli(workdir):
     run_kdrun([*FAST, "scheme=assistant", "assistant=mlp", "assistant.hidden=[24]", "hydra.run.dir=outputs/run"],
               cwd=workdir)
@@ -162,6 +172,7 @@ def test_assistant_cli(workdir):
     assert results["stages"]["assistant"]["params"] == 64 * 24 + 24 + 24 * 10 + 10
 
 
+@pytest.mark.slow
 def test_ensemble_cli(workdir):
     run_kdrun([*FAST, "scheme=ensemble", "hydra.run.dir=outputs/run"], cwd=workdir)
     results = read_results(workdir / "outputs/run")

@@ -117,7 +117,7 @@ def test_numbers_match_the_reference_notes():
 # ---------------------------------------------------------------- every preset composes
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: other helpers (compose_config, smoke) clear GlobalHydra
 def hydra_context():
     register_configs()
     GlobalHydra.instance().clear()

@@ -69,6 +69,7 @@ def _method_node(table: Table, pair: Pair, row: str) -> dict[str, Any]:
     dotted["teacher.lr"] = table.lr_for(pair.teacher)
     node = {"defaults": _defaults(table, pair.teacher, pair.student, spec.method), **_nest(dotted)}
     node["benchmark"] = {"table": table.name, "row": row, "pair": pair.key, "arch": pair.student}
+    node["stages"] = ["teacher", "baseline", "distilled"]  # the published tables' rows only
     return node
 
 

@@ -117,13 +117,18 @@ def test_numbers_match_the_reference_notes():
 # ---------------------------------------------------------------- every preset composes
 
 
-@pytest.fixture(scope="module")
-def hydra_context():
+@pytest.fixture(scope="module", autouse=True)
+def _leave_hydra_uninitialized():
+    yield
+    GlobalHydra.instance().clear()
+
+
+def compose_preset(overrides: list[str]):
+    """Compose like ``kdrun <overrides>``; Hydra is initialized once and kept (other tests may clear it)."""
     register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="kdrun"):
-        yield
-    GlobalHydra.instance().clear()
+    if not GlobalHydra.instance().is_initialized():
+        initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="kdrun")
+    return compose(config_name="config", overrides=overrides)
 
 
 def _expected_lr(table, arch: str) -> float:
@@ -131,11 +136,11 @@ def _expected_lr(table, arch: str) -> float:
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_preset_composes_with_its_cells_recipe(hydra_context, name):
+def test_preset_composes_with_its_cells_recipe(name):
     b = PRESETS[name]["benchmark"]
     table = load_table(b["table"])
     overrides = [f"experiment={name}"] + (["dataset.root=/data/imagenet"] if table.dataset == "imagefolder" else [])
-    cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_preset(overrides)
     OmegaConf.to_container(cfg, resolve=True)
     check_config(cfg, STAGE_NAMES)
     assert cfg.benchmark.table == table.name and cfg.dataset._target_.endswith(f"load_{table.dataset}")
@@ -153,12 +158,12 @@ def test_preset_composes_with_its_cells_recipe(hydra_context, name):
         assert OmegaConf.select(cfg, key) == value, key
 
 
-def test_crd_kd_and_feature_rows_keep_the_methods_reference_weights(hydra_context):
-    cfg = compose(config_name="config", overrides=["experiment=cifar100/resnet56-resnet20/crd_kd"])
+def test_crd_kd_and_feature_rows_keep_the_methods_reference_weights():
+    cfg = compose_preset(["experiment=cifar100/resnet56-resnet20/crd_kd"])
     assert (cfg.distill.alpha, cfg.distill.gamma, cfg.distill.beta) == (1.0, 1.0, 0.8)
-    cfg = compose(config_name="config", overrides=["experiment=cifar100/resnet56-resnet20/crd"])
+    cfg = compose_preset(["experiment=cifar100/resnet56-resnet20/crd"])
     assert (cfg.distill.alpha, cfg.distill.beta) == (0.0, 0.8)
-    cfg = compose(config_name="config", overrides=["experiment=cifar100/vgg13-mobilenetv2/kd", "distill.T=2"])
+    cfg = compose_preset(["experiment=cifar100/vgg13-mobilenetv2/kd", "distill.T=2"])
     assert cfg.distill.T == 2 and cfg.trainer.lr == 0.01  # the command line still wins
 
 
@@ -173,8 +178,8 @@ def test_unknown_preset_is_one_line_with_the_closest_names():
     assert "cifar100/resnet56-resnet20/kd" in message and "kdrun --help" in message
 
 
-def test_teachers_dir_without_the_teacher_is_one_line(hydra_context, tmp_path):
-    cfg = compose(config_name="config", overrides=["experiment=cifar100/resnet50-vgg8/kd", f"teachers_dir={tmp_path}"])
+def test_teachers_dir_without_the_teacher_is_one_line(tmp_path):
+    cfg = compose_preset(["experiment=cifar100/resnet50-vgg8/kd", f"teachers_dir={tmp_path}"])
     with pytest.raises(KdrunError, match=r"teachers_dir=.* holds no resnet50 teacher: expected .*ResNet50_vanilla"):
         check_config(cfg, STAGE_NAMES)
 

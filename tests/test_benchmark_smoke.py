@@ -36,9 +36,11 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _two_threads():
+def _one_thread():
+    """Batch-8 steps gain nothing from a second intra-op thread, and on a busy 2-core machine its
+    spin-waiting multiplied the CPU time per step; restored afterwards."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 

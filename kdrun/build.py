@@ -120,11 +120,6 @@ def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSetting
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
-def model_lr(cfg: DictConfig, key: str) -> float:
-    """The lr that trains ``teacher``/``student`` with cross-entropy: its own ``lr`` if set, else ``trainer.lr``."""
-    return cfg[key].get("lr") or cfg.trainer.lr
-
-
 def teacher_checkpoint(cfg: DictConfig) -> str | None:
     """``teacher.checkpoint``, else the teacher's file in ``teachers_dir`` (mdistiller's layout), else None."""
     if cfg.teacher.get("checkpoint"):
@@ -136,13 +131,16 @@ def teacher_checkpoint(cfg: DictConfig) -> str | None:
     return None
 
 
-def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: float | None = None) -> str:
-    """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights."""
+def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: float | None = None,
+                         seed: int | None = None) -> str:
+    """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights.
+    ``seed`` is the model's own seed when a scheme trains several copies (default: ``cfg.seed``)."""
+    seed = cfg.seed if seed is None else seed
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                if k not in ("root", "download")}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "num_workers"}
     trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
-                       "seed": cfg.seed, "amp": cfg.device.amp, "format": 1}, sort_keys=True)
+                       "seed": seed, "amp": cfg.device.amp, "format": 1}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    return f"{node.arch}-{data_name}-seed{cfg.seed}-{digest}"
+    return f"{node.arch}-{data_name}-seed{seed}-{digest}"

@@ -1,8 +1,10 @@
 """The ``kdrun`` command: a Hydra app, with a pre-flight check that turns config mistakes into one line.
 
 ``main`` first composes the config the way Hydra will and checks it (unknown options, bad
-values, a run directory that holds a different run); only then does Hydra create the run
-directory and call :func:`hydra_app`. So bad input never creates or overwrites anything.
+values, a run or sweep directory that holds a different run); only then does Hydra create the
+run directory and call :func:`hydra_app`. So bad input never creates or overwrites anything.
+With ``-m`` it also names the sweep's folders after the command (kdrun/sweeps.py), so the same
+command finds its earlier jobs again: :func:`hydra_app` skips those that completed.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from omegaconf import DictConfig
 
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
-from kdrun.preflight import preflight
-from kdrun.report.run_status import mark_failed
+from kdrun.preflight import passes_through, parse_overrides, preflight
+from kdrun.sweeps import is_multirun, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
@@ -45,48 +47,121 @@ def fail(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def hydra_app(cfg: DictConfig) -> float | None:
+    from kdrun.distributed.launch import run_data_parallel
     from kdrun.pipeline import run
+    from kdrun.report.run_status import completed_results
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    try:
-        results = run(cfg, run_dir)
-    except KdrunError as e:
-        fail(str(e))
-        if hc.mode == RunMode.MULTIRUN:
-            mark_failed(run_dir, str(e))  # a sweep reports failed jobs beside the others
+    multirun = hc.mode == RunMode.MULTIRUN
+    results = completed_results(run_dir)
+    if results is not None:
+        _skip(run_dir, results, multirun)
+    else:
+        try:
+            results = run_data_parallel(run, cfg, run_dir)
+        except KdrunError as e:
+            fail(str(e))
+            if multirun:
+                mark_failed(run_dir, str(e))  # a sweep reports failed jobs beside the others
+                return None
+            discard_if_nothing_ran(run_dir, str(e))
+            sys.exit(2)
+        except KeyboardInterrupt:
+            again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
+            fail(f"interrupted; to resume, {again}")
+            sys.exit(130)
+        except Exception as e:
+            mark_failed(run_dir, f"{type(e).__name__}: {e}")
+            if not multirun:
+                raise
+            # Hydra would re-raise it after the sweep and skip the end-of-sweep report; the job's
+            # log keeps the traceback, results.json the error, and kdrun exits non-zero at the end.
+            log.exception("job %s failed", run_dir)
             return None
-        discard_if_nothing_ran(run_dir, str(e))
-        sys.exit(2)
-    except KeyboardInterrupt:
-        fail(f"interrupted; to resume, run the same command with hydra.run.dir={run_dir}")
-        sys.exit(130)
-    except Exception as e:
-        mark_failed(run_dir, f"{type(e).__name__}: {e}")
-        raise
     distilled = results["stages"].get("distilled", {})
     return distilled.get("last_top1")
 
 
+def mark_failed(run_dir: Path, error: str) -> None:
+    from kdrun.distributed.state import is_main
+    from kdrun.report.run_status import mark_failed as mark
+
+    if is_main():  # data-parallel: rank 0 (or the process that spawned the ranks) owns results.json
+        mark(run_dir, error)
+
+
 def discard_if_nothing_ran(run_dir: Path, error: str) -> None:
     """A single run that failed during setup (missing data, bad checkpoint) leaves no half-made directory."""
+    from kdrun.distributed.state import is_main
+
+    if not is_main():
+        return
     if _new_run_dir is not None and run_dir.resolve() == _new_run_dir and not (run_dir / "checkpoints").exists():
         shutil.rmtree(run_dir, ignore_errors=True)
     else:
         mark_failed(run_dir, error)
 
 
+def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
+    log.info("%s: completed before, skipping (delete its results.json to run it again)", run_dir)
+    if not multirun:
+        from kdrun.logs import output
+        from kdrun.report.table import rich_table, table_rows
+
+        output().print(rich_table(table_rows(results), title=f"kdrun: {run_dir} (completed before)"))
+
+
 def main() -> None:
     global _new_run_dir
+    args = sys.argv[1:]
+    if passes_through(args):  # --help, --cfg job, ...: Hydra answers, nothing runs
+        hydra_app()
+        return
     try:
-        _new_run_dir = preflight(CONFIG_DIR, sys.argv[1:])
-        if _new_run_dir is not None and not any(a.startswith("hydra.run.dir=") for a in sys.argv[1:]):
-            # pin the timestamped directory checked above (Hydra would re-evaluate ${now:} a moment later)
-            sys.argv.append(f"hydra.run.dir={_new_run_dir}")
+        args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
+        cfg = preflight(CONFIG_DIR, args)
+        if cfg is not None:
+            args = _pin_run_dir(args, cfg)
+            args = _join_torchrun(args, cfg)
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)
+    sys.argv = [sys.argv[0], *args]
     hydra_app()
+    _exit_if_jobs_failed()
+
+
+def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:
+    """A single run that creates its directory: remember it (see discard_if_nothing_ran) and pin it,
+    as Hydra would otherwise evaluate the start time in its name again a moment later."""
+    global _new_run_dir
+    run_dir = Path(str(cfg.hydra.run.dir))
+    if is_multirun(args) or run_dir.exists():
+        return args
+    _new_run_dir = run_dir.resolve()
+    if any(a.startswith("hydra.run.dir=") for a in args):
+        return args
+    return [*args, f"hydra.run.dir={quote(str(_new_run_dir))}"]
+
+
+def _join_torchrun(args: list[str], cfg: DictConfig) -> list[str]:
+    """Under torchrun, join the process group now and use rank 0's run (or sweep) directory."""
+    from kdrun.distributed.launch import agree_on_run_dir, init_from_environment, started_by_torchrun
+
+    if not started_by_torchrun() or not init_from_environment(cfg.device):
+        return args
+    return agree_on_run_dir(args, str(cfg.hydra.run.dir), str(cfg.hydra.sweep.dir))
+
+
+def _exit_if_jobs_failed() -> None:
+    from kdrun.report import sweep_callback
+
+    outcome = sweep_callback.LAST_SWEEP
+    if outcome is not None and outcome.failed:
+        fail(f"{len(outcome.failed)} job(s) of the sweep failed (see the report above and "
+             f"{outcome.failed[0] / 'kdrun.log'}); re-run the same command to retry them")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from kdrun.models.registry import model_spec
 
 DEVICE_TYPES = ("auto", "cpu", "cuda")
 AMP_CHOICES = (None, "bf16", "fp16")
+BACKENDS = (None, "gloo", "nccl")
 
 
 def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
@@ -38,6 +39,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
         raise choice_error("device.amp", cfg.device.amp, ["null", "bf16", "fp16"])
     if cfg.device.amp == "fp16" and cfg.device.type == "cpu":
         raise KdrunError("device.amp=fp16 needs CUDA; on the CPU use device.amp=bf16 or null")
+    _check_data_parallel(cfg.device, cfg.trainer.batch_size)
 
 
 def _check_teacher(cfg: DictConfig) -> None:
@@ -97,3 +99,19 @@ def _check_trainer(t: DictConfig) -> None:
     for key in ("max_epochs", "max_train_batches", "max_eval_batches"):
         if t.get(key) is not None and t[key] < 1:
             raise KdrunError(f"trainer.{key}={t[key]} must be null or a positive integer")
+
+
+def _check_data_parallel(d: DictConfig, batch_size: int) -> None:
+    nproc, backend = d.get("nproc", 1), d.get("backend")
+    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
+        raise KdrunError(f"device.nproc={nproc} must be a positive integer (data-parallel processes)")
+    if backend not in BACKENDS:
+        raise choice_error("device.backend", backend, ["null", "gloo", "nccl"])
+    if backend == "nccl" and d.type == "cpu":
+        raise KdrunError("device.backend=nccl needs CUDA; on the CPU use device.backend=gloo or null")
+    index = d.get("index")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+        raise KdrunError(f"device.index={index} must be null or a GPU number (0, 1, ...)")
+    if batch_size % nproc:
+        raise KdrunError(f"trainer.batch_size={batch_size} is the global batch and must be divisible by "
+                         f"device.nproc={nproc}")

@@ -49,7 +49,9 @@ def register_configs() -> None:
     if _registered:
         return
     from kdrun.benchmarks.presets import register_presets  # after the models: presets name them
+    from kdrun.sweeps import register_resolvers
 
+    register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir
     _share_store_between_compositions()
     cs = ConfigStore.instance()
     for name in list_models():

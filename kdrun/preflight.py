@@ -19,7 +19,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
 from kdrun.errors import KdrunError, choice_error
-from kdrun.schemes.registry import STAGE_NAMES
+from kdrun.schemes.registry import STAGE_NAMES, check_scheme
+from kdrun.sweeps import check_sweep_dir, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
@@ -27,31 +28,54 @@ PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p"
                 "--experimental-rerun")
 
 
-def preflight(config_dir: str, args: list[str]) -> Path | None:
-    """Check the command line; return the run directory if this run will create it (single runs)."""
-    if any(a.split("=")[0] in PASS_THROUGH for a in args):
+def passes_through(args: list[str]) -> bool:
+    """True for Hydra flags after which nothing runs (help, printing the config) or whose configs kdrun can't check."""
+    return any(a.split("=")[0] in PASS_THROUGH for a in args)
+
+
+def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
+    """Check the command; return the composed config of its (first) job, hydra node included,
+    or None for flags after which nothing runs (help, printing the config)."""
+    if passes_through(args):
         return None
-    multirun = any(a in ("-m", "--multirun") for a in args)
+    multirun = is_multirun(args)
     overrides = [a for a in args if not a.startswith("-")]
-    parsed = _parse(overrides)
+    parsed = parse_overrides(overrides)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3", job_name="kdrun"):
             _check_group_choices(parsed)
             first = [_first_value(o) for o in parsed]
-            cfg = _compose(first)
+            cfg = compose_checked(first)
+            master = None
+            if multirun:
+                _check_every_swept_value(parsed, first)
+                # a sweep's own config (Hydra's multirun.yaml) is composed without the swept values
+                master = compose_checked([o.input_line for o in parsed if not o.is_sweep_override()])
     finally:
         GlobalHydra.instance().clear()
     job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job_cfg, STAGE_NAMES)
+    check_scheme(job_cfg)
     if multirun:
-        return None
-    run_dir = Path(cfg.hydra.run.dir)
-    check_run_dir(run_dir, job_cfg)
-    return None if run_dir.exists() else run_dir.resolve()
+        check_sweep_dir(Path(master.hydra.sweep.dir), master, swept_keys(parsed))
+    else:
+        check_run_dir(Path(cfg.hydra.run.dir), job_cfg)
+    return cfg
 
 
-def _parse(overrides: list[str]) -> list:
+def _check_every_swept_value(parsed: list, first: list[str]) -> None:
+    """Each value of each swept key, in the first job's config: a bad value in the middle of a long
+    sweep is reported now, not when its job starts hours later."""
+    for i, o in enumerate(parsed):
+        if not o.is_sweep_override():
+            continue
+        for value in list(o.sweep_string_iterator())[1:]:
+            cfg = compose_checked([*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]])
+            check_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), STAGE_NAMES)
+
+
+def parse_overrides(overrides: list[str]) -> list:
     try:
         return OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:
@@ -97,7 +121,7 @@ def _unknown_option(key: str, value: str, options: list[str]) -> KdrunError:
     return KdrunError(f"{key}={value} is not valid (no such {key}); {hint}all {len(options)} choices: kdrun --help")
 
 
-def _compose(overrides: list[str]) -> DictConfig:
+def compose_checked(overrides: list[str]) -> DictConfig:
     try:
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except MissingConfigException as e:
@@ -119,16 +143,17 @@ def check_run_dir(run_dir: Path, job_cfg: DictConfig) -> None:
         return
     old = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
     new = OmegaConf.to_container(job_cfg, resolve=False)
-    diff = sorted(_differences(old, new))
+    diff = sorted(config_differences(old, new))
     if diff:
         raise KdrunError(f"hydra.run.dir={run_dir} holds a run with a different config (differs in: "
                          f"{', '.join(diff[:5])}); resume it with the same options or choose a new hydra.run.dir")
 
 
-def _differences(a, b, prefix: str = "") -> list[str]:
+def config_differences(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config containers."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in set(a) | set(b):
-            out += _differences(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{prefix}{k}.")
+            out += config_differences(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{prefix}{k}.")
         return out
     return [] if a == b else [prefix.rstrip(".")]

@@ -45,6 +45,9 @@ def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
     proc = subprocess.run([venv / "bin" / "kdrun", *args], cwd=work, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((work / "run" / "results.json").read_text())["status"] == "completed"
+    report = subprocess.run([venv / "bin" / "kdrun-report", "run"], cwd=work, capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    assert (work / "run" / "report.md").is_file() and (work / "run" / "plots" / "curves.png").is_file()
     help_text = subprocess.run([venv / "bin" / "python", "-m", "kdrun", "--help"], cwd=work, capture_output=True,
                                text=True, check=True).stdout
     assert "resnet110" in help_text and "mnist1d" in help_text

@@ -11,6 +11,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
+from kdrun.distributed.state import is_main
+from kdrun.distributed.wrap import average_buffers, data_parallel
 from kdrun.engine.checkpoint import load_checkpoint, save_atomic
 from kdrun.engine.loop import evaluate, train_one_epoch
 from kdrun.engine.progress import ProgressReporter
@@ -85,12 +87,14 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
         env.reporter.end_stage()
         return _outcome(state, last_path)
     train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
+    step_module = data_parallel(task)  # DDP wrapper when data-parallel, else the task itself
     env.sink.begin_stage(stage.name, state["epoch"] + 1)
     env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
     try:
         for epoch in range(state["epoch"] + 1, stage.epochs + 1):
-            _run_epoch(stage, env, task, train_loader, optimizer, scheduler, scaler, state, epoch)
-            _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir)
+            _run_epoch(stage, env, task, step_module, train_loader, optimizer, scheduler, scaler, state, epoch)
+            if is_main():  # every rank holds the same weights; one writes them
+                _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir)
             env.sink.log_epoch(stage.name, epoch, state["history"][-1])
     finally:
         env.reporter.end_stage()
@@ -98,17 +102,22 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     return _outcome(state, last_path)
 
 
-def _run_epoch(stage, env, task, loader, optimizer, scheduler, scaler, state, epoch) -> None:
+def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scaler, state, epoch) -> None:
     t0 = time.monotonic()
     seed_epoch(env.seed, epoch)
     loader.set_epoch(epoch)
     env.reporter.start_epoch(epoch, len(loader))
     lr = optimizer.param_groups[0]["lr"]
-    train = train_one_epoch(task, loader, optimizer, scaler, env.device, env.amp, epoch, stage.epochs, env.reporter)
+    train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, env.amp, epoch, stage.epochs,
+                            env.reporter)
     scheduler.step()
-    val = evaluate(task.eval_model, env.test_loader, env.device, env.amp)
+    average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank
+    vals = {name: evaluate(m, env.test_loader, env.device, env.amp) for name, m in task.eval_models.items()}
+    val = next(iter(vals.values()))  # the stage's own model (task.eval_model)
     record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
               "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+    if len(vals) > 1:  # a task training several models reports each one
+        record.update({f"val_top1/{name}": v["top1"] for name, v in vals.items()})
     state["history"].append(record)
     state["epoch"] = epoch
     state["wall_time"] += record["epoch_time"]

@@ -31,7 +31,7 @@ def to_batch(raw: tuple | dict, device: torch.device) -> Batch:
 
 
 def train_one_epoch(
-    task: Task, loader: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+    task: Task | nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     device: torch.device, amp: str | None, epoch: int, epochs: int, reporter: ProgressReporter,
 ) -> dict[str, float]:
     task.train()
@@ -50,6 +50,7 @@ def train_one_epoch(
             # the one sync per refresh interval, shared by the progress display
             reporter.batch(step + 1, float(out.loss.detach()),
                            100.0 * float((out.logits.detach().argmax(1) == batch.y).float().mean()))
+    meter.reduce_across_ranks()  # data-parallel: the epoch's numbers over every rank's shard
     return meter.compute()
 
 
@@ -65,4 +66,5 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
             logits = model(batch.x)
         meter.update(len(batch.y), logits, batch.y, {"loss": F.cross_entropy(logits.float(), batch.y)})
     model.train(was_training)
+    meter.reduce_across_ranks()  # data-parallel: each rank evaluated its own shard of the test set
     return meter.compute()

@@ -1,4 +1,5 @@
-"""Marking a run directory as failed, so reports show it as such instead of dropping it."""
+"""A run directory's status: marking it failed (so reports show it as such instead of dropping
+it), and telling whether it already completed (so a re-run of its sweep skips it)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,15 @@ def mark_failed(run_dir: Path, error: str) -> None:
     results["status"] = "failed"
     results["error"] = error
     write_json_atomic(path, results)
+
+
+def completed_results(run_dir: Path) -> dict | None:
+    """The results of a run that already completed (a re-run of a sweep skips it), else None."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return results if results.get("status") == "completed" else None

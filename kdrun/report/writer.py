@@ -7,23 +7,32 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from kdrun.report.files import METRICS_FILE, RESULTS_FILE, write_json_atomic
 
+TB_DIR = "tb"
+
 
 class RunWriter:
-    """Per-epoch metrics to ``metrics.jsonl`` and to one TensorBoard writer per stage (``tb/<stage>``).
+    """Per-epoch metrics to ``metrics.jsonl`` and to one TensorBoard writer per run (``tb/``).
 
-    On resume, metrics of epochs after the last checkpoint are dropped (from the file, and from
-    TensorBoard with ``purge_step``), so a resumed run's logs equal an uninterrupted run's.
+    One writer per run (tags ``<stage>/top1/val``, ...), so ``tensorboard --logdir <sweep dir>``
+    lists one run per sweep job and draws the jobs' curves of a stage in one chart; the run's
+    hyperparameters and final metrics go into the same event file (:meth:`write_hparams`).
+
+    ``metrics.jsonl`` is the source of truth. On resume, metrics of epochs after the last
+    checkpoint are dropped from it, and the first writer this process opens rebuilds the
+    TensorBoard log from it: a resumed run's logs equal an uninterrupted run's, without relying
+    on TensorBoard's purge rules (which act on all tags of a run at once).
     """
 
     def __init__(self, run_dir: str | os.PathLike, enabled: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
-        self._tb: dict[str, Any] = {}
+        self._tb: Any = None
 
     @property
     def metrics_path(self) -> Path:
@@ -33,44 +42,73 @@ class RunWriter:
         if not self.enabled:
             return
         self._drop_epochs_from(stage, first_epoch)
-        from torch.utils.tensorboard import SummaryWriter
-
-        self._tb[stage] = SummaryWriter(str(self.run_dir / "tb" / stage), purge_step=first_epoch)
+        self._writer()
 
     def log_epoch(self, stage: str, epoch: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
         with self.metrics_path.open("a") as f:
             f.write(json.dumps({"stage": stage, **metrics}) + "\n")
-        tb = self._tb.get(stage)
-        if tb is None:
-            return
-        for key, value in metrics.items():
-            if key.startswith("train_") and key not in ("train_top1",):
-                tb.add_scalar(f"loss/{key[len('train_'):]}", value, epoch)
-        tb.add_scalar("top1/train", metrics.get("train_top1", 0.0), epoch)
-        tb.add_scalar("top1/val", metrics["val_top1"], epoch)
-        tb.add_scalar("loss/val_ce", metrics["val_loss"], epoch)
-        tb.add_scalar("lr", metrics["lr"], epoch)
+        tb = self._writer()
+        _add_epoch_scalars(tb, stage, epoch, metrics)
         tb.flush()
 
     def end_stage(self, stage: str) -> None:
-        tb = self._tb.pop(stage, None)
-        if tb is not None:
-            tb.close()
+        if self._tb is not None:
+            self._tb.flush()
+
+    def write_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """The run's hyperparameters and final metrics for TensorBoard's HParams tab.
+
+        Written into the run's own event file: ``SummaryWriter.add_hparams`` would create an
+        extra run folder per call, which shows up as a spurious run next to every job.
+        """
+        if not self.enabled:
+            return
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        tb = self._writer()
+        experiment, session_start, session_end = hparams_summary(hparams, metrics)
+        for summary in (experiment, session_start, session_end):
+            tb._get_file_writer().add_summary(summary)
+        for tag, value in metrics.items():
+            tb.add_scalar(tag, value)
+        tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+    def _writer(self) -> Any:
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb_dir = self.run_dir / TB_DIR
+            if tb_dir.exists():  # a resumed run: rebuilt below from what metrics.jsonl kept
+                shutil.rmtree(tb_dir)
+            self._tb = SummaryWriter(str(tb_dir))
+            for record in self._records():
+                _add_epoch_scalars(self._tb, record["stage"], record["epoch"], record)
+        return self._tb
+
+    def _records(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        records = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line torn by a kill
+                continue
+        return records
 
     def _drop_epochs_from(self, stage: str, first_epoch: int) -> None:
         path = self.metrics_path
         if not path.exists():
             return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line torn by a kill
-                continue
-            if not (rec.get("stage") == stage and rec.get("epoch", 0) >= first_epoch):
-                keep.append(line)
+        keep = [json.dumps(r) for r in self._records()
+                if not (r.get("stage") == stage and r.get("epoch", 0) >= first_epoch)]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(k + "\n" for k in keep))
         os.replace(tmp, path)
@@ -78,3 +116,17 @@ class RunWriter:
     def write_results(self, results: dict[str, Any]) -> None:
         if self.enabled:
             write_json_atomic(self.run_dir / RESULTS_FILE, results)
+
+
+def _add_epoch_scalars(tb: Any, stage: str, epoch: int, metrics: dict[str, Any]) -> None:
+    """One epoch's record as scalars: ``<stage>/loss/<term>``, ``<stage>/top1/{train,val}``, ..."""
+    for key, value in metrics.items():
+        if key.startswith("train_") and key != "train_top1":
+            tb.add_scalar(f"{stage}/loss/{key[len('train_'):]}", value, epoch)
+    tb.add_scalar(f"{stage}/top1/train", metrics.get("train_top1", 0.0), epoch)
+    tb.add_scalar(f"{stage}/top1/val", metrics["val_top1"], epoch)
+    for key, value in metrics.items():
+        if key.startswith("val_top1/"):  # each model of a task that trains several (mutual learning)
+            tb.add_scalar(f"{stage}/top1/val_{key[len('val_top1/'):]}", value, epoch)
+    tb.add_scalar(f"{stage}/loss/val_ce", metrics["val_loss"], epoch)
+    tb.add_scalar(f"{stage}/lr", metrics["lr"], epoch)

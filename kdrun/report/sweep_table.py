@@ -1,0 +1,87 @@
+"""The aggregated table of a sweep (one row per group of seeds) as rich, Markdown and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from rich.table import Table
+
+from kdrun.report.aggregate import Stat, Summary, format_value
+
+
+def _fmt(stat: Stat, signed: bool = False) -> str:
+    if stat.mean is None:
+        return "–"
+    text = f"{stat.mean:+.2f}" if signed else f"{stat.mean:.2f}"
+    return text if stat.std is None else f"{text} ± {stat.std:.2f}"
+
+
+def headers(summary: Summary) -> list[str]:
+    cols = [*summary.keys, "runs"]
+    cols += [f"{stage} top-1" for stage in summary.stages]
+    if summary.primary:
+        cols.append(f"{summary.primary} best")
+        if summary.primary != "baseline" and "baseline" in summary.stages:
+            cols.append("Δ vs baseline")
+    return cols + ["status"]
+
+
+def text_rows(summary: Summary) -> list[list[str]]:
+    """Cells as shown: last-epoch top-1 per stage, mean ± std over seeds (std when 2+ seeds)."""
+    with_delta = summary.primary not in (None, "baseline") and "baseline" in summary.stages
+    rows = []
+    for g in summary.groups:
+        row = [format_value(g.settings[k]) for k in summary.keys] + [str(len(g.jobs))]
+        row += [_fmt(g.stages.get(stage, Stat(None, None, 0))) for stage in summary.stages]
+        if summary.primary:
+            row.append(_fmt(g.best))
+            if with_delta:
+                row.append(_fmt(g.delta, signed=True))
+        rows.append(row + [g.status])
+    return rows
+
+
+def rich_sweep_table(summary: Summary, title: str = "") -> Table:
+    table = Table(title=title or None)
+    keys = set(summary.keys)
+    for h in headers(summary):
+        table.add_column(h, justify="left" if h in keys or h == "status" else "right")
+    for group, row in zip(summary.groups, text_rows(summary)):
+        style = "red" if group.count("failed") else ("yellow" if group.count("unfinished") else None)
+        table.add_row(*row, style=style)
+    return table
+
+
+def markdown_sweep_table(summary: Summary) -> str:
+    cols = headers(summary)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(row) + " |" for row in text_rows(summary)]
+    return "\n".join(lines) + "\n"
+
+
+def csv_sweep_table(summary: Summary) -> str:
+    """Machine-readable: separate mean/std/n columns, plain numbers."""
+    records: list[dict[str, Any]] = []
+    for g in summary.groups:
+        rec: dict[str, Any] = {k: format_value(g.settings[k]) for k in summary.keys}
+        rec.update(runs=len(g.jobs), completed=g.count("completed"), failed=g.count("failed"),
+                   unfinished=g.count("unfinished"))
+        for stage in summary.stages:
+            _put(rec, f"{stage}_top1", g.stages.get(stage, Stat(None, None, 0)))
+            rec[f"{stage}_params"] = g.params.get(stage)
+        if summary.primary:
+            _put(rec, f"{summary.primary}_best_top1", g.best)
+            _put(rec, "delta_vs_baseline", g.delta)
+        records.append(rec)
+    buf = io.StringIO()
+    fields = list(records[0]) if records else []
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue()
+
+
+def _put(rec: dict[str, Any], name: str, stat: Stat) -> None:
+    rec[f"{name}_mean"], rec[f"{name}_std"], rec[f"{name}_n"] = stat.mean, stat.std, stat.n

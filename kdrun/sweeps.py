@@ -1,0 +1,120 @@
+"""Sweep folders that a re-run finds again.
+
+``kdrun -m distill.T=1,2 distill.alpha=0.1,0.9 seed=0,1`` writes every job into
+
+    outputs/sweeps/distill.T=1,2__distill.alpha=0.1,0.9__seed=0,1/distill.T=1,distill.alpha=0.1,seed=0/
+
+The sweep folder is named after the command's overrides (sorted, so their order does not
+matter) and each job folder after the values it sweeps -- not after the clock or a job number --
+so running the same command again maps every job to the folder it used before: completed jobs
+are skipped, unfinished ones resume, and a grown sweep (another value of T) only adds jobs.
+``name=...`` names the sweep folder instead (a fresh repeat, or something short); a full
+``hydra.sweep.dir=...`` or ``hydra.sweep.subdir=...`` is left alone.
+
+Before anything runs, :func:`check_sweep_dir` refuses a sweep folder whose earlier sweep had a
+different configuration (apart from the swept keys), so changed config files never make a
+re-run skip jobs whose results came from the old settings.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from kdrun.errors import KdrunError
+
+SWEEP_NAME_MAX = 150
+MULTIRUN_FLAGS = ("-m", "--multirun")
+EXCLUDE_KEY = "hydra.job.config.override_dirname.exclude_keys"
+# Keys that say where things go, not what is computed: never part of a sweep's identity.
+BOOKKEEPING = ("name", "paths")
+
+
+def register_resolvers() -> None:
+    """``${kdrun.name:${name}}``: the run's folder name, or the start time when ``name`` is null.
+
+    Cached, so every use within one config (and every job of a sweep: Hydra copies the cache
+    into each job's config) sees the same time.
+    """
+    if not OmegaConf.has_resolver("kdrun.name"):
+        OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
+
+
+def run_name(name: object) -> str:
+    if name is None or str(name) == "":
+        return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return str(name)
+
+
+def quote(value: str) -> str:
+    """A Hydra override value taken literally (commas, '=' and brackets included)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def is_multirun(args: list[str]) -> bool:
+    return any(a in MULTIRUN_FLAGS for a in args)
+
+
+def _is_hydra_key(key: str) -> bool:
+    return key == "hydra" or key.startswith(("hydra.", "hydra/"))
+
+
+def sweep_arguments(args: list[str], parsed: list) -> list[str]:
+    """``args`` plus the overrides that give a sweep its stable folders (unchanged without -m)."""
+    if not is_multirun(args):
+        return args
+    keys = {o.key_or_group for o in parsed}
+    task = [o for o in parsed if not _is_hydra_key(o.key_or_group) and o.key_or_group != "name"]
+    extra = []
+    if "name" not in keys and "hydra.sweep.dir" not in keys:
+        extra.append(f"name={quote(default_sweep_name(task))}")
+    if EXCLUDE_KEY not in keys and "hydra.sweep.subdir" not in keys:
+        # job folders show only what varies; with nothing swept, every override names the job
+        constant = [o.key_or_group for o in task if not o.is_sweep_override()]
+        exclude = ["name", *constant] if any(o.is_sweep_override() for o in task) else ["name"]
+        extra.append(f"{EXCLUDE_KEY}=[{','.join(quote(k) for k in exclude)}]")
+    return args + extra
+
+
+def default_sweep_name(overrides: list) -> str:
+    """The command's overrides joined, swept ones first, each part sorted: readable, and the same
+    for the same command in any order."""
+    swept = sorted(o.input_line for o in overrides if o.is_sweep_override())
+    fixed = sorted(o.input_line for o in overrides if not o.is_sweep_override())
+    text = "__".join(swept + fixed) or "multirun"
+    text = re.sub(r"\s+", "", text).replace("/", "-").replace("'", "").replace('"', "")
+    if len(text) > SWEEP_NAME_MAX:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        text = f"{text[:SWEEP_NAME_MAX - 9]}-{digest}"
+    return text
+
+
+def swept_keys(overrides: list) -> set[str]:
+    return {o.key_or_group for o in overrides if o.is_sweep_override()}
+
+
+def check_sweep_dir(sweep_dir: Path, master: DictConfig, swept: set[str]) -> None:
+    """Refuse to reuse a sweep folder whose earlier sweep differs in a key neither sweep varies."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from kdrun.preflight import config_differences
+
+    saved = sweep_dir / "multirun.yaml"
+    if not saved.is_file():
+        return
+    old = OmegaConf.load(saved)
+    old_overrides = OmegaConf.to_container(old.hydra.overrides.task) if "hydra" in old else []
+    ignored = swept | swept_keys(OverridesParser.create().parse_overrides(old_overrides)) | set(BOOKKEEPING)
+    old_job = OmegaConf.to_container(OmegaConf.masked_copy(old, [k for k in old if k != "hydra"]), resolve=False)
+    new_job = OmegaConf.to_container(OmegaConf.masked_copy(master, [k for k in master if k != "hydra"]),
+                                     resolve=False)
+    diff = [k for k in sorted(config_differences(old_job, new_job))
+            if not any(k == i or k.startswith(i + ".") or k.startswith(i + "/") for i in ignored)]
+    if diff:
+        raise KdrunError(f"hydra.sweep.dir={sweep_dir} holds a sweep with a different config (differs in: "
+                         f"{', '.join(diff[:5])}); re-run it with the same options, or give this sweep another "
+                         f"name=...")

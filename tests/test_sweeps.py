@@ -1,0 +1,104 @@
+"""Sweeps end to end: folders named by the command, a teacher trained once for parallel jobs,
+the aggregated report at the end, re-runs that skip and resume, failed jobs recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import REPO, TINY, read_results, run_kdrun
+
+from kdrun.preflight import parse_overrides
+from kdrun.sweeps import default_sweep_name, quote, sweep_arguments
+
+pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+
+GRID = ["distill.T=1,4", "distill.alpha=0.1,0.9"]
+TEST_METHODS = {"PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
+
+
+def _sweep_dir(workdir: Path) -> Path:
+    (sweep,) = (workdir / "outputs" / "sweeps").iterdir()
+    return sweep
+
+
+def _jobs(sweep: Path) -> list[Path]:
+    return sorted(p.parent for p in sweep.glob("*/results.json"))
+
+
+def test_sweep_folder_names_come_from_the_command():
+    args = ["-m", "seed=0,1", "distill.T=1,2", "dataset=digits"]
+    extra = sweep_arguments(args, parse_overrides(args[1:]))[len(args):]
+    assert extra[0] == "name='distill.T=1,2__seed=0,1__dataset=digits'"  # swept first, each part sorted
+    assert extra[1] == "hydra.job.config.override_dirname.exclude_keys=['name','dataset']"
+    shuffled = ["-m", "dataset=digits", "distill.T=1,2", "seed=0,1"]
+    assert sweep_arguments(shuffled, parse_overrides(shuffled[1:]))[len(args):] == extra
+    named = ["-m", "name=mine", "seed=0,1"]
+    assert not any(a.startswith("name=") for a in sweep_arguments(named, parse_overrides(named[1:]))[3:])
+    assert sweep_arguments(["seed=1"], parse_overrides(["seed=1"])) == ["seed=1"]  # single runs: untouched
+    long = default_sweep_name(parse_overrides([f"trainer.milestones=[{','.join(map(str, range(80)))}]"]))
+    assert len(long) <= 150 and long != default_sweep_name(parse_overrides(["trainer.milestones=[1]"]))
+
+
+def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_running(workdir):
+    proc = run_kdrun(["-m", *TINY, "distill.T=1,2", "trainer.lr=0.1,-1"], workdir, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == "kdrun: error: trainer.lr=-1 must be > 0"
+    assert not (workdir / "outputs").exists()
+
+
+def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
+    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    proc = run_kdrun(["-m", *launcher, *TINY, *GRID], workdir)
+    sweep = _sweep_dir(workdir)
+    jobs = _jobs(sweep)
+    assert sorted(j.name for j in jobs) == ["distill.T=1,distill.alpha=0.1", "distill.T=1,distill.alpha=0.9",
+                                            "distill.T=4,distill.alpha=0.1", "distill.T=4,distill.alpha=0.9"]
+    results = [read_results(j) for j in jobs]
+    assert all(r["status"] == "completed" for r in results)
+    for stage in ("teacher", "baseline"):  # CE-trained once, the other three jobs waited and reused it
+        sources = sorted(r["stages"][stage]["source"] for r in results)
+        assert sources == ["cache", "cache", "cache", "trained"], (stage, sources)
+    tops = {r["stages"]["teacher"]["last_top1"] for r in results}
+    assert len(tops) == 1
+
+    # the end of the sweep printed and wrote the aggregated report with its heat map
+    assert "kdrun sweep" in proc.stdout and "4 completed" in proc.stdout
+    rows = (sweep / "report.csv").read_text().splitlines()
+    assert rows[0].startswith("distill.T,distill.alpha,runs,completed,failed,unfinished,teacher_top1_mean")
+    assert len(rows) == 5
+    png = (sweep / "plots" / "heatmap_T_alpha.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    assert "![heatmap_T_alpha](plots/heatmap_T_alpha.png)" in (sweep / "report.md").read_text()
+
+    # re-run: completed jobs are skipped, an unfinished one resumes; argument order does not matter
+    stamps = {j: (j / "results.json").stat().st_mtime_ns for j in jobs}
+    killed = jobs[2] / "results.json"
+    killed.write_text(json.dumps({**results[2], "status": "running"}))
+    again = run_kdrun(["-m", *reversed(GRID), *TINY], workdir)
+    assert again.stderr.count("completed before, skipping") == 3
+    assert read_results(jobs[2])["status"] == "completed"
+    assert all((j / "results.json").stat().st_mtime_ns == stamps[j] for j in jobs if j != jobs[2])
+    assert _sweep_dir(workdir) == sweep
+
+    # the same folder with a different setting is refused before anything runs
+    refused = run_kdrun(["-m", f"name={quote(sweep.name)}", *TINY, *GRID, "trainer.lr=0.1"], workdir, check=False)
+    assert refused.returncode == 2
+    assert "holds a sweep with a different config (differs in: trainer.lr)" in refused.stderr
+
+
+def test_a_failing_job_is_recorded_and_the_others_reported(workdir):
+    methods = "method._target_=kdrun.methods.kd.KD,kdrun_test_methods.Fails"
+    proc = run_kdrun(["-m", *TINY, methods], workdir, check=False, env=TEST_METHODS)
+    assert proc.returncode == 1, proc.stderr
+    assert "1 job(s) of the sweep failed" in proc.stderr
+    sweep = _sweep_dir(workdir)
+    ok = read_results(sweep / "method._target_=kdrun.methods.kd.KD")
+    failed = read_results(sweep / "method._target_=kdrun_test_methods.Fails")
+    assert ok["status"] == "completed"
+    assert failed["status"] == "failed" and "RuntimeError: this method always fails" in failed["error"]
+    assert set(failed["stages"]) == {"teacher", "baseline"}  # what finished before the failure is kept
+    report = (sweep / "report.md").read_text()
+    assert "1 done" in report and "1 failed" in report and "this method always fails" in report
+    assert "Traceback" in (sweep / "method._target_=kdrun_test_methods.Fails" / "kdrun.log").read_text()

@@ -29,10 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kdrun.benchmarks.compare import report  # noqa: E402
+from kdrun.benchmarks.compare import find_runs, report  # noqa: E402
 from kdrun.benchmarks.presets import all_presets, select  # noqa: E402
 from kdrun.benchmarks.published import TABLE_NAMES, load_table  # noqa: E402
-from kdrun.benchmarks.runs import find_runs  # noqa: E402
 
 OUT = Path("outputs") / "benchmarks"
 

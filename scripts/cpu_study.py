@@ -40,7 +40,8 @@ LABELS = {"kd": "KD", "fitnet": "FitNet", "at": "AT", "sp": "SP", "cc": "CC", "v
 
 def sweeps(seeds: str) -> dict[str, list[str]]:
     """name -> kdrun multirun overrides."""
-    common = ["dataset=mnist1d", "teacher=cnn1d", "student=cnn1d", f"seed={seeds}"]
+    common = ["dataset=mnist1d", "teacher=cnn1d", "student=cnn1d", f"seed={seeds}",
+              "stages=[teacher,baseline,distilled]", "measure.enabled=false"]  # the rows compared here only
     return {
         "methods": [*common, f"student.channels={NARROW}", f"method={','.join(METHODS)}"],
         "crd_kd": [*common, f"student.channels={NARROW}", "method=crd", "distill.alpha=1"],

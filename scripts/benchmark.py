@@ -20,6 +20,8 @@ best-epoch top-1 (mean ± std over seeds) with the difference in the published n
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -29,10 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kdrun.benchmarks.compare import report  # noqa: E402
+from kdrun.benchmarks.compare import find_runs, report  # noqa: E402
 from kdrun.benchmarks.presets import all_presets, select  # noqa: E402
 from kdrun.benchmarks.published import TABLE_NAMES, load_table  # noqa: E402
-from kdrun.benchmarks.runs import find_runs  # noqa: E402
 
 OUT = Path("outputs") / "benchmarks"
 
@@ -85,8 +86,13 @@ def kdrun_multirun(presets: list[str], seeds: list[str], sweep_dir: Path, extra:
     return subprocess.run(command, env=env).returncode
 
 
-def _sweep_dir(args: argparse.Namespace, kind: str) -> Path:
-    return Path(args.sweep_dir) if args.sweep_dir else OUT / args.table / f"{kind}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+def _sweep_dir(args: argparse.Namespace, kind: str, presets: list[str], extra: list[str]) -> Path:
+    """--sweep-dir, or a folder named after the command: the same command finds its jobs again, and
+    kdrun skips those that completed (an interrupted benchmark resumes where it stopped)."""
+    if args.sweep_dir:
+        return Path(args.sweep_dir)
+    digest = hashlib.sha1(json.dumps([presets, _csv(args.seeds), extra]).encode()).hexdigest()[:10]
+    return OUT / args.table / f"{kind}-{digest}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -99,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     teachers_dir = _teachers_dir(args)
     if teachers_dir:
         extra.append(f"teachers_dir={teachers_dir}")
-    sweep_dir = _sweep_dir(args, "run")
+    sweep_dir = _sweep_dir(args, "run", presets, extra)
     code = kdrun_multirun(presets, _csv(args.seeds), sweep_dir, extra, args.dry_run)
     if not args.dry_run:
         print(report(find_runs(sweep_dir)))
@@ -112,7 +118,7 @@ def cmd_teachers(args: argparse.Namespace) -> int:
 
     table = load_table(args.table)
     presets, _ = select(table, None, ["teacher"])
-    sweep_dir = _sweep_dir(args, "teachers")
+    sweep_dir = _sweep_dir(args, "teachers", presets, list(args.overrides))
     code = kdrun_multirun(presets, _csv(args.seeds), sweep_dir, list(args.overrides), args.dry_run)
     if args.dry_run:
         return code
@@ -176,7 +182,8 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--rows", help="comma-separated, e.g. kd,crd,crd_kd,dkd (default: every method row)")
     for s in (run, teachers):
         s.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
-        s.add_argument("--sweep-dir", help=f"where the multirun writes (default: {OUT}/<table>/<kind>_<time>)")
+        s.add_argument("--sweep-dir", help=f"where the multirun writes (default: {OUT}/<table>/<kind>-<hash of the "
+                                           "command>, so re-running a command resumes it)")
         s.add_argument("--dry-run", action="store_true", help="print the kdrun command only")
         s.add_argument("overrides", nargs="*", help="kdrun overrides, after --")
     run.add_argument("--teachers-dir", default="auto",

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from conftest import CONF, REPO
-from kdrun.benchmarks.compare import report
+from kdrun.benchmarks.compare import find_runs, report
 from kdrun.benchmarks.presets import all_presets, preset_name, select
 from kdrun.benchmarks.published import METRICS, SUPERVISED_ROWS, load_table, tables
-from kdrun.benchmarks.runs import find_runs
 from kdrun.config_checks import check_config
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
@@ -31,6 +30,7 @@ from kdrun.schemes.registry import STAGE_NAMES
 CIFAR = load_table("cifar100")
 PRESETS = all_presets()
 CRD_ROWS = ["kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "ab", "ft", "fsp", "nst", "crd", "crd_kd"]
+TEACHERS = ["wrn_40_2", "resnet56", "resnet110", "resnet32x4", "vgg13", "resnet50"]  # in the tables' order
 REFERENCE_NOTES = Path("/work/shared/reference/cifar100-benchmark.md")
 
 # ---------------------------------------------------------------- the data file
@@ -117,13 +117,18 @@ def test_numbers_match_the_reference_notes():
 # ---------------------------------------------------------------- every preset composes
 
 
-@pytest.fixture  # per test: other helpers (compose_config, smoke) clear GlobalHydra
-def hydra_context():
+@pytest.fixture(scope="module", autouse=True)
+def _leave_hydra_uninitialized():
+    yield
+    GlobalHydra.instance().clear()
+
+
+def compose_preset(overrides: list[str]):
+    """Compose like ``kdrun <overrides>``; Hydra is initialized once and kept (other tests may clear it)."""
     register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="kdrun"):
-        yield
-    GlobalHydra.instance().clear()
+    if not GlobalHydra.instance().is_initialized():
+        initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="kdrun")
+    return compose(config_name="config", overrides=overrides)
 
 
 def _expected_lr(table, arch: str) -> float:
@@ -131,11 +136,11 @@ def _expected_lr(table, arch: str) -> float:
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_preset_composes_with_its_cells_recipe(hydra_context, name):
+def test_preset_composes_with_its_cells_recipe(name):
     b = PRESETS[name]["benchmark"]
     table = load_table(b["table"])
     overrides = [f"experiment={name}"] + (["dataset.root=/data/imagenet"] if table.dataset == "imagefolder" else [])
-    cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_preset(overrides)
     OmegaConf.to_container(cfg, resolve=True)
     check_config(cfg, STAGE_NAMES)
     assert cfg.benchmark.table == table.name and cfg.dataset._target_.endswith(f"load_{table.dataset}")
@@ -153,12 +158,12 @@ def test_preset_composes_with_its_cells_recipe(hydra_context, name):
         assert OmegaConf.select(cfg, key) == value, key
 
 
-def test_crd_kd_and_feature_rows_keep_the_methods_reference_weights(hydra_context):
-    cfg = compose(config_name="config", overrides=["experiment=cifar100/resnet56-resnet20/crd_kd"])
+def test_crd_kd_and_feature_rows_keep_the_methods_reference_weights():
+    cfg = compose_preset(["experiment=cifar100/resnet56-resnet20/crd_kd"])
     assert (cfg.distill.alpha, cfg.distill.gamma, cfg.distill.beta) == (1.0, 1.0, 0.8)
-    cfg = compose(config_name="config", overrides=["experiment=cifar100/resnet56-resnet20/crd"])
+    cfg = compose_preset(["experiment=cifar100/resnet56-resnet20/crd"])
     assert (cfg.distill.alpha, cfg.distill.beta) == (0.0, 0.8)
-    cfg = compose(config_name="config", overrides=["experiment=cifar100/vgg13-mobilenetv2/kd", "distill.T=2"])
+    cfg = compose_preset(["experiment=cifar100/vgg13-mobilenetv2/kd", "distill.T=2"])
     assert cfg.distill.T == 2 and cfg.trainer.lr == 0.01  # the command line still wins
 
 
@@ -173,8 +178,8 @@ def test_unknown_preset_is_one_line_with_the_closest_names():
     assert "cifar100/resnet56-resnet20/kd" in message and "kdrun --help" in message
 
 
-def test_teachers_dir_without_the_teacher_is_one_line(hydra_context, tmp_path):
-    cfg = compose(config_name="config", overrides=["experiment=cifar100/resnet50-vgg8/kd", f"teachers_dir={tmp_path}"])
+def test_teachers_dir_without_the_teacher_is_one_line(tmp_path):
+    cfg = compose_preset(["experiment=cifar100/resnet50-vgg8/kd", f"teachers_dir={tmp_path}"])
     with pytest.raises(KdrunError, match=r"teachers_dir=.* holds no resnet50 teacher: expected .*ResNet50_vanilla"):
         check_config(cfg, STAGE_NAMES)
 
@@ -190,13 +195,13 @@ def test_select_skips_unpublished_cells_and_rejects_unknown_names():
 # ---------------------------------------------------------------- the comparison, on run files written here
 
 
-def write_run(root: Path, name: str, preset: str, seed: int, stages: dict, status: str = "completed",
-              hydra_dir: bool = True) -> Path:
-    """A run directory as kdrun writes it: results.json and the saved config (with the preset's node)."""
+def write_run(root: Path, name: str, preset: str, seed: int, stages: dict, status: str = "completed") -> Path:
+    """A run directory as kdrun writes it: results.json and Hydra's saved config (with the preset's node)."""
     run = root / name
-    config_file = run / ".hydra" / "config.yaml" if hydra_dir else run / "config.yaml"
-    config_file.parent.mkdir(parents=True)
-    config_file.write_text(yaml.safe_dump({"seed": seed, "benchmark": PRESETS[preset]["benchmark"]}))
+    (run / ".hydra").mkdir(parents=True)
+    config = {"seed": seed, "benchmark": PRESETS[preset]["benchmark"]}
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"experiment={preset}", f"seed={seed}"]))
     results = {"status": status, "seed": seed, "stages": stages}
     if status == "failed":
         results["error"] = "boom"
@@ -217,7 +222,7 @@ def test_report_places_runs_in_their_cells_with_both_metrics(tmp_path):
                    "distilled": stage("resnet20", last, best)})
         write_run(tmp_path, f"dkd{seed}", "cifar100/resnet56-resnet20/dkd", seed,
                   {"teacher": teacher, "baseline": stage("resnet20", 69.0 + seed, 69.5 + seed),
-                   "distilled": stage("resnet20", last + 1, best + 1)}, hydra_dir=seed != 0)
+                   "distilled": stage("resnet20", last + 1, best + 1)})
     write_run(tmp_path, "crd_failed", "cifar100/resnet56-resnet20/crd", 0,
               {"teacher": teacher, "baseline": stage("resnet20", 69.0, 69.5)}, status="failed")
     write_run(tmp_path, "modified", "cifar100/resnet56-resnet20/kd", 5,
@@ -226,7 +231,8 @@ def test_report_places_runs_in_their_cells_with_both_metrics(tmp_path):
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in text.splitlines()
             if line.startswith("| resnet56")}
     # KD: RepDistiller's last-epoch number: mean 71.00 ± 1.00 over 3 seeds, delta on the last epoch
-    assert "| 70.66 | last epoch | 3 | 71.00 ± 1.00 | 71.50 ± 1.00 | +0.34 | – |" in rows[("resnet56-resnet20", "KD")]
+    kd = rows[("resnet56-resnet20", "KD")]
+    assert "| 70.66 | last epoch | 3 | 71.00 ± 1.00 | 71.50 ± 1.00 | +0.34 | – |" in kd
     # DKD: mdistiller's best-epoch mean of 5: delta on the best epoch (72.50 - 71.97)
     assert "| 71.97 | best epoch | 3 | 72.00 ± 1.00 | 72.50 ± 1.00 | +0.53 |" in rows[("resnet56-resnet20", "DKD")]
     # one teacher file shared by every run is one measurement; baselines are one per seed
@@ -242,7 +248,7 @@ def test_report_of_teacher_presets_and_of_nothing(tmp_path):
     for seed in (0, 1):
         write_run(tmp_path, f"t{seed}", "cifar100/teachers/vgg13", seed, {"teacher": stage("vgg13", 74.0 + seed, 75)})
     text = report(find_runs(tmp_path))
-    assert re.search(r"\| \(vgg13\) \| teacher \| 74\.64 \| last epoch \| 2 \| 74\.50 ± 0\.71 \| 75\.00 ± 0\.00 \| -0\.14", text)
+    assert "| (vgg13) | teacher | 74.64 | last epoch | 2 | 74.50 ± 0.71 | 75.00 ± 0.00 | -0.14 |" in text
 
 
 # ---------------------------------------------------------------- scripts/benchmark.py
@@ -274,3 +280,31 @@ def test_script_lists_presets_and_rejects_unknown_pairs(script, capsys):
     assert "experiment=imagenet/resnet34-resnet18/dkd" in out and "71.70" in out and "best epoch" in out
     assert script.main(["run", "--pairs", "resnet56-resnet21", "--dry-run"]) == 2
     assert "unknown pair 'resnet56-resnet21'" in capsys.readouterr().err
+
+
+def test_script_teachers_trains_every_teacher_and_exports_the_first_seed(script, capsys, tmp_path, monkeypatch):
+    """The multirun itself is replaced by run files written here: its command, the export and the report."""
+    calls = []
+
+    def fake_multirun(presets, seeds, sweep_dir, extra, dry_run):
+        calls.append((presets, seeds))
+        for i, (preset, seed) in enumerate((p, s) for p in presets for s in seeds):
+            arch = preset.rsplit("/", 1)[1]
+            ckpt = tmp_path / f"{arch}{seed}.pt"
+            torch.save({"model": {"w": torch.ones(1) * int(seed)}, "arch": arch, "epoch": 240}, ckpt)
+            write_run(sweep_dir, str(i), preset, int(seed),
+                      {"teacher": stage(arch, 70.0 + int(seed), 71.0, source="trained", checkpoint=str(ckpt))})
+        return 0
+
+    monkeypatch.setattr(script, "kdrun_multirun", fake_multirun)
+    code = script.main(["teachers", "--seeds", "1,2", "--sweep-dir", str(tmp_path / "sweep"),
+                        "--export", str(tmp_path / "teachers")])
+    out = capsys.readouterr().out
+    assert code == 0 and calls == [([f"cifar100/teachers/{a}" for a in TEACHERS], ["1", "2"])]
+    exported = sorted(p.parent.name for p in (tmp_path / "teachers").glob("*/ckpt_epoch_240.pth"))
+    assert exported == sorted(f"{'ResNet50' if a == 'resnet50' else a}_vanilla" for a in TEACHERS)
+    saved = torch.load(tmp_path / "teachers" / "vgg13_vanilla" / "ckpt_epoch_240.pth", weights_only=True)
+    assert saved["model"]["w"].item() == 1 and saved["arch"] == "vgg13"  # the first seed's, weights only
+    assert "| (resnet32x4) | teacher | 79.42 | last epoch | 2 | 71.50 ± 0.71 |" in out
+    assert out.index("| (wrn_40_2) |") < out.index("| (resnet56) |") < out.index("| (resnet50) |")  # tables' order
+    assert f"--teachers-dir {tmp_path / 'teachers'}" in out

@@ -11,27 +11,24 @@ paper (one run), best epoch for mdistiller (mean of 5 runs).
 
 from __future__ import annotations
 
-import math
-import statistics
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from kdrun.benchmarks.published import METRICS, SUPERVISED_ROWS, Table, load_table
-from kdrun.benchmarks.runs import COMPLETED, Run
+from kdrun.report.aggregate import Stat
+from kdrun.report.jobs import COMPLETED, FAILED, Job, find_jobs
 
 
-@dataclass(frozen=True)
-class Stat:
-    mean: float | None
-    std: float | None  # sample std; None for fewer than two values
-    n: int
+def find_runs(*roots: str | os.PathLike) -> list[Job]:
+    """Every run at or below ``roots`` (kdrun-report's reader: results.json and the saved .hydra config)."""
+    return [job for root in roots for job in find_jobs(root)]
 
-    @staticmethod
-    def of(values: list[float]) -> "Stat":
-        values = [v for v in values if v is not None and not math.isnan(v)]
-        if not values:
-            return Stat(None, None, 0)
-        return Stat(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
+
+def benchmark_node(job: Job) -> dict[str, Any] | None:
+    """The cell a run's preset named (``benchmark`` in its saved config), if any."""
+    node = job.config.get("benchmark")
+    return node if isinstance(node, dict) else None
 
 
 @dataclass
@@ -54,7 +51,7 @@ class Measured:
 CellKey = tuple[str, str, str]  # (table, row, pair for method rows | arch for teacher/student rows)
 
 
-def _matches(run: Run, table: Table, node: dict[str, Any]) -> bool:
+def _matches(run: Job, table: Table, node: dict[str, Any]) -> bool:
     """False when the command line changed the preset's models (the run is no longer that cell)."""
     stages = run.stages
     if node["row"] in SUPERVISED_ROWS:
@@ -67,30 +64,30 @@ def _matches(run: Run, table: Table, node: dict[str, Any]) -> bool:
                (("teacher", pair.teacher), ("baseline", pair.student), ("distilled", pair.student)))
 
 
-def _model_key(run: Run, stage: dict[str, Any]) -> Any:
+def _model_key(run: Job, stage: dict[str, Any]) -> Any:
     """One teacher file (or one cached model per seed) is one measurement, however many runs used it."""
     if stage.get("source") == "checkpoint":
         return ("file", stage.get("checkpoint"))
     return ("seed", run.seed)
 
 
-def _add(cells: dict[CellKey, Measured], key: CellKey, run: Run, stage: dict[str, Any] | None, per_model: bool) -> None:
+def _add(cells: dict[CellKey, Measured], key: CellKey, run: Job, stage: dict[str, Any] | None, per_model: bool) -> None:
     cell = cells.setdefault(key, Measured())
     if stage is None or stage.get("last_top1") is None:
         if run.status != COMPLETED:
-            cell.failed += run.status == "failed"
-            cell.unfinished += run.status != "failed"
+            cell.failed += run.status == FAILED
+            cell.unfinished += run.status != FAILED
         return
     ident = _model_key(run, stage) if per_model else ("run", str(run.path))
     cell.values[ident] = (stage["last_top1"], stage.get("best_top1", stage["last_top1"]))
 
 
-def collect(runs: list[Run]) -> tuple[dict[CellKey, Measured], list[Run]]:
+def collect(runs: list[Job]) -> tuple[dict[CellKey, Measured], list[Job]]:
     """Measured cells, and the runs that could not be placed (no preset, or models changed)."""
     cells: dict[CellKey, Measured] = {}
-    unplaced: list[Run] = []
+    unplaced: list[Job] = []
     for run in runs:
-        node = run.benchmark
+        node = benchmark_node(run)
         table = load_table(node["table"]) if node and node.get("table") in ("cifar100", "imagenet") else None
         if table is None or not _matches(run, table, node):
             unplaced.append(run)
@@ -134,12 +131,13 @@ def lines(table: Table, cells: dict[CellKey, Measured]) -> list[Line]:
         if not rows:
             continue
         for row in (*SUPERVISED_ROWS, *rows):
-            key = (table.name, row, pair.teacher if row == "teacher" else pair.student if row == "student" else pair.key)
+            key = (table.name, row, {"teacher": pair.teacher, "student": pair.student}.get(row, pair.key))
             shown.add(key)
             out.append(_line(table, pair.key, row, pair.value(row), cells.get(key, Measured())))
-    for key, measured in cells.items():
-        if key[0] == table.name and key[1] in SUPERVISED_ROWS and key not in shown:
-            out.append(_line(table, f"({key[2]})", key[1], published_supervised(table, key[1], key[2]), measured))
+    archs = list(dict.fromkeys(a for p in table.pairs.values() for a in (p.teacher, p.student)))
+    alone = [k for k in cells if k[0] == table.name and k[1] in SUPERVISED_ROWS and k not in shown]
+    for key in sorted(alone, key=lambda k: (k[1] != "teacher", archs.index(k[2]) if k[2] in archs else len(archs))):
+        out.append(_line(table, f"({key[2]})", key[1], published_supervised(table, key[1], key[2]), cells[key]))
     return out
 
 
@@ -188,7 +186,7 @@ def markdown(table: Table, rows: list[Line]) -> str:
     return "\n".join(text) + "\n"
 
 
-def report(runs: list[Run]) -> str:
+def report(runs: list[Job]) -> str:
     """Markdown comparison of ``runs`` for every table they belong to, with the runs it could not place."""
     cells, unplaced = collect(runs)
     parts = []

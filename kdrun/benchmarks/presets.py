@@ -4,7 +4,8 @@ Names are listable paths (``kdrun --help`` shows them, one line per pair):
 
 * ``<table>/<teacher>-<student>/<row>`` -- a method row, e.g. ``cifar100/resnet56-resnet20/kd``,
   ``cifar100/resnet32x4-shufflenetv2/crd_kd``, ``imagenet/resnet34-resnet18/dkd``: teacher ->
-  baseline -> [init stage] -> distilled, with the reference recipe;
+  baseline -> [init stage] -> distilled (``stages=[teacher,baseline,distilled]``: the published
+  rows, without kdrun's self-distilled and int8 rows or its latency measurement);
 * ``<table>/teachers/<arch>`` -- the teacher row: trains that teacher alone (``stages=[teacher]``);
 * ``<table>/students/<arch>`` -- the student row: the label-only baseline alone (``stages=[baseline]``).
 
@@ -53,10 +54,14 @@ def _defaults(table: Table, teacher: str, student: str, method: str | None) -> l
     return [{f"override /{group}": option} for group, option in chosen.items()] + ["_self_"]
 
 
+# The published rows only: no self-distilled or int8 rows, no latency measurement (measure.enabled=true adds it).
+ONLY_PUBLISHED = {"measure": {"enabled": False}}
+
+
 def _supervised_node(table: Table, row: str, arch: str) -> dict[str, Any]:
     """Teacher or student row: that one model, trained with cross-entropy by the recipe."""
     stage = "teacher" if row == "teacher" else "baseline"
-    return {"defaults": _defaults(table, arch, arch, None), "stages": [stage],
+    return {"defaults": _defaults(table, arch, arch, None), "stages": [stage], **ONLY_PUBLISHED,
             "trainer": {"lr": table.lr_for(arch)},
             "benchmark": {"table": table.name, "row": row, "pair": None, "arch": arch}}
 
@@ -67,9 +72,9 @@ def _method_node(table: Table, pair: Pair, row: str) -> dict[str, Any]:
     # The student's lr is trainer.lr (baseline, init and distilled stages); the teacher keeps its own.
     dotted["trainer.lr"] = table.lr_for(pair.student)
     dotted["teacher.lr"] = table.lr_for(pair.teacher)
-    node = {"defaults": _defaults(table, pair.teacher, pair.student, spec.method), **_nest(dotted)}
+    node = {"defaults": _defaults(table, pair.teacher, pair.student, spec.method),
+            "stages": ["teacher", "baseline", "distilled"], **ONLY_PUBLISHED, **_nest(dotted)}
     node["benchmark"] = {"table": table.name, "row": row, "pair": pair.key, "arch": pair.student}
-    node["stages"] = ["teacher", "baseline", "distilled"]  # the published tables' rows only
     return node
 
 

@@ -31,7 +31,9 @@ class Source:
     def describe(self) -> str:
         if self.metric == "weights":
             return "the released weights, evaluated"
-        runs = "runs not stated" if self.runs is None else ("one run" if self.runs == 1 else f"mean of {self.runs} runs")
+        if self.runs is None:
+            return f"{METRICS[self.metric]}, runs not stated"
+        runs = "one run" if self.runs == 1 else f"mean of {self.runs} runs"
         return f"{METRICS[self.metric]}, {runs}"
 
 

@@ -137,7 +137,7 @@ def _register(name: str) -> None:
             load_torchvision_weights(model, str(weights), tv_name)
         return model
 
-    build.__doc__ = f"torchvision's {tv_name} (ImageNet architecture; weights=hub|<file> to start from released weights)."
+    build.__doc__ = f"torchvision's {tv_name} (ImageNet architecture; weights=hub|<file>: released weights)."
     register_model(name, family="torchvision", input_kind="image", weights=None)(build)
 
 

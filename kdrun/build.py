@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,6 +21,19 @@ from kdrun.schemes.distill_task import LossWeights
 from kdrun.schemes.stage import OptimSettings
 
 
+def _instantiate(node: Any, **kwargs: Any) -> Any:
+    """``instantiate`` that lets kdrun's own one-line errors through instead of Hydra's wrapper."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, KdrunError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
 def resolve_device(node: DictConfig) -> torch.device:
     if node.type == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -29,7 +43,7 @@ def resolve_device(node: DictConfig) -> torch.device:
 
 
 def build_data(cfg: DictConfig) -> DataBundle:
-    return instantiate(cfg.dataset, _convert_="all")
+    return _instantiate(cfg.dataset, _convert_="all")
 
 
 def model_kwargs(node: DictConfig) -> dict[str, Any]:
@@ -54,7 +68,7 @@ def build_method(cfg: DictConfig, ctx: MethodContext) -> Method:
     node = OmegaConf.to_container(cfg.method, resolve=True)
     node.pop("name", None)
     # Partial first: the context holds tensors and dataclasses, which cannot pass through OmegaConf.
-    return instantiate(node, _partial_=True, _convert_="all")(ctx=ctx)
+    return _instantiate(node, _partial_=True, _convert_="all")(ctx=ctx)
 
 
 def loss_weights(cfg: DictConfig) -> LossWeights:

@@ -56,11 +56,14 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage of the configured scheme in ``run_dir``; resumes whatever is already there."""
     device = resolve_device(cfg.device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # .hydra/config.yaml keeps interpolations
     data = build_data(cfg)
     writer = RunWriter(run_dir)
     env = make_env(cfg, data, device, run_dir, writer)
     cache = StageCache(cfg.paths.cache)
     ctx = SchemeContext(cfg, data)
+    ctx.check_pair()
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
                "method": cfg.method.name, "scheme": scheme_name(cfg), "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "stages": {}}

@@ -26,9 +26,10 @@ PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p"
                 "--experimental-rerun")
 
 
-def preflight(config_dir: str, args: list[str]) -> None:
+def preflight(config_dir: str, args: list[str]) -> Path | None:
+    """Check the command line; return the run directory if this run will create it (single runs)."""
     if any(a.split("=")[0] in PASS_THROUGH for a in args):
-        return
+        return None
     multirun = any(a in ("-m", "--multirun") for a in args)
     overrides = [a for a in args if not a.startswith("-")]
     parsed = _parse(overrides)
@@ -42,8 +43,11 @@ def preflight(config_dir: str, args: list[str]) -> None:
         GlobalHydra.instance().clear()
     job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job_cfg, STAGE_NAMES)
-    if not multirun:
-        check_run_dir(Path(cfg.hydra.run.dir), job_cfg)
+    if multirun:
+        return None
+    run_dir = Path(cfg.hydra.run.dir)
+    check_run_dir(run_dir, job_cfg)
+    return None if run_dir.exists() else run_dir.resolve()
 
 
 def _parse(overrides: list[str]) -> list:

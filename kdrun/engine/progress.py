@@ -24,6 +24,7 @@ class ProgressReporter:
         self.refresh_every = refresh_every
         self._bars: Progress | None = None
         self._stage = ""
+        self._epoch = self._batches = 0
         self._plain_next = 0.0
 
     def start_stage(self, name: str, epochs: int, first_epoch: int) -> None:

@@ -22,6 +22,12 @@ class SchemeContext:
     data: DataBundle
     stage_outcomes: dict = field(default_factory=dict)  # filled by the pipeline as stages finish
 
+    def check_pair(self) -> None:
+        """Build teacher, student and method once before any stage runs: incompatible architectures,
+        datasets and methods fail here, in one line, before the first batch."""
+        teacher, student = self.model("teacher"), self.model("student")
+        self.method(student, teacher)
+
     def model(self, key: str, seed_offset: int = 0) -> KDModel:
         """A fresh ``teacher``/``student`` model; same seed -> same initial weights (fair baselines)."""
         torch.manual_seed(self.cfg.seed + seed_offset)

@@ -31,8 +31,10 @@ class LossWeights:
 class DistillTask(Task):
     """Trains ``student`` (and the method's extra modules) against a frozen ``teacher``.
 
-    Features are extracted only when the method has terms and ``beta > 0``; the teacher runs
-    only when some term uses it. Both see the same tensor ``batch.x``: the same augmented view.
+    The method runs only when it has terms and ``beta > 0``; features are extracted only when it
+    also declares ``needs.features`` (or ``needs.preact``), so logit-only methods (DKD) cost no
+    more than KD. The teacher runs only when some term uses it. Both see the same tensor
+    ``batch.x``: the same augmented view.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method, weights: LossWeights) -> None:
@@ -41,8 +43,9 @@ class DistillTask(Task):
         self.method = method
         self.teacher = teacher if isinstance(teacher, Frozen) else frozen(teacher)
         self.weights = weights
-        self.use_features = method.has_terms and weights.beta > 0
-        self.use_teacher = self.use_features or weights.alpha > 0
+        self.use_method = method.has_terms and weights.beta > 0
+        self.use_features = self.use_method and (method.needs.features or method.needs.preact)
+        self.use_teacher = self.use_method or weights.alpha > 0
 
     @property
     def eval_model(self) -> nn.Module:
@@ -68,7 +71,7 @@ class DistillTask(Task):
         if w.alpha > 0:
             terms["kd"] = kd_loss(s.logits, t.logits, w.T)
             loss = loss + w.alpha * terms["kd"]
-        if self.use_features:
+        if self.use_method:
             for name, value in self.method(s, t, batch, progress).items():
                 terms[name] = value
                 loss = loss + w.beta * value

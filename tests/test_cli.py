@@ -1,0 +1,120 @@
+"""The CLI end to end, in a subprocess, as a user runs it."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, TINY, read_metrics, read_results, run_kdrun
+
+
+def test_tiny_run_writes_every_output(workdir):
+    proc = run_kdrun([*TINY, "hydra.run.dir=outputs/runs/tiny"], workdir)
+    run_dir = workdir / "outputs/runs/tiny"
+    results = read_results(run_dir)
+    assert results["status"] == "completed"
+    assert list(results["stages"]) == ["teacher", "baseline", "distilled"]
+    for name, stage in results["stages"].items():
+        assert {"role", "arch", "method", "best_top1", "last_top1", "params", "checkpoint", "wall_time"} <= set(stage)
+        assert (run_dir / "checkpoints" / name / "last.pt").is_file()
+        assert (run_dir / "checkpoints" / name / "best.pt").is_file()
+        assert list((run_dir / "tb" / name).glob("events.out.tfevents.*"))
+    assert {"seed", "versions", "device"} <= set(results)
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "kdrun.log").is_file()
+    assert "${" not in (run_dir / "config.yaml").read_text()  # the resolved config
+    assert {m["stage"] for m in read_metrics(run_dir)} == {"teacher", "baseline", "distilled"}
+    assert (run_dir / "table.md").read_text().count("\n") == 5
+    assert "distilled" in (run_dir / "table.csv").read_text()
+    assert "Δ vs baseline" in proc.stdout and "distilled" in proc.stdout
+
+
+def test_teacher_is_reused_from_cache_and_from_checkpoint(workdir):
+    run_kdrun([*TINY, "hydra.run.dir=outputs/runs/a"], workdir)
+    second = run_kdrun([*TINY, "distill.T=2", "hydra.run.dir=outputs/runs/b"], workdir)
+    assert "reusing cached mlp teacher" in second.stderr
+    assert read_results(workdir / "outputs/runs/b")["stages"]["teacher"]["source"] == "cache"
+    ckpt = workdir / "outputs/runs/a/checkpoints/teacher/last.pt"
+    third = run_kdrun([*TINY, f"teacher.checkpoint={ckpt}", "stages=[distilled]", "hydra.run.dir=outputs/runs/c"],
+                      workdir)
+    results = read_results(workdir / "outputs/runs/c")
+    assert results["stages"]["teacher"]["source"] == "checkpoint" and "loaded from" in third.stderr
+
+
+def test_reference_format_checkpoint_loads_as_teacher(workdir):
+    from kdrun.models import create_model
+
+    model = create_model("mlp", num_classes=10, in_channels=1, input_size=(8, 8), hidden=[32])
+    torch.save({"model": model.state_dict(), "epoch": 240}, workdir / "ref.pth")
+    run_kdrun([*TINY, f"teacher.checkpoint={workdir / 'ref.pth'}", "hydra.run.dir=outputs/runs/r"], workdir)
+    assert read_results(workdir / "outputs/runs/r")["stages"]["teacher"]["source"] == "checkpoint"
+
+
+def test_same_seed_gives_identical_metrics(workdir):
+    for name in ("x", "y"):
+        run_kdrun([*TINY, f"paths.outputs=out_{name}", f"hydra.run.dir=out_{name}/run"], workdir)
+    strip = lambda ms: [{k: v for k, v in m.items() if k != "epoch_time"} for m in ms]  # noqa: E731
+    assert strip(read_metrics(workdir / "out_x/run")) == strip(read_metrics(workdir / "out_y/run"))
+
+
+RESUME = ["dataset=mnist1d", "teacher=mlp", "teacher.hidden=[64]", "student=mlp", "student.hidden=[16]",
+          "trainer.epochs=12", "trainer.milestones=[6]"]
+
+
+def _start(workdir: Path, args: list[str]) -> subprocess.Popen:
+    env = {"PYTHONPATH": str(REPO), "KDRUN_DATA": str(workdir / "data"), "PATH": "/usr/bin:/bin"}
+    return subprocess.Popen([sys.executable, "-m", "kdrun", *args], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_run_resumes_to_the_same_result(workdir, sig):
+    args = [*RESUME, "hydra.run.dir=outputs/runs/resume"]
+    proc = _start(workdir, args)
+    ckpt = workdir / "outputs/runs/resume/checkpoints/distilled/last.pt"
+    _wait_for(ckpt, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    interrupted_at = torch.load(ckpt, weights_only=True)["epoch"]
+    assert interrupted_at < 12, "the run finished before it could be interrupted"
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "to resume" in err
+    resumed = run_kdrun(args, workdir)
+    assert "resuming after epoch" in resumed.stderr
+    run_kdrun([*RESUME, "paths.outputs=fresh", "hydra.run.dir=fresh/run"], workdir)
+    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("epoch_time",)} for m in ms]  # noqa: E731
+    got = [m for m in read_metrics(workdir / "outputs/runs/resume") if m["stage"] == "distilled"]
+    want = [m for m in read_metrics(workdir / "fresh/run") if m["stage"] == "distilled"]
+    assert [m["epoch"] for m in got] == list(range(1, 13))
+    assert strip(got) == strip(want)
+    assert read_results(workdir / "outputs/runs/resume")["stages"]["distilled"]["last_top1"] == \
+        read_results(workdir / "fresh/run")["stages"]["distilled"]["last_top1"]
+
+
+def test_help_and_cfg(workdir):
+    help_text = run_kdrun(["--help"], workdir).stdout
+    for word in ("teacher", "student", "dataset", "method", "distill", "device", "resnet110", "mnist1d"):
+        assert word in help_text
+    job = run_kdrun(["--cfg", "job", "distill.T=2"], workdir).stdout
+    assert "T: 2" in job and "arch: cnn1d" in job
+
+
+def test_python_m_and_console_script_agree(workdir):
+    assert run_kdrun(["--cfg", "job"], workdir).stdout == run_kdrun(["--cfg", "job"], workdir, module="kdrun.cli").stdout
+
+
+def test_bf16_autocast_runs_on_cpu(workdir):
+    run_kdrun([*TINY, "device=cpu", "device.amp=bf16", "hydra.run.dir=run"], workdir)
+    assert read_results(workdir / "run")["status"] == "completed"

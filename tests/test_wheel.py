@@ -1,0 +1,50 @@
+"""A plain ``pip install .`` (a wheel, not the checkout) carries the configs and runs from anywhere."""
+
+import json
+import site
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(out)], check=True, cwd=out)
+    return next(out.glob("kdrun-*.whl"))
+
+
+def test_wheel_carries_every_package_and_config(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for init in (REPO / "kdrun").rglob("__init__.py"):
+        assert f"kdrun/{init.relative_to(REPO / 'kdrun').as_posix()}" in names, f"{init} missing from the wheel"
+    for conf in (REPO / "conf").rglob("*.yaml"):
+        assert f"kdrun/conf/{conf.relative_to(REPO / 'conf').as_posix()}" in names, f"{conf} missing from the wheel"
+
+
+def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Dependencies come from this environment (a .pth line, not a site dir: its editable kdrun stays out).
+    site_dir = next(venv.glob("lib/python*/site-packages"))
+    (site_dir / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                   check=True)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = subprocess.run([venv / "bin" / "python", "-c", "import kdrun; print(kdrun.__file__)"], cwd=work,
+                           capture_output=True, text=True, check=True).stdout
+    assert str(site_dir) in where
+    args = ["debug=fast", "dataset=digits", "teacher=mlp", "student=mlp", "student.hidden=[8]", "hydra.run.dir=run"]
+    proc = subprocess.run([venv / "bin" / "kdrun", *args], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((work / "run" / "results.json").read_text())["status"] == "completed"
+    help_text = subprocess.run([venv / "bin" / "python", "-m", "kdrun", "--help"], cwd=work, capture_output=True,
+                               text=True, check=True).stdout
+    assert "resnet110" in help_text and "mnist1d" in help_text

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TINY, read_metrics, read_results, run_kdrun
+from conftest import CONF, TINY, compose_config, read_metrics, read_results, run_kdrun
 from test_data import write_cifar10, write_png_tree
 
 SYNTHETIC = [a for a in TINY if not a.startswith("dataset=")] + ["dataset=synthetic"]
+OTHER_DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml") if p.stem != "mnist1d")
+
+
+def test_the_default_experiment_distils_on_a_generated_transfer_set():
+    cfg = compose_config([])
+    assert cfg.dataset._target_.endswith("load_mnist1d") and cfg.distill.transfer_size == 20000
+    assert cfg.distill.transfer_set is None and cfg.distill.mix is None
+    assert compose_config(["distill.transfer_size=0"]).distill.transfer_size == 0
+    methods_keep_it = compose_config(["method=kd", "distill.alpha=0.5"]).distill
+    assert methods_keep_it.transfer_size == 20000 and methods_keep_it.alpha == 0.5
+
+
+@pytest.mark.parametrize("dataset", OTHER_DATASETS)
+def test_other_datasets_distil_on_their_labeled_batches(dataset):
+    d = compose_config([f"dataset={dataset}"]).distill
+    assert d.transfer_size == 0 and d.transfer_set is None and d.mix is None
 
 
 @pytest.mark.parametrize("transfer", [

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import CONF, TINY, compose_config, read_metrics, read_results, run_kdrun
-from test_data import write_cifar10, write_png_tree
+from test_data import assert_one_line_naming, write_cifar10, write_png_tree
+
+from kdrun.config_checks import check_config
+from kdrun.errors import KdrunError
+from kdrun.schemes.registry import STAGE_NAMES
 
 SYNTHETIC = [a for a in TINY if not a.startswith("dataset=")] + ["dataset=synthetic"]
 OTHER_DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml") if p.stem != "mnist1d")
@@ -57,8 +61,22 @@ def test_folder_transfer_set_with_cutmix_on_cifar_files(workdir):
         (["distill.mix=blend"], ["distill.mix=blend", "mixup", "cutmix"]),
         (["distill.mix_alpha=0"], ["distill.mix_alpha=0", "> 0"]),
         (["distill.transfer_size=-5"], ["distill.transfer_size=-5", "non-negative"]),
+        (["distill.transfer_batch_size=0"], ["distill.transfer_batch_size=0", "positive"]),
         (["distill.transfer_set=/no/such/folder"], ["distill.transfer_set=/no/such/folder", "not found"]),
-        (["distill.transfer_size=10"], ["distill.transfer_size=10", "digits", "distill.transfer_set"]),
+        (["distill.transfer_set={root:x}"], ["distill.transfer_set", "_target_"]),
+    ],
+)
+def test_bad_distill_data_options_are_caught_before_running(args, parts):
+    with pytest.raises(KdrunError) as e:
+        check_config(compose_config([*TINY, *args]), STAGE_NAMES)
+    assert_one_line_naming(e, *parts)
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        (["distill.mix=blend"], ["distill.mix=blend", "mixup", "cutmix"]),  # found before the run directory exists
+        (["distill.transfer_size=10"], ["distill.transfer_size=10", "digits", "distill.transfer_set"]),  # at build
     ],
 )
 def test_bad_distill_data_options_fail_in_one_line(workdir, args, parts):

@@ -31,6 +31,7 @@ OPTION_SETS: list[list[str]] = [
     ["distill.transfer_size=20000", "distill.mix=mixup"],
     ["distill.transfer_size=50000", "distill.mix=mixup"],
     ["distill.transfer_size=50000", "distill.transfer_batch_size=256"],
+    ["distill.transfer_size=10000"],
 ]
 
 

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TINY, read_metrics, read_results, run_kdrun
-from test_data import write_cifar10, write_png_tree
+from conftest import CONF, TINY, compose_config, read_metrics, read_results, run_kdrun
+from test_data import assert_one_line_naming, write_cifar10, write_png_tree
+
+from kdrun.config_checks import check_config
+from kdrun.errors import KdrunError
+from kdrun.schemes.registry import STAGE_NAMES
 
 SYNTHETIC = [a for a in TINY if not a.startswith("dataset=")] + ["dataset=synthetic"]
+OTHER_DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml") if p.stem != "mnist1d")
+
+
+def test_the_default_experiment_distils_on_a_generated_transfer_set():
+    cfg = compose_config([])
+    assert cfg.dataset._target_.endswith("load_mnist1d") and cfg.distill.transfer_size == 20000
+    assert cfg.distill.transfer_set is None and cfg.distill.mix is None
+    assert compose_config(["distill.transfer_size=0"]).distill.transfer_size == 0
+    methods_keep_it = compose_config(["method=kd", "distill.alpha=0.5"]).distill
+    assert methods_keep_it.transfer_size == 20000 and methods_keep_it.alpha == 0.5
+
+
+@pytest.mark.parametrize("dataset", OTHER_DATASETS)
+def test_other_datasets_distil_on_their_labeled_batches(dataset):
+    d = compose_config([f"dataset={dataset}"]).distill
+    assert d.transfer_size == 0 and d.transfer_set is None and d.mix is None
 
 
 @pytest.mark.parametrize("transfer", [
@@ -41,8 +61,22 @@ def test_folder_transfer_set_with_cutmix_on_cifar_files(workdir):
         (["distill.mix=blend"], ["distill.mix=blend", "mixup", "cutmix"]),
         (["distill.mix_alpha=0"], ["distill.mix_alpha=0", "> 0"]),
         (["distill.transfer_size=-5"], ["distill.transfer_size=-5", "non-negative"]),
+        (["distill.transfer_batch_size=0"], ["distill.transfer_batch_size=0", "positive"]),
         (["distill.transfer_set=/no/such/folder"], ["distill.transfer_set=/no/such/folder", "not found"]),
-        (["distill.transfer_size=10"], ["distill.transfer_size=10", "digits", "distill.transfer_set"]),
+        (["distill.transfer_set={root:x}"], ["distill.transfer_set", "_target_"]),
+    ],
+)
+def test_bad_distill_data_options_are_caught_before_running(args, parts):
+    with pytest.raises(KdrunError) as e:
+        check_config(compose_config([*TINY, *args]), STAGE_NAMES)
+    assert_one_line_naming(e, *parts)
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        (["distill.mix=blend"], ["distill.mix=blend", "mixup", "cutmix"]),  # found before the run directory exists
+        (["distill.transfer_size=10"], ["distill.transfer_size=10", "digits", "distill.transfer_set"]),  # at build
     ],
 )
 def test_bad_distill_data_options_fail_in_one_line(workdir, args, parts):

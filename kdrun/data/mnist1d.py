@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from pathlib import Path
-
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch

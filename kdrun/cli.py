@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
-from kdrun.preflight import parse_overrides, preflight
+from kdrun.preflight import parse_overrides, passes_through, preflight
 from kdrun.sweeps import is_multirun, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
@@ -113,14 +113,12 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 
 def main() -> None:
-    global _new_run_dir
     args = sys.argv[1:]
     try:
-        args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
-        cfg = preflight(CONFIG_DIR, args)
-        if cfg is not None:
-            args = _pin_run_dir(args, cfg)
-            args = _join_torchrun(args, cfg)
+        if not passes_through(args):
+            args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
+            cfg = preflight(CONFIG_DIR, args)
+            args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)

@@ -27,10 +27,15 @@ PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p"
                 "--experimental-rerun")
 
 
+def passes_through(args: list[str]) -> bool:
+    """Flags after which nothing runs, or whose values are not overrides (``--cfg job``)."""
+    return any(a.split("=")[0] in PASS_THROUGH for a in args)
+
+
 def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
     """Check the command; return the composed config of its (first) job, hydra node included,
     or None for flags after which nothing runs (help, printing the config)."""
-    if any(a.split("=")[0] in PASS_THROUGH for a in args):
+    if passes_through(args):
         return None
     multirun = is_multirun(args)
     overrides = [a for a in args if not a.startswith("-")]

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields
 from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Dataset
 
 from kdrun.config_store import RESERVED_MODEL_KEYS
 from kdrun.data.base import DataBundle, DataInfo
+from kdrun.data.files import one_line
+from kdrun.data.mix import BatchMix
+from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
@@ -43,7 +48,40 @@ def resolve_device(node: DictConfig) -> torch.device:
 
 
 def build_data(cfg: DictConfig) -> DataBundle:
-    return _instantiate(cfg.dataset, _convert_="all")
+    """The dataset, with its transfer set attached when ``distill`` asks for one."""
+    data = _instantiate(cfg.dataset, _convert_="all")
+    data.transfer = build_transfer(cfg, data)
+    return data
+
+
+def build_transfer(cfg: DictConfig, data: DataBundle) -> Dataset | None:
+    """``distill.transfer_set`` / ``distill.transfer_size`` -> unlabeled inputs for the distillation terms.
+
+    None (the default) distils on the labeled batch itself; see kdrun/data/transfer.py for the kinds.
+    """
+    spec, size = cfg.distill.get("transfer_set"), cfg.distill.get("transfer_size") or 0
+    if spec is None and size == 0:
+        return None
+    if spec is None:
+        return generated_transfer(data, size)
+    if isinstance(spec, DictConfig):
+        try:
+            bundle = instantiate(spec, _convert_="all")
+        except InstantiationException as e:
+            raise KdrunError(f"distill.transfer_set._target_={spec.get('_target_')} cannot be built: "
+                             f"{one_line(e)}; give a dataset builder such as kdrun.data.cifar.load_cifar100") from None
+        return dataset_transfer(bundle, data.info, size, str(spec.get("_target_")))
+    return folder_transfer(str(spec), data, size)
+
+
+def transfer_batch_size(cfg: DictConfig) -> int:
+    """Transfer inputs per step: ``distill.transfer_batch_size``, by default the labeled batch size."""
+    return cfg.distill.get("transfer_batch_size") or cfg.trainer.batch_size
+
+
+def build_mix(distill: DictConfig) -> BatchMix | None:
+    """Function matching's mixing of the distillation batch (``distill.mix``), or None."""
+    return BatchMix(distill.mix, distill.mix_alpha) if distill.get("mix") else None
 
 
 def model_kwargs(node: DictConfig) -> dict[str, Any]:
@@ -72,20 +110,37 @@ def build_method(cfg: DictConfig, ctx: MethodContext) -> Method:
 
 
 def loss_weights(cfg: DictConfig) -> LossWeights:
-    return LossWeights(**OmegaConf.to_container(cfg.distill, resolve=True))
+    d = OmegaConf.to_container(cfg.distill, resolve=True)
+    return LossWeights(**{f.name: d[f.name] for f in fields(LossWeights) if f.name in d})
 
 
-def optim_settings(trainer: DictConfig) -> OptimSettings:
-    return OptimSettings(lr=trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
+def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSettings:
+    """SGD settings of ``trainer``; ``lr`` replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
+    return OptimSettings(lr=lr or trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
-def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str) -> str:
-    """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights."""
+def teacher_checkpoint(cfg: DictConfig) -> str | None:
+    """``teacher.checkpoint``, else the teacher's file in ``teachers_dir`` (mdistiller's layout), else None."""
+    if cfg.teacher.get("checkpoint"):
+        return str(cfg.teacher.checkpoint)
+    if cfg.get("teachers_dir"):
+        from kdrun.benchmarks.teachers import archived_teacher
+
+        return str(archived_teacher(cfg.teachers_dir, cfg.teacher.arch))
+    return None
+
+
+def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: float | None = None,
+                         seed: int | None = None) -> str:
+    """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights.
+    ``seed`` is the model's own seed when a scheme trains several copies (default: ``cfg.seed``)."""
+    seed = cfg.seed if seed is None else seed
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                if k not in ("root", "download")}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "num_workers"}
+    trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
-                       "seed": cfg.seed, "amp": cfg.device.amp, "format": 1}, sort_keys=True)
+                       "seed": seed, "amp": cfg.device.amp, "format": 1}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    return f"{node.arch}-{data_name}-seed{cfg.seed}-{digest}"
+    return f"{node.arch}-{data_name}-seed{seed}-{digest}"

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
-from kdrun.preflight import parse_overrides, passes_through, preflight
+from kdrun.preflight import passes_through, parse_overrides, preflight
 from kdrun.sweeps import is_multirun, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
@@ -114,11 +114,13 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if passes_through(args):  # --help, --cfg job, ...: Hydra answers, nothing runs
+        hydra_app()
+        return
     try:
-        if not passes_through(args):
-            args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
-            cfg = preflight(CONFIG_DIR, args)
-            args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
+        args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
+        cfg = preflight(CONFIG_DIR, args)
+        args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from kdrun.build import teacher_checkpoint
+from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
 from kdrun.models.registry import model_spec
 
@@ -24,6 +26,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
         ckpt = cfg[key].get("checkpoint")
         if ckpt and not Path(ckpt).is_file():
             raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth checkpoint file")
+    _check_teacher(cfg)
     for stage in cfg.stages:
         if stage not in stage_names:
             raise choice_error("stages", stage, stage_names, "(unknown stage)")
@@ -39,6 +42,19 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     _check_data_parallel(cfg.device, cfg.trainer.batch_size)
 
 
+def _check_teacher(cfg: DictConfig) -> None:
+    lr = cfg.teacher.get("lr")
+    if lr is not None and lr <= 0:
+        raise KdrunError(f"teacher.lr={lr} must be > 0, or null to train the teacher with trainer.lr")
+    teachers_dir = cfg.get("teachers_dir")
+    if not teachers_dir or cfg.teacher.get("checkpoint") or not {"teacher", "distilled"} & set(cfg.stages):
+        return
+    path = Path(teacher_checkpoint(cfg))
+    if not path.is_file():
+        raise KdrunError(f"teachers_dir={teachers_dir} holds no {cfg.teacher.arch} teacher: expected {path} "
+                         f"(mdistiller's cifar_teachers.tar layout); set teachers_dir=null to train the teacher")
+
+
 def _check_distill(d: DictConfig) -> None:
     if d.T is None or d.T <= 0:
         raise KdrunError(f"distill.T={d.T} must be > 0 (the softmax temperature; the reference value is 4)")
@@ -49,6 +65,29 @@ def _check_distill(d: DictConfig) -> None:
     if d.gamma is None and d.alpha > 1:
         raise KdrunError(f"distill.alpha={d.alpha} > 1 makes the CE weight 1 - alpha negative; "
                          f"set distill.gamma explicitly or use alpha in [0, 1]")
+    _check_distill_data(d)
+
+
+def _check_distill_data(d: DictConfig) -> None:
+    """Mixing and transfer-set keys (kdrun/data/mix.py, kdrun/data/transfer.py)."""
+    if d.get("mix") is not None and d.mix not in MIX_KINDS:
+        raise choice_error("distill.mix", d.mix, ["null", *MIX_KINDS])
+    alpha = d.get("mix_alpha", 1.0)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < float("inf"):
+        raise KdrunError(f"distill.mix_alpha={alpha} must be a number > 0 (Beta(a, a) of the mixing coefficient)")
+    for key in ("transfer_size", "transfer_batch_size"):
+        value = d.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise KdrunError(f"distill.{key}={value} must be a non-negative integer")
+    if d.get("transfer_batch_size") == 0:
+        raise KdrunError("distill.transfer_batch_size=0 must be null (= trainer.batch_size) or a positive integer")
+    spec = d.get("transfer_set")
+    if isinstance(spec, DictConfig) and "_target_" not in spec:
+        raise KdrunError("distill.transfer_set={...} needs a _target_ (a dataset builder, e.g. "
+                         "kdrun.data.cifar.load_cifar100); or give a folder of images")
+    if spec is not None and not isinstance(spec, DictConfig) and not Path(str(spec)).expanduser().is_dir():
+        raise KdrunError(f"distill.transfer_set={spec}: directory not found; give a folder of images, "
+                         "a {_target_: ...} dataset node, or null")
 
 
 def _check_trainer(t: DictConfig) -> None:
@@ -57,8 +96,8 @@ def _check_trainer(t: DictConfig) -> None:
             raise KdrunError(f"trainer.{key}={t[key]} must be a positive integer")
     if t.lr is None or t.lr <= 0:
         raise KdrunError(f"trainer.lr={t.lr} must be > 0")
-    for key in ("max_train_batches", "max_eval_batches"):
-        if t[key] is not None and t[key] < 1:
+    for key in ("max_epochs", "max_train_batches", "max_eval_batches"):
+        if t.get(key) is not None and t[key] < 1:
             raise KdrunError(f"trainer.{key}={t[key]} must be null or a positive integer")
 
 

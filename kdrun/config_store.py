@@ -1,8 +1,13 @@
-"""The ``teacher=`` and ``student=`` options come from the model registry (one source of truth).
+"""Config options generated from code (one source of truth each), registered into Hydra's ConfigStore.
 
-Each registered architecture becomes ``teacher/<name>`` and ``student/<name>`` in Hydra's
-ConfigStore, holding ``arch``, an optional ``checkpoint`` and the architecture's own options
-(e.g. ``hidden`` for ``mlp``), so ``kdrun teacher=mlp teacher.hidden=[1200,1200]`` works.
+* ``teacher=`` and ``student=``: every architecture of the model registry becomes
+  ``teacher/<name>`` and ``student/<name>``, holding ``arch``, an optional ``checkpoint`` and the
+  architecture's own options (e.g. ``hidden`` for ``mlp``), so ``kdrun teacher=mlp
+  teacher.hidden=[1200,1200]`` works. The teacher also has ``lr``: its learning rate when kdrun
+  trains it (null = ``trainer.lr``), because the reference recipe trains the teachers at 0.05 while
+  lowering the lr of some students (MobileNetV2, ShuffleNets) to 0.01.
+* ``experiment=``: a preset for every cell of the published benchmark tables
+  (:mod:`kdrun.benchmarks.presets`, generated from ``kdrun/benchmarks/*.yaml``).
 """
 
 from __future__ import annotations
@@ -12,19 +17,45 @@ from hydra.core.config_store import ConfigStore
 from kdrun.models.registry import list_models, model_spec
 
 MODEL_GROUPS = ("teacher", "student")
-RESERVED_MODEL_KEYS = ("arch", "checkpoint")
+RESERVED_MODEL_KEYS = ("arch", "checkpoint", "lr")
 
 
-def model_node(name: str) -> dict:
+def model_node(name: str, group: str = "student") -> dict:
     spec = model_spec(name)
-    return {"arch": name, "checkpoint": None, **spec.defaults}
+    extra = {"lr": None} if group == "teacher" else {}
+    return {"arch": name, "checkpoint": None, **extra, **spec.defaults}
+
+
+_registered = False
+
+
+def _share_store_between_compositions() -> None:
+    """Stop Hydra from deep-copying the whole ConfigStore on every composition.
+
+    Each ``compose`` (and each job of a multirun) builds a ``CachingConfigRepository``, which
+    deep-copies its delegate "to avoid mutating it with initialize_sources()" -- and with it the
+    ConfigStore singleton that its structured-config source points at. With the ~200 benchmark
+    presets that copy cost more than the rest of the composition. Sharing the store is safe:
+    ``initialize_sources`` only rebuilds the list of sources, and ``ConfigStore.load`` already
+    hands out a deep copy of the one node it loads.
+    """
+    if "__deepcopy__" not in vars(ConfigStore):
+        ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
 
 
 def register_configs() -> None:
+    """Idempotent: storing ~270 nodes costs about a second, and tests compose configs many times."""
+    global _registered
+    if _registered:
+        return
+    from kdrun.benchmarks.presets import register_presets  # after the models: presets name them
     from kdrun.sweeps import register_resolvers
 
     register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir
+    _share_store_between_compositions()
     cs = ConfigStore.instance()
     for name in list_models():
         for group in MODEL_GROUPS:
-            cs.store(group=group, name=name, node=model_node(name))
+            cs.store(group=group, name=name, node=model_node(name, group))
+    register_presets()
+    _registered = True

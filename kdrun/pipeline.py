@@ -13,8 +13,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import kdrun
-from kdrun.build import build_data, resolve_device
+from kdrun.build import build_data, resolve_device, transfer_batch_size
 from kdrun.data.loaders import make_loader
+from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
 from kdrun.distributed.state import is_main, local_device, main_process_first, rank, world_size
 from kdrun.engine.cache import StageCache
@@ -23,6 +24,8 @@ from kdrun.engine.fit import EngineEnv, StageOutcome, fit
 from kdrun.engine.loop import evaluate
 from kdrun.engine.progress import ProgressReporter
 from kdrun.logs import console, output
+from kdrun.quant.deploy import finish_stage
+from kdrun.quant.measure import MeasureSettings
 from kdrun.report.run_end import finish_run
 from kdrun.report.table import rich_table, table_rows, write_tables
 from kdrun.report.writer import RunWriter
@@ -47,10 +50,14 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
     t = cfg.trainer
     batch_size = per_rank_batch_size(t.batch_size, world_size())
 
-    def train_loader(with_index: bool):
-        return make_loader(data.train, batch_size=batch_size, shuffle=True, seed_for_epoch=cfg.seed,
-                           num_workers=t.num_workers, device=device, with_index=with_index,
-                           max_batches=t.max_train_batches, rank=rank(), world_size=world_size())
+    def train_loader(with_index: bool, with_transfer: bool = False):
+        labeled = make_loader(data.train, batch_size=batch_size, shuffle=True, seed_for_epoch=cfg.seed,
+                              num_workers=t.num_workers, device=device, with_index=with_index,
+                              max_batches=t.max_train_batches, rank=rank(), world_size=world_size())
+        if not with_transfer:
+            return labeled
+        return pair_with_transfer(labeled, data.transfer, per_rank_batch_size(transfer_batch_size(cfg), world_size()),
+                                  cfg.seed, t.num_workers, device)
 
     eval_batch = max(t.batch_size, 256)
     test_loader = make_loader(eval_shard(data.test, eval_batch, t.max_eval_batches, rank(), world_size()),
@@ -80,12 +87,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     ctx.check_pair()
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
                "method": cfg.method.name, "scheme": scheme_name(cfg), "distill": OmegaConf.to_container(cfg.distill),
-               "versions": library_versions(), "stages": {}}
+               "versions": library_versions(), "cpu": platform.processor() or platform.machine(), "stages": {}}
     log.info("run directory: %s", run_dir)
+    settings = measure_settings(cfg)
     for stage in SCHEMES[scheme_name(cfg)](ctx):
         outcome, source = run_stage(stage, env, cache)
         ctx.stage_outcomes[stage.name] = outcome
-        results["stages"][stage.name] = stage_record(stage, outcome, source)
+        record = stage_record(stage, outcome, source)
+        if stage.in_table:
+            merge_records(record, finish_stage(stage, outcome, env, settings))
+        results["stages"][stage.name] = record
         writer.write_results(results)
     results["status"] = "completed"
     writer.write_results(results)
@@ -99,18 +110,40 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return results
 
 
+def measure_settings(cfg: DictConfig) -> MeasureSettings:
+    node = OmegaConf.to_container(cfg.measure, resolve=True)
+    return MeasureSettings(**{**node, "batch_sizes": tuple(node["batch_sizes"])})
+
+
 def stage_record(stage: Stage, outcome: StageOutcome, source: str) -> dict[str, Any]:
     model = stage.task.eval_model
-    return {"role": stage.role, "arch": stage.arch, "method": stage.method, "in_table": stage.in_table,
-            "best_top1": outcome.best_top1, "last_top1": outcome.last_top1, "best_epoch": outcome.best_epoch,
-            "epochs": outcome.epochs, "params": sum(p.numel() for p in model.parameters()),
-            "checkpoint": outcome.checkpoint, "wall_time": outcome.wall_time, "source": source, **stage.info}
+    record = {"role": stage.role, "arch": stage.arch, "method": stage.method, "in_table": stage.in_table,
+              "best_top1": outcome.best_top1, "last_top1": outcome.last_top1, "best_epoch": outcome.best_epoch,
+              "epochs": outcome.epochs, "params": sum(p.numel() for p in model.parameters()),
+              "checkpoint": outcome.checkpoint, "wall_time": outcome.wall_time, "source": source, **stage.info}
+    models = stage.task.eval_models
+    if len(models) > 1:  # a task that trains several models: one sub-record (and table row) each
+        history = outcome.history
+        record["models"] = {name: {"params": sum(p.numel() for p in m.parameters()),
+                                   "last_top1": history[-1].get(f"val_top1/{name}") if history else None,
+                                   "best_top1": max((h.get(f"val_top1/{name}", -1.0) for h in history), default=None)}
+                            for name, m in models.items()}
+    return record
+
+
+def merge_records(record: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add what the finishing step measured; per-model entries merge into the per-model sub-records."""
+    for name, values in extra.pop("models", {}).items():
+        record.setdefault("models", {}).setdefault(name, {}).update(values)
+    record.update(extra)
 
 
 def run_stage(stage: Stage, env: EngineEnv, cache: StageCache) -> tuple[StageOutcome, str]:
     """Train the stage, or reuse it from a given checkpoint or the shared cache."""
     if stage.info.get("checkpoint"):
         return _loaded(stage, env, stage.info["checkpoint"], f"{stage.role}.checkpoint"), "checkpoint"
+    if stage.epochs == 0:
+        return _evaluated(stage, env), "evaluated"
     if stage.cache_key is None:
         return fit(stage, env), "trained"
     with cache.lock(stage.cache_key):
@@ -138,6 +171,19 @@ def _loaded(stage: Stage, env: EngineEnv, path, key: str) -> StageOutcome:
     top1 = evaluate(model, env.test_loader, env.device, env.amp)["top1"]
     log.info("%s: %s loaded from %s, test top-1 %.2f%%", stage.name, stage.arch, path, top1)
     return StageOutcome(top1, 0, top1, 0, time.monotonic() - t0, str(path), [])
+
+
+def _evaluated(stage: Stage, env: EngineEnv) -> StageOutcome:
+    """A stage that trains nothing (an ensemble of trained models): evaluate it, log it like an epoch 0."""
+    t0 = time.monotonic()
+    model = stage.task.to_device(env.device).eval_model
+    val = evaluate(model, env.test_loader, env.device, env.amp)
+    record = {"epoch": 0, "lr": 0.0, "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+    env.sink.begin_stage(stage.name, 0)
+    env.sink.log_epoch(stage.name, 0, record)
+    env.sink.end_stage(stage.name)
+    log.info("%s: %s evaluated, test top-1 %.2f%%", stage.name, stage.arch, val["top1"])
+    return StageOutcome(val["top1"], 0, val["top1"], 0, record["epoch_time"], "", [record])
 
 
 def _replay_history(stage: Stage, env: EngineEnv, history: list[dict]) -> None:

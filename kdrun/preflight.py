@@ -7,6 +7,7 @@ that holds a run with a different config (so nothing existing is overwritten).
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -18,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
 from kdrun.errors import KdrunError, choice_error
-from kdrun.schemes.registry import STAGE_NAMES
+from kdrun.schemes.registry import STAGE_NAMES, check_scheme
 from kdrun.sweeps import check_sweep_dir, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
@@ -28,7 +29,7 @@ PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p"
 
 
 def passes_through(args: list[str]) -> bool:
-    """Flags after which nothing runs, or whose values are not overrides (``--cfg job``)."""
+    """True for Hydra flags after which nothing runs (help, printing the config) or whose configs kdrun can't check."""
     return any(a.split("=")[0] in PASS_THROUGH for a in args)
 
 
@@ -55,6 +56,7 @@ def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
         GlobalHydra.instance().clear()
     job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job_cfg, STAGE_NAMES)
+    check_scheme(job_cfg)
     if multirun:
         check_sweep_dir(Path(master.hydra.sweep.dir), master, swept_keys(parsed))
     else:
@@ -95,11 +97,28 @@ def _check_group_choices(parsed: list) -> None:
         key = o.key_or_group
         if key not in groups or o.is_delete():
             continue
-        options = loader.get_group_options(key)
+        options = group_options(loader, key)
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
         for value in values:
             if value is not None and str(value) not in options:
-                raise choice_error(key, value, options, f"(no such {key})")
+                raise _unknown_option(key, str(value), options)
+
+
+def group_options(loader, group: str) -> list[str]:
+    """A group's options, nested ones included as paths (``experiment=cifar100/resnet56-resnet20/kd``)."""
+    options = list(loader.get_group_options(group))
+    for sub in loader.list_groups(group):
+        options += [f"{sub}/{option}" for option in group_options(loader, f"{group}/{sub}")]
+    return options
+
+
+def _unknown_option(key: str, value: str, options: list[str]) -> KdrunError:
+    if len(options) <= 40:
+        return choice_error(key, value, options, f"(no such {key})")
+    # hundreds of presets: name the closest ones and where the full list is
+    close = difflib.get_close_matches(value, options, n=5, cutoff=0.5)
+    hint = f"closest: {', '.join(close)}; " if close else ""
+    return KdrunError(f"{key}={value} is not valid (no such {key}); {hint}all {len(options)} choices: kdrun --help")
 
 
 def compose_checked(overrides: list[str]) -> DictConfig:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -27,12 +29,19 @@ class DataBundle:
 
     ``train_targets`` holds every train label in dataset order (class-balanced sampling,
     contrastive negatives from other classes); it never requires loading images.
+
+    Optional, for transfer sets (see kdrun/data/transfer.py): ``generate_inputs(n)`` makes ``n``
+    fresh inputs (datasets with a generator); ``train_transform`` turns a PIL image into a train
+    input (datasets read from image files); ``transfer`` is the built transfer set, if configured.
     """
 
     info: DataInfo
     train: Dataset
     test: Dataset
     train_targets: torch.Tensor
+    generate_inputs: Callable[[int], torch.Tensor] | None = None
+    train_transform: Callable[[Any], torch.Tensor] | None = None
+    transfer: Dataset | None = None
 
 
 class TensorData(Dataset):

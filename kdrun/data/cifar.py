@@ -61,7 +61,7 @@ def _load(
     train = read_split(lambda: cls(str(root_path), train=True, transform=train_tf), root_path, folder, label)
     test = read_split(lambda: cls(str(root_path), train=False, transform=test_tf), root_path, folder, label)
     info = DataInfo(name, "image", 3, (32, 32), num_classes, len(train), len(test))
-    return DataBundle(info, train, test, torch.tensor(train.targets, dtype=torch.long))
+    return DataBundle(info, train, test, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf)
 
 
 def load_cifar10(root: str, download: bool = False) -> DataBundle:

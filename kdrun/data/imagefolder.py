@@ -94,4 +94,4 @@ def load_imagefolder(
     train, val = _open(root_path / train_dir, train_tf), _open(root_path / val_dir, val_tf)
     size = int(image_size)
     info = DataInfo("imagefolder", "image", 3, (size, size), len(train_classes), len(train), len(val))
-    return DataBundle(info, train, val, torch.tensor(train.targets, dtype=torch.long))
+    return DataBundle(info, train, val, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf)

@@ -3,6 +3,10 @@
 Generated locally by the ``mnist1d`` package with its default arguments (never downloaded)
 and cached under ``<root>/mnist1d/`` after the first generation. Small and large models
 separate far more here than on digits (published: MLP 68%, CNN 94%).
+
+The generator also makes *transfer sets* (``distill.transfer_size=N``): N fresh signals drawn with
+the same arguments under seeds derived from, and different from, the dataset's seed, so they are
+never train or test signals. Their labels are discarded: only the teacher labels them.
 """
 
 from __future__ import annotations
@@ -12,11 +16,20 @@ import os
 import pickle
 from pathlib import Path
 
+from functools import partial
+
+import numpy as np
 import torch
 
 from kdrun.data.base import DataBundle, DataInfo, TensorData
+from kdrun.data.loaders import mix_seed
 
 log = logging.getLogger(__name__)
+
+# Transfer inputs are generated in chunks of the published set's size: the generator standardizes
+# each call's signals by their own mean and std, so a chunk is scaled like the training signals.
+TRANSFER_CHUNK = 5000
+TRANSFER_SALT = 0x7F4A7C15  # keeps transfer seeds apart from dataset seeds
 
 
 def generate_mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float = 0.8) -> dict:
@@ -43,10 +56,47 @@ def _cached(root: str, seed: int) -> dict:
     return data
 
 
+def transfer_seed(dataset_seed: int, chunk: int) -> int:
+    """The generator seed of transfer chunk ``chunk`` (numpy seeds are 32-bit)."""
+    return mix_seed(TRANSFER_SALT, dataset_seed, chunk) % 2**32
+
+
+def generate_transfer(n: int, dataset_seed: int = 42) -> np.ndarray:
+    """``n`` fresh MNIST-1D signals, shape (n, 40): chunk i comes from seed ``transfer_seed(dataset_seed, i)``."""
+    chunks, done = [], 0
+    for chunk in range(-(-n // TRANSFER_CHUNK)):
+        want = min(TRANSFER_CHUNK, n - done)
+        # the generator makes num_samples // 10 signals per class: ask for a multiple of 10, keep `want`
+        data = generate_mnist1d(num_samples=-(-want // 10) * 10, seed=transfer_seed(dataset_seed, chunk),
+                                train_split=1.0)
+        chunks.append(data["x"][:want].astype(np.float32))
+        done += want
+        log.info("generating MNIST-1D transfer inputs: %d/%d", done, n)
+    return np.concatenate(chunks)
+
+
+def transfer_inputs(root: str, dataset_seed: int, n: int) -> torch.Tensor:
+    """``n`` transfer signals as (n, 1, 40), generated once and cached under ``<root>/mnist1d/``."""
+    if n < 1:
+        raise ValueError(f"a transfer set needs at least one input, got {n}")
+    path = Path(root).expanduser() / "mnist1d" / f"transfer_seed{dataset_seed}_n{n}.npy"
+    if path.exists():
+        x = np.load(path)
+    else:
+        log.info("generating %d MNIST-1D transfer inputs into %s", n, path)
+        x = generate_transfer(n, dataset_seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
+        np.save(tmp, x)
+        os.replace(tmp, path)
+    return torch.from_numpy(x).unsqueeze(1)
+
+
 def load_mnist1d(root: str = "data", seed: int = 42) -> DataBundle:
     data = _cached(root, seed)
     x = torch.tensor(data["x"], dtype=torch.float32).unsqueeze(1)
     xt = torch.tensor(data["x_test"], dtype=torch.float32).unsqueeze(1)
     y, yt = torch.tensor(data["y"], dtype=torch.long), torch.tensor(data["y_test"], dtype=torch.long)
     info = DataInfo("mnist1d", "signal", 1, (x.shape[-1],), 10, len(y), len(yt))
-    return DataBundle(info, TensorData(x, y), TensorData(xt, yt), y)
+    return DataBundle(info, TensorData(x, y), TensorData(xt, yt), y,
+                      generate_inputs=partial(transfer_inputs, root, seed))

@@ -3,6 +3,7 @@
 Each class has a fixed colour (a per-channel offset, which survives global average pooling) and a
 fixed random texture (which convolutions and MLPs pick up); every sample is its class's pattern
 plus Gaussian noise. Train and test share the patterns and differ in noise. Same seed, same data.
+``generate_inputs(n)`` draws n more samples the same way (a generated transfer set for tests).
 """
 
 from __future__ import annotations
@@ -41,5 +42,10 @@ def load_synthetic(
         return x, y
 
     (x, y), (xt, yt) = draw(num_train), draw(num_test)
+
+    def generate_inputs(n: int) -> torch.Tensor:
+        g.manual_seed(seed + 1)  # fresh noise, and the same inputs on every call
+        return draw(n)[0]
+
     info = DataInfo("synthetic", "image", in_channels, (size, size), num_classes, num_train, num_test)
-    return DataBundle(info, TensorData(x, y), TensorData(xt, yt), y.clone())
+    return DataBundle(info, TensorData(x, y), TensorData(xt, yt), y.clone(), generate_inputs=generate_inputs)

@@ -34,7 +34,8 @@ def _load(cls: type[MNIST], name: str, label: str, root: str, download: bool, me
     train = read_split(lambda: cls(str(root_path), train=True, transform=tf), root_path, folder, label)
     test = read_split(lambda: cls(str(root_path), train=False, transform=tf), root_path, folder, label)
     info = DataInfo(name, "image", 1, (28, 28), 10, len(train), len(test))
-    return DataBundle(info, train, test, torch.as_tensor(train.targets, dtype=torch.long).clone())
+    targets = torch.as_tensor(train.targets, dtype=torch.long).clone()
+    return DataBundle(info, train, test, targets, train_transform=tf)
 
 
 def load_mnist(root: str, download: bool = False) -> DataBundle:

@@ -79,7 +79,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, arch: str, key: str 
                                  f"the dataset has {tensor.shape[0]}; use a checkpoint for this dataset")
             raise KdrunError(f"{key}={path} does not fit {arch}: '{name}' has shape {tuple(weights[name].shape)}, "
                              f"expected {tuple(tensor.shape)}")
-    missing = [k for k in own if k not in weights]
+    # BatchNorm fills in a missing num_batches_tracked itself (torchvision's released weights lack it)
+    missing = [k for k in own if k not in weights and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in weights if k not in own]
     if missing or unexpected:
         raise KdrunError(f"{key}={path} does not match architecture {arch}: {len(missing)} missing keys "

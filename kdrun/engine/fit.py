@@ -31,7 +31,7 @@ class EngineEnv:
 
     device: torch.device
     amp: str | None
-    train_loader: Callable[[bool], Any]  # with_index -> loader with set_epoch(epoch)
+    train_loader: Callable[..., Any]  # (with_index, with_transfer=False) -> loader with set_epoch(epoch)
     test_loader: Any
     checkpoint_dir: Path
     sink: MetricsSink
@@ -86,7 +86,7 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
         env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
         env.reporter.end_stage()
         return _outcome(state, last_path)
-    train_loader = env.train_loader(stage.needs_index)
+    train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
     step_module = data_parallel(task)  # DDP wrapper when data-parallel, else the task itself
     env.sink.begin_stage(stage.name, state["epoch"] + 1)
     env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
@@ -112,9 +112,12 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
                             env.reporter)
     scheduler.step()
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank
-    val = evaluate(task.eval_model, env.test_loader, env.device, env.amp)
+    vals = {name: evaluate(m, env.test_loader, env.device, env.amp) for name, m in task.eval_models.items()}
+    val = next(iter(vals.values()))  # the stage's own model (task.eval_model)
     record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
               "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+    if len(vals) > 1:  # a task training several models reports each one
+        record.update({f"val_top1/{name}": v["top1"] for name, v in vals.items()})
     state["history"].append(record)
     state["epoch"] = epoch
     state["wall_time"] += record["epoch_time"]

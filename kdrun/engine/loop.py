@@ -22,8 +22,10 @@ def autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContex
     return torch.autocast(device.type, dtype=AMP_DTYPES[amp])
 
 
-def to_batch(raw: tuple, device: torch.device) -> Batch:
-    """(x, y) or (x, y, index) from a loader -> Batch on ``device``."""
+def to_batch(raw: tuple | dict, device: torch.device) -> Batch:
+    """(x, y) or (x, y, index) from a loader, or a dict of Batch fields (paired loaders) -> Batch on ``device``."""
+    if isinstance(raw, dict):
+        return Batch(**{k: t.to(device, non_blocking=True) for k, t in raw.items()})
     tensors = [t.to(device, non_blocking=True) for t in raw]
     return Batch(*tensors)
 

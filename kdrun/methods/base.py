@@ -9,13 +9,18 @@ knows nothing of optimizers. Its extra modules are submodules, so they train wit
 
 Methods with an initialization phase (AB, FT, FSP, FitNet's two-stage form) set
 ``init_epochs`` and implement ``init_terms`` / ``init_parameters``: the pipeline runs that phase
-as its own stage, with the same engine.
+as its own stage, with the same engine, at a constant learning rate (``init_lr``, or the
+trainer's when None), as RepDistiller's ``helper/pretrain.py`` does.
+
+A method is built before any stage trains, so a pair it cannot serve (FSP with unequal channel
+counts, a feature method on an MLP) fails in its ``__init__`` with a one-line ``KdrunError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,6 +49,7 @@ class MethodContext:
     train_targets: torch.Tensor
     student_arch: str = ""
     teacher_arch: str = ""
+    weights: Any = None  # the LossWeights the distilled stage trains with (for checks only)
 
 
 class Method(nn.Module):
@@ -51,6 +57,7 @@ class Method(nn.Module):
 
     needs: Needs = Needs()
     init_epochs: int = 0
+    init_lr: float | None = None  # learning rate of the init stage; None = trainer.lr
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__()

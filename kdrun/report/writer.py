@@ -125,5 +125,8 @@ def _add_epoch_scalars(tb: Any, stage: str, epoch: int, metrics: dict[str, Any])
             tb.add_scalar(f"{stage}/loss/{key[len('train_'):]}", value, epoch)
     tb.add_scalar(f"{stage}/top1/train", metrics.get("train_top1", 0.0), epoch)
     tb.add_scalar(f"{stage}/top1/val", metrics["val_top1"], epoch)
+    for key, value in metrics.items():
+        if key.startswith("val_top1/"):  # each model of a task that trains several (mutual learning)
+            tb.add_scalar(f"{stage}/top1/val_{key[len('val_top1/'):]}", value, epoch)
     tb.add_scalar(f"{stage}/loss/val_ce", metrics["val_loss"], epoch)
     tb.add_scalar(f"{stage}/lr", metrics["lr"], epoch)

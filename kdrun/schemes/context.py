@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import torch
 from omegaconf import DictConfig
 
-from kdrun.build import build_method, build_model, loss_weights, optim_settings, supervised_cache_key
+from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings,
+                         supervised_cache_key, teacher_checkpoint)
 from kdrun.data.base import DataBundle
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.distill_task import DistillTask, InitTask
 from kdrun.schemes.stage import Stage
 from kdrun.schemes.task import SupervisedTask
+
+log = logging.getLogger("kdrun")
 
 
 @dataclass
@@ -28,36 +33,86 @@ class SchemeContext:
         teacher, student = self.model("teacher"), self.model("student")
         self.method(student, teacher)
 
-    def model(self, key: str, seed_offset: int = 0) -> KDModel:
-        """A fresh ``teacher``/``student`` model; same seed -> same initial weights (fair baselines)."""
+    def model(self, key: str, seed_offset: int = 0, node: DictConfig | None = None) -> KDModel:
+        """A fresh model from config node ``key`` (or ``node``, reported as ``key``); same seed -> same
+        initial weights (fair baselines)."""
         torch.manual_seed(self.cfg.seed + seed_offset)
-        return build_model(self.cfg[key], self.data.info, key)
+        return build_model(self.cfg[key] if node is None else node, self.data.info, key)
 
-    def method(self, student: KDModel, teacher: KDModel) -> Method:
+    def epochs(self, wanted: int) -> int:
+        """``wanted`` capped by ``trainer.max_epochs`` (debug runs shrink every stage, init stages included)."""
+        cap = self.cfg.trainer.get("max_epochs")
+        return wanted if cap is None else min(wanted, cap)
+
+    def method(self, student: KDModel, teacher: KDModel, student_arch: str | None = None,
+               teacher_arch: str | None = None) -> Method:
+        """Build the method for this pair (``pipeline`` calls :meth:`check_pair` first, so a pair the
+        method cannot serve fails before anything trains)."""
         ctx = MethodContext(student.feature_info, teacher.feature_info, self.data.info, self.data.train_targets,
-                            student_arch=self.cfg.student.arch, teacher_arch=self.cfg.teacher.arch)
+                            student_arch=student_arch or self.cfg.student.arch,
+                            teacher_arch=teacher_arch or self.cfg.teacher.arch, weights=loss_weights(self.cfg))
         return build_method(self.cfg, ctx)
 
-    def supervised_stage(self, name: str, role: str, key: str, model: KDModel) -> Stage:
-        """Cross-entropy training of ``model`` (built from config node ``key``), shareable between runs."""
-        node = self.cfg[key]
-        stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.cfg.trainer.epochs,
-                      optim_settings(self.cfg.trainer),
-                      cache_key=supervised_cache_key(self.cfg, node, self.data.info.name))
-        if key == "teacher" and node.get("checkpoint"):
-            stage.info["checkpoint"] = node.checkpoint
+    def supervised_stage(self, name: str, role: str, key: str, model: KDModel, node: DictConfig | None = None,
+                         seed_offset: int = 0, loads_checkpoint: bool | None = None) -> Stage:
+        """Cross-entropy training of ``model`` (built from config node ``key``), shareable between runs.
+        Teachers (``loads_checkpoint``) are loaded from a checkpoint instead when one is given
+        (``<node>.checkpoint``; for the run's teacher also ``teachers_dir``)."""
+        own_node = node is None
+        node = self.cfg[key] if own_node else node
+        lr = node.get("lr") or self.cfg.trainer.lr
+        stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
+                      optim_settings(self.cfg.trainer, lr),
+                      cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
+                                                     seed=self.cfg.seed + seed_offset))
+        loads = key == "teacher" if loads_checkpoint is None else loads_checkpoint
+        checkpoint = None
+        if loads:
+            checkpoint = teacher_checkpoint(self.cfg) if own_node and key == "teacher" else node.get("checkpoint")
+        if checkpoint:
+            stage.info["checkpoint"] = checkpoint
             stage.cache_key = None
         return stage
 
     def distill_stage(self, name: str, role: str, student: KDModel, teacher: KDModel, method: Method,
-                      epochs: int | None = None) -> Stage:
-        task = DistillTask(student, teacher, method, loss_weights(self.cfg))
-        return Stage(name, role, self.cfg.student.arch, self.cfg.method.name, task,
-                     epochs or self.cfg.trainer.epochs, optim_settings(self.cfg.trainer),
-                     needs_index=method.needs.sample_index)
+                      epochs: int | None = None, arch: str | None = None) -> Stage:
+        """Distillation of ``student`` from ``teacher``; distillation terms on the transfer set when one is set."""
+        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill))
+        uses_transfer = self.data.transfer is not None and task.uses_distill_view
+        if self.data.transfer is not None and task.labeled_method:
+            log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "
+                     "term only (%s)", self.cfg.method.name, "in use" if uses_transfer else "unused: distill.alpha=0")
+        return Stage(name, role, arch or self.cfg.student.arch, self.cfg.method.name, task,
+                     self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg.trainer),
+                     needs_index=method.needs.sample_index, uses_transfer=uses_transfer)
 
-    def init_stage(self, name: str, student: KDModel, teacher: KDModel, method: Method) -> Stage:
-        """The method's initialization phase as an ordinary stage (own progress, logs, checkpoints)."""
-        return Stage(name, "init", self.cfg.student.arch, f"{self.cfg.method.name}_init",
-                     InitTask(student, teacher, method), method.init_epochs, optim_settings(self.cfg.trainer),
+    def init_stage(self, name: str, student: KDModel, teacher: KDModel, method: Method,
+                   arch: str | None = None) -> Stage:
+        """The method's initialization phase as an ordinary stage (own progress, logs, checkpoints).
+
+        Its learning rate is constant (no milestones), as in RepDistiller's ``helper/pretrain.py``.
+        """
+        trainer = optim_settings(self.cfg.trainer)
+        optim = replace(trainer, lr=method.init_lr or trainer.lr, milestones=())
+        return Stage(name, "init", arch or self.cfg.student.arch, f"{self.cfg.method.name}_init",
+                     InitTask(student, teacher, method), self.epochs(method.init_epochs), optim,
                      needs_index=method.needs.sample_index, in_table=False)
+
+    def distill_stages(self, name: str, role: str, student: KDModel, teacher: KDModel,
+                       student_arch: str | None = None, teacher_arch: str | None = None) -> Iterator[Stage]:
+        """The configured method distilling ``teacher`` into ``student``: its init stage (if any), then
+        the main stage. ``teacher`` may be any module giving logits (and features, if the method needs them)."""
+        method = self.method(student, teacher, student_arch, teacher_arch)
+        if method.init_epochs > 0:
+            prefix = f"{self.cfg.method.name}_init"
+            yield self.init_stage(prefix if name == "distilled" else f"{prefix}_{name}", student, teacher, method,
+                                  arch=student_arch)
+        yield self.distill_stage(name, role, student, teacher, method, arch=student_arch)
+
+    def eval_stage(self, name: str, role: str, arch: str, model: torch.nn.Module) -> Stage:
+        """A row that trains nothing (an ensemble of trained models): it is only evaluated."""
+        return Stage(name, role, arch, "none", SupervisedTask(model), 0, optim_settings(self.cfg.trainer))
+
+    def example_input(self, n: int = 2) -> torch.Tensor:
+        """``n`` real test inputs: what models are traced with (export) and sized by."""
+        return torch.stack([self.data.test[i][0] for i in range(n)])

@@ -1,13 +1,20 @@
-"""The distillation step: gamma * CE + alpha * T^2 * KL(teacher_T || student_T) + beta * method terms."""
+"""The distillation step: gamma * CE + alpha * T^2 * KL(teacher_T || student_T) + beta * method terms.
+
+CE is computed on the labeled batch; the distillation terms on the *distillation input*: the
+labeled batch itself by default, or a transfer batch (Hinton et al., 2015, sec. 3), optionally
+mixed (function matching, Beyer et al., CVPR 2022).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrun.data.mix import BatchMix
 from kdrun.methods.base import Method
 from kdrun.methods.kd import kd_loss
 from kdrun.models.features import Features
@@ -31,18 +38,37 @@ class LossWeights:
 class DistillTask(Task):
     """Trains ``student`` (and the method's extra modules) against a frozen ``teacher``.
 
-    Features are extracted only when the method has terms and ``beta > 0``; the teacher runs
-    only when some term uses it. Both see the same tensor ``batch.x``: the same augmented view.
+    The method runs only when it has terms and ``beta > 0``; features are extracted only when it
+    also declares ``needs.features`` (or ``needs.preact``), so logit-only methods (DKD) cost no
+    more than KD. The teacher runs only when some term uses it.
+
+    A step has two views. The labeled view ``batch.x`` feeds cross-entropy (and the train top-1).
+    The distillation view feeds the distillation terms: ``batch.transfer_x`` when a transfer set is
+    used, else ``batch.x``, mixed by ``mix`` when set. In each view teacher and student are given
+    the same tensor, so they always see the same augmented (and mixed) input. When the two views
+    are one tensor (no transfer set, no mix: the default) there is a single pass, as in plain KD;
+    otherwise the student makes a second pass for CE (without gradient when ``gamma = 0``).
+
+    Methods that need dataset indices (memory banks over the training set) get the labeled view,
+    since only labeled samples have indices; the KD term still uses the distillation view. Other
+    methods get the distillation view's batch: on mixed labeled inputs ``y`` and ``index`` are those
+    of each sample's dominant original (mix folds lam >= 0.5); on transfer inputs there is no index
+    and ``y`` is the teacher's prediction, the only label there is.
     """
 
-    def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method, weights: LossWeights) -> None:
+    def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method, weights: LossWeights,
+                 mix: BatchMix | None = None) -> None:  # fmt: skip
         super().__init__()
         self.student = student
         self.method = method
         self.teacher = teacher if isinstance(teacher, Frozen) else frozen(teacher)
         self.weights = weights
-        self.use_features = method.has_terms and weights.beta > 0
-        self.use_teacher = self.use_features or weights.alpha > 0
+        self.mix = mix
+        self.use_method = method.has_terms and weights.beta > 0
+        self.use_features = self.use_method and (method.needs.features or method.needs.preact)
+        self.use_teacher = self.use_method or weights.alpha > 0
+        self.labeled_method = self.use_method and method.needs.sample_index
+        self.uses_distill_view = weights.alpha > 0 or (self.use_method and not self.labeled_method)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -52,38 +78,75 @@ class DistillTask(Task):
         params = [*self.student.parameters(), *self.method.main_parameters()]
         return [p for p in params if p.requires_grad]
 
+    def distill_input(self, batch: Batch) -> torch.Tensor:
+        """What teacher and student both see for the distillation terms."""
+        if not self.uses_distill_view:  # no term needs it: stay on the labeled batch
+            return batch.x
+        x = batch.x if batch.transfer_x is None else batch.transfer_x
+        return x if self.mix is None else self.mix(x)
+
     def forward(self, batch: Batch, progress: Progress) -> StepOutput:
-        w, preact = self.weights, self.method.needs.preact
-        if self.use_features:
-            s = self.student.forward_features(batch.x, preact=preact)
-            t = self.teacher.features(batch.x, preact=preact)
+        x = self.distill_input(batch)
+        if x is batch.x:
+            s, t = self._run(x, features=self.use_features, teacher=self.use_teacher)
+            labeled_s, labeled_t = s, t
         else:
-            s = Features(logits=self.student(batch.x))
-            t = Features(logits=self.teacher(batch.x)) if self.use_teacher else None
+            s, t = self._run(x, features=self.use_features and not self.labeled_method, teacher=True)
+            labeled_s, labeled_t = self._run(batch.x, features=self.labeled_method and self.use_features,
+                                             teacher=self.labeled_method,
+                                             grad=self.weights.ce_weight > 0 or self.labeled_method)
+        w = self.weights
         terms: dict[str, torch.Tensor] = {}
-        loss = s.logits.new_zeros(())
+        loss = labeled_s.logits.new_zeros(())
         if w.ce_weight > 0:
-            terms["ce"] = F.cross_entropy(s.logits, batch.y)
+            terms["ce"] = F.cross_entropy(labeled_s.logits, batch.y)
             loss = loss + w.ce_weight * terms["ce"]
         if w.alpha > 0:
             terms["kd"] = kd_loss(s.logits, t.logits, w.T)
             loss = loss + w.alpha * terms["kd"]
-        if self.use_features:
-            for name, value in self.method(s, t, batch, progress).items():
+        if self.use_method:
+            args = (labeled_s, labeled_t, batch) if self.labeled_method else (s, t, self._view_batch(batch, x, t))
+            for name, value in self.method(*args, progress).items():
                 terms[name] = value
                 loss = loss + w.beta * value
-        return StepOutput(loss, s.logits, terms)
+        return StepOutput(loss, labeled_s.logits, terms)
+
+    def _run(self, x: torch.Tensor, features: bool, teacher: bool, grad: bool = True
+             ) -> tuple[Features, Features | None]:  # fmt: skip
+        """Student (with gradient unless ``grad=False``) and, if asked, teacher on the same tensor ``x``."""
+        preact = self.method.needs.preact
+        with contextlib.nullcontext() if grad else torch.no_grad():
+            if features:
+                return self.student.forward_features(x, preact=preact), self.teacher.features(x, preact=preact)
+            s = Features(logits=self.student(x))
+        return s, Features(logits=self.teacher(x)) if teacher else None
+
+    @staticmethod
+    def _view_batch(batch: Batch, x: torch.Tensor, t: Features) -> Batch:
+        """The batch a method sees on the distillation view."""
+        if x is batch.x:
+            return batch
+        if batch.transfer_x is None:
+            return Batch(x, batch.y, batch.index)
+        return Batch(x, t.logits.argmax(1))
 
 
 class InitTask(Task):
     """A method's initialization phase (AB, FT, FSP, FitNet's hint stage): only its own terms,
-    only the parameters the method names; the teacher stays frozen."""
+    only the parameters the method names; the teacher stays frozen.
+
+    As in RepDistiller's ``helper/pretrain.py``, the student is in train mode only when some of its
+    parameters are trained here (AB, FSP); otherwise (FT's paraphraser) it stays in eval mode and
+    runs without gradients, so its batch-norm statistics are left untouched.
+    """
 
     def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method) -> None:
         super().__init__()
         self.student = student
         self.method = method
         self.teacher = teacher if isinstance(teacher, Frozen) else frozen(teacher)
+        trained = {id(p) for p in method.init_parameters(student)}
+        self.trains_student = any(id(p) in trained for p in student.parameters())
 
     @property
     def eval_model(self) -> nn.Module:
@@ -92,9 +155,16 @@ class InitTask(Task):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.method.init_parameters(self.student) if p.requires_grad]
 
+    def train(self, mode: bool = True) -> "InitTask":
+        super().train(mode)
+        if not self.trains_student:
+            self.student.eval()
+        return self
+
     def forward(self, batch: Batch, progress: Progress) -> StepOutput:
         preact = self.method.needs.preact
-        s = self.student.forward_features(batch.x, preact=preact)
+        with torch.set_grad_enabled(self.trains_student and torch.is_grad_enabled()):
+            s = self.student.forward_features(batch.x, preact=preact)
         t = self.teacher.features(batch.x, preact=preact)
         terms = self.method.init_terms(s, t, batch, progress)
         loss = sum(terms.values(), s.logits.new_zeros(()))

@@ -1,26 +1,51 @@
-"""The classic scheme: a trained (or loaded) teacher, a label-only baseline, a distilled student."""
+"""The classic scheme: a trained (or loaded) teacher, a label-only baseline, a distilled student --
+then what a user deploys from it: the student self-distilled (born-again), quantized to int8 by
+quantization-aware distillation or by post-training quantization, and magnitude-pruned."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from kdrun.schemes.born_again import generations
 from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.pruned import pruned_stage
+from kdrun.schemes.quantized import ptq_stage, qat_stage
+from kdrun.schemes.requires import needed
 from kdrun.schemes.stage import Stage
 
-STAGES = ("teacher", "baseline", "distilled")
+STAGES = ("teacher", "baseline", "distilled", "self_distilled", "quantized", "quantized_ptq", "pruned")
+REQUIRES = {
+    "distilled": ("teacher",),
+    "self_distilled": ("baseline",),
+    "quantized": ("distilled",),
+    "quantized_ptq": ("distilled",),
+    "pruned": ("distilled",),
+}
 
 
 def offline(ctx: SchemeContext) -> Iterator[Stage]:
-    wanted = set(ctx.cfg.stages)
-    teacher = None
-    if "teacher" in wanted or "distilled" in wanted:
+    wanted = needed(ctx.cfg.stages, REQUIRES)
+    teacher = student = None
+    if "teacher" in wanted:
         teacher = ctx.model("teacher")
-        yield ctx.supervised_stage("teacher", "teacher", "teacher", teacher)
-    if "baseline" in wanted:
-        yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
     if "distilled" in wanted:
+        # Built before anything trains: a method that cannot serve this pair fails in seconds, not after the teacher.
         student = ctx.model("student")
         method = ctx.method(student, teacher)
-        if method.init_epochs > 0:
-            yield ctx.init_stage(f"{ctx.cfg.method.name}_init", student, teacher, method)
-        yield ctx.distill_stage("distilled", "distilled", student, teacher, method)
+    if teacher is not None:
+        yield ctx.supervised_stage("teacher", "teacher", "teacher", teacher)
+    if "baseline" in wanted:
+        baseline = ctx.model("student")
+        yield ctx.supervised_stage("baseline", "baseline", "student", baseline)
+    if "distilled" in wanted:
+        student = ctx.model("student")
+        yield from ctx.distill_stages("distilled", "distilled", student, teacher)
+    if "self_distilled" in wanted:  # born-again generations; generation 1 is the baseline
+        yield from generations(ctx, baseline, ctx.cfg.scheme.generations)
+    # The deployment variants start from the distilled student's final weights (trained by now).
+    if "quantized" in wanted:
+        yield qat_stage(ctx, student, teacher)
+    if "quantized_ptq" in wanted:
+        yield ptq_stage(ctx, student)
+    if "pruned" in wanted:
+        yield pruned_stage(ctx, student, teacher)

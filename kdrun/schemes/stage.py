@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kdrun.schemes.task import Task
 
@@ -26,7 +28,13 @@ class Stage:
     ``name`` is unique within the run and names the checkpoint and log folders; ``role`` is the
     row label (teacher, baseline, distilled, ...). ``cache_key`` marks a stage whose result does
     not depend on the run's distillation settings (plain cross-entropy training), so it can be
-    shared between runs and sweep jobs.
+    shared between runs and sweep jobs. ``uses_transfer`` asks for batches that carry a transfer
+    batch beside the labeled one (``Batch.transfer_x``). ``epochs=0`` marks a stage that trains
+    nothing and is only evaluated (an ensemble of trained models, a model to calibrate).
+
+    ``deploy(env, measure_settings) -> Deployment`` (kdrun/quant/deploy.py), when set, turns the
+    trained model into the one the row reports (e.g. converts it to int8); it runs after training,
+    must be deterministic, and its result is cached next to the stage's checkpoints.
     """
 
     name: str
@@ -38,5 +46,7 @@ class Stage:
     optim: OptimSettings
     cache_key: str | None = None
     needs_index: bool = False
+    uses_transfer: bool = False
     in_table: bool = True
     info: dict = field(default_factory=dict)
+    deploy: Callable[..., Any] | None = None

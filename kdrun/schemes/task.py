@@ -1,8 +1,9 @@
 """What the engine calls: a Task turns a batch into a loss.
 
 The engine knows no method or scheme names. It asks a task for the parameters to optimize
-(``task.parameters()``), the state to checkpoint (``task.state_dict()``), the model to
-evaluate (``task.eval_model``) and, for each batch, a :class:`StepOutput`.
+(``task.parameters()``), the state to checkpoint (``task.state_dict()``), the models to
+evaluate (``task.eval_models``, whose first is ``task.eval_model``) and, for each batch, a
+:class:`StepOutput`.
 
 A teacher is held outside the module tree (see :func:`frozen`), so it is never in
 ``parameters()``, never in ``state_dict()``, never switched to train mode and never sees
@@ -19,11 +20,13 @@ from torch import nn
 
 @dataclass
 class Batch:
-    """One training batch. ``index`` holds dataset indices when a method needs them (CRD)."""
+    """One training batch. ``index`` holds dataset indices when a method needs them (CRD);
+    ``transfer_x`` holds unlabeled inputs for the distillation terms when a transfer set is used."""
 
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor | None = None
+    transfer_x: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,12 @@ class Task(nn.Module):
     def eval_model(self) -> nn.Module:
         """The model whose top-1 this task reports."""
         raise NotImplementedError
+
+    @property
+    def eval_models(self) -> dict[str, nn.Module]:
+        """Every model this task reports, by name; the first is ``eval_model`` (the stage's own top-1).
+        A task training several models at once (mutual learning) names each of them."""
+        return {"": self.eval_model}
 
     def forward(self, batch: Batch, progress: Progress) -> StepOutput:  # pragma: no cover - interface
         raise NotImplementedError

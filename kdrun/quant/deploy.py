@@ -1,0 +1,109 @@
+"""After a stage trains: the model it deploys (e.g. its int8 conversion), that model's top-1, size on
+disk and CPU latency -- computed once, saved next to the stage's checkpoints, reused on resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdrun.engine.fit import EngineEnv, StageOutcome
+from kdrun.engine.loop import evaluate
+from kdrun.quant.measure import Compiled, MeasureSettings, inputs_for, latency, one_line, weights_bytes
+from kdrun.report.files import write_json_atomic
+from kdrun.schemes.stage import Stage
+
+FINISH_FILE = "finish.json"
+CPU = torch.device("cpu")
+
+
+@dataclass
+class Deployment:
+    """The model a stage reports when it is not the trained model itself."""
+
+    model: nn.Module  # runs eagerly, on the CPU
+    label: str  # its metrics are logged as stage "<stage>/<label>"
+    state: dict[str, torch.Tensor]  # the tensors it stores: its size on disk
+    record: dict[str, Any]  # stored with the stage; its last_top1/best_top1 are this model's
+    compiled: Compiled | None = None  # its compiled form, reused for timing
+
+
+class FixedBatch(nn.Module):
+    """Pads short batches to the first batch's size, so a compiled model sees a single shape."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+        self.size: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(x)
+        self.size = self.size or n
+        if n < self.size:
+            x = torch.cat([x, x.new_zeros(self.size - n, *x.shape[1:])])
+        return self.fn(x)[:n]
+
+
+def evaluate_deployed(model: nn.Module, env: EngineEnv, compile: bool) -> tuple[dict, Compiled | None, str | None]:
+    """Top-1 of ``model`` on the test set, on its compiled kernels when ``compile`` (falling back to
+    eager execution, with the reason, if compiling fails)."""
+    if compile:
+        try:
+            compiled = Compiled(model)
+            return evaluate(FixedBatch(compiled), env.test_loader, CPU), compiled, None
+        except Exception as e:  # unsupported op, no C++ toolchain: still report the model's accuracy
+            return evaluate(model, env.test_loader, CPU), None, one_line(e)
+    return evaluate(model, env.test_loader, CPU), None, None
+
+
+def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: MeasureSettings) -> dict[str, Any]:
+    """Deploy (if the stage says how), then size and time every model the stage reports."""
+    path = Path(env.checkpoint_dir) / stage.name / FINISH_FILE
+    # what was trained (not where it is stored: a cached teacher's path differs between run and resume)
+    key = {"epochs": outcome.epochs, "top1": str(outcome.last_top1), "settings": asdict(settings)}
+    cached = _read(path)
+    if cached is not None and cached.get("key") == json.loads(json.dumps(key)):
+        return cached["record"]
+    torch._dynamo.reset()  # every model compiles afresh: no recompile limit shared between rows
+    if stage.deploy is not None:
+        deployed = stage.deploy(env, settings)
+        record = {"trained_top1": outcome.last_top1, **deployed.record}
+        _log(env, f"{stage.name}/{deployed.label}", outcome.epochs, record)
+        models = {"": (deployed.model, deployed.state, deployed.compiled)}
+    else:
+        record = {}
+        models = {name: (_cpu_copy(m), m.state_dict(), None) for name, m in stage.task.eval_models.items()}
+    record.setdefault("precision", "fp32")
+    inputs = inputs_for(next(iter(env.test_loader))[0], settings.batch_sizes) if settings.enabled else {}
+    for name, (model, state, compiled) in models.items():
+        target = record.setdefault("models", {}).setdefault(name, {}) if name else record
+        target["size_bytes"] = weights_bytes(state)
+        if settings.enabled:
+            target["latency"] = latency(model, inputs, settings, compiled)
+    write_json_atomic(path, {"key": key, "record": record})
+    return record
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    """Timing and compiling work on a copy: the trained model may still teach later stages."""
+    return copy.deepcopy(model).to(CPU).eval()
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _log(env: EngineEnv, name: str, epoch: int, record: dict) -> None:
+    """The deployed model's test metrics, as its own series in metrics.jsonl and TensorBoard."""
+    metrics = {"epoch": epoch, "lr": 0.0, "val_top1": record["last_top1"], "val_loss": record.get("val_loss", 0.0)}
+    env.sink.begin_stage(name, epoch)
+    env.sink.log_epoch(name, epoch, metrics)
+    env.sink.end_stage(name)

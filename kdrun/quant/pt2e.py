@@ -1,0 +1,119 @@
+"""Int8 with the PyTorch 2 export flow of torchao (``torchao.quantization.pt2e``), for x86 CPUs.
+
+Jacob et al., "Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only
+Inference", CVPR 2018: uint8 activations (per tensor, affine) and int8 weights (per output channel,
+symmetric), trained with simulated quantization (fake-quant, straight-through gradients).
+
+``X86InductorQuantizer`` annotates conv2d, linear and their fused activations; conv1d stays float
+(only reported, see :func:`kernel_counts`). The converted graph is a *reference* model (int8
+weights, quantize/dequantize ops around float ops); ``torch.compile`` with freezing pattern-matches
+those into oneDNN int8 kernels (``onednn.qconv_pointwise``, ``onednn.qlinear_pointwise``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from kdrun.quant.exported import ExportedModel, export_model
+
+INT8_KERNEL = re.compile(r"torch\.ops\.onednn\.(q\w+)")
+FLOAT_KERNEL = re.compile(r"(?:torch\.ops\.(?:aten|mkldnn|mkl)|extern_kernels)\.(convolution|_convolution_pointwise|"
+                          r"_linear_pointwise|mm|addmm|bmm|linear|_mkl_linear)\b")
+
+
+def _quiet_torchao_import() -> None:
+    # importing torchao logs a pytree deprecation warning that concerns torchao, not the user
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+
+
+def _quantizer(is_qat: bool):
+    _quiet_torchao_import()
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+
+    quantizer = X86InductorQuantizer()
+    quantizer.set_global(get_default_x86_inductor_quantization_config(is_qat=is_qat))
+    return quantizer
+
+
+def prepare_qat(model: nn.Module, example: torch.Tensor) -> ExportedModel:
+    """``model`` with fake quantization inserted (BN folded into conv for training), ready to train."""
+    _quiet_torchao_import()
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    return ExportedModel(prepare_qat_pt2e(export_model(model, example, train=True), _quantizer(True)))
+
+
+def prepare_ptq(model: nn.Module, example: torch.Tensor) -> ExportedModel:
+    """``model`` with observers inserted, for calibration (post-training quantization)."""
+    _quiet_torchao_import()
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    return ExportedModel(prepare_pt2e(export_model(model, example, train=False), _quantizer(False))).eval()
+
+
+@torch.no_grad()
+def calibrate(prepared: ExportedModel, batches: Iterable[torch.Tensor]) -> int:
+    """Run ``batches`` through the observers (eval mode: no dropout, running BN statistics)."""
+    prepared.eval()
+    n = 0
+    for x in batches:
+        prepared(x.cpu())
+        n += 1
+    return n
+
+
+def convert(prepared: ExportedModel) -> ExportedModel:
+    """The int8 reference model: weights stored as int8, activations quantized per tensor."""
+    _quiet_torchao_import()
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    model = copy.deepcopy(prepared).cpu().eval()  # inference-mode graph, frozen ranges
+    converted = convert_pt2e(model.graph)
+    _drop_unused(converted)
+    return ExportedModel(converted).eval()
+
+
+def _drop_unused(gm: torch.fx.GraphModule) -> None:
+    """Delete the float weights that conversion replaced by int8 constants, so they are not saved."""
+    used = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
+    names = [k for k, _ in gm.named_parameters()] + [k for k, _ in gm.named_buffers()]
+    for name in names:
+        if name not in used:
+            owner, _, attr = name.rpartition(".")
+            delattr(gm.get_submodule(owner), attr)
+
+
+def int8_state(model: ExportedModel) -> dict[str, torch.Tensor]:
+    """Every tensor the int8 graph reads: int8 weights, their scales and zero points, float biases."""
+    gm, state = model.graph, {}
+    for node in gm.graph.nodes:
+        if node.op == "get_attr":
+            value = gm
+            for part in node.target.split("."):
+                value = getattr(value, part)
+            if isinstance(value, torch.Tensor):
+                state[node.target] = value.detach()
+    return state
+
+
+def save_int8(model: ExportedModel, example: torch.Tensor, path: Path) -> None:
+    """Write the int8 model as a ``torch.export`` archive (loadable with ``torch.export.load``)."""
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(model.graph, (example.cpu(),), dynamic_shapes=({0: batch},))
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # torch.export.save wants a .pt2 name
+    torch.export.save(program, str(tmp))
+    tmp.replace(path)
+
+
+def kernel_counts(code: str) -> dict[str, dict[str, int]]:
+    """Which int8 and float compute kernels the compiled (Inductor) code calls, and how often."""
+    return {"int8": dict(Counter(INT8_KERNEL.findall(code))), "float": dict(Counter(FLOAT_KERNEL.findall(code)))}

@@ -1,0 +1,49 @@
+"""Teacher assistants: Mirzadeh, Farajtabar, Li, Levine, Matsukawa and Ghasemzadeh, "Improved Knowledge
+Distillation via Teacher Assistant", AAAI 2020.
+
+When the gap between teacher and student is large, a mid-sized assistant is distilled from the
+teacher first and the student is distilled from the assistant (teacher -> assistant -> student).
+Both steps use the run's method. The assistant is ``scheme.assistant``, a model node like
+``teacher=``/``student=`` (``arch`` plus that architecture's options).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kdrun.errors import KdrunError
+from kdrun.models.registry import model_spec
+from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.requires import needed
+from kdrun.schemes.stage import Stage
+
+STAGES = ("teacher", "baseline", "assistant", "distilled")
+REQUIRES = {"assistant": ("teacher",), "distilled": ("assistant",)}
+ASSISTANT_KEY = "scheme.assistant"
+
+
+def check(cfg) -> None:
+    node = cfg.scheme.get("assistant")
+    if node is None or node.get("arch") is None:
+        raise KdrunError(f"{ASSISTANT_KEY} is not set; give a model node, e.g. {ASSISTANT_KEY}.arch=cnn1d")
+    model_spec(node.arch, f"{ASSISTANT_KEY}.arch")
+
+
+def assistant(ctx: SchemeContext) -> Iterator[Stage]:
+    wanted = needed(ctx.cfg.stages, REQUIRES)
+    node = ctx.cfg.scheme.assistant
+    if "teacher" in wanted:
+        teacher = ctx.model("teacher")
+        yield ctx.supervised_stage("teacher", "teacher", "teacher", teacher)
+    if "baseline" in wanted:
+        yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
+    if "assistant" in wanted:
+        helper = ctx.model(ASSISTANT_KEY, node=node)
+        for stage in ctx.distill_stages("assistant", "assistant", helper, teacher, node.arch, ctx.cfg.teacher.arch):
+            stage.info["teacher_stage"] = "teacher"
+            yield stage
+    if "distilled" in wanted:
+        student = ctx.model("student")
+        for stage in ctx.distill_stages("distilled", "distilled", student, helper, ctx.cfg.student.arch, node.arch):
+            stage.info["teacher_stage"] = "assistant"
+            yield stage

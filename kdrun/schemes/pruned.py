@@ -1,0 +1,69 @@
+"""A magnitude-pruned student: Han, Pool, Tran and Dally, "Learning both Weights and Connections for
+Efficient Neural Networks", NeurIPS 2015 -- remove the smallest weights, then retrain the rest.
+
+The distilled student's conv and linear weights are pruned globally by magnitude to
+``prune.amount`` sparsity (``torch.nn.utils.prune``; the masks stay fixed), then fine-tuned on
+CE + KD to the teacher's soft targets. Unstructured zeros do not make dense CPU kernels faster or
+the dense weights file smaller; the row shows what accuracy survives at that sparsity.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from functools import partial
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from kdrun.build import optim_settings
+from kdrun.engine.fit import EngineEnv
+from kdrun.engine.loop import evaluate
+from kdrun.methods.base import MethodContext
+from kdrun.methods.kd import KD
+from kdrun.models.base import KDModel
+from kdrun.quant.deploy import Deployment
+from kdrun.quant.measure import MeasureSettings
+from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.distill_task import DistillTask, LossWeights
+from kdrun.schemes.stage import Stage
+
+PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def pruned_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: str = "pruned") -> Stage:
+    p = ctx.cfg.prune
+    model = copy.deepcopy(student)
+    weights = [(m, "weight") for m in model.modules() if isinstance(m, PRUNABLE)]
+    prune.global_unstructured(weights, pruning_method=prune.L1Unstructured, amount=p.amount)
+    kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
+                          ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
+    task = DistillTask(model, teacher, kd, LossWeights(T=p.T, alpha=p.alpha, gamma=p.gamma, beta=0.0))
+    optim = replace(optim_settings(ctx.cfg.trainer), lr=p.lr, milestones=tuple(p.milestones))
+    stage = Stage(name, "pruned", ctx.cfg.student.arch, "kd+prune", task, p.epochs, optim)
+    stage.info.update(float_reference="distilled", target_sparsity=p.amount)
+    stage.deploy = partial(pruned_deployment, model)
+    return stage
+
+
+def sparsity(model: nn.Module) -> float:
+    """Fraction of exactly-zero weights over all conv and linear layers."""
+    ws = [m.weight for m in model.modules() if isinstance(m, PRUNABLE)]
+    return float(sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws))
+
+
+def pruned_deployment(model: nn.Module, env: EngineEnv, settings: MeasureSettings) -> Deployment:
+    """The pruned model with its masks applied for good: an ordinary dense model with zeros."""
+    with torch.no_grad():  # the masked weight is recomputed each forward; make it a plain tensor to copy it
+        for m in model.modules():
+            if hasattr(m, "weight_mask"):
+                m.weight = m.weight_orig * m.weight_mask
+    dense = copy.deepcopy(model).cpu().eval()
+    for m in dense.modules():
+        if isinstance(m, PRUNABLE) and prune.is_pruned(m) and hasattr(m, "weight_mask"):
+            prune.remove(m, "weight")
+    val = evaluate(dense, env.test_loader, torch.device("cpu"))
+    record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "fp32",
+              "sparsity": sparsity(dense)}
+    return Deployment(dense, "dense", dense.state_dict(), record)

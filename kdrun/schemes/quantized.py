@@ -1,0 +1,89 @@
+"""Int8 students: quantization-aware distillation, and post-training quantization for contrast.
+
+Quantization-aware distillation fine-tunes the distilled student with simulated int8 (fake
+quantization; Jacob et al., CVPR 2018) while it keeps learning from the teacher's soft targets
+(Polino, Pascanu and Alistarh, "Model compression via distillation and quantization", ICLR 2018;
+Mishra and Marr, "Apprentice", ICLR 2018), then converts it to a real int8 model. Post-training
+quantization converts the distilled student after calibrating activation ranges on training
+batches, without any fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from functools import partial
+from itertools import islice
+
+import torch
+from torch import nn
+
+from kdrun.build import optim_settings
+from kdrun.engine.fit import EngineEnv
+from kdrun.methods.base import MethodContext
+from kdrun.methods.kd import KD
+from kdrun.models.base import KDModel
+from kdrun.quant.deploy import Deployment, evaluate_deployed
+from kdrun.quant.exported import ExportedModel
+from kdrun.quant.measure import MeasureSettings
+from kdrun.quant.pt2e import calibrate, convert, int8_state, kernel_counts, prepare_ptq, prepare_qat, save_int8
+from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.distill_task import DistillTask, LossWeights
+from kdrun.schemes.stage import Stage
+
+QUANTIZER = "torchao X86InductorQuantizer (uint8 activations per tensor, int8 weights per channel)"
+
+
+def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: str = "quantized") -> Stage:
+    """Fine-tune a fake-quantized copy of ``student`` on CE + KD to ``teacher``; deploy it as int8."""
+    q = ctx.cfg.quant
+    example = ctx.example_input()
+    model = prepare_qat(student, example)
+    kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
+                          ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
+    task = DistillTask(model, teacher, kd, LossWeights(T=q.T, alpha=q.alpha, gamma=q.gamma, beta=0.0))
+    optim = replace(optim_settings(ctx.cfg.trainer), lr=q.lr, milestones=tuple(q.milestones))
+    stage = Stage(name, "quantized", ctx.cfg.student.arch, "kd+qat", task, q.epochs, optim)
+    stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER)
+    stage.deploy = partial(int8_deployment, model, example, name)
+    return stage
+
+
+def ptq_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized_ptq") -> Stage:
+    """Calibrate and convert ``student`` as it is: the row that shows what fine-tuning adds."""
+    q = ctx.cfg.quant
+    model = copy.deepcopy(student)
+    stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
+    stage.method = "ptq"
+    stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
+                      calibration_batches=q.calibration_batches)
+    stage.deploy = partial(ptq_deployment, model, ctx.example_input(), q.calibration_batches, name)
+    return stage
+
+
+def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, env: EngineEnv,
+                    settings: MeasureSettings) -> Deployment:
+    """Convert to int8, save it (``int8.pt2``), and measure its top-1 on int8 kernels."""
+    converted = convert(prepared)
+    path = env.checkpoint_dir / name / "int8.pt2"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_int8(converted, example, path)
+    val, compiled, error = evaluate_deployed(converted, env, settings.compile)
+    runtime = ("torch.compile (Inductor + oneDNN int8 kernels)" if compiled else
+               "eager reference graph (int8 weights dequantized into float kernels)")
+    record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "int8",
+              "int8_runtime": runtime, "artifact": str(path), "artifact_bytes": path.stat().st_size}
+    if compiled is not None:
+        record["kernels"] = kernel_counts("\n".join(compiled.code))
+    if error:
+        record["compile_error"] = error
+    return Deployment(converted, "int8", int8_state(converted), record, compiled)
+
+
+def ptq_deployment(student: KDModel, example: torch.Tensor, batches: int, name: str, env: EngineEnv,
+                   settings: MeasureSettings) -> Deployment:
+    prepared = prepare_ptq(student, example)
+    loader = env.train_loader(False)
+    loader.set_epoch(0)  # the same calibration batches on every run and resume
+    calibrate(prepared, (raw[0] for raw in islice(loader, batches)))
+    return int8_deployment(prepared, example, name, env, settings)

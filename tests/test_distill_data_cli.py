@@ -1,0 +1,54 @@
+"""Mixing and transfer sets through the real CLI, on tiny settings."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY, read_metrics, read_results, run_kdrun
+from test_data import write_cifar10, write_png_tree
+
+SYNTHETIC = [a for a in TINY if not a.startswith("dataset=")] + ["dataset=synthetic"]
+
+
+@pytest.mark.parametrize("transfer", [
+    ["distill.transfer_size=100"],  # generated
+    ["distill.transfer_set={_target_:kdrun.data.synthetic.load_synthetic,num_train:50,seed:3}"],  # a dataset
+])
+def test_transfer_set_with_mixup(workdir, transfer):
+    run_dir = workdir / "run"
+    run_kdrun([*SYNTHETIC, *transfer, "distill.mix=mixup", "distill.transfer_batch_size=16", f"hydra.run.dir={run_dir}"],
+              workdir)  # fmt: skip
+    results = read_results(run_dir)
+    assert results["status"] == "completed" and results["distill"]["mix"] == "mixup"
+    distilled = [m for m in read_metrics(run_dir) if m["stage"] == "distilled"]
+    assert len(distilled) == 1 and {"train_ce", "train_kd"} <= set(distilled[0])
+    baseline = [m for m in read_metrics(run_dir) if m["stage"] == "baseline"]
+    assert "train_kd" not in baseline[0], "only the distillation stage uses the transfer set"
+
+
+def test_folder_transfer_set_with_cutmix_on_cifar_files(workdir):
+    write_cifar10(workdir / "data")
+    write_png_tree(workdir / "unlabeled", {"a": ["x"]}, per_class=6, size=(20, 24))
+    run_dir = workdir / "run"
+    run_kdrun(["debug=fast", "dataset=cifar10", "teacher=mlp", "student=mlp", "teacher.hidden=[16]",
+               "student.hidden=[8]", "trainer.batch_size=4", f"distill.transfer_set={workdir / 'unlabeled'}",
+               "distill.mix=cutmix", f"hydra.run.dir={run_dir}"], workdir)  # fmt: skip
+    assert read_results(run_dir)["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        (["distill.mix=blend"], ["distill.mix=blend", "mixup", "cutmix"]),
+        (["distill.mix_alpha=0"], ["distill.mix_alpha=0", "> 0"]),
+        (["distill.transfer_size=-5"], ["distill.transfer_size=-5", "non-negative"]),
+        (["distill.transfer_set=/no/such/folder"], ["distill.transfer_set=/no/such/folder", "not found"]),
+        (["distill.transfer_size=10"], ["distill.transfer_size=10", "digits", "distill.transfer_set"]),
+    ],
+)
+def test_bad_distill_data_options_fail_in_one_line(workdir, args, parts):
+    proc = run_kdrun([*TINY, *args, f"hydra.run.dir={workdir / 'run'}"], workdir, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("kdrun: error:")]
+    assert len(lines) == 1, proc.stderr
+    for part in parts:
+        assert part in lines[0], (part, lines[0])

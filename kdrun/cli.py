@@ -113,7 +113,6 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 
 def main() -> None:
-    global _new_run_dir
     args = sys.argv[1:]
     if passes_through(args):  # --help, --cfg job, ...: Hydra answers, nothing runs
         hydra_app()
@@ -121,9 +120,7 @@ def main() -> None:
     try:
         args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
         cfg = preflight(CONFIG_DIR, args)
-        if cfg is not None:
-            args = _pin_run_dir(args, cfg)
-            args = _join_torchrun(args, cfg)
+        args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)

@@ -3,7 +3,7 @@
 
 ``RowBank`` follows CRD's memory-bank pattern: one buffer row per training sample, written from
 every batch, so a data-parallel run is correct only if every rank applies the global batch.
-``Fails`` stands for a job that crashes with an unexpected (non-kdrun) exception.
+``Fails`` stands for a job that crashes in training with an unexpected (non-kdrun) exception.
 """
 
 from __future__ import annotations
@@ -33,5 +33,9 @@ class RowBank(Method):
 
 
 class Fails(Method):
-    def __init__(self, ctx: MethodContext) -> None:
+    """Builds fine (so the pre-run compatibility check passes), then crashes in its first step."""
+
+    needs = Needs(features=True)
+
+    def forward(self, s, t, batch, progress) -> dict[str, torch.Tensor]:
         raise RuntimeError("this method always fails (a test of failed sweep jobs)")

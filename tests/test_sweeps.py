@@ -90,7 +90,7 @@ def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
 
 def test_a_failing_job_is_recorded_and_the_others_reported(workdir):
     methods = "method._target_=kdrun.methods.kd.KD,kdrun_test_methods.Fails"
-    proc = run_kdrun(["-m", *TINY, methods], workdir, check=False, env=TEST_METHODS)
+    proc = run_kdrun(["-m", *TINY, methods, "distill.beta=1"], workdir, check=False, env=TEST_METHODS)
     assert proc.returncode == 1, proc.stderr
     assert "1 job(s) of the sweep failed" in proc.stderr
     sweep = _sweep_dir(workdir)

@@ -25,7 +25,7 @@ def output() -> Console:
     if _out is None:
         _out = Console()
         if not _out.is_terminal:
-            _out = Console(width=160)
+            _out = Console(width=220)
     return _out
 
 

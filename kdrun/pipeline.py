@@ -60,13 +60,18 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
                                   cfg.seed, t.num_workers, device)
 
     eval_batch = max(t.batch_size, 256)
-    test_loader = make_loader(eval_shard(data.test, eval_batch, t.max_eval_batches, rank(), world_size()),
-                              batch_size=eval_batch, shuffle=False, seed_for_epoch=cfg.seed,
-                              num_workers=t.num_workers, device=device)
+
+    def test_loader(shard: int, shards: int):
+        return make_loader(eval_shard(data.test, eval_batch, t.max_eval_batches, shard, shards),
+                           batch_size=eval_batch, shuffle=False, seed_for_epoch=cfg.seed,
+                           num_workers=t.num_workers, device=device)
+
     # rank 0 keeps the run's seed (so one process and rank 0 draw alike); other ranks get their
     # own stream for dropout and sampling, instead of repeating rank 0's masks on other samples
     seed = cfg.seed + RANK_SEED_STRIDE * rank()
-    return EngineEnv(device=device, amp=cfg.device.amp, train_loader=train_loader, test_loader=test_loader,
+    return EngineEnv(device=device, amp=cfg.device.amp, train_loader=train_loader,
+                     test_loader=test_loader(rank(), world_size()),
+                     whole_test_loader=test_loader(0, 1) if world_size() > 1 and is_main() else None,
                      checkpoint_dir=run_dir / "checkpoints", sink=writer,
                      reporter=ProgressReporter(console(), rich=None if is_main() else False), seed=seed,
                      meta={"num_classes": data.info.num_classes, "dataset": data.info.name})

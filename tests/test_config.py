@@ -20,11 +20,13 @@ def group_options(group: str) -> list[str]:
 OPTIONS = [(g, o) for g in FILE_GROUPS for o in group_options(g)]
 OPTIONS += [(g, m) for g in ("teacher", "student") for m in list_models()]
 REQUIRED = {("dataset", "imagefolder"): ["dataset.root=/tmp/x"]}
+GROUP_REQUIRES = {"assistant": ["scheme=assistant"]}  # a group that only the assistant scheme puts in the defaults
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_with_debug_fast(group, option):
-    overrides = [f"{group}={option}", "debug=fast", *REQUIRED.get((group, option), [])]
+    overrides = [*GROUP_REQUIRES.get(group, []), f"{group}={option}", "debug=fast",
+                 *REQUIRED.get((group, option), [])]
     if group == "debug":
         overrides = overrides[:1]
     cfg = compose_config(overrides)

@@ -26,7 +26,11 @@ from kdrun.distributed.launch import gpu_for_job
 from kdrun.errors import KdrunError
 
 LOSS_RTOL, TOP1_ATOL = 1e-4, 0.5
-RUN = [*TINY, "trainer.epochs=2", "device=cpu", "method._target_=kdrun_test_methods.RowBank", "distill.beta=1"]
+# Quantization-aware training: each rank's observers measure activation ranges on its own shard (like
+# batch-norm statistics), so the fake-quantized model differs slightly from one process's. Its rows are
+# not compared with one process; the data-parallel run must still complete them (deployed by rank 0).
+PER_RANK_STATISTICS = ("quantized",)
+RUN = [*TINY, "trainer.epochs=2", "trainer.max_epochs=2", "device=cpu", "method._target_=kdrun_test_methods.RowBank", "distill.beta=1"]
 ENV = {"PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
 
 
@@ -88,6 +92,8 @@ def _compare(one: Path, other: Path) -> None:
     a, b = read_metrics(one), read_metrics(other)
     assert [(r["stage"], r["epoch"]) for r in a] == [(r["stage"], r["epoch"]) for r in b]
     for x, y in zip(a, b):
+        if x["stage"].startswith(PER_RANK_STATISTICS):
+            continue
         for key in x:
             if key.endswith("top1"):
                 assert abs(x[key] - y[key]) <= TOP1_ATOL, (x["stage"], key, x[key], y[key])
@@ -118,5 +124,5 @@ def test_two_processes_match_one(workdir: Path):
         assert read_results(run)["status"] == "completed"
         # rank 0 alone wrote: one event file, one line per stage epoch, one copy of every log line
         assert len(list((run / "tb").iterdir())) == 1
-        assert len(read_metrics(run)) == 6
-        assert (run / "kdrun.log").read_text().count("distilled epoch 2/2") == 1
+        assert len(read_metrics(run)) == len(read_metrics(runs / "one"))
+        assert (run / "kdrun.log").read_text().count("] distilled epoch 2/2") == 1

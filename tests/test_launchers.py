@@ -31,4 +31,4 @@ def test_submitit_tasks_train_data_parallel(workdir):
     (job,) = [p.parent for p in (workdir / "outputs" / "sweeps" / "tasks").glob("*/results.json")]
     assert read_results(job)["status"] == "completed"
     log = (job / "kdrun.log").read_text()
-    assert "data-parallel run: 2 processes (gloo)" in log and log.count("distilled epoch 1/1") == 1
+    assert "data-parallel run: 2 processes (gloo)" in log and log.count("] distilled epoch 1/1") == 1

@@ -317,7 +317,7 @@ def scheme_stages(overrides: list[str]):
     from kdrun.schemes.offline import offline
 
     cfg = compose_config(["teacher=cnn1d", "student=cnn1d", "student.channels=[16,16,16]",
-                          "teacher.channels=[16,16,16]", *overrides])
+                          "teacher.channels=[16,16,16]", "stages=[teacher,baseline,distilled]", *overrides])
     return cfg, offline(SchemeContext(cfg, signal_data()))
 
 
@@ -340,9 +340,11 @@ def test_init_epochs_are_configurable_and_capped_by_debug_fast():
 
 
 def test_incompatible_pair_fails_before_any_stage_trains():
-    _, stages = scheme_stages(["method=fsp", "student.channels=[8,8,8]"])
+    from kdrun.schemes.context import SchemeContext
+
+    cfg, _ = scheme_stages(["method=fsp", "student.channels=[8,8,8]"])
     with pytest.raises(KdrunError, match="method=fsp"):
-        next(stages)  # raised before the teacher stage is even yielded
+        SchemeContext(cfg, signal_data()).check_pair()  # what the pipeline calls before the first stage
 
 
 # ------------------------------------------------------------------ the published CIFAR-100 pairs

@@ -78,6 +78,19 @@ def test_resume_rebuilds_the_log_from_metrics(tmp_path: Path):
         ("distilled", 3, 53.0), ("distilled", 4, 54.0)]
 
 
+def test_an_epoch_checkpointed_but_not_logged_is_restored_from_the_checkpoint(tmp_path: Path):
+    writer = RunWriter(tmp_path)
+    log_stage(writer, "distilled", range(1, 2), 60.0)  # epoch 2 reached its checkpoint, then the kill came
+    writer.close()
+    resumed = RunWriter(tmp_path)
+    resumed.begin_stage("distilled", 3, [record(1, 61.0), record(2, 62.0)])
+    resumed.log_epoch("distilled", 3, record(3, 63.0))
+    resumed.close()
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["val_top1"]) for r in lines] == [(1, 61.0), (2, 62.0), (3, 63.0)]
+    assert scalars(tmp_path / "tb", "distilled/top1/val") == [(1, 61.0), (2, 62.0), (3, 63.0)]
+
+
 def test_disabled_writer_writes_nothing(tmp_path: Path):
     writer = RunWriter(tmp_path, enabled=False)  # a data-parallel rank other than 0
     log_stage(writer, "teacher", range(1, 3), 80.0)

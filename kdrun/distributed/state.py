@@ -107,6 +107,13 @@ def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def broadcast_(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
+    """Overwrite ``tensor`` in place with rank ``src``'s (on the training group and device)."""
+    if initialized():
+        dist.broadcast(tensor, src=src)
+    return tensor
+
+
 def barrier() -> None:
     if initialized():
         dist.barrier(group=_control_group)

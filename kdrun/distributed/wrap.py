@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from kdrun.distributed.state import all_reduce_sum_, world_size
+from kdrun.distributed.state import all_reduce_sum_, broadcast_, world_size
 from kdrun.schemes.task import Batch, Progress, StepOutput, Task
 
 # torch >= 2.14 renamed broadcast_buffers (the new name still syncs once at construction: harmless,
@@ -62,7 +62,9 @@ class _DataParallelTask(nn.Module):
 
 @torch.no_grad()
 def average_buffers(model: nn.Module) -> None:
-    """Average floating-point buffers (batch-norm running statistics) over ranks.
+    """Make every rank's buffers equal before evaluation: floating-point ones (batch-norm running
+    statistics, quantization observers' ranges) averaged, the others (fake-quantization zero points,
+    counters) taken from rank 0.
 
     Each rank updated them from its own shard of every batch; the average is the closest to the
     single-process statistics, and it makes every rank evaluate (and rank 0 save) the same model.
@@ -72,3 +74,5 @@ def average_buffers(model: nn.Module) -> None:
     for buf in model.buffers():
         if buf.is_floating_point():
             all_reduce_sum_(buf).div_(world_size())
+        else:
+            broadcast_(buf)

@@ -20,7 +20,7 @@ from kdrun.schemes.stage import Stage
 
 
 class MetricsSink(Protocol):
-    def begin_stage(self, stage: str, first_epoch: int) -> None: ...
+    def begin_stage(self, stage: str, first_epoch: int, done: list[dict[str, Any]] = ...) -> None: ...
     def log_epoch(self, stage: str, epoch: int, metrics: dict[str, float]) -> None: ...
     def end_stage(self, stage: str) -> None: ...
 
@@ -38,6 +38,8 @@ class EngineEnv:
     reporter: ProgressReporter
     seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # stored in every checkpoint (arch, classes, ...)
+    # the whole test set, for work one process does alone (deployment on rank 0); None: test_loader is whole
+    whole_test_loader: Any = None
 
 
 @dataclass
@@ -71,7 +73,7 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     o = stage.optim
     optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(o.milestones), gamma=o.lr_decay)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=env.amp == "fp16")
+    scaler = torch.amp.GradScaler(env.device.type, enabled=env.amp == "fp16" and stage.mixed_precision)
     ckpt_dir = env.checkpoint_dir / stage.name
     last_path = ckpt_dir / "last.pt"
     state = {"epoch": 0, "best_top1": -1.0, "best_epoch": 0, "wall_time": 0.0, "history": []}
@@ -88,7 +90,7 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
         return _outcome(state, last_path)
     train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
     step_module = data_parallel(task)  # DDP wrapper when data-parallel, else the task itself
-    env.sink.begin_stage(stage.name, state["epoch"] + 1)
+    env.sink.begin_stage(stage.name, state["epoch"] + 1, state["history"])
     env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
     try:
         for epoch in range(state["epoch"] + 1, stage.epochs + 1):
@@ -104,15 +106,16 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
 
 def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scaler, state, epoch) -> None:
     t0 = time.monotonic()
+    amp = env.amp if stage.mixed_precision else None
     seed_epoch(env.seed, epoch)
     loader.set_epoch(epoch)
     env.reporter.start_epoch(epoch, len(loader))
     lr = optimizer.param_groups[0]["lr"]
-    train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, env.amp, epoch, stage.epochs,
+    train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, amp, epoch, stage.epochs,
                             env.reporter)
     scheduler.step()
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank
-    vals = {name: evaluate(m, env.test_loader, env.device, env.amp) for name, m in task.eval_models.items()}
+    vals = {name: evaluate(m, env.test_loader, env.device, amp) for name, m in task.eval_models.items()}
     val = next(iter(vals.values()))  # the stage's own model (task.eval_model)
     record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
               "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}

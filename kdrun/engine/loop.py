@@ -55,8 +55,10 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str | None = None) -> dict[str, float]:
-    """Top-1 (%) and mean cross-entropy of ``model`` on ``loader``."""
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str | None = None,
+             across_ranks: bool = True) -> dict[str, float]:
+    """Top-1 (%) and mean cross-entropy of ``model`` on ``loader`` (with ``across_ranks``, summed over the
+    data-parallel ranks' shards; without, what this process saw: evaluation by one rank alone)."""
     was_training = model.training
     model.eval()
     meter = EpochMeter()
@@ -66,5 +68,6 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
             logits = model(batch.x)
         meter.update(len(batch.y), logits, batch.y, {"loss": F.cross_entropy(logits.float(), batch.y)})
     model.train(was_training)
-    meter.reduce_across_ranks()  # data-parallel: each rank evaluated its own shard of the test set
+    if across_ranks:
+        meter.reduce_across_ranks()  # data-parallel: each rank evaluated its own shard of the test set
     return meter.compute()

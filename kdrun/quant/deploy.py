@@ -49,16 +49,22 @@ class FixedBatch(nn.Module):
         return self.fn(x)[:n]
 
 
+def evaluate_alone(model: nn.Module, env: EngineEnv) -> dict[str, float]:
+    """Top-1 on the whole test set, on the CPU, by this process alone (data-parallel runs deploy on rank 0
+    while the other ranks go on: no collective may run here)."""
+    return evaluate(model, env.whole_test_loader or env.test_loader, CPU, across_ranks=False)
+
+
 def evaluate_deployed(model: nn.Module, env: EngineEnv, compile: bool) -> tuple[dict, Compiled | None, str | None]:
     """Top-1 of ``model`` on the test set, on its compiled kernels when ``compile`` (falling back to
     eager execution, with the reason, if compiling fails)."""
     if compile:
         try:
             compiled = Compiled(model)
-            return evaluate(FixedBatch(compiled), env.test_loader, CPU), compiled, None
+            return evaluate_alone(FixedBatch(compiled), env), compiled, None
         except Exception as e:  # unsupported op, no C++ toolchain: still report the model's accuracy
-            return evaluate(model, env.test_loader, CPU), None, one_line(e)
-    return evaluate(model, env.test_loader, CPU), None, None
+            return evaluate_alone(model, env), None, one_line(e)
+    return evaluate_alone(model, env), None, None
 
 
 def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: MeasureSettings) -> dict[str, Any]:
@@ -79,7 +85,7 @@ def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: 
         record = {}
         models = {name: (_cpu_copy(m), m.state_dict(), None) for name, m in stage.task.eval_models.items()}
     record.setdefault("precision", "fp32")
-    inputs = inputs_for(next(iter(env.test_loader))[0], settings.batch_sizes) if settings.enabled else {}
+    inputs = inputs_for(next(iter(env.whole_test_loader or env.test_loader))[0], settings.batch_sizes) if settings.enabled else {}
     for name, (model, state, compiled) in models.items():
         target = record.setdefault("models", {}).setdefault(name, {}) if name else record
         target["size_bytes"] = weights_bytes(state)

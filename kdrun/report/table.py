@@ -18,7 +18,7 @@ from rich.table import Table
 from kdrun.report.files import TABLE_CSV, TABLE_MD, write_text_atomic
 
 FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "delta_vs_baseline", "params", "size_bytes",
-          "eager_ms_b1", "eager_ms_full", "compiled_ms_b1", "compiled_ms_full", "full_batch",
+          "size_vs_teacher", "eager_ms_b1", "eager_ms_full", "compiled_ms_b1", "compiled_ms_full", "full_batch",
           "speedup_vs_teacher_eager", "speedup_vs_teacher_compiled", "speedup_vs_float_eager",
           "speedup_vs_float_compiled", "time_s", "note"]
 COLUMNS = {  # shown columns: header -> how to render a row
@@ -29,6 +29,7 @@ COLUMNS = {  # shown columns: header -> how to render a row
     "Δ vs baseline": lambda r: _num(r["delta_vs_baseline"], "{:+.2f}"),
     "params": lambda r: _num(r["params"], "{:,}"),
     "size": lambda r: _size(r["size_bytes"]),
+    "size vs teacher": lambda r: _num(r["size_vs_teacher"], "{:.3g}x"),
     "eager ms (1 / N)": lambda r: _pair(r["eager_ms_b1"], r["eager_ms_full"], "{:.3g}"),
     "compiled ms (1 / N)": lambda r: _pair(r["compiled_ms_b1"], r["compiled_ms_full"], "{:.3g}"),
     "speed-up vs teacher (eager / compiled)": lambda r: _pair(r["speedup_vs_teacher_eager"],
@@ -37,6 +38,14 @@ COLUMNS = {  # shown columns: header -> how to render a row
     "time (s)": lambda r: _num(r["time_s"], "{:.1f}"),
 }
 LEFT = ("stage", "architecture", "method")
+ALWAYS = ("stage", "architecture", "method", "top-1", "Δ vs baseline", "params")  # shown even when empty
+
+
+def shown_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The columns worth printing: a column no row has a value for (latency when timing is off, the
+    int8 speed-up without int8 rows) is left out of the printed and Markdown tables (the CSV keeps all)."""
+    return {h: render for h, render in COLUMNS.items()
+            if h in ALWAYS or any(render(r) != "–" for r in rows)}
 
 
 def _num(value: Any, fmt: str) -> str:
@@ -70,6 +79,17 @@ def _ratio(reference: dict | None, row: dict, mode: str) -> float | None:
     ref = reference.get(f"{mode}_ms_full") if reference else None
     own = row.get(f"{mode}_ms_full")
     return ref / own if ref and own else None
+
+
+def _relative_size(row: dict, teacher: dict | None) -> float | None:
+    """Size on disk relative to the teacher's where both are known (an int8 row is smaller than its
+    parameter count says), else the parameter-count ratio."""
+    if teacher is None:
+        return None
+    for key in ("size_bytes", "params"):
+        if row.get(key) and teacher.get(key):
+            return row[key] / teacher[key]
+    return None
 
 
 def _note(r: dict[str, Any]) -> str:
@@ -123,6 +143,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     by_name = {row["stage"]: row for row in rows}
     teacher = by_name.get("teacher") or next((row for row in rows if row["role"] == "teacher"), None)
     for row in rows:
+        row["size_vs_teacher"] = _relative_size(row, teacher)
         reference = by_name.get(row.pop("float_reference") or "")
         for mode in ("eager", "compiled"):
             row[f"speedup_vs_teacher_{mode}"] = _ratio(teacher, row, mode)
@@ -132,16 +153,18 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     table = Table(title=title or None)
-    for header in COLUMNS:
+    columns = shown_columns(rows)
+    for header in columns:
         table.add_column(header, justify="left" if header in LEFT else "right")
     for row in rows:
-        table.add_row(*(render(row) for render in COLUMNS.values()))
+        table.add_row(*(render(row) for render in columns.values()))
     return table
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(render(r) for render in COLUMNS.values()) + " |" for r in rows]
+    columns = shown_columns(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(render(r) for render in columns.values()) + " |" for r in rows]
     full = next((r["full_batch"] for r in rows if r.get("full_batch")), None)
     if full:
         lines += ["", f"Latency: median CPU milliseconds per forward pass at batch 1 and N={full}; "

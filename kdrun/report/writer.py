@@ -38,10 +38,12 @@ class RunWriter:
     def metrics_path(self) -> Path:
         return self.run_dir / METRICS_FILE
 
-    def begin_stage(self, stage: str, first_epoch: int) -> None:
+    def begin_stage(self, stage: str, first_epoch: int, done: list[dict[str, Any]] = ()) -> None:
+        """Start (or resume) ``stage`` at ``first_epoch``; ``done`` is the checkpoint's record of the
+        epochs before it. A kill between a checkpoint and its metrics line is repaired from it."""
         if not self.enabled:
             return
-        self._drop_epochs_from(stage, first_epoch)
+        self._sync_stage(stage, first_epoch, done)
         self._writer()
 
     def log_epoch(self, stage: str, epoch: int, metrics: dict[str, Any]) -> None:
@@ -103,12 +105,14 @@ class RunWriter:
                 continue
         return records
 
-    def _drop_epochs_from(self, stage: str, first_epoch: int) -> None:
+    def _sync_stage(self, stage: str, first_epoch: int, done: list[dict[str, Any]]) -> None:
         path = self.metrics_path
-        if not path.exists():
+        if not path.exists() and not done:
             return
-        keep = [json.dumps(r) for r in self._records()
-                if not (r.get("stage") == stage and r.get("epoch", 0) >= first_epoch)]
+        records = [r for r in self._records() if not (r.get("stage") == stage and r.get("epoch", 0) >= first_epoch)]
+        logged = {r.get("epoch") for r in records if r.get("stage") == stage}
+        records += [{"stage": stage, **r} for r in done if r["epoch"] not in logged and r["epoch"] < first_epoch]
+        keep = [json.dumps(r) for r in records]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(k + "\n" for k in keep))
         os.replace(tmp, path)

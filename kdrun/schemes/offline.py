@@ -25,14 +25,11 @@ REQUIRES = {
 
 def offline(ctx: SchemeContext) -> Iterator[Stage]:
     wanted = needed(ctx.cfg.stages, REQUIRES)
+    # The pipeline has built the method for this pair already (SchemeContext.check_pair): a method
+    # that cannot serve it failed in seconds, before the teacher trained.
     teacher = student = None
     if "teacher" in wanted:
         teacher = ctx.model("teacher")
-    if "distilled" in wanted:
-        # Built before anything trains: a method that cannot serve this pair fails in seconds, not after the teacher.
-        student = ctx.model("student")
-        method = ctx.method(student, teacher)
-    if teacher is not None:
         yield ctx.supervised_stage("teacher", "teacher", "teacher", teacher)
     if "baseline" in wanted:
         baseline = ctx.model("student")

@@ -19,11 +19,10 @@ from torch.nn.utils import prune
 
 from kdrun.build import optim_settings
 from kdrun.engine.fit import EngineEnv
-from kdrun.engine.loop import evaluate
 from kdrun.methods.base import MethodContext
 from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
-from kdrun.quant.deploy import Deployment
+from kdrun.quant.deploy import Deployment, evaluate_alone
 from kdrun.quant.measure import MeasureSettings
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.distill_task import DistillTask, LossWeights
@@ -63,7 +62,7 @@ def pruned_deployment(model: nn.Module, env: EngineEnv, settings: MeasureSetting
     for m in dense.modules():
         if isinstance(m, PRUNABLE) and prune.is_pruned(m) and hasattr(m, "weight_mask"):
             prune.remove(m, "weight")
-    val = evaluate(dense, env.test_loader, torch.device("cpu"))
+    val = evaluate_alone(dense, env)
     record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "fp32",
               "sparsity": sparsity(dense)}
     return Deployment(dense, "dense", dense.state_dict(), record)

@@ -21,11 +21,10 @@ from torch import nn
 
 from kdrun.build import optim_settings
 from kdrun.engine.fit import EngineEnv
-from kdrun.engine.loop import evaluate
 from kdrun.methods.base import MethodContext
 from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
-from kdrun.quant.deploy import Deployment, evaluate_deployed
+from kdrun.quant.deploy import Deployment, evaluate_alone, evaluate_deployed
 from kdrun.quant.exported import ExportedModel
 from kdrun.quant.measure import MeasureSettings
 from kdrun.quant.pt2e import (calibrate, convert, int8_state, kernel_counts, needs_reduced_range, prepare_ptq,
@@ -49,7 +48,8 @@ def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: st
                           ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
     task = DistillTask(model, teacher, kd, LossWeights(T=q.T, alpha=q.alpha, gamma=q.gamma, beta=0.0))
     optim = replace(optim_settings(ctx.cfg.trainer), lr=q.lr, milestones=tuple(q.milestones))
-    stage = Stage(name, "quantized", ctx.cfg.student.arch, "kd+qat", task, ctx.epochs(q.epochs), optim)
+    stage = Stage(name, "quantized", ctx.cfg.student.arch, "kd+qat", task, ctx.epochs(q.epochs), optim,
+                  mixed_precision=False)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
                       activation_bits=7 if reduce_range else 8)
     stage.deploy = partial(int8_deployment, model, example, name)
@@ -88,7 +88,7 @@ def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, e
               "int8_runtime": runtime, "artifact": str(path), "artifact_bytes": path.stat().st_size}
     if compiled is not None:
         # the kernels must compute what the converted model defines: check against its reference graph
-        record["reference_top1"] = evaluate(converted, env.test_loader, torch.device("cpu"))["top1"]
+        record["reference_top1"] = evaluate_alone(converted, env)["top1"]
         if abs(record["reference_top1"] - val["top1"]) > KERNEL_TOLERANCE:
             log.warning("%s: int8 kernels give top-1 %.2f%%, the int8 reference graph %.2f%%; the CPU's int8 "
                         "arithmetic saturates (try quant.reduce_range=true)", name, val["top1"],

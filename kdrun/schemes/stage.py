@@ -35,6 +35,9 @@ class Stage:
     ``deploy(env, measure_settings) -> Deployment`` (kdrun/quant/deploy.py), when set, turns the
     trained model into the one the row reports (e.g. converts it to int8); it runs after training,
     must be deterministic, and its result is cached next to the stage's checkpoints.
+
+    ``mixed_precision=False`` keeps a stage in float32 even when ``device.amp`` asks for bf16/fp16
+    (fake-quantized training: the observers and fake-quant ops expect float32 activations).
     """
 
     name: str
@@ -50,3 +53,4 @@ class Stage:
     in_table: bool = True
     info: dict = field(default_factory=dict)
     deploy: Callable[..., Any] | None = None
+    mixed_precision: bool = True

@@ -70,6 +70,54 @@ def test_collectives_across_two_ranks(tmp_path: Path):
     assert r0["meter"]["top1"] == pytest.approx(100 * 4 / 6) and r0["meter"]["loss"] == pytest.approx(8 / 6)
 
 
+def _crd_method():
+    """A CRD whose banks and embeddings every process builds alike (seeded), and a global batch of 8."""
+    from kdrun.data.base import DataInfo
+    from kdrun.methods.base import MethodContext
+    from kdrun.methods.crd import CRD
+    from kdrun.models.features import FeatureInfo
+
+    info = FeatureInfo(stage_channels=(6,), stage_sizes=((),), pooled_dim=6, num_classes=3)
+    targets = torch.arange(30) % 3
+    torch.manual_seed(0)
+    method = CRD(MethodContext(info, info, DataInfo("test", "signal", 1, (40,), 3, 30, 10), targets), feat_dim=4,
+                 nce_k=5)
+    g = torch.Generator().manual_seed(1)
+    return method, torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g), torch.randperm(30, generator=g)[:8]
+
+
+def _crd_step(method, s, t, index) -> None:
+    from kdrun.models.features import Features
+    from kdrun.schemes.task import Batch, Progress
+
+    method(Features(s, pooled=s), Features(t, pooled=t), Batch(s, torch.zeros(len(s)), index), Progress(1, 1))
+
+
+def _crd_rank(rank: int, store: str, out: str) -> None:
+    from kdrun.distributed import state
+
+    state.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    method, s, t, index = _crd_method()
+    half = slice(4 * rank, 4 * rank + 4)  # each rank holds half of the global batch
+    torch.manual_seed(10 + rank)  # and draws its own negatives
+    _crd_step(method, s[half], t[half], index[half])
+    torch.save({k: v for k, v in method.state_dict().items() if k.startswith("memory.")}, Path(out, f"crd{rank}.pt"))
+    state.destroy_process_group()
+
+
+def test_crd_memory_banks_stay_equal_across_ranks(tmp_path: Path):
+    torch.multiprocessing.start_processes(_crd_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2,
+                                          start_method="spawn")
+    r0, r1 = (torch.load(tmp_path / f"crd{r}.pt", weights_only=True) for r in (0, 1))
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)  # every rank holds the same banks and constants
+    one, s, t, index = _crd_method()
+    _crd_step(one, s, t, index)  # one process, the whole batch
+    # the banks saw the whole global batch on every rank, exactly as in one process
+    for bank in ("memory.memory_s", "memory.memory_t"):
+        assert torch.allclose(r0[bank], one.state_dict()[bank], atol=1e-6)
+        assert not torch.equal(r0[bank][index], _crd_method()[0].state_dict()[bank][index])  # rows were written
+
+
 def test_batches_and_evaluation_shards():
     assert per_rank_batch_size(64, 2) == 32
     with pytest.raises(KdrunError, match="trainer.batch_size=64 is the global batch"):

@@ -30,6 +30,7 @@ import logging
 
 import torch
 
+from kdrun.distributed import all_gather_rows
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.crd_memory import ContrastMemory, OtherClassSampler
@@ -89,5 +90,6 @@ class CRD(Method):
             contrast = torch.cat([index.unsqueeze(1), self.sampler(index)], dim=1)
             out_s, out_t = self.memory.scores(v_s, v_t, contrast)
             terms = {"crd_s": nce_loss(out_s, self.n_data), "crd_t": nce_loss(out_t, self.n_data)}
-        self.memory.update(index, v_s, v_t)
+        # data-parallel: every rank applies the whole global batch, so the banks stay identical
+        self.memory.update(*all_gather_rows(index, v_s, v_t))
         return terms

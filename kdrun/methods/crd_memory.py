@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrun.distributed import all_reduce_mean
+
 
 class OtherClassSampler(nn.Module):
     """Draws, for each sample, ``k`` dataset indices of samples of *other* classes.
@@ -83,7 +85,8 @@ class ContrastMemory(nn.Module):
         out_s = torch.exp(bank_scores(self.memory_t, v_s, contrast) / self.temperature)
         out_t = torch.exp(bank_scores(self.memory_s, v_t, contrast) / self.temperature)
         if self.normalizer[0] < 0:  # fixed from the first batch (Monte-Carlo estimate of the partition sum)
-            self.normalizer.copy_(torch.stack([out_s.detach().mean(), out_t.detach().mean()]) * n_data)
+            # data-parallel: the mean over the ranks' shards, the same constant on every rank
+            self.normalizer.copy_(all_reduce_mean(torch.stack([out_s.detach().mean(), out_t.detach().mean()])) * n_data)
         return out_s / self.normalizer[0], out_t / self.normalizer[1]
 
     @torch.no_grad()

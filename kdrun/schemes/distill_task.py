@@ -115,11 +115,14 @@ class DistillTask(Task):
              ) -> tuple[Features, Features | None]:  # fmt: skip
         """Student (with gradient unless ``grad=False``) and, if asked, teacher on the same tensor ``x``."""
         preact = self.method.needs.preact
+        # the teacher first: its activations are freed before the student's graph is built
+        if features:
+            t = self.teacher.features(x, preact=preact)
+        else:
+            t = Features(logits=self.teacher(x)) if teacher else None
         with contextlib.nullcontext() if grad else torch.no_grad():
-            if features:
-                return self.student.forward_features(x, preact=preact), self.teacher.features(x, preact=preact)
-            s = Features(logits=self.student(x))
-        return s, Features(logits=self.teacher(x)) if teacher else None
+            s = self.student.forward_features(x, preact=preact) if features else Features(logits=self.student(x))
+        return s, t
 
     @staticmethod
     def _view_batch(batch: Batch, x: torch.Tensor, t: Features) -> Batch:

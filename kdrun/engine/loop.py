@@ -42,9 +42,13 @@ def train_one_epoch(
         with autocast(device, amp):
             out = task(batch, Progress(epoch, epochs, step, steps))
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(out.loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        if scaler.is_enabled():  # fp16: scaled loss, steps skipped on overflow
+            scaler.scale(out.loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            out.loss.backward()
+            optimizer.step()
         meter.update(len(batch.y), out.logits, batch.y, {"loss": out.loss, **out.terms})
         if (step + 1) % reporter.refresh_every == 0 or step + 1 == steps:
             # the one sync per refresh interval, shared by the progress display

@@ -97,18 +97,19 @@ class DistillTask(Task):
                                              grad=self.weights.ce_weight > 0 or self.labeled_method)
         w = self.weights
         terms: dict[str, torch.Tensor] = {}
-        loss = labeled_s.logits.new_zeros(())
+        weighted: list[torch.Tensor] = []
         if w.ce_weight > 0:
             terms["ce"] = F.cross_entropy(labeled_s.logits, batch.y)
-            loss = loss + w.ce_weight * terms["ce"]
+            weighted.append(w.ce_weight * terms["ce"])
         if w.alpha > 0:
             terms["kd"] = kd_loss(s.logits, t.logits, w.T)
-            loss = loss + w.alpha * terms["kd"]
+            weighted.append(w.alpha * terms["kd"])
         if self.use_method:
             args = (labeled_s, labeled_t, batch) if self.labeled_method else (s, t, self._view_batch(batch, x, t))
             for name, value in self.method(*args, progress).items():
                 terms[name] = value
-                loss = loss + w.beta * value
+                weighted.append(w.beta * value)
+        loss = sum(weighted[1:], weighted[0]) if weighted else labeled_s.logits.sum() * 0.0
         return StepOutput(loss, labeled_s.logits, terms)
 
     def _run(self, x: torch.Tensor, features: bool, teacher: bool, grad: bool = True

@@ -95,6 +95,13 @@ def test_ensemble_scheme_teaches_with_all_members(tmp_path):
     assert len({stages[f"teacher{i}"].cache_key for i in (1, 2, 3)}) == 3
 
 
+def test_ensemble_teaches_with_logit_methods_and_refuses_feature_methods(tmp_path):
+    stages = stages_of([f"paths.outputs={tmp_path}", "scheme=ensemble", "method=dkd"])  # DKD: logits only
+    assert stages["distilled"].task.use_method and teacher_of(stages["distilled"]) is stages["teacher"].task.eval_model
+    with pytest.raises(KdrunError, match="method=rkd needs the teacher's features"):
+        stages_of([f"paths.outputs={tmp_path}", "scheme=ensemble", "method=rkd"])
+
+
 def test_mutual_learning_updates_every_peer_only_through_its_own_terms():
     torch.manual_seed(0)
     peers = [torch.nn.Linear(6, 3) for _ in range(3)]

@@ -39,7 +39,7 @@ def check_logit_method(ctx: SchemeContext, members: list) -> None:
     info = MethodContext(student.feature_info, members[0].feature_info, ctx.data.info, ctx.data.train_targets,
                          student_arch=ctx.cfg.student.arch, teacher_arch="ensemble")
     method = build_method(ctx.cfg, info)
-    if method.has_terms and ctx.cfg.distill.beta > 0:
+    if method.has_terms and ctx.cfg.distill.beta > 0 and (method.needs.features or method.needs.preact):
         raise KdrunError(f"method={ctx.cfg.method.name} needs the teacher's features, but scheme=ensemble "
                          f"gives only averaged soft targets; use a logit method (e.g. method=kd) or distill.beta=0")
 

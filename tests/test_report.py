@@ -153,3 +153,14 @@ def test_command_line_errors_are_one_line(tmp_path: Path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path)])
     assert "holds no runs" in capsys.readouterr().err
+
+
+def test_list_settings_print_as_typed(tmp_path: Path):
+    for seed in (0, 1):  # a list value is not rich markup: "[teacher,distilled]" must survive printing
+        write_job(tmp_path / f"seed={seed}", [f"seed={seed}", "stages=[teacher,distilled]"], {"T": 4}, seed,
+                  top1_of(4, 0.9, seed))
+        config_path = tmp_path / f"seed={seed}" / ".hydra" / "config.yaml"
+        config_path.write_text(config_path.read_text() + "stages: [teacher, distilled]\n")
+    console = Console(file=io.StringIO(), width=200)
+    build_report(tmp_path, console=console, plots=False)
+    assert "stages=[teacher,distilled]" in console.file.getvalue()

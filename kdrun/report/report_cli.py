@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from kdrun.errors import KdrunError
 from kdrun.report.aggregate import Summary, format_value, summarize
@@ -72,9 +73,9 @@ def _print(report: Report, console: Console) -> None:
     console.print(rich_sweep_table(s, title=None if single else f"kdrun sweep: {report.path} ({_counts(s)})"))
     console.print(LEGEND, style="dim")
     if s.common:
-        console.print("common settings: " + _common(s), style="dim")
+        console.print("common settings: " + escape(_common(s)), style="dim")  # [a,b] is not rich markup
     for job in report.problems:
-        console.print(f"{job.status}: {_rel(job, report.path)}" + (f": {job.error}" if job.error else ""),
+        console.print(escape(f"{job.status}: {_rel(job, report.path)}" + (f": {job.error}" if job.error else "")),
                       style="red" if job.status == "failed" else "yellow")
 
 

@@ -56,6 +56,17 @@ def run_stage(stage: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torc
     return stage[-1].forward_pair(x)
 
 
+def run_stages(stages, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Run the stem output ``x`` through ``stages`` (see :func:`run_stage`); return the last output, every
+    stage's output and every stage's pre-activation, both lists starting with ``x`` itself."""
+    outs, pre = [x], [x]
+    for stage in stages:
+        x, p = run_stage(stage, x)
+        outs.append(x)
+        pre.append(p)
+    return x, outs, pre
+
+
 def init_kaiming(model: nn.Module) -> None:
     """Init of the reference ResNets: He-normal (fan_out) convs, BN weight 1 and bias 0."""
     for m in model.modules():

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdrun.models.base import KDModel
-from kdrun.models.cifar.common import conv_size, global_pool, image_size, init_kaiming, run_stage
+from kdrun.models.cifar.common import conv_size, global_pool, image_size, init_kaiming, run_stages
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import register_model
 
@@ -87,11 +87,7 @@ class ResNet(KDModel):
 
     def forward_features(self, x: torch.Tensor, preact: bool = False) -> Features:
         x = F.relu(self.bn1(self.conv1(x)))
-        stages, pre = [x], [x]
-        for layer in (self.layer1, self.layer2, self.layer3):
-            x, p = run_stage(layer, x)
-            stages.append(x)
-            pre.append(p)
+        x, stages, pre = run_stages((self.layer1, self.layer2, self.layer3), x)
         pooled = global_pool(x)
         return Features(logits=self.fc(pooled), stages=stages, preact=pre if preact else [], pooled=pooled)
 

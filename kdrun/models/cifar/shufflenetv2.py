@@ -21,7 +21,7 @@ from torch import nn
 
 from kdrun.errors import choice_error
 from kdrun.models.base import KDModel
-from kdrun.models.cifar.common import Size2d, channel_shuffle, conv_size, global_pool, image_size, run_stage
+from kdrun.models.cifar.common import Size2d, channel_shuffle, conv_size, global_pool, image_size, run_stages
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import register_model
 
@@ -114,11 +114,7 @@ class ShuffleNetV2(KDModel):
 
     def forward_features(self, x: torch.Tensor, preact: bool = False) -> Features:
         x = F.relu(self.bn1(self.conv1(x)))
-        stages, pre = [x], [x]
-        for layer in (self.layer1, self.layer2, self.layer3):
-            x, p = run_stage(layer, x)
-            stages.append(x)
-            pre.append(p)
+        x, stages, pre = run_stages((self.layer1, self.layer2, self.layer3), x)
         pooled = self._head(x)
         return Features(logits=self.linear(pooled), stages=stages, preact=pre if preact else [], pooled=pooled)
 

@@ -127,7 +127,8 @@ def _add_epoch_scalars(tb: Any, stage: str, epoch: int, metrics: dict[str, Any])
     for key, value in metrics.items():
         if key.startswith("train_") and key != "train_top1":
             tb.add_scalar(f"{stage}/loss/{key[len('train_'):]}", value, epoch)
-    tb.add_scalar(f"{stage}/top1/train", metrics.get("train_top1", 0.0), epoch)
+    if "train_top1" in metrics:  # a deployed model's record (int8) is evaluated, not trained
+        tb.add_scalar(f"{stage}/top1/train", metrics["train_top1"], epoch)
     tb.add_scalar(f"{stage}/top1/val", metrics["val_top1"], epoch)
     for key, value in metrics.items():
         if key.startswith("val_top1/"):  # each model of a task that trains several (mutual learning)

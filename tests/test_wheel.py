@@ -1,6 +1,7 @@
 """A plain ``pip install .`` (a wheel, not the checkout) carries the configs and runs from anywhere."""
 
 import json
+import shutil
 import site
 import subprocess
 import sys
@@ -14,8 +15,15 @@ from conftest import REPO
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    # Built from a copy of what the wheel is made of: setuptools builds in the source tree's build/, and the
+    # module's tests may run in two pytest-xdist workers at once, each building its own wheel.
+    src = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    for name in ("kdrun", "conf"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(out)], check=True, cwd=out)
     return next(out.glob("kdrun-*.whl"))
 

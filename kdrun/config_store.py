@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
-from kdrun.models.registry import list_models, model_spec
+from kdrun.data.cache_dir import data_root
+from kdrun.models.registry import list_models, model_spec, recipe_lr
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 RESERVED_MODEL_KEYS = ("arch", "checkpoint", "lr")
@@ -44,6 +46,15 @@ def _share_store_between_compositions() -> None:
         ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
 
 
+def _register_config_resolvers() -> None:
+    """``${kdrun.data_root:}`` (paths.data: the per-user data cache) and
+    ``${kdrun.recipe_lr:<recipe>,<arch>,<base lr>}`` (trainer=cifar: an architecture's own lr in a recipe)."""
+    if not OmegaConf.has_resolver("kdrun.data_root"):
+        OmegaConf.register_new_resolver("kdrun.data_root", data_root)
+    if not OmegaConf.has_resolver("kdrun.recipe_lr"):
+        OmegaConf.register_new_resolver("kdrun.recipe_lr", lambda recipe, arch, base: recipe_lr(recipe, arch, base))
+
+
 def register_configs() -> None:
     """Idempotent: storing ~270 nodes costs about a second, and tests compose configs many times."""
     global _registered
@@ -53,6 +64,7 @@ def register_configs() -> None:
     from kdrun.sweeps import register_resolvers
 
     register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir
+    _register_config_resolvers()
     _share_store_between_compositions()
     cs = ConfigStore.instance()
     for name in list_models():

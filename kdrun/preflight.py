@@ -57,6 +57,7 @@ def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
     job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job_cfg, STAGE_NAMES)
     check_scheme(job_cfg)
+    check_pairs(job_cfg)
     if multirun:
         check_sweep_dir(Path(master.hydra.sweep.dir), master, swept_keys(parsed))
     else:
@@ -72,7 +73,22 @@ def _check_every_swept_value(parsed: list, first: list[str]) -> None:
             continue
         for value in list(o.sweep_string_iterator())[1:]:
             cfg = compose_checked([*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]])
-            check_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), STAGE_NAMES)
+            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            check_config(job_cfg, STAGE_NAMES)
+            if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
+                check_pairs(job_cfg)
+
+
+# Top-level keys whose swept values change which models a job builds or how they pair up.
+PAIR_KEYS = ("teacher", "student", "assistant", "method", "dataset", "scheme", "experiment")
+
+
+def check_pairs(job_cfg: DictConfig) -> None:
+    """Architecture/dataset/method compatibility, on the dataset's static facts: before any data work
+    and before Hydra creates a run folder. Imports torch, so it runs after every torch-free check."""
+    from kdrun.schemes.context import check_before_data
+
+    check_before_data(job_cfg)
 
 
 def parse_overrides(overrides: list[str]) -> list:

@@ -129,6 +129,9 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if args and args[0].split("=")[0] == "--list":
+        _print_listing(args)
+        return
     if passes_through(args):  # --help, --cfg job, ...: Hydra answers, nothing runs
         sys.argv = [sys.argv[0], *_printed_config_args(args)]
         hydra_app()
@@ -144,6 +147,19 @@ def main() -> None:
     sys.argv = [sys.argv[0], *args]
     hydra_app()
     _exit_if_jobs_failed()
+
+
+def _print_listing(args: list[str]) -> None:
+    """``kdrun --list [category]`` / ``--list=category``: one line per choice, then exit."""
+    from kdrun.listing import listing
+
+    category = args[0].split("=", 1)[1] if "=" in args[0] else (args[1] if len(args) > 1 else None)
+    try:
+        text = listing(category, CONFIG_DIR)
+    except KdrunError as e:
+        fail(str(e))
+        sys.exit(2)
+    print(text, end="")
 
 
 def _printed_config_args(args: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ that holds a run with a different config (so nothing existing is overwritten).
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
-from kdrun.errors import KdrunError, choice_error
+from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
 from kdrun.sweeps import check_sweep_dir, is_multirun, swept_keys
 
@@ -134,7 +135,8 @@ def _unknown_option(key: str, value: str, options: list[str]) -> KdrunError:
     # hundreds of presets: name the closest ones and where the full list is
     close = difflib.get_close_matches(value, options, n=5, cutoff=0.5)
     hint = f"closest: {', '.join(close)}; " if close else ""
-    return KdrunError(f"{key}={value} is not valid (no such {key}); {hint}all {len(options)} choices: kdrun --help")
+    return KdrunError(f"{key}={value} is not valid (no such {key}); {did_you_mean(value, options)}{hint}"
+                      f"all {len(options)} choices: kdrun --list presets")
 
 
 def compose_checked(overrides: list[str]) -> DictConfig:
@@ -143,7 +145,26 @@ def compose_checked(overrides: list[str]) -> DictConfig:
     except MissingConfigException as e:
         raise KdrunError(_one_line(e)) from None
     except (HydraException, OmegaConfBaseException) as e:
-        raise KdrunError(_one_line(e)) from None
+        unknown = re.search(r"Could not override '([^']+)'", str(e))
+        raise KdrunError(_unknown_key(unknown.group(1), overrides) if unknown else _one_line(e)) from None
+
+
+def _unknown_key(key: str, overrides: list[str]) -> str:
+    """``distill.alhpa=0.5``: name the key, the closest existing one, and the keys beside it."""
+    rest = [o for o in overrides if o.split("=")[0] != key]
+    parent, _, leaf = key.rpartition(".")
+    try:
+        cfg = compose(config_name="config", overrides=rest, return_hydra_config=True)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except (HydraException, OmegaConfBaseException):
+        node = None
+    hint = f"to add a new key, write +{key}=..."
+    if not isinstance(node, DictConfig):
+        return f"{key} is not a config key; {hint}"
+    keys = [str(k) for k in node if str(k) != "hydra"]
+    where = f"keys of {parent}" if parent else "top-level keys"
+    dotted = [f"{parent}.{k}" if parent else k for k in keys]
+    return f"{key} is not a config key; {did_you_mean(key, dotted)}{where}: {', '.join(sorted(keys))}; {hint}"
 
 
 def _one_line(e: Exception) -> str:

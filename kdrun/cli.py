@@ -137,9 +137,7 @@ def main() -> None:
         hydra_app()
         return
     try:
-        args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
-        args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
-        cfg = preflight(CONFIG_DIR, args)
+        args, cfg = checked_arguments(args)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -147,6 +145,14 @@ def main() -> None:
     sys.argv = [sys.argv[0], *args]
     hydra_app()
     _exit_if_jobs_failed()
+
+
+def checked_arguments(args: list[str]) -> tuple[list[str], DictConfig]:
+    """The command line as Hydra will get it (the headline rule, a sweep's stable folders) and the
+    composed, checked config of its (first) job. Raises KdrunError; creates nothing."""
+    args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
+    args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
+    return args, preflight(CONFIG_DIR, args)
 
 
 def _print_listing(args: list[str]) -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import sys
 
-from kdrun.models.registry import model_spec
-
 BENCHMARK = ("dataset=cifar100", "trainer=cifar")
 
 
@@ -29,6 +27,8 @@ def _choices(parsed: list, group: str) -> list[str] | None:
 
 
 def _is_image(arch: str) -> bool:
+    from kdrun.models.registry import model_spec  # only when a command names both models
+
     try:
         return model_spec(arch).input_kind == "image"
     except Exception:  # an unknown name: the config checks report it with the valid choices

@@ -23,11 +23,10 @@ from kdrun.engine.checkpoint import load_weights
 from kdrun.engine.fit import EngineEnv, StageOutcome, fit
 from kdrun.engine.loop import evaluate
 from kdrun.engine.progress import ProgressReporter
-from kdrun.logs import console, output
+from kdrun.logs import console
 from kdrun.quant.deploy import finish_stage
 from kdrun.quant.measure import MeasureSettings
 from kdrun.report.run_end import finish_run
-from kdrun.report.table import rich_table, table_rows, write_tables
 from kdrun.report.writer import RunWriter
 from kdrun.schemes.registry import SCHEMES, scheme_name
 from kdrun.schemes.context import SchemeContext
@@ -106,11 +105,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     results["status"] = "completed"
     writer.write_results(results)
     if is_main():
-        rows = table_rows(results)
-        write_tables(rows, run_dir)
-        output().print(rich_table(rows, title=f"kdrun: {data.info.name}, method={cfg.method.name}"))
-        log.info("results: %s", run_dir / "results.json")
-        finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, plots, pointers to the report
+        finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, tables, plots, pointers to the report
     writer.close()
     return results
 

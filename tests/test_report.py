@@ -139,7 +139,8 @@ def test_single_run_report_shows_its_stages(tmp_path: Path):
     console = Console(file=io.StringIO(), width=200)
     report = build_report(run, console=console)
     printed = console.file.getvalue()
-    assert "architecture" in printed and "size vs teacher" in printed  # the run's own comparison table
+    assert "model" in printed and "distilled" in printed  # the run's own (compact) comparison table
+    assert "size vs teacher" in (run / "report.md").read_text()  # every column in the Markdown report
     assert (run / "report.md").is_file() and (run / "plots" / "curves.png").is_file()
     assert [g.settings for g in report.summary.groups] == [{}]
 

@@ -24,7 +24,7 @@ from kdrun.report.aggregate import Summary, format_value, summarize
 from kdrun.report.files import write_text_atomic
 from kdrun.report.jobs import COMPLETED, Job, find_jobs
 from kdrun.report.sweep_table import csv_sweep_table, markdown_sweep_table, rich_sweep_table
-from kdrun.report.table import markdown_table, rich_table, table_rows
+from kdrun.report.table import markdown_table, rich_table, table_rows, table_title
 
 REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 LEGEND = ("top-1 in %: last epoch, mean ± std over seeds; 'best': the best epoch's; "
@@ -69,8 +69,8 @@ def _print(report: Report, console: Console) -> None:
     s = report.summary
     single = len(s.jobs) == 1
     if single and s.jobs[0].stages:
-        console.print(rich_table(table_rows(s.jobs[0].results), title=f"kdrun: {report.path}"))
-    console.print(rich_sweep_table(s, title=None if single else f"kdrun sweep: {report.path} ({_counts(s)})"))
+        console.print(rich_table(table_rows(s.jobs[0].results), title=table_title(s.jobs[0].results)))
+    console.print(rich_sweep_table(s, title=None if single else f"kdrun sweep: {report.path.name} ({_counts(s)})"))
     console.print(LEGEND, style="dim")
     if s.common:
         console.print("common settings: " + escape(_common(s)), style="dim")  # [a,b] is not rich markup

@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from kdrun.report.aggregate import Stat, Summary, format_value
@@ -44,7 +45,7 @@ def text_rows(summary: Summary) -> list[list[str]]:
 
 
 def rich_sweep_table(summary: Summary, title: str = "") -> Table:
-    table = Table(title=title or None)
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False)
     keys = set(summary.keys)
     for h in headers(summary):
         table.add_column(h, justify="left" if h in keys or h == "status" else "right")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +31,7 @@ from kdrun.report.run_end import finish_run
 from kdrun.report.writer import RunWriter
 from kdrun.schemes.registry import SCHEMES, scheme_name
 from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.requires import needed
 from kdrun.schemes.stage import Stage
 
 log = logging.getLogger("kdrun")
@@ -82,8 +84,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if is_main():  # data-parallel: rank 0 writes, the others compute
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # .hydra/config.yaml keeps interpolations
+    log.info("data: preparing dataset=%s (a first use downloads or generates it)", _dataset_choice(cfg))
+    t0 = time.monotonic()
     with main_process_first():  # data-parallel: one rank downloads or generates, the others then read
         data = build_data(cfg)
+    log.info("data: %s ready in %.1f s", data.info.name, time.monotonic() - t0)
     writer = RunWriter(run_dir, enabled=is_main())
     env = make_env(cfg, data, device, run_dir, writer)
     cache = StageCache(cfg.paths.cache)
@@ -94,8 +99,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(), "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
+    done, planned = 0, len(planned_stages(cfg))
     for stage in SCHEMES[scheme_name(cfg)](ctx):
+        planned = max(planned, done + 1)  # init stages and extra generations count with the row they feed
+        log.info("stage %d/%d: %s (%s, %s, %d epoch%s)", done + 1, planned, stage.name, stage.arch, stage.method,
+                 stage.epochs, "" if stage.epochs == 1 else "s")
+        env.reporter.set_position(done + 1, planned)
         outcome, source = run_stage(stage, env, cache)
+        done += stage.in_table
         ctx.stage_outcomes[stage.name] = outcome
         record = stage_record(stage, outcome, source)
         if stage.in_table and is_main():  # data-parallel: rank 0 deploys and measures, the others go on
@@ -108,6 +119,20 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, tables, plots, pointers to the report
     writer.close()
     return results
+
+
+def _dataset_choice(cfg: DictConfig) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("dataset"))
+    return str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1]
+
+
+def planned_stages(cfg: DictConfig) -> set[str]:
+    """The table stages a run will have: those asked for and those they need (the scheme's ``REQUIRES``)."""
+    scheme = sys.modules[SCHEMES[scheme_name(cfg)].__module__]
+    return needed(cfg.stages, getattr(scheme, "REQUIRES", {}))
 
 
 def measure_settings(cfg: DictConfig) -> MeasureSettings:

@@ -109,6 +109,11 @@ def time_ms(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, s: Meas
     return Timing(1000.0 * m.median, q1, q3)
 
 
+def timing_budget(s: MeasureSettings, models: int = 1) -> float:
+    """The most seconds timing ``models`` models can take (compiling not included)."""
+    return models * len(s.batch_sizes) * (2 if s.compile else 1) * s.max_seconds
+
+
 def inputs_for(sample: torch.Tensor, batch_sizes: tuple[int, ...]) -> dict[int, torch.Tensor]:
     """Batches of real test inputs (repeated if the sample batch is smaller), on the CPU."""
     sample = sample.cpu()

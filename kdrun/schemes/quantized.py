@@ -78,10 +78,13 @@ def reduced_range(q) -> bool:
 def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, env: EngineEnv,
                     settings: MeasureSettings) -> Deployment:
     """Convert to int8, save it (``int8.pt2``), and measure its top-1 on int8 kernels."""
-    converted = convert(prepared)
     path = env.checkpoint_dir / name / "int8.pt2"
+    log.info("%s: converting to int8 and exporting %s", name, path.name)
+    converted = convert(prepared)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_int8(converted, example, path)
+    if settings.compile:
+        log.info("%s: compiling the int8 model (Inductor) and evaluating it on its kernels", name)
     val, compiled, error = evaluate_deployed(converted, env, settings.compile)
     runtime = ("torch.compile (Inductor + oneDNN int8 kernels)" if compiled else
                "eager reference graph (int8 weights dequantized into float kernels)")

@@ -71,7 +71,7 @@ def _print(report: Report, console: Console) -> None:
     if single and s.jobs[0].stages:
         console.print(rich_table(table_rows(s.jobs[0].results), title=table_title(s.jobs[0].results)))
     console.print(rich_sweep_table(s, title=None if single else f"kdrun sweep: {report.path.name} ({_counts(s)})"))
-    console.print(LEGEND, style="dim")
+    console.print(LEGEND + f"; every stage's column: {report.path / REPORT_MD}", style="dim")
     if s.common:
         console.print("common settings: " + escape(_common(s)), style="dim")  # [a,b] is not rich markup
     for job in report.problems:

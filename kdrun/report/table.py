@@ -130,7 +130,7 @@ def _relative_size(row: dict, teacher: dict | None) -> float | None:
     return None
 
 
-def _deployed_size(r: dict[str, Any]) -> tuple[int | None, str | None]:
+def deployed_size(r: dict[str, Any]) -> tuple[int | None, str | None]:
     """The bytes of the file a user would deploy, and what that file is."""
     if r.get("artifact_bytes"):
         return r["artifact_bytes"], Path(r.get("artifact", "int8.pt2")).name
@@ -182,7 +182,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name, r, _ in entries:
         top1 = r.get("last_top1")
-        size, size_file = _deployed_size(r)
+        size, size_file = deployed_size(r)
         rows.append({"stage": name, "arch": r.get("arch", ""), "method": r.get("method", ""),
                      "precision": r.get("precision", "fp32"), "top1": top1, "best_top1": r.get("best_top1"),
                      "delta_vs_baseline": None if base is None or top1 is None or name == "baseline" else top1 - base,

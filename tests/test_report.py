@@ -181,3 +181,13 @@ def test_coincident_points_move_apart_on_the_size_axis():
     xs = _spread(points, ax_span=15.0)
     assert xs[3] == 1000 and xs[4] == 5000  # alone at their place: not moved
     assert len({xs[0], xs[1], xs[2]}) == 3  # three coincident points: three positions
+
+
+def test_help_is_plain_text_that_fits_80_columns(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "``" not in text and ":func:" not in text and "report.md" in text and "examples:" in text
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -114,8 +114,27 @@ def _rel(job: Job, root: Path) -> str:
     return job.path.relative_to(root).as_posix() if job.path != root else "."
 
 
+DESCRIPTION = "The table and plots of any kdrun run, sweep, or folder of them."
+EPILOG = """\
+Reads only the files runs write (results.json, metrics.jsonl, .hydra/).
+Runs that differ only in their seed form one group (mean ± std over seeds).
+Writes next to PATH:
+  report.md    the tables (every stage's top-1, Δ vs baseline) and the plots
+  report.csv   the same numbers, one row per group (mean, std, count)
+  plots/       curves.png, size_vs_top1.png; heatmap_T_alpha*.png when T
+               and alpha were swept
+Failed and unfinished runs stay in the table, marked, and are listed with
+their errors.
+
+examples:
+  kdrun-report outputs/runs/2026-12-01_10-32-21
+  kdrun-report outputs/sweeps/my-sweep --no-plots
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="kdrun-report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="kdrun-report", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="a run directory, a sweep directory, or a folder holding several")
     parser.add_argument("--no-plots", action="store_true", help="only the tables")
     args = parser.parse_args(argv)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kdrun.io import one_line
+
 
 @dataclass(frozen=True)
 class MeasureSettings:
@@ -35,11 +37,6 @@ class MeasureSettings:
     max_seconds: float = 2.0  # per model, batch size and mode
     target_iqr: float = 0.05  # stop timing once IQR / median is below this
     threads: int | None = None  # torch intra-op threads while timing; None = torch's default
-
-
-def one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 def weights_bytes(state: dict[str, torch.Tensor]) -> int:
@@ -140,7 +137,7 @@ def latency(model: nn.Module, inputs: dict[int, torch.Tensor], s: MeasureSetting
             result["compile_s"] = compiled.seconds
         except Exception as e:  # an unsupported op or a missing C++ toolchain: record, don't fail the run
             result["compiled_ms"] = None
-            result["compile_error"] = one_line(e)
+            result["compile_error"] = f"{type(e).__name__}: {one_line(e, lines=1)}"
     return result
 
 

@@ -25,7 +25,8 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from kdrun.report.files import TABLE_CSV, TABLE_MD, write_text_atomic
+from kdrun.io import write_text_atomic
+from kdrun.report.files import TABLE_CSV, TABLE_MD
 
 MODES = ("eager", "compiled")
 FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "delta_vs_baseline", "params",

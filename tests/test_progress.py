@@ -16,14 +16,21 @@ def test_durations_read_as_a_person_says_them(seconds, text):
     assert duration(seconds) == text
 
 
-def test_the_first_steps_project_the_stage_and_the_run(monkeypatch, caplog):
+def started(monkeypatch, position: tuple[int, int], stage: str, epochs: int, batches: int, seconds: float):
+    """A plain reporter at the first epoch of ``stage``, ``seconds`` after the epoch began (a fake clock)."""
     clock = [1000.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
     reporter = ProgressReporter(rich=False)
-    reporter.set_position(1, 5)
-    reporter.start_stage("teacher", 240, 1)
-    reporter.start_epoch(1, 391)  # the CIFAR recipe: 391 steps of 128 per epoch, 240 epochs
-    clock[0] += 20.0  # 20 steps in 20 s
+    reporter.set_position(*position)
+    reporter.start_stage(stage, epochs, 1)
+    reporter.start_epoch(1, batches)
+    clock[0] += seconds
+    return reporter
+
+
+def test_the_first_steps_project_the_stage_and_the_run(monkeypatch, caplog):
+    # the CIFAR recipe: 391 steps of 128 per epoch, 240 epochs; 20 steps in 20 s
+    reporter = started(monkeypatch, (1, 5), "teacher", 240, 391, 20.0)
     with caplog.at_level(logging.INFO, logger="kdrun"):
         reporter.batch(20, 4.0, 10.0)
         reporter.batch(40, 3.9, 11.0)  # projected once per stage
@@ -35,13 +42,7 @@ def test_the_first_steps_project_the_stage_and_the_run(monkeypatch, caplog):
 
 
 def test_short_stages_print_no_projection(monkeypatch, caplog):
-    clock = [0.0]
-    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
-    reporter = ProgressReporter(rich=False)
-    reporter.set_position(5, 5)
-    reporter.start_stage("quantized", 1, 1)
-    reporter.start_epoch(1, 3)
-    clock[0] += 0.3
+    reporter = started(monkeypatch, (5, 5), "quantized", 1, 3, 0.3)
     with caplog.at_level(logging.INFO, logger="kdrun"):
         reporter.batch(3, 1.0, 50.0)
     assert not [r for r in caplog.records if "pace" in r.getMessage()]

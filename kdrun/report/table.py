@@ -61,14 +61,16 @@ def _ms(row: dict, mode: str, which: str) -> str:
     return f"{median:.3g}" + (f" [{iqr[0]:.3g}–{iqr[1]:.3g}]" if iqr else "")
 
 
+def _leading_columns(model: str, delta: str) -> dict[str, Render]:
+    """The columns both views open with (under their own headers for the model and Δ)."""
+    return {"stage": lambda r: r["stage"], model: lambda r: r["arch"], "method": lambda r: r["method"],
+            "top-1": lambda r: _num(r["top1"], "{:.2f}"), delta: lambda r: _num(r["delta_vs_baseline"], "{:+.2f}")}
+
+
 def _full_columns(rows: list[dict[str, Any]]) -> dict[str, Render]:
     """Every column table.md shows: header -> how to render a row; latency columns per timed mode."""
     columns: dict[str, Render] = {
-        "stage": lambda r: r["stage"],
-        "architecture": lambda r: r["arch"],
-        "method": lambda r: r["method"],
-        "top-1": lambda r: _num(r["top1"], "{:.2f}"),
-        "Δ vs baseline": lambda r: _num(r["delta_vs_baseline"], "{:+.2f}"),
+        **_leading_columns("architecture", "Δ vs baseline"),
         "params": lambda r: _num(r["params"], "{:,}"),
         "sparsity": lambda r: _num(None if r["sparsity"] is None else 100 * r["sparsity"], "{:.1f}%"),
         "size": lambda r: _size(r["size_bytes"]),
@@ -214,14 +216,7 @@ def table_title(results: dict[str, Any], prefix: str = "kdrun") -> str:
 
 def _compact_columns(rows: list[dict[str, Any]]) -> dict[str, Render]:
     """The terminal view: one speed-up, compiled where timed so (what one deploys), else eager."""
-    columns: dict[str, Render] = {
-        "stage": lambda r: r["stage"],
-        "model": lambda r: r["arch"],
-        "method": lambda r: r["method"],
-        "top-1": lambda r: _num(r["top1"], "{:.2f}"),
-        "Δ": lambda r: _num(r["delta_vs_baseline"], "{:+.2f}"),
-        "size": lambda r: _size(r["size_bytes"]),
-    }
+    columns: dict[str, Render] = {**_leading_columns("model", "Δ"), "size": lambda r: _size(r["size_bytes"])}
     modes = timed_modes(rows)
     if modes:
         columns["speed-up"] = lambda r, m=modes[-1]: _speedup(r[f"speedup_vs_teacher_{m}"])

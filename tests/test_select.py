@@ -8,13 +8,13 @@ from torch import nn
 
 from conftest import TINY, compose_config, read_metrics, run_kdrun
 from kdrun.config_checks import check_config
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
-from kdrun.methods.base import Method
+from kdrun.methods.base import LossWeights, Method
 from kdrun.methods.dkd import DKD
 from kdrun.methods.kd import kd_loss
-from kdrun.schemes.distill_task import DistillTask, LossWeights
+from kdrun.schemes.distill_task import DistillTask
 from kdrun.schemes.select import SampleSelection
-from kdrun.schemes.task import Batch, Progress
 
 B, C = 8, 5
 

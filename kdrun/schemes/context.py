@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings,
-                         supervised_cache_key, teacher_checkpoint)
+from kdrun.benchmarks.teachers import teacher_checkpoint
+from kdrun.build import build_method, build_mix, build_model, loss_weights, optim_settings, supervised_cache_key
 from kdrun.data.base import DataBundle
+from kdrun.engine.stage import Stage
+from kdrun.engine.task import SupervisedTask
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.distill_task import DistillTask, InitTask
 from kdrun.schemes.select import SampleSelection, refuse_features, selection_from
-from kdrun.schemes.stage import Stage
-from kdrun.schemes.task import SupervisedTask
 
 log = logging.getLogger("kdrun")
 
@@ -26,7 +26,6 @@ log = logging.getLogger("kdrun")
 class SchemeContext:
     cfg: DictConfig
     data: DataBundle
-    stage_outcomes: dict = field(default_factory=dict)  # filled by the pipeline as stages finish
 
     def check_pair(self) -> None:
         """Build teacher, student and method once before any stage runs: incompatible architectures,

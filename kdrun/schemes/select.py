@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from kdrun.errors import KdrunError
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
+from kdrun.engine.task import Batch, Progress
 
 @dataclass(frozen=True)
 class SampleSelection:

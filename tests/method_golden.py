@@ -49,13 +49,13 @@ def t64(values) -> torch.Tensor:
 
 
 def batch_of(n: int, y=None, index=None):
-    from kdrun.schemes.task import Batch
+    from kdrun.engine.task import Batch
 
     return Batch(torch.zeros(n, 1), torch.zeros(n, dtype=torch.long) if y is None else torch.as_tensor(y), index)
 
 
 def progress(epoch: int = 1, epochs: int = 1):
-    from kdrun.schemes.task import Progress
+    from kdrun.engine.task import Progress
 
     return Progress(epoch, epochs)
 

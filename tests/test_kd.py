@@ -4,9 +4,10 @@ test_methods.py through method_golden.check_kd)."""
 import pytest
 import torch
 
+from kdrun.engine.task import Batch, Progress
+from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import kd_loss
-from kdrun.schemes.distill_task import DistillTask, LossWeights
-from kdrun.schemes.task import Batch, Progress
+from kdrun.schemes.distill_task import DistillTask
 
 
 def test_kd_loss_is_zero_for_identical_logits():

@@ -27,14 +27,14 @@ NAMES = sorted({*METHODS, *(p.stem for p in GOLDEN.glob("*.json"))})
 
 
 def batch(n: int = 8):
-    from kdrun.schemes.task import Batch
+    from kdrun.engine.task import Batch
 
     data = signal_data()
     return Batch(data.train.x[:n], data.train.y[:n], torch.arange(n))
 
 
 def progress():
-    from kdrun.schemes.task import Progress
+    from kdrun.engine.task import Progress
 
     return Progress(1, 1, 0, 1)
 

@@ -14,10 +14,11 @@ from method_pairs import METHODS, composed
 
 from kdrun.build import build_method
 from kdrun.data.base import DataBundle, DataInfo, TensorData
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.ab import boundary_loss
 from kdrun.methods.at import at_loss
-from kdrun.methods.base import MethodContext
+from kdrun.methods.base import LossWeights, MethodContext
 from kdrun.methods.feature_maps import ConvRegressor
 from kdrun.methods.fitnet import FitNet, hint_loss
 from kdrun.methods.fsp import FSP, fsp_loss
@@ -26,8 +27,7 @@ from kdrun.methods.nst import nst_loss
 from kdrun.methods.vid import vid_nll
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import create_model
-from kdrun.schemes.distill_task import DistillTask, InitTask, LossWeights
-from kdrun.schemes.task import Batch, Progress
+from kdrun.schemes.distill_task import DistillTask, InitTask
 
 IMAGES = DataInfo("fake", "image", 3, (8, 8), 4, 16, 8)
 SIGNALS = DataInfo("fake1d", "signal", 1, (40,), 10, 32, 16)

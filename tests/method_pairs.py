@@ -83,6 +83,13 @@ def offline_stages(name: str, extra: list[str] | tuple = ()):
     return teacher, student, list(ctx.distill_stages("distilled", "distilled", student, teacher))
 
 
-def has_init_stage(name: str, pair: tuple[str, ...]) -> bool:
-    ctx = scheme_context(name, pair)
+def has_init_stage(name: str) -> bool:
+    """Whether the offline scheme gives ``method=name`` (as configured) an init stage before distilling."""
+    ctx = scheme_context(name, first_pair(name))
     return ctx.method(ctx.model("student"), ctx.model("teacher")).init_epochs > 0
+
+
+def map_methods() -> tuple[str, ...]:
+    """Methods on feature maps that serve a narrower student: they refuse the MLP's vector features."""
+    vector = serving(VECTOR)
+    return tuple(name for name in serving(NARROW) if name not in vector)

@@ -3,7 +3,9 @@
 Read from the "python version" pickles under ``<root>/cifar-10-batches-py/`` or
 ``<root>/cifar-100-python/`` (what the official tarballs extract to), through torchvision.
 Augmentation follows the KD benchmark recipe (RepDistiller, mdistiller): train uses
-RandomCrop(32, padding=4) + RandomHorizontalFlip + Normalize, test uses Normalize only.
+RandomCrop(32, padding=4) + RandomHorizontalFlip + Normalize, test uses Normalize only. Both
+splits are held as uint8 tensors and augmented in batches on the training device
+(kdrun/data/images.py); ``cifar_transforms`` (PIL) remains for folders of images used as transfer sets.
 CIFAR-100 uses its fine labels (100 classes).
 """
 
@@ -15,8 +17,10 @@ import torch
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, CIFAR100
 
+from kdrun.data.augment import CropFlip
 from kdrun.data.base import DataBundle, DataInfo
 from kdrun.data.files import ensure_files, read_split
+from kdrun.data.images import ImageTensors, hwc_to_chw
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
@@ -57,11 +61,13 @@ def _load(
     fetch = lambda: cls(str(root_path), train=False, download=True)  # noqa: E731
     ensure_files(root_path, folder, names, label, put_there, download, fetch)
 
-    train_tf, test_tf = cifar_transforms(mean, std)
-    train = read_split(lambda: cls(str(root_path), train=True, transform=train_tf), root_path, folder, label)
-    test = read_split(lambda: cls(str(root_path), train=False, transform=test_tf), root_path, folder, label)
+    train_tf, _ = cifar_transforms(mean, std)
+    raw_train = read_split(lambda: cls(str(root_path), train=True), root_path, folder, label)
+    raw_test = read_split(lambda: cls(str(root_path), train=False), root_path, folder, label)
+    train = ImageTensors(hwc_to_chw(raw_train.data), raw_train.targets, mean, std, augment=CropFlip(padding=4))
+    test = ImageTensors(hwc_to_chw(raw_test.data), raw_test.targets, mean, std)
     info = DataInfo(name, "image", 3, (32, 32), num_classes, len(train), len(test))
-    return DataBundle(info, train, test, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf)
+    return DataBundle(info, train, test, train.y.clone(), train_transform=train_tf)
 
 
 def load_cifar10(root: str, download: bool = False) -> DataBundle:

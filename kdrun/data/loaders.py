@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from kdrun.data.base import TensorData
+from kdrun.errors import KdrunError
 from kdrun.data.seeds import epoch_seed, mix_seed, sample_seeds
 
 __all__ = ["EpochLoader", "EpochOrder", "make_loader", "mix_seed"]
@@ -199,6 +200,31 @@ class DatasetLoader(EpochLoader):
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         return iter(self._loader)
+
+
+LOADERS = ("auto", "device", "dataloader")
+
+
+def batch_on_device(mode: str, dataset: Dataset, device: str | torch.device) -> bool:
+    """``trainer.loader``: whether ``dataset`` is batched from memory on ``device`` (else a DataLoader).
+
+    ``auto`` does so for every in-memory dataset that fits: always on the CPU (it is already in
+    memory), on a GPU when it takes at most half of the free memory."""
+    if mode not in LOADERS:
+        raise KdrunError(f"trainer.loader={mode} is not valid; valid choices: {', '.join(LOADERS)}")
+    in_memory = isinstance(dataset, TensorData)
+    if mode == "dataloader":
+        return False
+    if mode == "device" and not in_memory:
+        raise KdrunError(f"trainer.loader=device: this dataset ({type(dataset).__name__}) is read from files item by "
+                         "item, not held in memory; use trainer.loader=auto or dataloader")
+    if not in_memory:
+        return False
+    device = torch.device(device)
+    if mode == "auto" and device.type == "cuda":
+        size = dataset.x.element_size() * dataset.x.nelement() + dataset.y.element_size() * dataset.y.nelement()
+        return size <= torch.cuda.mem_get_info(device)[0] // 2
+    return True
 
 
 def make_loader(

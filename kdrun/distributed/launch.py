@@ -161,8 +161,7 @@ def _worker(rank: int, nproc: int, backend: str, fn: RunFn, cfg: dict, run_dir: 
     _configure_logging(rank, job_logging)
     if in_sweep:  # Hydra's state stays in the parent: tell in_sweep()
         os.environ[IN_SWEEP_ENV] = "1"
-    if backend == "gloo":  # CPU ranks share the cores instead of each using all of them
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
+    os.environ["LOCAL_WORLD_SIZE"] = str(nproc)  # ranks share the cores (kdrun.engine.speed.threads_for)
     os.environ["LOCAL_RANK"] = str(rank)
     state.init_process_group(backend, init_method=f"file://{scratch}/rendezvous", rank=rank, world_size=nproc)
     try:

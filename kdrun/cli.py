@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
 from kdrun.preflight import passes_through, parse_overrides, preflight
-from kdrun.sweeps import is_multirun, quote, sweep_arguments
+from kdrun.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
@@ -118,8 +118,11 @@ def main() -> None:
         hydra_app()
         return
     try:
-        args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
+        parsed = parse_overrides([a for a in args if not a.startswith("-")])
+        args = sweep_arguments(args, parsed)
         cfg = preflight(CONFIG_DIR, args)
+        if is_multirun(args):
+            _plan_parallel_jobs(cfg, parsed)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -127,6 +130,20 @@ def main() -> None:
     sys.argv = [sys.argv[0], *args]
     hydra_app()
     _exit_if_jobs_failed()
+
+
+def _plan_parallel_jobs(cfg: DictConfig, parsed: list) -> None:
+    """Tell the sweep's jobs how many run at once (they share the cores and pack the GPUs by it),
+    and refuse a packing that would not fit the GPUs' free memory."""
+    import os
+
+    from kdrun.distributed.packing import check_packing, free_gpu_memory
+    from kdrun.engine.speed import PARALLEL_JOBS_ENV
+
+    at_once = jobs_at_once(cfg.hydra.get("launcher"), parsed)
+    os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
+    if at_once > 1 and cfg.device.type != "cpu" and cfg.device.get("nproc", 1) == 1:
+        check_packing(at_once, free_gpu_memory(), float(cfg.device.get("job_memory", 4)))
 
 
 def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:

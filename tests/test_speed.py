@@ -120,3 +120,50 @@ def test_dataloader_option_gives_the_same_run_on_augmented_cifar(workdir):
     strip = lambda ms: [{k: v for k, v in m.items() if k != "epoch_time"} for m in ms]  # noqa: E731
     assert strip(read_metrics(workdir / "a")) == strip(read_metrics(workdir / "b"))
     assert read_results(workdir / "b")["speed"]["data_path"] == "dataloader"
+
+
+# ---------------------------------------------------------------- many jobs per GPU
+
+
+def test_packing_refuses_to_oversubscribe_in_one_line():
+    from kdrun.distributed.packing import GIB, check_packing
+
+    check_packing(8, [40 * GIB], 4)  # 8 x 4 GiB fit in 40
+    check_packing(8, [16 * GIB, 16 * GIB], 4)  # 4 per GPU, exactly full
+    check_packing(8, [], 4)  # no GPU: nothing to check
+    with pytest.raises(KdrunError, match="n_jobs"):
+        check_packing(9, [16 * GIB, 16 * GIB], 4)  # 5 on one of them
+
+
+def test_packing_error_names_the_setting_and_what_fits():
+    from kdrun.distributed.packing import GIB, check_packing
+
+    with pytest.raises(KdrunError) as e:
+        check_packing(12, [40 * GIB, 10 * GIB], 4)
+    message = str(e.value)
+    assert "\n" not in message and "hydra.launcher.n_jobs<=4" in message and "GPU 1" in message
+    assert "device.job_memory=4" in message
+
+
+def test_gpu_slots_spread_jobs_and_free_themselves(tmp_path):
+    from kdrun.distributed import packing
+
+    got = [packing.claim_gpu(tmp_path, gpus=2, per_gpu=2) for _ in range(4)]
+    assert got == [0, 1, 0, 1] and packing.claim_gpu(tmp_path, gpus=2, per_gpu=2) is None
+    packing.release_gpus()
+    assert packing.claim_gpu(tmp_path, gpus=2, per_gpu=2) == 0
+    packing.release_gpus()
+
+
+def test_jobs_at_once_counts_joblib_jobs():
+    from omegaconf import OmegaConf
+
+    from kdrun.preflight import parse_overrides
+    from kdrun.sweeps import jobs_at_once
+
+    swept = parse_overrides(["distill.T=1,2,4", "seed=0,1", "method=kd"])
+    joblib = lambda n: OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher",  # noqa
+                                         "n_jobs": n})
+    assert jobs_at_once(joblib(4), swept) == 4 and jobs_at_once(joblib(10), swept) == 6
+    assert jobs_at_once(OmegaConf.create({"_target_": "hydra._internal.BasicLauncher"}), swept) == 1
+    assert jobs_at_once(None, swept) == 1

@@ -75,10 +75,14 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def parallel_jobs() -> int:
+    """Sweep jobs running at once on this machine (the kdrun command sets it for joblib sweeps)."""
+    return max(1, int(os.environ.get(PARALLEL_JOBS_ENV, "1") or 1))
+
+
 def parallel_processes(ranks: int) -> int:
     """Processes of this machine computing at once: parallel sweep jobs x data-parallel ranks."""
-    jobs = int(os.environ.get(PARALLEL_JOBS_ENV, "1") or 1)
-    return max(1, jobs) * max(1, ranks)
+    return parallel_jobs() * max(1, ranks)
 
 
 def threads_for(setting: int | None, cores: int, processes: int) -> int:

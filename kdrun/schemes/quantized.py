@@ -44,6 +44,7 @@ def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: st
     q = ctx.cfg.quant
     example = ctx.example_input()
     reduce_range = reduced_range(q)
+    log.info("%s: capturing the student with torch.export for quantization-aware training", name)
     model = prepare_qat(student, example, reduce_range)
     kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
                           ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))

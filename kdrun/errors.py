@@ -7,6 +7,7 @@ valid choices, so the user can fix the command without reading code.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
 
@@ -19,3 +20,20 @@ def choice_error(key: str, value: object, choices: Iterable[object], what: str =
     listed = ", ".join(str(c) for c in sorted(choices, key=str))
     detail = f" {what}" if what else ""
     return KdrunError(f"{key}={value!s} is not valid{detail}; valid choices: {listed}")
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.EDQUOT: "the disk quota is used up: free some space",
+    errno.EROFS: "the filesystem is read-only: choose a writable paths.outputs (or hydra.run.dir)",
+    errno.EACCES: "no permission to write there: choose a writable paths.outputs (or hydra.run.dir)",
+    errno.EPERM: "no permission to write there: choose a writable paths.outputs (or hydra.run.dir)",
+}
+
+
+def write_error(path: object, what: str, error: OSError) -> KdrunError:
+    """An OSError met while writing ``what`` to ``path``, as one line with what to do about it."""
+    reason = error.strerror or type(error).__name__
+    hint = _WRITE_HINTS.get(error.errno, "check the path and the disk")
+    return KdrunError(f"could not write {what} to {path} ({reason}); {hint}, then run the same command again "
+                      "(what was written before is kept)")

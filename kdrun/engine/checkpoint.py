@@ -8,7 +8,6 @@ teacher elsewhere, and published teachers load here.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,15 @@ from kdrun.errors import KdrunError
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over ``path``.
 
-    A kill at any moment leaves either the old file or the new one, never a torn write.
+    A kill at any moment leaves either the old file or the new one, never a torn write; a failed
+    write (disk full) leaves the old one and no temporary file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from kdrun.report.files import atomic_path
+
+    with atomic_path(path, "a checkpoint") as tmp, tmp.open("wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> dict[str, Any]:

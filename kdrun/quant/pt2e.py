@@ -129,9 +129,10 @@ def save_int8(model: ExportedModel, example: torch.Tensor, path: Path) -> None:
     """Write the int8 model as a ``torch.export`` archive (loadable with ``torch.export.load``)."""
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(model.graph, (example.cpu(),), dynamic_shapes=({0: batch},))
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # torch.export.save wants a .pt2 name
-    torch.export.save(program, str(tmp))
-    tmp.replace(path)
+    from kdrun.report.files import atomic_path
+
+    with atomic_path(path, "the int8 model") as tmp:  # keeps the .pt2 suffix torch.export.save wants
+        torch.export.save(program, str(tmp))
 
 
 def load_int8(path: Path) -> ExportedModel:

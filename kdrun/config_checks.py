@@ -20,6 +20,8 @@ BACKENDS = (None, "gloo", "nccl")
 
 
 def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
+    if not 0 <= cfg.seed < 2**63:
+        raise KdrunError(f"seed={cfg.seed} must be an integer from 0 to 2^63-1")
     _check_distill(cfg.distill)
     for key in ("teacher", "student"):
         model_spec(cfg[key].arch, f"{key}.arch")

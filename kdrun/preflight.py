@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -20,9 +21,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
 from kdrun.config_schema import check_types
-from kdrun.errors import KdrunError, choice_error
+from kdrun.errors import KdrunError, choice_error, did_you_mean
+from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
-from kdrun.sweeps import check_sweep_dir, is_multirun, swept_keys
+from kdrun.sweeps import check_sweep_dir, config_differences, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
@@ -59,6 +61,7 @@ def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
     finally:
         GlobalHydra.instance().clear()
     check_scheme(job_cfg)
+    check_pairs(job_cfg)
     if multirun:
         check_sweep_dir(Path(master.hydra.sweep.dir), master, swept_keys(parsed))
         check_writable(Path(master.hydra.sweep.dir), "hydra.sweep.dir")
@@ -96,7 +99,10 @@ def _check_every_swept_value(parsed: list, first: list[str], groups: set[str]) -
         for value in list(o.sweep_string_iterator())[1:]:
             overrides = [*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]]
             cfg = compose_checked(overrides)
-            check_job(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), _defaults_of(overrides, groups))
+            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            check_job(job_cfg, _defaults_of(overrides, groups))
+            if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
+                check_pairs(job_cfg)
 
 
 def check_job(job_cfg: DictConfig, defaults: DictConfig) -> None:
@@ -105,7 +111,7 @@ def check_job(job_cfg: DictConfig, defaults: DictConfig) -> None:
         given = OmegaConf.to_container(job_cfg, resolve=True)
         default = OmegaConf.to_container(defaults, resolve=True)
     except OmegaConfBaseException as e:
-        raise KdrunError(_one_line(e)) from None
+        raise KdrunError(one_line(e, limit=None, lines=2)) from None
     check_types(given, default)
     check_config(job_cfg, STAGE_NAMES)
 
@@ -118,11 +124,23 @@ def _defaults_of(overrides: list[str], groups: set[str]) -> DictConfig:
     return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
 
 
+# Top-level keys whose swept values change which models a job builds or how they pair up.
+PAIR_KEYS = ("teacher", "student", "assistant", "method", "dataset", "scheme", "experiment")
+
+
+def check_pairs(job_cfg: DictConfig) -> None:
+    """Architecture/dataset/method compatibility, on the dataset's static facts: before any data work
+    and before Hydra creates a run folder. Imports torch, so it runs after every torch-free check."""
+    from kdrun.schemes.context import check_before_data
+
+    check_before_data(job_cfg)
+
+
 def parse_overrides(overrides: list[str]) -> list:
     try:
         return OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:
-        raise KdrunError(f"cannot parse the command line: {_one_line(e)}") from None
+        raise KdrunError(f"cannot parse the command line: {one_line(e, limit=None, lines=2)}") from None
 
 
 def _first_value(o) -> str:
@@ -172,22 +190,37 @@ def _unknown_option(key: str, value: str, options: list[str]) -> KdrunError:
     # hundreds of presets: name the closest ones and where the full list is
     close = difflib.get_close_matches(value, options, n=5, cutoff=0.5)
     hint = f"closest: {', '.join(close)}; " if close else ""
-    return KdrunError(f"{key}={value} is not valid (no such {key}); {hint}all {len(options)} choices: kdrun --help")
+    return KdrunError(f"{key}={value} is not valid (no such {key}); {did_you_mean(value, options)}{hint}"
+                      f"all {len(options)} choices: kdrun --list presets")
 
 
 def compose_checked(overrides: list[str]) -> DictConfig:
     try:
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except MissingConfigException as e:
-        raise KdrunError(_one_line(e)) from None
+        raise KdrunError(one_line(e, limit=None, lines=2)) from None
     except (HydraException, OmegaConfBaseException) as e:
-        raise KdrunError(_one_line(e)) from None
+        unknown = re.search(r"Could not override '([^']+)'", str(e))
+        message = _unknown_key(unknown.group(1), overrides) if unknown else one_line(e, limit=None, lines=2)
+        raise KdrunError(message) from None
 
 
-def _one_line(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    text = " ".join(lines[:2]) if lines else type(e).__name__
-    return text.replace("\t", " ")
+def _unknown_key(key: str, overrides: list[str]) -> str:
+    """``distill.alhpa=0.5``: name the key, the closest existing one, and the keys beside it."""
+    rest = [o for o in overrides if o.split("=")[0] != key]
+    parent = key.rpartition(".")[0]
+    try:
+        cfg = compose(config_name="config", overrides=rest, return_hydra_config=True)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except (HydraException, OmegaConfBaseException):
+        node = None
+    hint = f"to add a new key, write +{key}=..."
+    if not isinstance(node, DictConfig):
+        return f"{key} is not a config key; {hint}"
+    keys = [str(k) for k in node if str(k) != "hydra"]
+    where = f"keys of {parent}" if parent else "top-level keys"
+    dotted = [f"{parent}.{k}" if parent else k for k in keys]
+    return f"{key} is not a config key; {did_you_mean(key, dotted)}{where}: {', '.join(sorted(keys))}; {hint}"
 
 
 def check_run_dir(run_dir: Path, job_cfg: DictConfig) -> None:
@@ -201,13 +234,3 @@ def check_run_dir(run_dir: Path, job_cfg: DictConfig) -> None:
     if diff:
         raise KdrunError(f"hydra.run.dir={run_dir} holds a run with a different config (differs in: "
                          f"{', '.join(diff[:5])}); resume it with the same options or choose a new hydra.run.dir")
-
-
-def config_differences(a, b, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two plain config containers."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in set(a) | set(b):
-            out += config_differences(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]

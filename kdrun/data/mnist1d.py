@@ -23,7 +23,7 @@ import torch
 
 from kdrun.data.base import DataBundle, DataInfo, TensorData
 from kdrun.data.loaders import mix_seed
-from kdrun.report.files import atomic_path
+from kdrun.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import torch
 
 from kdrun.distributed.state import broadcast_object, is_main
 from kdrun.engine.finite import first_non_finite, floating_tensors
-from kdrun.report.files import atomic_path, write_json_atomic
+from kdrun.io import atomic_path, write_json_atomic
 
 log = logging.getLogger("kdrun")
 

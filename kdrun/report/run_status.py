@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from kdrun.errors import KdrunError
-from kdrun.report.files import RESULTS_FILE, write_json_atomic
+from kdrun.io import write_json_atomic
+from kdrun.report.files import RESULTS_FILE
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

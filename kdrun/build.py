@@ -13,18 +13,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
-from kdrun.config_store import RESERVED_MODEL_KEYS
 from kdrun.data.base import DataBundle, DataInfo
-from kdrun.data.files import one_line
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
 from kdrun.engine.speed import resolve_amp
+from kdrun.engine.stage import OptimSettings
 from kdrun.errors import KdrunError
-from kdrun.methods.base import Method, MethodContext
+from kdrun.io import one_line
+from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.models.registry import create_model, list_models, model_spec
-from kdrun.schemes.distill_task import LossWeights
-from kdrun.schemes.stage import OptimSettings
+from kdrun.models.registry import RESERVED_MODEL_KEYS, create_model, list_models, model_spec
+from kdrun.quant.measure import MeasureSettings
 
 
 def _instantiate(node: Any, **kwargs: Any) -> Any:
@@ -121,29 +120,28 @@ def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSetting
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
-def teacher_checkpoint(cfg: DictConfig) -> str | None:
-    """``teacher.checkpoint``, else the teacher's file in ``teachers_dir`` (mdistiller's layout), else None."""
-    if cfg.teacher.get("checkpoint"):
-        return str(cfg.teacher.checkpoint)
-    if cfg.get("teachers_dir"):
-        from kdrun.benchmarks.teachers import archived_teacher
-
-        return str(archived_teacher(cfg.teachers_dir, cfg.teacher.arch))
-    return None
+def measure_settings(cfg: DictConfig) -> MeasureSettings:
+    """The ``measure`` node: how deployed models are sized and timed."""
+    node = OmegaConf.to_container(cfg.measure, resolve=True)
+    return MeasureSettings(**{**node, "batch_sizes": tuple(node["batch_sizes"])})
 
 
 def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: float | None = None,
-                         seed: int | None = None) -> str:
+                         seed: int | None = None, data_fingerprint: str | None = None) -> str:
     """Identify a cross-entropy-trained model: same architecture, data, recipe and seed -> same weights.
-    ``seed`` is the model's own seed when a scheme trains several copies (default: ``cfg.seed``)."""
+    ``seed`` is the model's own seed when a scheme trains several copies (default: ``cfg.seed``).
+    ``data_fingerprint``: the root and file list of a dataset read from the user's own files
+    (:attr:`DataBundle.fingerprint`); a published dataset is the same wherever it is stored."""
     seed = cfg.seed if seed is None else seed
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
-               if k not in ("root", "download")}
+               if k not in ("root", "download", "verify")}
     # how batches are made and whether the step is compiled don't change what is computed
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                if k not in ("num_workers", "loader", "compile")}
     trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
+    amp = resolve_amp(cfg.device.amp, resolve_device(cfg.device))  # what the run computes in ("auto" is not)
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
-                       "seed": seed, "amp": resolve_amp(cfg.device.amp, resolve_device(cfg.device)), "format": 1}, sort_keys=True)
+                       "seed": seed, "amp": amp, "files": data_fingerprint, "format": 2},
+                      sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
     return f"{node.arch}-{data_name}-seed{seed}-{digest}"

@@ -12,17 +12,18 @@ import torch
 from test_data import write_cifar10, write_png_tree
 from torchvision.datasets import CIFAR10
 
-from kdrun.data.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR10Files, cifar_transforms, load_cifar10
+from kdrun.data.cifar import CIFAR10Files, CIFAR10_MEAN, CIFAR10_STD, cifar_transforms, load_cifar10
 from kdrun.data.loaders import make_loader
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import folder_transfer, pair_with_transfer
 from kdrun.engine.fit import EngineEnv, fit
 from kdrun.engine.progress import ProgressReporter
+from kdrun.engine.stage import OptimSettings, Stage
+from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import KD
 from kdrun.models.registry import create_model
 from kdrun.report.writer import RunWriter
-from kdrun.schemes.distill_task import DistillTask, LossWeights
-from kdrun.schemes.stage import OptimSettings, Stage
+from kdrun.schemes.distill_task import DistillTask
 
 BATCH = 8
 
@@ -78,7 +79,7 @@ def unaugmented(root) -> CIFAR10:
 @pytest.mark.parametrize("mix", [None, "mixup", "cutmix"])
 def test_teacher_and_student_see_the_same_augmented_view(tmp_path, mix):
     write_cifar10(tmp_path / "data")
-    data = load_cifar10(str(tmp_path / "data"))
+    data = load_cifar10(str(tmp_path / "data"), verify=False)
     steps = distil(tmp_path, data, None, mix)
     assert len(steps) == 2 * 3  # 20 images, batches of 8: 3 steps per epoch
 
@@ -101,7 +102,7 @@ def test_teacher_and_student_see_the_same_augmented_view(tmp_path, mix):
 def test_teacher_and_student_see_the_same_augmented_transfer_view(tmp_path, mix):
     write_cifar10(tmp_path / "data")
     write_png_tree(tmp_path / "unlabeled", {"a": ["x"]}, per_class=12, size=(32, 32))
-    data = load_cifar10(str(tmp_path / "data"))
+    data = load_cifar10(str(tmp_path / "data"), verify=False)
     transfer = folder_transfer(str(tmp_path / "unlabeled"), data, 0)
     steps = distil(tmp_path, data, transfer, mix)
 

@@ -17,7 +17,7 @@ from kdrun.engine.compile import compile_step
 from kdrun.engine.speed import parallel_processes, resolve_amp, resolve_channels_last, threads_for
 from kdrun.errors import KdrunError
 from kdrun.models.registry import create_model
-from kdrun.schemes.task import Frozen
+from kdrun.engine.task import Frozen
 from tests.test_data import write_cifar100
 
 CPU = torch.device("cpu")

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 from kdrun.distributed.state import is_main
-from kdrun.distributed.wrap import average_buffers, data_parallel
-from kdrun.engine.checkpoint import load_checkpoint, save_atomic
+from kdrun.engine.data_parallel import average_buffers, data_parallel
+from kdrun.engine.finite import NonFiniteError, check_weights
 from kdrun.engine.compile import compile_step, decompile
 from kdrun.engine.loop import autocast, evaluate, to_batch, train_one_epoch
 from kdrun.engine.progress import ProgressReporter
-from kdrun.schemes.stage import Stage
+from kdrun.engine.stage import Stage
+from kdrun.io import load_checkpoint, save_atomic
 
 
 class MetricsSink(Protocol):
@@ -103,7 +104,10 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
     try:
         for epoch in range(state["epoch"] + 1, stage.epochs + 1):
-            _run_epoch(stage, env, task, step_module, train_loader, optimizer, scheduler, scaler, state, epoch)
+            try:
+                _run_epoch(stage, env, task, step_module, train_loader, optimizer, scheduler, scaler, state, epoch)
+            except NonFiniteError as e:  # raised before this epoch's checkpoint: last.pt stays the last good one
+                raise e.in_stage(stage.name, str(last_path) if last_path.exists() else "") from None
             if is_main():  # every rank holds the same weights; one writes them
                 _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir)
             env.sink.log_epoch(stage.name, epoch, state["history"][-1])
@@ -126,6 +130,7 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
     train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, amp, epoch, stage.epochs,
                             env.reporter)
     scheduler.step()
+    check_weights(task, epoch)
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank
     vals = {name: evaluate(m, env.test_loader, env.device, amp) for name, m in task.eval_models.items()}
     val = next(iter(vals.values()))  # the stage's own model (task.eval_model)

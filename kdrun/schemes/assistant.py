@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from kdrun.engine.stage import Stage
 from kdrun.errors import KdrunError
 from kdrun.models.registry import model_spec
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.requires import needed
-from kdrun.schemes.stage import Stage
 
 STAGES = ("teacher", "baseline", "assistant", "distilled")
 REQUIRES = {"assistant": ("teacher",), "distilled": ("assistant",)}

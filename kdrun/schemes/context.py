@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
-from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings,
-                         supervised_cache_key, teacher_checkpoint)
+from kdrun.benchmarks.teachers import teacher_checkpoint
+from kdrun.build import build_method, build_mix, build_model, loss_weights, optim_settings, supervised_cache_key
 from kdrun.data.base import DataBundle
+from kdrun.data.static_info import static_info
+from kdrun.engine.stage import Stage
+from kdrun.engine.task import SupervisedTask
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.distill_task import DistillTask, InitTask
-from kdrun.schemes.stage import Stage
-from kdrun.schemes.task import SupervisedTask
+from kdrun.schemes.select import SampleSelection, refuse_features, selection_from
 
 log = logging.getLogger("kdrun")
 
@@ -25,12 +29,13 @@ log = logging.getLogger("kdrun")
 class SchemeContext:
     cfg: DictConfig
     data: DataBundle
-    stage_outcomes: dict = field(default_factory=dict)  # filled by the pipeline as stages finish
 
-    def check_pair(self) -> None:
+    def check_pair(self, on_meta: bool = False) -> None:
         """Build teacher, student and method once before any stage runs: incompatible architectures,
-        datasets and methods fail here, in one line, before the first batch."""
-        teacher, student = self.model("teacher"), self.model("student")
+        datasets and methods fail here, in one line, before the first batch. ``on_meta`` builds the
+        models without memory or initialization (the method only reads their static feature info)."""
+        with torch.device("meta") if on_meta else nullcontext():
+            teacher, student = self.model("teacher"), self.model("student")
         self.method(student, teacher)
 
     def model(self, key: str, seed_offset: int = 0, node: DictConfig | None = None) -> KDModel:
@@ -51,7 +56,16 @@ class SchemeContext:
         ctx = MethodContext(student.feature_info, teacher.feature_info, self.data.info, self.data.train_targets,
                             student_arch=student_arch or self.cfg.student.arch,
                             teacher_arch=teacher_arch or self.cfg.teacher.arch, weights=loss_weights(self.cfg))
-        return build_method(self.cfg, ctx)
+        method = build_method(self.cfg, ctx)
+        if self.selection() is not None and method.has_terms and self.cfg.distill.beta > 0:
+            needs = method.needs
+            refuse_features(self.cfg.method.name, needs.features or needs.preact or needs.sample_index)
+        return method
+
+    def selection(self) -> SampleSelection | None:
+        """``distill.select``: the samples the distillation terms use (None: all of them)."""
+        node = self.cfg.distill.get("select")
+        return selection_from(None if node is None else OmegaConf.to_container(node, resolve=True))
 
     def supervised_stage(self, name: str, role: str, key: str, model: KDModel, node: DictConfig | None = None,
                          seed_offset: int = 0, loads_checkpoint: bool | None = None) -> Stage:
@@ -64,7 +78,8 @@ class SchemeContext:
         stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
                       optim_settings(self.cfg.trainer, lr),
                       cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
-                                                     seed=self.cfg.seed + seed_offset))
+                                                     seed=self.cfg.seed + seed_offset,
+                                                     data_fingerprint=self.data.fingerprint))
         loads = key == "teacher" if loads_checkpoint is None else loads_checkpoint
         checkpoint = None
         if loads:
@@ -77,7 +92,8 @@ class SchemeContext:
     def distill_stage(self, name: str, role: str, student: KDModel, teacher: KDModel, method: Method,
                       epochs: int | None = None, arch: str | None = None) -> Stage:
         """Distillation of ``student`` from ``teacher``; distillation terms on the transfer set when one is set."""
-        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill))
+        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill),
+                           select=self.selection())
         uses_transfer = self.data.transfer is not None and task.uses_distill_view
         if self.data.transfer is not None and task.labeled_method:
             log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "
@@ -116,3 +132,19 @@ class SchemeContext:
     def example_input(self, n: int = 2) -> torch.Tensor:
         """``n`` real test inputs: what models are traced with (export) and sized by."""
         return torch.stack([self.data.test[i][0] for i in range(n)])
+
+
+def check_before_data(cfg: DictConfig) -> None:
+    """The architecture/dataset/method checks of :meth:`SchemeContext.check_pair`, run against the
+    dataset's static facts (kdrun/data/static_info.py) before anything is read, generated or downloaded.
+    A dataset kdrun cannot describe without loading it is checked later, once loaded."""
+    try:
+        info = static_info(OmegaConf.to_container(cfg.dataset, resolve=True))
+    except MissingMandatoryValue:
+        return  # e.g. dataset=imagefolder without dataset.root: the builder says what is missing
+    if info is None:
+        return
+    # labels only size CRD's memory banks and its negative sampling: any balanced stand-in does
+    targets = torch.arange(max(info.num_train, info.num_classes)) % info.num_classes
+    SchemeContext(cfg, DataBundle(info, None, None, targets)).check_pair(on_meta=True)
+

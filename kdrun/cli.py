@@ -9,7 +9,9 @@ command finds its earlier jobs again: :func:`hydra_app` skips those that complet
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import sys
 from importlib import resources
@@ -18,15 +20,19 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, read_write
 
+from kdrun.benchmark_default import apply_benchmark_default
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
 from kdrun.preflight import passes_through, parse_overrides, preflight
+from kdrun.run_lock import reserve_run_dir, run_dir_lock
 from kdrun.sweeps import is_multirun, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
+_new_parents: list[Path] = []  # the folders above it that do not exist yet
+PRINTS_CONFIG = ("-c", "--cfg", "-p", "--package", "--resolve", "--info", "-i")
 
 
 def config_dir() -> str:
@@ -47,13 +53,28 @@ def fail(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def hydra_app(cfg: DictConfig) -> float | None:
-    from kdrun.distributed.launch import run_data_parallel
-    from kdrun.pipeline import run
-    from kdrun.report.run_status import completed_results
+    from kdrun.distributed.state import is_main
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    with contextlib.ExitStack() as held:
+        try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
+            if is_main():
+                held.enter_context(run_dir_lock(run_dir))
+        except KdrunError as e:  # the folder is another process's: leave everything in it alone
+            fail(str(e))
+            if multirun:
+                return None
+            sys.exit(2)
+        return _run_job(cfg, run_dir, multirun)
+
+
+def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
+    from kdrun.distributed.launch import run_data_parallel
+    from kdrun.pipeline import run
+    from kdrun.report.run_status import completed_results
+
     results = completed_results(run_dir)
     if results is not None:
         _skip(run_dir, results, multirun)
@@ -68,9 +89,17 @@ def hydra_app(cfg: DictConfig) -> float | None:
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
         except KeyboardInterrupt:
+            mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
             fail(f"interrupted; to resume, {again}")
             sys.exit(130)
+        except OSError as e:  # a write kdrun does not wrap itself (a library's file): still one line
+            message = f"{e.strerror or type(e).__name__}: {e.filename}" if e.filename else f"{type(e).__name__}: {e}"
+            fail(f"could not complete the run ({message}); what was written before is kept")
+            mark_failed(run_dir, message)
+            if multirun:
+                return None
+            sys.exit(1)
         except Exception as e:
             mark_failed(run_dir, f"{type(e).__name__}: {e}")
             if not multirun:
@@ -84,11 +113,15 @@ def hydra_app(cfg: DictConfig) -> float | None:
 
 
 def mark_failed(run_dir: Path, error: str) -> None:
+    mark_status(run_dir, "failed", error)
+
+
+def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
     from kdrun.distributed.state import is_main
-    from kdrun.report.run_status import mark_failed as mark
+    from kdrun.report.run_status import mark
 
     if is_main():  # data-parallel: rank 0 (or the process that spawned the ranks) owns results.json
-        mark(run_dir, error)
+        mark(run_dir, status, error)
 
 
 def discard_if_nothing_ran(run_dir: Path, error: str) -> None:
@@ -99,27 +132,44 @@ def discard_if_nothing_ran(run_dir: Path, error: str) -> None:
         return
     if _new_run_dir is not None and run_dir.resolve() == _new_run_dir and not (run_dir / "checkpoints").exists():
         shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_empty_parents(run_dir.resolve())
     else:
         mark_failed(run_dir, error)
+
+
+def _remove_empty_parents(run_dir: Path) -> None:
+    """Folders above the run folder that this invocation created (``outputs/runs/``), if left empty."""
+    parent = run_dir.parent
+    while _new_parents and parent in _new_parents:
+        try:
+            parent.rmdir()  # only if empty: a concurrent run's folder stays
+        except OSError:
+            return
+        parent = parent.parent
 
 
 def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
     log.info("%s: completed before, skipping (delete its results.json to run it again)", run_dir)
     if not multirun:
         from kdrun.logs import output
-        from kdrun.report.table import rich_table, table_rows
+        from kdrun.report.table import rich_table, table_rows, table_title
 
-        output().print(rich_table(table_rows(results), title=f"kdrun: {run_dir} (completed before)"))
+        output().print(rich_table(table_rows(results), title=table_title(results) + " (completed before)"))
+        output().print(f"full table (every column, footnotes): {run_dir / 'table.md'}", highlight=False,
+                       soft_wrap=True)
 
 
 def main() -> None:
     args = sys.argv[1:]
+    if args and args[0].split("=")[0] == "--list":
+        _print_listing(args)
+        return
     if passes_through(args):  # --help, --cfg job, ...: Hydra answers, nothing runs
+        sys.argv = [sys.argv[0], *_printed_config_args(args)]
         hydra_app()
         return
     try:
-        args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
-        cfg = preflight(CONFIG_DIR, args)
+        args, cfg = checked_arguments(args)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -129,15 +179,60 @@ def main() -> None:
     _exit_if_jobs_failed()
 
 
+def checked_arguments(args: list[str]) -> tuple[list[str], DictConfig]:
+    """The command line as Hydra will get it (the headline rule, a sweep's stable folders) and the
+    composed, checked config of its (first) job. Raises KdrunError; creates nothing."""
+    args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
+    args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
+    return args, preflight(CONFIG_DIR, args)
+
+
+def _print_listing(args: list[str]) -> None:
+    """``kdrun --list [category]`` / ``--list=category``: one line per choice, then exit."""
+    from kdrun.listing import listing
+
+    category = args[0].split("=", 1)[1] if "=" in args[0] else (args[1] if len(args) > 1 else None)
+    try:
+        text = listing(category, CONFIG_DIR)
+    except KdrunError as e:
+        fail(str(e))
+        sys.exit(2)
+    print(text, end="")
+
+
+def _printed_config_args(args: list[str]) -> list[str]:
+    """``--cfg job`` and friends print the config the same command would run (the headline rule applied)."""
+    if not any(a.split("=")[0] in PRINTS_CONFIG for a in args):
+        return args
+    try:
+        return apply_benchmark_default(args, parse_overrides([a for a in args if "=" in a and not a.startswith("-")]))
+    except KdrunError:
+        return args  # Hydra reports the bad override itself
+
+
 def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:
     """A single run that creates its directory: remember it (see discard_if_nothing_ran) and pin it,
     as Hydra would otherwise evaluate the start time in its name again a moment later."""
     global _new_run_dir
     run_dir = Path(str(cfg.hydra.run.dir))
-    if is_multirun(args) or run_dir.exists():
+    if is_multirun(args):
+        return args
+    pinned = any(a.startswith("hydra.run.dir=") for a in args)
+    if cfg.get("name") is None and not pinned:  # an automatic name: reserve a folder no other process shares
+        from kdrun.distributed.launch import started_by_torchrun
+
+        if started_by_torchrun() and os.environ.get("RANK", "0") != "0":
+            return args  # rank 0 reserves it; _join_torchrun hands its name to every rank
+        _new_parents.extend(p for p in run_dir.resolve().parents if not p.exists())
+        _new_run_dir = reserve_run_dir(run_dir).resolve()
+        with read_write(cfg):
+            cfg.hydra.run.dir = str(_new_run_dir)
+        return [*args, f"hydra.run.dir={quote(str(_new_run_dir))}"]
+    if run_dir.exists():
         return args
     _new_run_dir = run_dir.resolve()
-    if any(a.startswith("hydra.run.dir=") for a in args):
+    _new_parents.extend(p for p in _new_run_dir.parents if not p.exists())
+    if pinned:
         return args
     return [*args, f"hydra.run.dir={quote(str(_new_run_dir))}"]
 

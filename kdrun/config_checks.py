@@ -22,6 +22,8 @@ SELECT_RANKED = ("student_ce", "teacher_confidence")  # the criteria that take a
 
 
 def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
+    if not 0 <= cfg.seed < 2**63:
+        raise KdrunError(f"seed={cfg.seed} must be an integer from 0 to 2^63-1")
     _check_distill(cfg.distill)
     _check_select(cfg)
     for key in ("teacher", "student"):

@@ -22,6 +22,7 @@ from kdrun.engine.cache import StageCache
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.runner import run_and_record
+from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.run_end import finish_run
 from kdrun.report.writer import RunWriter
@@ -79,7 +80,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     device = local_device(resolve_device(cfg.device))
     if is_main():  # data-parallel: rank 0 writes, the others compute
         run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # .hydra/config.yaml keeps interpolations
+        try:
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # .hydra/config.yaml keeps interpolations
+        except OSError as e:
+            raise write_error(run_dir / "config.yaml", "the resolved config", e) from None
     log.info("data: preparing dataset=%s (a first use downloads or generates it)", _dataset_choice(cfg))
     t0 = time.monotonic()
     with main_process_first():  # data-parallel: one rank downloads or generates, the others then read

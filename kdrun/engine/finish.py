@@ -99,7 +99,7 @@ def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: 
         target["size_bytes"] = weights_bytes(state)
         if settings.enabled:
             target["latency"] = latency(model, inputs, settings, compiled)
-    write_json_atomic(path, {"key": key, "record": record})
+    write_json_atomic(path, {"key": key, "record": record}, "the measurements")
     return record
 
 

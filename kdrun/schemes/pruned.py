@@ -24,6 +24,7 @@ from kdrun.build import optim_settings
 from kdrun.engine.finish import Deployment, evaluate_alone
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.stage import Stage
+from kdrun.io import atomic_path
 from kdrun.methods.base import LossWeights, MethodContext
 from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
@@ -58,11 +59,8 @@ def sparsity(model: nn.Module) -> float:
 
 def save_compressed(state: dict[str, torch.Tensor], path: Path) -> int:
     """``state`` saved with torch.save into a gzip file (level 9); returns its size in bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with gzip.open(tmp, "wb", compresslevel=9) as f:
+    with atomic_path(path, "the pruned model") as tmp, gzip.open(tmp, "wb", compresslevel=9) as f:
         torch.save({k: v.detach().cpu() for k, v in state.items()}, f)
-    tmp.replace(path)
     return path.stat().st_size
 
 

@@ -217,7 +217,9 @@ def table_title(results: dict[str, Any], prefix: str = "kdrun") -> str:
     student = next((stages[k].get("arch") for k in ("distilled", "baseline") if k in stages),
                    next((s.get("arch") for s in stages.values() if s.get("role") != "teacher"), None))
     pair = " → ".join(a for a in (teacher, student) if a)
-    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None]
+    scheme = results.get("scheme")
+    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None,
+             f"scheme={scheme}" if scheme and scheme != "offline" else None]
     return f"{prefix}: " + ", ".join(p for p in parts if p)
 
 

@@ -25,7 +25,7 @@ from kdrun.report.run_end import finish_run
 from kdrun.report.table import rich_table, table_rows, write_tables
 from kdrun.report.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.registry import SCHEMES, scheme_name
+from kdrun.schemes.registry import scheme_from_config
 
 log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
@@ -82,14 +82,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     writer = RunWriter(run_dir, enabled=is_main())
     env = make_env(cfg, data, device, run_dir, writer)
     cache = StageCache(cfg.paths.cache)
+    scheme = scheme_from_config(cfg)
     ctx = SchemeContext(cfg, data)
-    ctx.check_pair()
+    ctx.check_pairs(scheme.pairs(cfg), scheme.name)
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
-               "method": cfg.method.name, "scheme": scheme_name(cfg), "distill": OmegaConf.to_container(cfg.distill),
-               "versions": library_versions(), "cpu": platform.processor() or platform.machine(), "stages": {}}
+               "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
+               "versions": library_versions(), "cpu": platform.processor() or platform.machine(),
+               "primary_stage": scheme.primary, "reference_stage": scheme.reference, "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
-    for stage in SCHEMES[scheme_name(cfg)](ctx):
+    for stage in scheme.stages(ctx):
         results["stages"][stage.name] = run_and_record(stage, env, cache, settings)
         writer.write_results(results)
     results["status"] = "completed"

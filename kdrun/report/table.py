@@ -17,6 +17,7 @@ from rich.table import Table
 
 from kdrun.io import write_text_atomic
 from kdrun.report.files import TABLE_CSV, TABLE_MD
+from kdrun.report.jobs import reference_stage
 
 FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "delta_vs_baseline", "params", "size_bytes",
           "size_vs_teacher", "eager_ms_b1", "eager_ms_full", "compiled_ms_b1", "compiled_ms_full", "full_batch",
@@ -131,13 +132,14 @@ def _stage_entries(results: dict[str, Any]) -> list[tuple[str, dict, dict]]:
 def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for every stage shown in the table, with differences computed from the recorded numbers."""
     entries = _stage_entries(results)
-    base = results.get("stages", {}).get("baseline", {}).get("last_top1")
+    reference = reference_stage(results)
+    base = results.get("stages", {}).get(reference, {}).get("last_top1")
     rows = []
     for name, r, _ in entries:
         top1 = r.get("last_top1")
         rows.append({"stage": name, "arch": r.get("arch", ""), "method": r.get("method", ""),
                      "precision": r.get("precision", "fp32"), "top1": top1, "best_top1": r.get("best_top1"),
-                     "delta_vs_baseline": None if base is None or top1 is None or name == "baseline" else top1 - base,
+                     "delta_vs_baseline": None if base is None or top1 is None or name == reference else top1 - base,
                      "params": r.get("params"), "size_bytes": r.get("size_bytes"), "time_s": r.get("wall_time"),
                      "role": r.get("role"), "float_reference": r.get("float_reference"), "note": _note(r),
                      **_latencies(r)})

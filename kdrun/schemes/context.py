@@ -7,15 +7,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.build import build_method, build_mix, build_model, loss_weights, optim_settings, supervised_cache_key
 from kdrun.data.base import DataBundle
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
+from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
+from kdrun.schemes.base import Pair
 from kdrun.schemes.distill_task import DistillTask, InitTask
 
 log = logging.getLogger("kdrun")
@@ -26,11 +28,24 @@ class SchemeContext:
     cfg: DictConfig
     data: DataBundle
 
-    def check_pair(self) -> None:
-        """Build teacher, student and method once before any stage runs: incompatible architectures,
-        datasets and methods fail here, in one line, before the first batch."""
-        teacher, student = self.model("teacher"), self.model("student")
-        self.method(student, teacher)
+    def check_pairs(self, pairs: list[Pair], scheme: str) -> None:
+        """Build every teacher -> student pair the scheme will distil, and the method on it, before any stage
+        runs: incompatible architectures, datasets and methods fail here, in one line, before the first batch."""
+        for pair in pairs:
+            teacher = self.model(pair.teacher, node=self.node(pair.teacher))
+            student = self.model(pair.student, node=self.node(pair.student))
+            teacher_arch = "ensemble" if pair.logits_only else self.node(pair.teacher).arch
+            method = self.method(student, teacher, self.node(pair.student).arch, teacher_arch)
+            uses_features = method.has_terms and self.cfg.distill.beta > 0 and (method.needs.features or
+                                                                                 method.needs.preact)
+            if pair.logits_only and uses_features:
+                raise KdrunError(f"method={self.cfg.method.name} needs the teacher's features, but scheme={scheme} "
+                                 f"gives only averaged soft targets; use a logit method (e.g. method=kd) or "
+                                 f"distill.beta=0")
+
+    def node(self, key: str) -> DictConfig:
+        """The model node at ``key`` (``teacher``, ``assistant``, ``scheme.teachers[0]``, ...)."""
+        return OmegaConf.select(self.cfg, key)
 
     def model(self, key: str, seed_offset: int = 0, node: DictConfig | None = None) -> KDModel:
         """A fresh model from config node ``key`` (or ``node``, reported as ``key``); same seed -> same
@@ -45,7 +60,7 @@ class SchemeContext:
 
     def method(self, student: KDModel, teacher: KDModel, student_arch: str | None = None,
                teacher_arch: str | None = None) -> Method:
-        """Build the method for this pair (``pipeline`` calls :meth:`check_pair` first, so a pair the
+        """Build the method for this pair (``pipeline`` calls :meth:`check_pairs` first, so a pair the
         method cannot serve fails before anything trains)."""
         ctx = MethodContext(student.feature_info, teacher.feature_info, self.data.info, self.data.train_targets,
                             student_arch=student_arch or self.cfg.student.arch,

@@ -20,12 +20,11 @@ def console() -> Console:
 
 
 def output() -> Console:
-    """Where results (tables) go: stdout, wide enough for the table when it is a file or a pipe."""
+    """Where results (tables) go: stdout, as wide as the terminal (``COLUMNS`` when set; 80 for a pipe
+    or a file). The tables printed here fit 80 columns; table.md has every column."""
     global _out
     if _out is None:
         _out = Console()
-        if not _out.is_terminal:
-            _out = Console(width=220)
     return _out
 
 

@@ -123,10 +123,16 @@ class RunWriter:
             write_json_atomic(self.run_dir / RESULTS_FILE, results)
 
 
+# train_* entries of a task's terms that are not losses: the share of samples distilled (distill.select)
+NOT_LOSSES = ("train_selected",)
+
+
 def _add_epoch_scalars(tb: Any, stage: str, epoch: int, metrics: dict[str, Any]) -> None:
     """One epoch's record as scalars: ``<stage>/loss/<term>``, ``<stage>/top1/{train,val}``, ..."""
     for key, value in metrics.items():
-        if key.startswith("train_") and key != "train_top1":
+        if key in NOT_LOSSES:
+            tb.add_scalar(f"{stage}/{key[len('train_'):]}", value, epoch)
+        elif key.startswith("train_") and key != "train_top1":
             tb.add_scalar(f"{stage}/loss/{key[len('train_'):]}", value, epoch)
     if "train_top1" in metrics:  # a deployed model's record (int8) is evaluated, not trained
         tb.add_scalar(f"{stage}/top1/train", metrics["train_top1"], epoch)

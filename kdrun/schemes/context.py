@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
@@ -19,6 +20,7 @@ from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.base import Pair
 from kdrun.schemes.distill_task import DistillTask, InitTask
+from kdrun.schemes.select import SampleSelection, refuse_features, selection_from
 
 log = logging.getLogger("kdrun")
 
@@ -28,12 +30,15 @@ class SchemeContext:
     cfg: DictConfig
     data: DataBundle
 
-    def check_pairs(self, pairs: list[Pair], scheme: str) -> None:
+    def check_pairs(self, pairs: list[Pair], scheme: str, on_meta: bool = False) -> None:
         """Build every teacher -> student pair the scheme will distil, and the method on it, before any stage
-        runs: incompatible architectures, datasets and methods fail here, in one line, before the first batch."""
+        runs: incompatible architectures, datasets and methods fail here, in one line, before the first batch.
+        ``on_meta`` builds the models without memory or initialization (the method only reads their static
+        feature info)."""
         for pair in pairs:
-            teacher = self.model(pair.teacher, node=self.node(pair.teacher))
-            student = self.model(pair.student, node=self.node(pair.student))
+            with torch.device("meta") if on_meta else nullcontext():
+                teacher = self.model(pair.teacher, node=self.node(pair.teacher))
+                student = self.model(pair.student, node=self.node(pair.student))
             teacher_arch = "ensemble" if pair.logits_only else self.node(pair.teacher).arch
             method = self.method(student, teacher, self.node(pair.student).arch, teacher_arch)
             uses_features = method.has_terms and self.cfg.distill.beta > 0 and (method.needs.features or
@@ -65,7 +70,16 @@ class SchemeContext:
         ctx = MethodContext(student.feature_info, teacher.feature_info, self.data.info, self.data.train_targets,
                             student_arch=student_arch or self.cfg.student.arch,
                             teacher_arch=teacher_arch or self.cfg.teacher.arch, weights=loss_weights(self.cfg))
-        return build_method(self.cfg, ctx)
+        method = build_method(self.cfg, ctx)
+        if self.selection() is not None and method.has_terms and self.cfg.distill.beta > 0:
+            needs = method.needs
+            refuse_features(self.cfg.method.name, needs.features or needs.preact or needs.sample_index)
+        return method
+
+    def selection(self) -> SampleSelection | None:
+        """``distill.select``: the samples the distillation terms use (None: all of them)."""
+        node = self.cfg.distill.get("select")
+        return selection_from(None if node is None else OmegaConf.to_container(node, resolve=True))
 
     def supervised_stage(self, name: str, role: str, key: str, model: KDModel, node: DictConfig | None = None,
                          seed_offset: int = 0, loads_checkpoint: bool | None = None) -> Stage:
@@ -91,7 +105,8 @@ class SchemeContext:
     def distill_stage(self, name: str, role: str, student: KDModel, teacher: KDModel, method: Method,
                       epochs: int | None = None, arch: str | None = None) -> Stage:
         """Distillation of ``student`` from ``teacher``; distillation terms on the transfer set when one is set."""
-        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill))
+        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill),
+                           select=self.selection())
         uses_transfer = self.data.transfer is not None and task.uses_distill_view
         if self.data.transfer is not None and task.labeled_method:
             log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "
@@ -130,3 +145,4 @@ class SchemeContext:
     def example_input(self, n: int = 2) -> torch.Tensor:
         """``n`` real test inputs: what models are traced with (export) and sized by."""
         return torch.stack([self.data.test[i][0] for i in range(n)])
+

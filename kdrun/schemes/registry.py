@@ -10,6 +10,7 @@ from __future__ import annotations
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from kdrun.errors import KdrunError
 from kdrun.io import one_line
@@ -53,3 +54,26 @@ def check_scheme(cfg: DictConfig) -> Scheme:
     scheme = scheme_from_config(cfg)
     scheme.check(cfg)
     return scheme
+
+
+def check_before_data(cfg: DictConfig) -> None:
+    """The architecture/dataset/method checks of :meth:`SchemeContext.check_pairs`, run against the
+    dataset's static facts (kdrun/data/static_info.py) before anything is read, generated or downloaded.
+    A dataset kdrun cannot describe without loading it is checked later, once loaded. Imports torch
+    (the models are built on the meta device), so preflight runs it after every torch-free check."""
+    import torch
+
+    from kdrun.data.base import DataBundle
+    from kdrun.data.static_info import static_info
+    from kdrun.schemes.context import SchemeContext
+
+    try:
+        info = static_info(OmegaConf.to_container(cfg.dataset, resolve=True))
+    except MissingMandatoryValue:
+        return  # e.g. dataset=imagefolder without dataset.root: the builder says what is missing
+    if info is None:
+        return
+    # labels only size CRD's memory banks and its negative sampling: any balanced stand-in does
+    targets = torch.arange(max(info.num_train, info.num_classes)) % info.num_classes
+    scheme = scheme_from_config(cfg)
+    SchemeContext(cfg, DataBundle(info, None, None, targets)).check_pairs(scheme.pairs(cfg), scheme.name, on_meta=True)

@@ -40,7 +40,9 @@ def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: st
     example = ctx.example_input()
     reduce_range = reduced_range(q)
     model = prepare_qat(student, example, reduce_range)
-    stage = kd_finetune_stage(ctx, name, "quantized", "kd+qat", model, student, teacher, q, mixed_precision=False)
+    # the row names how its student was distilled (rkd+qat: the RKD student, then QAT with CE + KD)
+    stage = kd_finetune_stage(ctx, name, "quantized", f"{ctx.cfg.method.name}+qat", model, student, teacher, q,
+                              mixed_precision=False)
     stage.info.update(precision="int8", quantizer=QUANTIZER, activation_bits=7 if reduce_range else 8)
     stage.deploy = partial(int8_deployment, model, example, name)
     return stage
@@ -51,7 +53,7 @@ def ptq_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized_ptq")
     q = ctx.cfg.quant
     model = copy.deepcopy(student)
     stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
-    stage.method = "ptq"
+    stage.method = f"{ctx.cfg.method.name}+ptq"
     reduce_range = reduced_range(q)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
                       calibration_batches=q.calibration_batches, activation_bits=7 if reduce_range else 8)
@@ -67,10 +69,13 @@ def reduced_range(q) -> bool:
 def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, env: EngineEnv,
                     settings: MeasureSettings) -> Deployment:
     """Convert to int8, save it (``int8.pt2``), and measure its top-1 on int8 kernels."""
-    converted = convert(prepared)
     path = env.checkpoint_dir / name / "int8.pt2"
+    log.info("%s: converting to int8 and exporting %s", name, path.name)
+    converted = convert(prepared)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_int8(converted, example, path)
+    if settings.compile:
+        log.info("%s: compiling the int8 model (Inductor) and evaluating it on its kernels", name)
     val, compiled, error = evaluate_deployed(converted, env, settings.compile)
     runtime = ("torch.compile (Inductor + oneDNN int8 kernels)" if compiled else
                "eager reference graph (int8 weights dequantized into float kernels)")

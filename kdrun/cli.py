@@ -108,8 +108,13 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             # log keeps the traceback, results.json the error, and kdrun exits non-zero at the end.
             log.exception("job %s failed", run_dir)
             return None
-    distilled = results["stages"].get("distilled", {})
-    return distilled.get("last_top1")
+    return sweep_value(results)
+
+
+def sweep_value(results: dict) -> float | None:
+    """What a sweeper optimizes: the last top-1 of the row the run's scheme is about (its primary stage)."""
+    primary = results.get("primary_stage") or "distilled"  # runs written before schemes declared it
+    return results["stages"].get(primary, {}).get("last_top1")
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,8 @@ from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.run_end import finish_run
 from kdrun.report.writer import RunWriter
-from kdrun.schemes.context import SchemeContext, check_before_data
-from kdrun.schemes.requires import needed
-from kdrun.schemes.registry import SCHEMES, scheme_name
+from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.registry import check_before_data, scheme_from_config
 
 log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
@@ -112,16 +110,18 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     speed = speed_settings(cfg, data, device)
     env = make_env(cfg, data, device, run_dir, writer, speed)
     cache = StageCache(cfg.paths.cache)
+    scheme = scheme_from_config(cfg)
     ctx = SchemeContext(cfg, data)
-    ctx.check_pair()
+    ctx.check_pairs(scheme.pairs(cfg), scheme.name)
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
-               "method": cfg.method.name, "scheme": scheme_name(cfg), "distill": OmegaConf.to_container(cfg.distill),
+               "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(),
-               "speed": speed.record(), "stages": {}}
+               "speed": speed.record(), "primary_stage": scheme.primary, "reference_stage": scheme.reference,
+               "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
-    done, planned = 0, len(planned_stages(cfg))
-    for stage in SCHEMES[scheme_name(cfg)](ctx):
+    done, planned = 0, len(scheme.wanted(cfg))
+    for stage in scheme.stages(ctx):
         planned = max(planned, done + 1)  # init stages and extra generations count with the row they feed
         log.info("stage %d/%d: %s (%s, %s, %d epoch%s)", done + 1, planned, stage.name, stage.arch, stage.method,
                  stage.epochs, "" if stage.epochs == 1 else "s")
@@ -146,8 +146,3 @@ def _dataset_choice(cfg: DictConfig) -> str:
         return str(HydraConfig.get().runtime.choices.get("dataset"))
     return str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1]
 
-
-def planned_stages(cfg: DictConfig) -> set[str]:
-    """The table stages a run will have: those asked for and those they need (the scheme's ``REQUIRES``)."""
-    scheme = sys.modules[SCHEMES[scheme_name(cfg)].__module__]
-    return needed(cfg.stages, getattr(scheme, "REQUIRES", {}))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from rich.table import Table
 
 from kdrun.io import write_text_atomic
 from kdrun.report.files import TABLE_CSV, TABLE_MD
+from kdrun.report.jobs import reference_stage
 
 MODES = ("eager", "compiled")
 FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "delta_vs_baseline", "params",
@@ -39,7 +41,9 @@ Render = Callable[[dict[str, Any]], str]
 
 
 def _num(value: Any, fmt: str) -> str:
-    return "–" if value is None else fmt.format(value)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"  # a diverged value is never shown as a number
+    return fmt.format(value)
 
 
 def _size(n: int | None) -> str:
@@ -181,14 +185,17 @@ def _stage_entries(results: dict[str, Any]) -> list[tuple[str, dict, dict]]:
 def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for every stage shown in the table, with differences computed from the recorded numbers."""
     entries = _stage_entries(results)
-    base = results.get("stages", {}).get("baseline", {}).get("last_top1")
+    ref_stage = reference_stage(results)
+    base = results.get("stages", {}).get(ref_stage, {}).get("last_top1")
+    if results.get("status") == "failed":
+        base = None  # a failed run shows no Δ
     rows = []
     for name, r, _ in entries:
         top1 = r.get("last_top1")
         size, size_file = deployed_size(r)
         rows.append({"stage": name, "arch": r.get("arch", ""), "method": r.get("method", ""),
                      "precision": r.get("precision", "fp32"), "top1": top1, "best_top1": r.get("best_top1"),
-                     "delta_vs_baseline": None if base is None or top1 is None or name == "baseline" else top1 - base,
+                     "delta_vs_baseline": None if base is None or top1 is None or name == ref_stage else top1 - base,
                      "params": r.get("params"), "sparsity": r.get("sparsity"), "size_bytes": size,
                      "size_file": size_file, "time_s": r.get("wall_time"), "role": r.get("role"),
                      "float_reference": r.get("float_reference"), "note": _note(r), **_latencies(r)})
@@ -200,7 +207,9 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         for mode in MODES:
             row[f"speedup_vs_teacher_{mode}"] = speedup(teacher, row, mode)
             row[f"speedup_vs_float_{mode}"] = speedup(reference, row, mode)
-    return rows
+    # NaN/inf (a diverged stage) become empty cells in every table, CSV included
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+            for row in rows]
 
 
 def table_title(results: dict[str, Any], prefix: str = "kdrun") -> str:
@@ -210,7 +219,9 @@ def table_title(results: dict[str, Any], prefix: str = "kdrun") -> str:
     student = next((stages[k].get("arch") for k in ("distilled", "baseline") if k in stages),
                    next((s.get("arch") for s in stages.values() if s.get("role") != "teacher"), None))
     pair = " → ".join(a for a in (teacher, student) if a)
-    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None]
+    scheme = results.get("scheme")
+    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None,
+             f"scheme={scheme}" if scheme and scheme != "offline" else None]
     return f"{prefix}: " + ", ".join(p for p in parts if p)
 
 
@@ -278,6 +289,6 @@ def write_tables(rows: list[dict[str, Any]], run_dir: str | Path) -> Path:
     writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(_csv_row(r) for r in rows)
-    write_text_atomic(Path(run_dir) / TABLE_CSV, buf.getvalue())
-    write_text_atomic(Path(run_dir) / TABLE_MD, markdown_table(rows))
+    write_text_atomic(Path(run_dir) / TABLE_CSV, buf.getvalue(), "the table")
+    write_text_atomic(Path(run_dir) / TABLE_MD, markdown_table(rows), "the table")
     return Path(run_dir) / TABLE_MD

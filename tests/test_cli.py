@@ -1,6 +1,5 @@
 """The CLI end to end, in a subprocess, as a user runs it."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, TINY, read_metrics, read_results, run_kdrun
+from conftest import TINY, kdrun_env, read_metrics, read_results, run_kdrun
 
 
 def test_tiny_run_writes_every_output(workdir):
@@ -35,13 +34,17 @@ def test_tiny_run_writes_every_output(workdir):
     assert proc.stdout.splitlines()[-1].endswith(str(run_dir / "table.md"))  # the run ends naming its full table
 
 
+# The runs below are about the teacher, seeds and precision: the teacher and distilled rows say it all.
+DISTILL = [*TINY, "stages=[teacher,distilled]"]
+
+
 def test_teacher_is_reused_from_cache_and_from_checkpoint(workdir):
-    run_kdrun([*TINY, "hydra.run.dir=outputs/runs/a"], workdir)
-    second = run_kdrun([*TINY, "distill.T=2", "hydra.run.dir=outputs/runs/b"], workdir)
+    run_kdrun([*DISTILL, "hydra.run.dir=outputs/runs/a"], workdir)
+    second = run_kdrun([*DISTILL, "distill.T=2", "hydra.run.dir=outputs/runs/b"], workdir)
     assert "reusing cached mlp teacher" in second.stderr
     assert read_results(workdir / "outputs/runs/b")["stages"]["teacher"]["source"] == "cache"
     ckpt = workdir / "outputs/runs/a/checkpoints/teacher/last.pt"
-    third = run_kdrun([*TINY, f"teacher.checkpoint={ckpt}", "stages=[distilled]", "hydra.run.dir=outputs/runs/c"],
+    third = run_kdrun([*DISTILL, f"teacher.checkpoint={ckpt}", "stages=[distilled]", "hydra.run.dir=outputs/runs/c"],
                       workdir)
     results = read_results(workdir / "outputs/runs/c")
     assert results["stages"]["teacher"]["source"] == "checkpoint" and "loaded from" in third.stderr
@@ -52,24 +55,36 @@ def test_reference_format_checkpoint_loads_as_teacher(workdir):
 
     model = create_model("mlp", num_classes=10, in_channels=1, input_size=(8, 8), hidden=[32])
     torch.save({"model": model.state_dict(), "epoch": 240}, workdir / "ref.pth")
-    run_kdrun([*TINY, f"teacher.checkpoint={workdir / 'ref.pth'}", "hydra.run.dir=outputs/runs/r"], workdir)
+    run_kdrun([*DISTILL, f"teacher.checkpoint={workdir / 'ref.pth'}", "hydra.run.dir=outputs/runs/r"], workdir)
     assert read_results(workdir / "outputs/runs/r")["stages"]["teacher"]["source"] == "checkpoint"
 
 
 def test_same_seed_gives_identical_metrics(workdir):
     for name in ("x", "y"):
-        run_kdrun([*TINY, f"paths.outputs=out_{name}", f"hydra.run.dir=out_{name}/run"], workdir)
+        run_kdrun([*DISTILL, f"paths.outputs=out_{name}", f"hydra.run.dir=out_{name}/run"], workdir)
     strip = lambda ms: [{k: v for k, v in m.items() if k != "epoch_time"} for m in ms]  # noqa: E731
     assert strip(read_metrics(workdir / "out_x/run")) == strip(read_metrics(workdir / "out_y/run"))
 
 
+# The default data (MNIST-1D with its generated transfer set), 20 steps an epoch, and a distilled stage of 12
+# epochs (each evaluated and checkpointed): long enough to be interrupted. The teacher trains once per
+# worker (cached under outputs/cache) and is reused by every run.
 RESUME = ["dataset=mnist1d", "teacher=mlp", "teacher.hidden=[64]", "student=mlp", "student.hidden=[16]",
-          "trainer.epochs=12", "trainer.milestones=[6]"]
+          "trainer.epochs=12", "trainer.milestones=[6]", "trainer.max_train_batches=20", "stages=[teacher,distilled]"]
 
 
-def _start(workdir: Path, args: list[str]) -> subprocess.Popen:
-    env = {"PYTHONPATH": str(REPO), "KDRUN_DATA": str(workdir / "data"), "PATH": "/usr/bin:/bin"}
-    return subprocess.Popen([sys.executable, "-m", "kdrun", *args], cwd=workdir, env=env,
+@pytest.fixture(scope="module")
+def resume_env(tmp_path_factory):
+    """A working directory holding one uninterrupted run (outputs/runs/straight) to compare with."""
+    from feature_cli import shared_data_env
+
+    cwd, env = tmp_path_factory.mktemp("resume"), shared_data_env(tmp_path_factory)
+    run_kdrun([*RESUME, "hydra.run.dir=outputs/runs/straight"], cwd, env=env)
+    return cwd, env
+
+
+def _start(workdir: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kdrun", *args], cwd=workdir, env=kdrun_env(workdir, env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -81,11 +96,13 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_interrupted_run_resumes_to_the_same_result(workdir, sig):
-    args = [*RESUME, "hydra.run.dir=outputs/runs/resume"]
-    proc = _start(workdir, args)
-    ckpt = workdir / "outputs/runs/resume/checkpoints/distilled/last.pt"
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_interrupted_run_resumes_to_the_same_result(resume_env, sig):
+    cwd, env = resume_env
+    run_dir = cwd / f"outputs/runs/resume_{sig.name}"
+    args = [*RESUME, f"hydra.run.dir={run_dir}"]
+    proc = _start(cwd, args, env)
+    ckpt = run_dir / "checkpoints/distilled/last.pt"
     _wait_for(ckpt, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -93,16 +110,16 @@ def test_interrupted_run_resumes_to_the_same_result(workdir, sig):
     assert interrupted_at < 12, "the run finished before it could be interrupted"
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "to resume" in err
-    resumed = run_kdrun(args, workdir)
+    resumed = run_kdrun(args, cwd, env=env)
     assert "resuming after epoch" in resumed.stderr
-    run_kdrun([*RESUME, "paths.outputs=fresh", "hydra.run.dir=fresh/run"], workdir)
+    straight = cwd / "outputs/runs/straight"
     strip = lambda ms: [{k: v for k, v in m.items() if k not in ("epoch_time",)} for m in ms]  # noqa: E731
-    got = [m for m in read_metrics(workdir / "outputs/runs/resume") if m["stage"] == "distilled"]
-    want = [m for m in read_metrics(workdir / "fresh/run") if m["stage"] == "distilled"]
+    got = [m for m in read_metrics(run_dir) if m["stage"] == "distilled"]
+    want = [m for m in read_metrics(straight) if m["stage"] == "distilled"]
     assert [m["epoch"] for m in got] == list(range(1, 13))
     assert strip(got) == strip(want)
-    assert read_results(workdir / "outputs/runs/resume")["stages"]["distilled"]["last_top1"] == \
-        read_results(workdir / "fresh/run")["stages"]["distilled"]["last_top1"]
+    assert read_results(run_dir)["stages"]["distilled"]["last_top1"] == \
+        read_results(straight)["stages"]["distilled"]["last_top1"]
 
 
 def test_help_and_cfg(workdir):
@@ -118,5 +135,5 @@ def test_python_m_and_console_script_agree(workdir):
 
 
 def test_bf16_autocast_runs_on_cpu(workdir):
-    run_kdrun([*TINY, "device=cpu", "device.amp=bf16", "hydra.run.dir=run"], workdir)
+    run_kdrun([*DISTILL, "device=cpu", "device.amp=bf16", "hydra.run.dir=run"], workdir)
     assert read_results(workdir / "run")["status"] == "completed"

@@ -35,8 +35,8 @@ def test_other_datasets_distil_on_their_labeled_batches(dataset):
 ])
 def test_transfer_set_with_mixup(workdir, transfer):
     run_dir = workdir / "run"
-    run_kdrun([*SYNTHETIC, *transfer, "distill.mix=mixup", "distill.transfer_batch_size=16", f"hydra.run.dir={run_dir}"],
-              workdir)  # fmt: skip
+    run_kdrun([*SYNTHETIC, *transfer, "distill.mix=mixup", "distill.transfer_batch_size=16",
+               "stages=[teacher,baseline,distilled]", f"hydra.run.dir={run_dir}"], workdir)
     results = read_results(run_dir)
     assert results["status"] == "completed" and results["distill"]["mix"] == "mixup"
     distilled = [m for m in read_metrics(run_dir) if m["stage"] == "distilled"]
@@ -51,7 +51,7 @@ def test_folder_transfer_set_with_cutmix_on_cifar_files(workdir):
     run_dir = workdir / "run"
     run_kdrun(["debug=fast", "dataset=cifar10", "teacher=mlp", "student=mlp", "teacher.hidden=[16]",
                "student.hidden=[8]", "trainer.batch_size=4", f"distill.transfer_set={workdir / 'unlabeled'}",
-               "distill.mix=cutmix", f"hydra.run.dir={run_dir}"], workdir)  # fmt: skip
+               "distill.mix=cutmix", "stages=[teacher,distilled]", f"hydra.run.dir={run_dir}"], workdir)  # fmt: skip
     assert read_results(run_dir)["status"] == "completed"
 
 

@@ -12,7 +12,7 @@ pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
 def test_submitit_local_sweep(workdir):
     proc = run_kdrun(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "name=slurmish",
-                      *TINY, "distill.T=1,4"], workdir)
+                      *TINY, "stages=[teacher,distilled]", "distill.T=1,4"], workdir)
     sweep = workdir / "outputs" / "sweeps" / "slurmish"
     for T in (1, 4):
         results = read_results(sweep / f"distill.T={T}")
@@ -26,7 +26,8 @@ def test_submitit_local_sweep(workdir):
 
 def test_submitit_tasks_train_data_parallel(workdir):
     run_kdrun(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-               "hydra.launcher.tasks_per_node=2", "name=tasks", *TINY, "device=cpu", "distill.T=4"], workdir,
+               "hydra.launcher.tasks_per_node=2", "name=tasks", *TINY, "stages=[teacher,distilled]", "device=cpu",
+               "distill.T=4"], workdir,
               env={"OMP_NUM_THREADS": "1"})
     (job,) = [p.parent for p in (workdir / "outputs" / "sweeps" / "tasks").glob("*/results.json")]
     assert read_results(job)["status"] == "completed"

@@ -16,6 +16,8 @@ from kdrun.sweeps import default_sweep_name, quote, sweep_arguments
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 
 GRID = ["distill.T=1,4", "distill.alpha=0.1,0.9"]
+# the rows a sweep compares (CE-trained teacher and baseline shared, distilled per job); no later stages
+SWEEP = [*TINY, "stages=[teacher,baseline,distilled]"]
 TEST_METHODS = {"PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
 
 
@@ -50,7 +52,7 @@ def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_running(workdir):
 
 def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    proc = run_kdrun(["-m", *launcher, *TINY, *GRID], workdir)
+    proc = run_kdrun(["-m", *launcher, *SWEEP, *GRID], workdir)
     sweep = _sweep_dir(workdir)
     jobs = _jobs(sweep)
     assert sorted(j.name for j in jobs) == ["distill.T=1,distill.alpha=0.1", "distill.T=1,distill.alpha=0.9",
@@ -80,21 +82,22 @@ def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     stamps = {j: (j / "results.json").stat().st_mtime_ns for j in jobs}
     killed = jobs[2] / "results.json"
     killed.write_text(json.dumps({**results[2], "status": "running"}))
-    again = run_kdrun(["-m", *reversed(GRID), *TINY], workdir)
+    again = run_kdrun(["-m", *reversed(GRID), *SWEEP], workdir)
     assert again.stderr.count("completed before, skipping") == 3
     assert read_results(jobs[2])["status"] == "completed"
     assert all((j / "results.json").stat().st_mtime_ns == stamps[j] for j in jobs if j != jobs[2])
     assert _sweep_dir(workdir) == sweep
 
     # the same folder with a different setting is refused before anything runs
-    refused = run_kdrun(["-m", f"name={quote(sweep.name)}", *TINY, *GRID, "trainer.lr=0.1"], workdir, check=False)
+    refused = run_kdrun(["-m", f"name={quote(sweep.name)}", *SWEEP, *GRID, "trainer.lr=0.1"], workdir, check=False)
     assert refused.returncode == 2
     assert "holds a sweep with a different config (differs in: trainer.lr)" in refused.stderr
 
 
 def test_a_failing_job_is_recorded_and_the_others_reported(workdir):
     methods = "method._target_=kdrun.methods.kd.KD,kdrun_test_methods.Fails"
-    proc = run_kdrun(["-m", *TINY, methods, "distill.beta=1"], workdir, check=False, env=TEST_METHODS)
+    proc = run_kdrun(["-m", *SWEEP, methods, "distill.beta=1"], workdir, check=False,
+                     env=TEST_METHODS)
     assert proc.returncode == 1, proc.stderr
     assert "1 job(s) of the sweep failed" in proc.stderr
     sweep = _sweep_dir(workdir)

@@ -19,7 +19,7 @@ import torch
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from kdrun.data.base import DataBundle, DataInfo
+from kdrun.data.base import DataBundle, DataInfo, files_fingerprint
 from kdrun.data.download import Archive, fetch_archive, missing, verify_files
 from kdrun.data.files import read_split
 
@@ -81,7 +81,10 @@ def _load(cls: type[CIFAR10], name: str, num_classes: int, root: str, download: 
     train = read_split(lambda: cls(str(root_path), train=True, transform=train_tf), root_path, folder, label)
     test = read_split(lambda: cls(str(root_path), train=False, transform=test_tf), root_path, folder, label)
     info = DataInfo(name, "image", 3, (32, 32), num_classes, len(train), len(test))
-    return DataBundle(info, train, test, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf)
+    # verified files are the published dataset wherever they lie; unverified ones are the user's own files
+    files = None if verify else files_fingerprint(root_path, [folder / n for n, _ in ARCHIVES[name].files])
+    return DataBundle(info, train, test, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf,
+                      fingerprint=files)
 
 
 def load_cifar10(root: str, download: bool = False, verify: bool = True) -> DataBundle:

@@ -302,7 +302,7 @@ def small_tmpfs(tmp_path):
 
 
 def test_disk_full_on_a_real_small_tmpfs_keeps_the_old_file(small_tmpfs):
-    from kdrun.report.files import write_bytes_atomic
+    from kdrun.io import write_bytes_atomic
 
     if small_tmpfs is None:
         pytest.skip("cannot mount a tmpfs here; test_disk_full_during_training covers ENOSPC with a patched write")
@@ -316,8 +316,6 @@ def test_disk_full_on_a_real_small_tmpfs_keeps_the_old_file(small_tmpfs):
 
 def test_disk_full_during_training_is_one_line_and_loses_nothing(here, capsys, monkeypatch):
     """ENOSPC from a patched ``torch.save`` (the checkpoint write of epoch 2)."""
-    import kdrun.engine.checkpoint as checkpoint
-
     real_save, calls = torch.save, []
 
     def save(obj, f, *a, **kw):
@@ -327,12 +325,12 @@ def test_disk_full_during_training_is_one_line_and_loses_nothing(here, capsys, m
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(obj, f, *a, **kw)
 
-    monkeypatch.setattr(checkpoint.torch, "save", save)
+    monkeypatch.setattr(torch, "save", save)
     run_dir = here / "run"
     code, err = kdrun([*FAST, *TWO_EPOCHS, "stages=[teacher]", f"hydra.run.dir={run_dir}"], capsys)
     assert code == 2
     assert_one_line(err, "could not write a checkpoint", "No space left on device", "checkpoints/teacher/")
-    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    monkeypatch.setattr(torch, "save", real_save)
     ckpts = run_dir / "checkpoints" / "teacher"
     assert torch.load(ckpts / "last.pt", weights_only=True)["epoch"] == 1 and not temp_files(run_dir)
     assert torch.load(ckpts / "best.pt", weights_only=True)["epoch"] == 1

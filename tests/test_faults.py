@@ -206,6 +206,17 @@ def test_another_imagefolder_root_is_another_cache_key(tmp_path):
     assert supervised_cache_key(cfg, cfg.teacher, "imagefolder", data_fingerprint=grown) not in keys
 
 
+def test_a_run_on_another_imagefolder_root_trains_its_own_teacher(here, capsys):
+    args = ["debug=fast", "dataset=imagefolder", "dataset.image_size=8", "teacher=mlp", "teacher.hidden=[8]",
+            "stages=[teacher]", "measure.enabled=false"]
+    sources = []
+    for name, root in (("a", _image_folder(here / "a", 2)), ("b", _image_folder(here / "b", 3))):
+        code, err = kdrun([*args, f"dataset.root={root}", f"name={name}"], capsys)
+        assert code == 0, err
+        sources.append(results(here / "outputs" / "runs" / name)["stages"]["teacher"]["source"])
+    assert sources == ["trained", "trained"]  # B never reuses the teacher trained on A's images
+
+
 # --- no pickles from data folders -----------------------------------------------------------------
 
 

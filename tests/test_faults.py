@@ -206,6 +206,17 @@ def test_another_imagefolder_root_is_another_cache_key(tmp_path):
     assert supervised_cache_key(cfg, cfg.teacher, "imagefolder", data_fingerprint=grown) not in keys
 
 
+def test_a_run_on_another_imagefolder_root_trains_its_own_teacher(here, capsys):
+    args = ["debug=fast", "dataset=imagefolder", "dataset.image_size=8", "teacher=mlp", "teacher.hidden=[8]",
+            "stages=[teacher]", "measure.enabled=false"]
+    sources = []
+    for name, root in (("a", _image_folder(here / "a", 2)), ("b", _image_folder(here / "b", 3))):
+        code, err = kdrun([*args, f"dataset.root={root}", f"name={name}"], capsys)
+        assert code == 0, err
+        sources.append(results(here / "outputs" / "runs" / name)["stages"]["teacher"]["source"])
+    assert sources == ["trained", "trained"]  # B never reuses the teacher trained on A's images
+
+
 # --- no pickles from data folders -----------------------------------------------------------------
 
 
@@ -302,7 +313,7 @@ def small_tmpfs(tmp_path):
 
 
 def test_disk_full_on_a_real_small_tmpfs_keeps_the_old_file(small_tmpfs):
-    from kdrun.report.files import write_bytes_atomic
+    from kdrun.io import write_bytes_atomic
 
     if small_tmpfs is None:
         pytest.skip("cannot mount a tmpfs here; test_disk_full_during_training covers ENOSPC with a patched write")
@@ -316,8 +327,6 @@ def test_disk_full_on_a_real_small_tmpfs_keeps_the_old_file(small_tmpfs):
 
 def test_disk_full_during_training_is_one_line_and_loses_nothing(here, capsys, monkeypatch):
     """ENOSPC from a patched ``torch.save`` (the checkpoint write of epoch 2)."""
-    import kdrun.engine.checkpoint as checkpoint
-
     real_save, calls = torch.save, []
 
     def save(obj, f, *a, **kw):
@@ -327,12 +336,12 @@ def test_disk_full_during_training_is_one_line_and_loses_nothing(here, capsys, m
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(obj, f, *a, **kw)
 
-    monkeypatch.setattr(checkpoint.torch, "save", save)
+    monkeypatch.setattr(torch, "save", save)
     run_dir = here / "run"
     code, err = kdrun([*FAST, *TWO_EPOCHS, "stages=[teacher]", f"hydra.run.dir={run_dir}"], capsys)
     assert code == 2
     assert_one_line(err, "could not write a checkpoint", "No space left on device", "checkpoints/teacher/")
-    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    monkeypatch.setattr(torch, "save", real_save)
     ckpts = run_dir / "checkpoints" / "teacher"
     assert torch.load(ckpts / "last.pt", weights_only=True)["epoch"] == 1 and not temp_files(run_dir)
     assert torch.load(ckpts / "best.pt", weights_only=True)["epoch"] == 1

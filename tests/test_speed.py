@@ -111,7 +111,7 @@ def test_dataloader_option_gives_the_same_run_on_augmented_cifar(workdir):
     """Real CIFAR-100 files, augmented: batched on the device or through DataLoader workers, the
     run's every metric is the same (same views, same order)."""
     write_cifar100(workdir / "data", n_train=40, n_test=10)
-    common = ["dataset=cifar100", f"dataset.root={workdir / 'data'}", "teacher=resnet8", "student=resnet8",
+    common = ["dataset=cifar100", f"dataset.root={workdir / 'data'}", "dataset.verify=false", "teacher=resnet8", "student=resnet8",
               "trainer.batch_size=8", "trainer.epochs=2", "trainer.max_train_batches=3", "stages=[baseline]",
               "measure.enabled=false"]
     run_kdrun([*common, "hydra.run.dir=a"], workdir)

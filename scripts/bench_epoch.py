@@ -53,8 +53,8 @@ def write_cifar100(root: Path, n_train: int, n_test: int = 100) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for name, n in (("train", n_train), ("test", n_test)):
-        entry = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "fine_labels": rng.integers(0, 100, n).tolist(),
-                 "coarse_labels": [0] * n, "filenames": [f"{i}.png" for i in range(n)]}
+        entry = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 "fine_labels": rng.integers(0, 100, n).tolist(), "coarse_labels": [0] * n, "filenames": [f"{i}.png" for i in range(n)]}
         with (folder / name).open("wb") as f:
             pickle.dump(entry, f, protocol=2)
     with (folder / "meta").open("wb") as f:

@@ -22,7 +22,8 @@ from kdrun.errors import KdrunError
 from kdrun.io import one_line
 from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.models.registry import RESERVED_MODEL_KEYS, create_model, list_models, model_spec
+from kdrun.models.catalog import RESERVED_MODEL_KEYS
+from kdrun.models.registry import create_model, list_models, model_spec
 from kdrun.quant.measure import MeasureSettings
 
 

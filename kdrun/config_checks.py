@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
-from kdrun.models.registry import model_spec
+from kdrun.models.catalog import arch_info
 
 DEVICE_TYPES = ("auto", "cpu", "cuda")
 AMP_CHOICES = ("auto", None, "bf16", "fp16")
@@ -28,7 +28,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     _check_distill(cfg.distill)
     _check_select(cfg)
     for key in ("teacher", "student"):
-        model_spec(cfg[key].arch, f"{key}.arch")
+        arch_info(cfg[key].arch, f"{key}.arch")
         ckpt = cfg[key].get("checkpoint")
         if ckpt and not Path(ckpt).is_file():
             raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth checkpoint file")

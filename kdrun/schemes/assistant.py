@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from kdrun.errors import KdrunError
+from kdrun.models.catalog import arch_info
 from kdrun.schemes.base import Pair, Scheme
 
 if TYPE_CHECKING:
@@ -36,9 +37,7 @@ class Assistant(Scheme):
         node = cfg.get(ASSISTANT_KEY)
         if node is None or node.get("arch") is None:
             raise KdrunError(f"{ASSISTANT_KEY} is not set; choose an architecture, e.g. {ASSISTANT_KEY}=cnn1d")
-        from kdrun.models.registry import model_spec
-
-        model_spec(node.arch, f"{ASSISTANT_KEY}.arch")
+        arch_info(node.arch, f"{ASSISTANT_KEY}.arch")
 
     def pairs(self, cfg: DictConfig) -> list[Pair]:
         wanted = self.wanted(cfg)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,9 @@ def to_batch(raw: tuple | dict, device: torch.device) -> Batch:
 def train_one_epoch(
     task: Task | nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     device: torch.device, amp: str | None, epoch: int, epochs: int, reporter: ProgressReporter,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
+    """One epoch of optimizer steps; ``after_step`` runs after each (a momentum teacher's EMA update)."""
     task.train()
     meter = EpochMeter()
     steps = len(loader)
@@ -49,6 +51,8 @@ def train_one_epoch(
         else:
             out.loss.backward()
             optimizer.step()
+        if after_step is not None:
+            after_step()
         meter.update(len(batch.y), out.logits, batch.y, {"loss": out.loss, **out.terms})
         if (step + 1) % reporter.refresh_every == 0 or step + 1 == steps:
             # the one sync per refresh interval, shared by the progress display

@@ -9,7 +9,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from kdrun.errors import KdrunError, choice_error
-from kdrun.schemes import assistant, born_again, ensemble, mutual, offline
+from kdrun.schemes import assistant, born_again, ensemble, momentum, mutual, offline
 
 SCHEMES = {
     "offline": offline.offline,
@@ -17,6 +17,7 @@ SCHEMES = {
     "dml": mutual.mutual,
     "assistant": assistant.assistant,
     "ensemble": ensemble.ensemble,
+    "momentum": momentum.momentum,
 }
 SCHEME_STAGES: dict[str, tuple[str, ...]] = {
     "offline": offline.STAGES,
@@ -24,8 +25,10 @@ SCHEME_STAGES: dict[str, tuple[str, ...]] = {
     "dml": mutual.STAGES,
     "assistant": assistant.STAGES,
     "ensemble": ensemble.STAGES,
+    "momentum": momentum.STAGES,
 }
-SCHEME_CHECKS = {"dml": mutual.peer_keys, "assistant": assistant.check, "ensemble": ensemble.check}
+SCHEME_CHECKS = {"dml": mutual.peer_keys, "assistant": assistant.check, "ensemble": ensemble.check,
+                 "momentum": momentum.check}
 STAGE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s for stages in SCHEME_STAGES.values() for s in stages))
 
 

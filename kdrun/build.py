@@ -13,17 +13,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
-from kdrun.config_store import RESERVED_MODEL_KEYS
 from kdrun.data.base import DataBundle, DataInfo
-from kdrun.data.files import one_line
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
+from kdrun.engine.stage import OptimSettings
 from kdrun.errors import KdrunError
-from kdrun.methods.base import Method, MethodContext
+from kdrun.io import one_line
+from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.models.registry import create_model, list_models, model_spec
-from kdrun.schemes.distill_task import LossWeights
-from kdrun.schemes.stage import OptimSettings
+from kdrun.models.registry import RESERVED_MODEL_KEYS, create_model, list_models, model_spec
+from kdrun.quant.measure import MeasureSettings
 
 
 def _instantiate(node: Any, **kwargs: Any) -> Any:
@@ -120,15 +119,10 @@ def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSetting
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
-def teacher_checkpoint(cfg: DictConfig) -> str | None:
-    """``teacher.checkpoint``, else the teacher's file in ``teachers_dir`` (mdistiller's layout), else None."""
-    if cfg.teacher.get("checkpoint"):
-        return str(cfg.teacher.checkpoint)
-    if cfg.get("teachers_dir"):
-        from kdrun.benchmarks.teachers import archived_teacher
-
-        return str(archived_teacher(cfg.teachers_dir, cfg.teacher.arch))
-    return None
+def measure_settings(cfg: DictConfig) -> MeasureSettings:
+    """The ``measure`` node: how deployed models are sized and timed."""
+    node = OmegaConf.to_container(cfg.measure, resolve=True)
+    return MeasureSettings(**{**node, "batch_sizes": tuple(node["batch_sizes"])})
 
 
 def teacher_outputs_key(cfg: DictConfig, info: DataInfo, device: torch.device, world: tuple[int, int]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from kdrun.build import teacher_checkpoint
+from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
 from kdrun.models.registry import model_spec

@@ -13,18 +13,36 @@
 
 from __future__ import annotations
 
+import datetime
+
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from kdrun.models.registry import list_models, model_spec
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
-RESERVED_MODEL_KEYS = ("arch", "checkpoint", "lr")
 
 
 def model_node(name: str, group: str = "student") -> dict:
     spec = model_spec(name)
     extra = {"lr": None} if group == "teacher" else {}
     return {"arch": name, "checkpoint": None, **extra, **spec.defaults}
+
+
+def register_resolvers() -> None:
+    """``${kdrun.name:${name}}``: the run's folder name, or the start time when ``name`` is null.
+
+    Cached, so every use within one config (and every job of a sweep: Hydra copies the cache
+    into each job's config) sees the same time.
+    """
+    if not OmegaConf.has_resolver("kdrun.name"):
+        OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
+
+
+def run_name(name: object) -> str:
+    if name is None or str(name) == "":
+        return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return str(name)
 
 
 _registered = False
@@ -50,7 +68,6 @@ def register_configs() -> None:
     if _registered:
         return
     from kdrun.benchmarks.presets import register_presets  # after the models: presets name them
-    from kdrun.sweeps import register_resolvers
 
     register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir
     _share_store_between_compositions()

@@ -19,8 +19,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
 from kdrun.errors import KdrunError, choice_error
+from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
-from kdrun.sweeps import check_sweep_dir, is_multirun, swept_keys
+from kdrun.sweeps import check_sweep_dir, config_differences, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
@@ -79,7 +80,7 @@ def parse_overrides(overrides: list[str]) -> list:
     try:
         return OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:
-        raise KdrunError(f"cannot parse the command line: {_one_line(e)}") from None
+        raise KdrunError(f"cannot parse the command line: {one_line(e, limit=None, lines=2)}") from None
 
 
 def _first_value(o) -> str:
@@ -125,15 +126,9 @@ def compose_checked(overrides: list[str]) -> DictConfig:
     try:
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except MissingConfigException as e:
-        raise KdrunError(_one_line(e)) from None
+        raise KdrunError(one_line(e, limit=None, lines=2)) from None
     except (HydraException, OmegaConfBaseException) as e:
-        raise KdrunError(_one_line(e)) from None
-
-
-def _one_line(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    text = " ".join(lines[:2]) if lines else type(e).__name__
-    return text.replace("\t", " ")
+        raise KdrunError(one_line(e, limit=None, lines=2)) from None
 
 
 def check_run_dir(run_dir: Path, job_cfg: DictConfig) -> None:
@@ -147,13 +142,3 @@ def check_run_dir(run_dir: Path, job_cfg: DictConfig) -> None:
     if diff:
         raise KdrunError(f"hydra.run.dir={run_dir} holds a run with a different config (differs in: "
                          f"{', '.join(diff[:5])}); resume it with the same options or choose a new hydra.run.dir")
-
-
-def config_differences(a, b, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two plain config containers."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in set(a) | set(b):
-            out += config_differences(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]

@@ -18,7 +18,6 @@ re-run skip jobs whose results came from the old settings.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import re
 from pathlib import Path
@@ -32,22 +31,6 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 EXCLUDE_KEY = "hydra.job.config.override_dirname.exclude_keys"
 # Keys that say where things go, not what is computed: never part of a sweep's identity.
 BOOKKEEPING = ("name", "paths")
-
-
-def register_resolvers() -> None:
-    """``${kdrun.name:${name}}``: the run's folder name, or the start time when ``name`` is null.
-
-    Cached, so every use within one config (and every job of a sweep: Hydra copies the cache
-    into each job's config) sees the same time.
-    """
-    if not OmegaConf.has_resolver("kdrun.name"):
-        OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
-
-
-def run_name(name: object) -> str:
-    if name is None or str(name) == "":
-        return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    return str(name)
 
 
 def quote(value: str) -> str:
@@ -93,6 +76,16 @@ def default_sweep_name(overrides: list) -> str:
     return text
 
 
+def config_differences(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config containers."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in set(a) | set(b):
+            out += config_differences(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
 def swept_keys(overrides: list) -> set[str]:
     return {o.key_or_group for o in overrides if o.is_sweep_override()}
 
@@ -100,8 +93,6 @@ def swept_keys(overrides: list) -> set[str]:
 def check_sweep_dir(sweep_dir: Path, master: DictConfig, swept: set[str]) -> None:
     """Refuse to reuse a sweep folder whose earlier sweep differs in a key neither sweep varies."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from kdrun.preflight import config_differences
 
     saved = sweep_dir / "multirun.yaml"
     if not saved.is_file():

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 
 from kdrun.engine.loop import autocast, train_one_epoch
 from kdrun.engine.progress import ProgressReporter
+from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import KD
 from kdrun.models import create_model
-from kdrun.schemes.distill_task import DistillTask, LossWeights
+from kdrun.schemes.distill_task import DistillTask
 
 
 class RepeatLoader:

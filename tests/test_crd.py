@@ -11,13 +11,13 @@ import torch
 from conftest import compose_config
 
 from kdrun.data.base import DataInfo
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import MethodContext
 from kdrun.methods.crd import CRD, negatives_available
 from kdrun.methods.crd_memory import OtherClassSampler
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.task import Batch, Progress
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "crd.json").read_text())
 
@@ -187,9 +187,10 @@ def crd_stage(tmp_path: Path, epochs: int, init_seed: int):
     from kdrun.data.loaders import make_loader
     from kdrun.engine.fit import EngineEnv
     from kdrun.engine.progress import ProgressReporter
+    from kdrun.methods.base import LossWeights
     from kdrun.models.registry import create_model
-    from kdrun.schemes.distill_task import DistillTask, LossWeights
-    from kdrun.schemes.stage import OptimSettings, Stage
+from kdrun.schemes.distill_task import DistillTask
+    from kdrun.engine.stage import OptimSettings, Stage
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(96, 1, 40, generator=g), torch.arange(96) % 4

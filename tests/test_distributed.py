@@ -37,7 +37,7 @@ ENV = {"PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "
 def _collectives(rank: int, store: str, out: str) -> None:
     """Each rank holds a different number of rows and its own shard of a batch."""
     from kdrun.distributed import all_gather_rows, all_reduce_mean, state
-    from kdrun.distributed.wrap import average_buffers
+    from kdrun.engine.data_parallel import average_buffers
     from kdrun.engine.meters import EpochMeter
 
     state.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
@@ -87,8 +87,8 @@ def _crd_method():
 
 
 def _crd_step(method, s, t, index) -> None:
+    from kdrun.engine.task import Batch, Progress
     from kdrun.models.features import Features
-    from kdrun.schemes.task import Batch, Progress
 
     method(Features(s, pooled=s), Features(t, pooled=t), Batch(s, torch.zeros(len(s)), index), Progress(1, 1))
 

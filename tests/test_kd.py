@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdrun.methods.kd import kd_loss
-from kdrun.schemes.distill_task import DistillTask, LossWeights
-from kdrun.methods.kd import KD
-from kdrun.schemes.task import Batch, Progress
+from kdrun.engine.task import Batch, Progress
+from kdrun.methods.base import LossWeights
+from kdrun.methods.kd import KD, kd_loss
+from kdrun.schemes.distill_task import DistillTask
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "kd.json").read_text())
 

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from kdrun.data.base import DataBundle, DataInfo, TensorData
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.ab import AB, boundary_loss
 from kdrun.methods.at import AT, at_loss
-from kdrun.methods.base import MethodContext
+from kdrun.methods.base import LossWeights, MethodContext
 from kdrun.methods.feature_maps import ConvRegressor
 from kdrun.methods.fitnet import FitNet, hint_loss
 from kdrun.methods.fsp import FSP, fsp_loss
@@ -24,8 +25,7 @@ from kdrun.methods.nst import NST, nst_loss
 from kdrun.methods.vid import VID, vid_nll
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import create_model
-from kdrun.schemes.distill_task import DistillTask, InitTask, LossWeights
-from kdrun.schemes.task import Batch, Progress
+from kdrun.schemes.distill_task import DistillTask, InitTask
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGES = DataInfo("fake", "image", 3, (8, 8), 4, 16, 8)

@@ -12,7 +12,8 @@ from conftest import compose_config
 
 from kdrun.build import build_method, loss_weights
 from kdrun.data.base import DataInfo
-from kdrun.methods.base import MethodContext
+from kdrun.engine.task import Batch, Progress
+from kdrun.methods.base import LossWeights, MethodContext
 from kdrun.methods.cc import CC
 from kdrun.methods.dkd import DKD, nckd_loss, tckd_loss, warmup_factor
 from kdrun.methods.kd import kd_loss
@@ -21,8 +22,7 @@ from kdrun.methods.rkd import RKD, rkd_angle_loss, rkd_distance_loss
 from kdrun.methods.sp import SP
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import create_model
-from kdrun.schemes.distill_task import DistillTask, LossWeights
-from kdrun.schemes.task import Batch, Progress
+from kdrun.schemes.distill_task import DistillTask
 
 GOLDEN = Path(__file__).parent / "golden"
 METHODS = ("dkd", "rkd", "sp", "cc", "pkt", "crd")

@@ -13,7 +13,7 @@ from kdrun.schemes.context import SchemeContext
 
 from kdrun.schemes.momentum import MomentumTask, rampup
 from kdrun.schemes.registry import SCHEMES
-from kdrun.schemes.task import Batch, Progress
+from kdrun.engine.task import Batch, Progress
 
 
 def test_ema_follows_the_student_with_the_mean_teacher_schedule():

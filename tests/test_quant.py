@@ -12,9 +12,9 @@ import torch
 from conftest import TINY, compose_config, read_metrics, read_results, run_kdrun
 from kdrun.build import build_data
 from kdrun.data.loaders import make_loader
+from kdrun.engine.finish import FixedBatch
 from kdrun.engine.loop import evaluate
 from kdrun.models.registry import create_model
-from kdrun.quant.deploy import FixedBatch
 from kdrun.quant.exported import ExportedModel
 from kdrun.quant.measure import Compiled, MeasureSettings, latency
 from kdrun.quant.pt2e import (calibrate, convert, int8_state, kernel_counts, load_int8, needs_reduced_range,

@@ -12,17 +12,18 @@ import torch
 from test_data import write_cifar10, write_png_tree
 from torchvision.datasets import CIFAR10
 
-from kdrun.data.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR10Files, cifar_transforms, load_cifar10
+from kdrun.data.cifar import CIFAR10Files, CIFAR10_MEAN, CIFAR10_STD, cifar_transforms, load_cifar10
 from kdrun.data.loaders import make_loader
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import folder_transfer, pair_with_transfer
 from kdrun.engine.fit import EngineEnv, fit
 from kdrun.engine.progress import ProgressReporter
+from kdrun.engine.stage import OptimSettings, Stage
+from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import KD
 from kdrun.models.registry import create_model
 from kdrun.report.writer import RunWriter
-from kdrun.schemes.distill_task import DistillTask, LossWeights
-from kdrun.schemes.stage import OptimSettings, Stage
+from kdrun.schemes.distill_task import DistillTask
 
 BATCH = 8
 

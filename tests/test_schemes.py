@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from conftest import TINY, compose_config, read_metrics, read_results, run_kdrun
 from test_quant import tb_tags
 from kdrun.build import build_data
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
+from kdrun.methods.base import LossWeights
 from kdrun.preflight import preflight
 from kdrun.schemes.born_again import Ensemble
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import LossWeights
 from kdrun.schemes.mutual import MutualTask
-from kdrun.schemes.registry import SCHEME_STAGES, SCHEMES, scheme_name
-from kdrun.schemes.task import Batch, Progress
+from kdrun.schemes.registry import SCHEMES, SCHEME_STAGES, scheme_name
 
 FAST = [*TINY, "measure.enabled=false"]  # scheme tests check wiring and rows, not timings
 

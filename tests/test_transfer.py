@@ -20,13 +20,13 @@ from kdrun.data.synthetic import load_synthetic
 from kdrun.data.torchvision_sets import load_mnist
 from kdrun.data.transfer import TransferPairs, dataset_transfer, folder_transfer, generated_transfer, pair_with_transfer
 from kdrun.data.unlabeled import NO_LABEL
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
-from kdrun.methods.base import Method, Needs
+from kdrun.methods.base import LossWeights, Method, Needs
 from kdrun.methods.kd import kd_loss
 from kdrun.models.features import Features
 from kdrun.models.registry import create_model
-from kdrun.schemes.distill_task import DistillTask, LossWeights
-from kdrun.schemes.task import Batch, Progress
+from kdrun.schemes.distill_task import DistillTask
 
 # ---------------------------------------------------------------- pairing labeled and transfer batches
 
@@ -269,9 +269,9 @@ def distil_synthetic(tmp_path, epochs: int) -> dict:
     from kdrun.data.mix import BatchMix
     from kdrun.engine.fit import EngineEnv, fit
     from kdrun.engine.progress import ProgressReporter
+    from kdrun.engine.stage import OptimSettings, Stage
     from kdrun.methods.kd import KD
     from kdrun.report.writer import RunWriter
-    from kdrun.schemes.stage import OptimSettings, Stage
 
     data = load_synthetic(num_train=40, num_test=8)
     transfer = generated_transfer(data, 30)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 from kdrun.benchmarks.published import tables
+from kdrun.io import load_checkpoint, save_atomic, state_dict_of
 
 CHECKPOINT = "ckpt_epoch_240.pth"
 
@@ -47,10 +50,17 @@ def archived_teacher(teachers_dir: str | Path, arch: str) -> Path:
     return root / f"{archive_name(arch)}_vanilla" / CHECKPOINT
 
 
+def teacher_checkpoint(cfg: DictConfig) -> str | None:
+    """``teacher.checkpoint``, else the teacher's file in ``teachers_dir`` (mdistiller's layout), else None."""
+    if cfg.teacher.get("checkpoint"):
+        return str(cfg.teacher.checkpoint)
+    if cfg.get("teachers_dir"):
+        return str(archived_teacher(cfg.teachers_dir, cfg.teacher.arch))
+    return None
+
+
 def export_teacher(checkpoint: str | Path, teachers_dir: str | Path, arch: str) -> Path:
     """Write a kdrun teacher checkpoint into the layout: its weights under ``model`` (no optimizer state)."""
-    from kdrun.engine.checkpoint import load_checkpoint, save_atomic, state_dict_of
-
     saved = load_checkpoint(checkpoint, "teacher checkpoint")
     target = Path(teachers_dir) / f"{archive_name(arch)}_vanilla" / CHECKPOINT
     extra = {k: saved[k] for k in ("epoch", "top1", "num_classes", "dataset") if k in saved}

@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from kdrun.errors import KdrunError
+from kdrun.io import one_line
 
 T = TypeVar("T")
 
 # What a broken or truncated file raises while torchvision parses it (pickle, numpy reshape, IDX asserts).
 _READ_ERRORS = (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AssertionError, RuntimeError)
-
-
-def one_line(error: object, limit: int = 200) -> str:
-    """An exception's text on one line, shortened: it goes inside a one-line user message."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def missing_files(folder: Path, names: Iterable[str]) -> list[str]:

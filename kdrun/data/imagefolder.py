@@ -19,8 +19,8 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
 
 from kdrun.data.base import DataBundle, DataInfo
-from kdrun.data.files import one_line
 from kdrun.errors import KdrunError
+from kdrun.io import one_line
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kdrun.distributed.state import broadcast_object, is_main
-from kdrun.report.files import write_json_atomic
+from kdrun.io import write_json_atomic
 
 log = logging.getLogger("kdrun")
 

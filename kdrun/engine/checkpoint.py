@@ -1,65 +1,13 @@
-"""Checkpoints: written atomically, loaded safely (``weights_only=True``), errors in one line.
-
-kdrun's checkpoint keeps the model weights under the key ``model`` -- the same layout as the
-reference implementations' published teachers -- so any kdrun checkpoint can be used as a
-teacher elsewhere, and published teachers load here.
-"""
+"""Loading a checkpoint into a model strictly, with one-line errors that say what does not fit."""
 
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
-from typing import Any
 
-import torch
 from torch import nn
 
 from kdrun.errors import KdrunError
-
-
-def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``.
-
-    A kill at any moment leaves either the old file or the new one, never a torn write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> dict[str, Any]:
-    """Load a checkpoint without executing code from it; a bad file is a one-line error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise KdrunError(f"{key}={path} does not exist; give the path of a .pt/.pth checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickle with code, random bytes ...
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise KdrunError(f"{key}={path} is corrupt, truncated or not a weights-only checkpoint ({reason})") from None
-    if not isinstance(obj, dict):
-        raise KdrunError(f"{key}={path} holds a {type(obj).__name__}, expected a dict of weights")
-    return obj
-
-
-def state_dict_of(obj: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights inside a checkpoint: kdrun's and the reference format keep them under ``model``."""
-    for k in ("model", "state_dict"):
-        if isinstance(obj.get(k), dict):
-            return obj[k]
-    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj
-    raise KdrunError(f"no weights found in checkpoint (keys: {', '.join(list(obj)[:6])}); expected a 'model' entry")
+from kdrun.io import load_checkpoint, state_dict_of
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, arch: str, key: str = "teacher.checkpoint") -> None:

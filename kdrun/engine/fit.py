@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from kdrun.distributed.state import is_main
-from kdrun.distributed.wrap import average_buffers, data_parallel
-from kdrun.engine.checkpoint import load_checkpoint, save_atomic
+from kdrun.engine.data_parallel import average_buffers, data_parallel
 from kdrun.engine.loop import evaluate, train_one_epoch
 from kdrun.engine.progress import ProgressReporter
-from kdrun.schemes.stage import Stage
+from kdrun.engine.stage import Stage
+from kdrun.io import load_checkpoint, save_atomic
 
 
 class MetricsSink(Protocol):

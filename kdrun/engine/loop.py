@@ -11,7 +11,7 @@ from torch import nn
 
 from kdrun.engine.meters import EpochMeter
 from kdrun.engine.progress import ProgressReporter
-from kdrun.schemes.task import Batch, Progress, Task
+from kdrun.engine.task import Batch, Progress, Task
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdrun.report.files import write_json_atomic
+from kdrun.io import write_json_atomic
 
 log = logging.getLogger("kdrun")
 PRECISIONS = {"fp32": np.float32, "fp16": np.float16}

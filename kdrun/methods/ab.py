@@ -20,12 +20,12 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import ConvRegressor, regressor_fits
 from kdrun.methods.pairing import feature_parameters, require_maps, stage_pairs
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 REFERENCE_SCALE = 3 / 1000  # the authors' code divides the summed loss by 1000 and multiplies it by 3
 

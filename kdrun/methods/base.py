@@ -26,8 +26,22 @@ import torch
 from torch import nn
 
 from kdrun.data.base import DataInfo
+from kdrun.engine.task import Batch, Progress
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.schemes.task import Batch, Progress
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The ``distill`` config group. ``gamma=None`` means Hinton's convention: CE weight 1 - alpha."""
+
+    T: float = 4.0
+    alpha: float = 0.9
+    gamma: float | None = None
+    beta: float = 0.0
+
+    @property
+    def ce_weight(self) -> float:
+        return 1.0 - self.alpha if self.gamma is None else self.gamma
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import choice_error
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.embed import LinearEmbed
 from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 FORMS = ("reference", "gaussian")
 

@@ -31,13 +31,13 @@ import logging
 import torch
 
 from kdrun.distributed import all_gather_rows
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.crd_memory import ContrastMemory, OtherClassSampler
 from kdrun.methods.embed import LinearEmbed
 from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 log = logging.getLogger("kdrun")
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 # Subtracted from the target logit so that its softmax probability underflows to zero (mdistiller's value).
 MASK_OFFSET = 1000.0

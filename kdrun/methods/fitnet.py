@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import ConvRegressor, regressor_fits
 from kdrun.methods.pairing import feature_parameters, require_maps
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 
 def hint_loss(regressed: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -20,12 +20,12 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import match_sizes
 from kdrun.methods.pairing import archs_matching, feature_parameters, require_maps
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 
 def fsp_matrix(bottom: torch.Tensor, top: torch.Tensor) -> torch.Tensor:

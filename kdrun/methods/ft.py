@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError, choice_error
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import batch_norm, conv, conv_transpose, match_sizes
 from kdrun.methods.pairing import require_maps
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 FACTORS = ("map", "paper")
 # Students for which RepDistiller's init stage uses lr 0.01 (helper/pretrain.py).

@@ -17,11 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import match_sizes
 from kdrun.methods.pairing import require_maps, stage_pairs
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 
 def poly_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import torch
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 
 def conditional_probabilities(f: torch.Tensor, eps: float) -> torch.Tensor:

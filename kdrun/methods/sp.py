@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import Method, Needs
 from kdrun.methods.precision import no_autocast, widen
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 
 def similarity_matrix(f: torch.Tensor) -> torch.Tensor:

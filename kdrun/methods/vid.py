@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import conv, match_sizes
 from kdrun.methods.pairing import require_maps, stage_pairs
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Progress
 
 
 def vid_nll(mean: torch.Tensor, target: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:

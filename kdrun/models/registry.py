@@ -17,6 +17,8 @@ from kdrun.models.base import KDModel
 
 # What input a model accepts: "image" (C, H, W), "signal" (C, L) or "any" (flattened).
 INPUT_KINDS = ("image", "signal", "any")
+# Keys of a teacher=/student= config node that are not the architecture's own options.
+RESERVED_MODEL_KEYS = ("arch", "checkpoint", "lr")
 
 
 @dataclass(frozen=True)

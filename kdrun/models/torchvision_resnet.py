@@ -112,7 +112,7 @@ def _weights_path(weights: str, tv_name: str) -> Path:
 
 def load_torchvision_weights(model: TorchvisionResNet, weights: str, tv_name: str) -> None:
     """Initialize ``model`` from torchvision weights; ``fc`` (``conv1``) only if class (input channel) counts match."""
-    from kdrun.engine.checkpoint import load_checkpoint, state_dict_of
+    from kdrun.io import load_checkpoint, state_dict_of
 
     state = dict(state_dict_of(load_checkpoint(_weights_path(weights, tv_name), "weights")))
     own = model.state_dict()

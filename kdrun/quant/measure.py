@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kdrun.io import one_line
+
 
 @dataclass(frozen=True)
 class MeasureSettings:
@@ -32,11 +34,6 @@ class MeasureSettings:
     iters: int = 20
     max_seconds: float = 2.0  # per model, batch size and mode
     threads: int | None = None  # torch intra-op threads while timing; None = torch's default
-
-
-def one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 def weights_bytes(state: dict[str, torch.Tensor]) -> int:
@@ -121,5 +118,5 @@ def latency(model: nn.Module, inputs: dict[int, torch.Tensor], s: MeasureSetting
             result["compile_s"] = compiled.seconds
         except Exception as e:  # an unsupported op or a missing C++ toolchain: record, don't fail the run
             result["compiled_ms"] = None
-            result["compile_error"] = one_line(e)
+            result["compile_error"] = f"{type(e).__name__}: {one_line(e, lines=1)}"
     return result

@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from kdrun.errors import KdrunError
+from kdrun.io import write_text_atomic
 from kdrun.report.aggregate import Summary, format_value, summarize
-from kdrun.report.files import write_text_atomic
 from kdrun.report.jobs import COMPLETED, Job, find_jobs
 from kdrun.report.sweep_table import csv_sweep_table, markdown_sweep_table, rich_sweep_table
 from kdrun.report.table import markdown_table, rich_table, table_rows

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kdrun.report.files import RESULTS_FILE, write_json_atomic
+from kdrun.io import write_json_atomic
+from kdrun.report.files import RESULTS_FILE
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from rich.table import Table
 
-from kdrun.report.files import TABLE_CSV, TABLE_MD, write_text_atomic
+from kdrun.io import write_text_atomic
+from kdrun.report.files import TABLE_CSV, TABLE_MD
 
 FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "delta_vs_baseline", "params", "size_bytes",
           "size_vs_teacher", "eager_ms_b1", "eager_ms_full", "compiled_ms_b1", "compiled_ms_full", "full_batch",

@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kdrun.report.files import METRICS_FILE, RESULTS_FILE, write_json_atomic
+from kdrun.io import write_json_atomic
+from kdrun.report.files import METRICS_FILE, RESULTS_FILE
 
 TB_DIR = "tb"
 

@@ -24,13 +24,12 @@ from collections.abc import Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from kdrun.build import build_model
-from kdrun.config_store import model_node
 from kdrun.data.base import DataInfo
+from kdrun.engine.stage import Stage
 from kdrun.errors import KdrunError
 from kdrun.models.registry import list_models, model_spec
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.requires import needed
-from kdrun.schemes.stage import Stage
 
 log = logging.getLogger("kdrun")
 STAGES = ("teacher", "baseline", "assistant", "distilled")
@@ -52,6 +51,11 @@ def _width_key(arch: str) -> str | None:
     """The option holding a list of layer widths (mlp ``hidden``, cnn1d ``channels``), if any."""
     return next((k for k, v in model_spec(arch).defaults.items()
                  if isinstance(v, list) and v and all(isinstance(w, int) for w in v)), None)
+
+
+def model_node(arch: str) -> DictConfig:
+    """The node ``assistant=<arch>`` would give: the architecture with its default options."""
+    return OmegaConf.create({"arch": arch, "checkpoint": None, **model_spec(arch).defaults})
 
 
 def _line(arch: str) -> str:
@@ -76,14 +80,14 @@ def pick_assistant(teacher: DictConfig, student: DictConfig, info: DataInfo) -> 
         return OmegaConf.create({k: v for k, v in _narrower(teacher, student, key).items() if k != "lr"})
     family = model_spec(teacher.arch).family
     big, small = _params(teacher, info, "teacher"), _params(student, info, "student")
-    sizes = {name: _params(OmegaConf.create(model_node(name)), info, ASSISTANT_KEY)
+    sizes = {name: _params(model_node(name), info, ASSISTANT_KEY)
              for name in list_models(family=family, input_kind=info.input_kind)}
     between = [name for name, n in sizes.items() if small < n < big]
     if not between:
         raise KdrunError(f"scheme=assistant: no {family} model lies between teacher={teacher.arch} ({big:,} params) "
                          f"and student={student.arch} ({small:,} params); choose one with assistant=<arch>")
     same_line = [name for name in between if _line(name) == _line(teacher.arch)]  # resnet110 -> resnet56, not 8x4
-    return OmegaConf.create(model_node(max(same_line or between, key=sizes.get)))
+    return model_node(max(same_line or between, key=sizes.get))
 
 
 def assistant_node(ctx: SchemeContext) -> DictConfig:

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrun.engine.stage import Stage
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.requires import needed
-from kdrun.schemes.stage import Stage
 
 STAGES = ("baseline", "self_distilled", "born_again_ensemble")
 REQUIRES = {"self_distilled": ("baseline",), "born_again_ensemble": ("self_distilled",)}

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 from omegaconf import DictConfig
 
+from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings, resolve_device,
-                         supervised_cache_key, teacher_checkpoint, teacher_outputs_key)
+                         supervised_cache_key, teacher_outputs_key)
 from kdrun.data.base import DataBundle
 from kdrun.distributed.state import rank, world_size
+from kdrun.engine.stage import Stage
+from kdrun.engine.task import SupervisedTask
 from kdrun.engine.teacher_outputs import TeacherLogits, weights_digest
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.distill_task import DistillTask, InitTask
-from kdrun.schemes.stage import Stage
-from kdrun.schemes.task import SupervisedTask
 
 log = logging.getLogger("kdrun")
 
@@ -27,7 +28,6 @@ log = logging.getLogger("kdrun")
 class SchemeContext:
     cfg: DictConfig
     data: DataBundle
-    stage_outcomes: dict = field(default_factory=dict)  # filled by the pipeline as stages finish
 
     def check_pair(self) -> None:
         """Build teacher, student and method once before any stage runs: incompatible architectures,

@@ -8,31 +8,16 @@ mixed (function matching, Beyer et al., CVPR 2022).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdrun.data.mix import BatchMix
-from kdrun.methods.base import Method
+from kdrun.engine.task import Batch, Frozen, Progress, StepOutput, Task, frozen
+from kdrun.methods.base import LossWeights, Method
 from kdrun.methods.kd import kd_loss
 from kdrun.models.features import Features
-from kdrun.schemes.task import Batch, Frozen, Progress, StepOutput, Task, frozen
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """The ``distill`` config group. ``gamma=None`` means Hinton's convention: CE weight 1 - alpha."""
-
-    T: float = 4.0
-    alpha: float = 0.9
-    gamma: float | None = None
-    beta: float = 0.0
-
-    @property
-    def ce_weight(self) -> float:
-        return 1.0 - self.alpha if self.gamma is None else self.gamma
 
 
 class DistillTask(Task):

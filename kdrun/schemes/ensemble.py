@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kdrun.build import build_method
+from kdrun.engine.stage import Stage
 from kdrun.errors import KdrunError
 from kdrun.methods.base import MethodContext
 from kdrun.models.registry import model_spec
 from kdrun.schemes.born_again import Ensemble
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.requires import needed
-from kdrun.schemes.stage import Stage
 
 STAGES = ("teacher", "baseline", "distilled")
 REQUIRES = {"distilled": ("teacher",)}

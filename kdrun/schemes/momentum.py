@@ -28,12 +28,12 @@ import torch
 from torch import nn
 
 from kdrun.build import build_mix, loss_weights, optim_settings
+from kdrun.engine.stage import Stage
+from kdrun.engine.task import Batch, Progress, StepOutput, Task
 from kdrun.errors import KdrunError
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.distill_task import DistillTask
 from kdrun.schemes.requires import needed
-from kdrun.schemes.stage import Stage
-from kdrun.schemes.task import Batch, Progress, StepOutput, Task
 
 STAGES = ("baseline", "momentum")
 

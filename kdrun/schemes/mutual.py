@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdrun.build import loss_weights, optim_settings
+from kdrun.engine.stage import Stage
+from kdrun.engine.task import Batch, Progress, StepOutput, Task
 from kdrun.errors import KdrunError
+from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import kd_loss
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import LossWeights
 from kdrun.schemes.requires import needed
-from kdrun.schemes.stage import Stage
-from kdrun.schemes.task import Batch, Progress, StepOutput, Task
 
 STAGES = ("baseline", "mutual")
 PEER_KEYS = ("student", "teacher")

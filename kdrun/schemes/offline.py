@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from kdrun.engine.stage import Stage
 from kdrun.schemes.born_again import generations
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.pruned import pruned_stage
 from kdrun.schemes.quantized import ptq_stage, qat_stage
 from kdrun.schemes.requires import needed
-from kdrun.schemes.stage import Stage
 
 STAGES = ("teacher", "baseline", "distilled", "self_distilled", "quantized", "quantized_ptq", "pruned")
 REQUIRES = {

@@ -18,15 +18,15 @@ from torch import nn
 from torch.nn.utils import prune
 
 from kdrun.build import optim_settings
+from kdrun.engine.finish import Deployment, evaluate_alone
 from kdrun.engine.fit import EngineEnv
-from kdrun.methods.base import MethodContext
+from kdrun.engine.stage import Stage
+from kdrun.methods.base import LossWeights, MethodContext
 from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
-from kdrun.quant.deploy import Deployment, evaluate_alone
 from kdrun.quant.measure import MeasureSettings
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import DistillTask, LossWeights
-from kdrun.schemes.stage import Stage
+from kdrun.schemes.distill_task import DistillTask
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 

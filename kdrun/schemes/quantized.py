@@ -20,18 +20,19 @@ import torch
 from torch import nn
 
 from kdrun.build import optim_settings
+from kdrun.engine.finish import Deployment, evaluate_alone, evaluate_deployed
 from kdrun.engine.fit import EngineEnv
 from kdrun.methods.base import MethodContext
 from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
-from kdrun.quant.deploy import Deployment, evaluate_alone, evaluate_deployed
 from kdrun.quant.exported import ExportedModel
 from kdrun.quant.measure import MeasureSettings
 from kdrun.quant.pt2e import (calibrate, convert, int8_state, kernel_counts, needs_reduced_range, prepare_ptq,
                               prepare_qat, save_int8)
+from kdrun.engine.stage import Stage
+from kdrun.methods.base import LossWeights
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import DistillTask, LossWeights
-from kdrun.schemes.stage import Stage
+from kdrun.schemes.distill_task import DistillTask
 
 QUANTIZER = "torchao X86InductorQuantizer (uint8 activations per tensor, int8 weights per channel)"
 KERNEL_TOLERANCE = 1.0  # top-1 points between int8 kernels and the reference graph (rounding differs slightly)

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from kdrun.distributed.state import all_reduce_sum_, broadcast_, world_size
-from kdrun.schemes.task import Batch, Progress, StepOutput, Task
+from kdrun.engine.task import Batch, Progress, StepOutput, Task
 
 # torch >= 2.14 renamed broadcast_buffers (the new name still syncs once at construction: harmless,
 # every rank builds identical buffers)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kdrun.schemes.task import Task
+from kdrun.engine.task import Task
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Stage:
     batch beside the labeled one (``Batch.transfer_x``). ``epochs=0`` marks a stage that trains
     nothing and is only evaluated (an ensemble of trained models, a model to calibrate).
 
-    ``deploy(env, measure_settings) -> Deployment`` (kdrun/quant/deploy.py), when set, turns the
+    ``deploy(env, measure_settings) -> Deployment`` (kdrun/engine/finish.py), when set, turns the
     trained model into the one the row reports (e.g. converts it to int8); it runs after training,
     must be deterministic, and its result is cached next to the stage's checkpoints.
 

@@ -14,9 +14,9 @@ from torch import nn
 
 from kdrun.engine.fit import EngineEnv, StageOutcome
 from kdrun.engine.loop import evaluate
-from kdrun.quant.measure import Compiled, MeasureSettings, inputs_for, latency, one_line, weights_bytes
-from kdrun.report.files import write_json_atomic
-from kdrun.schemes.stage import Stage
+from kdrun.engine.stage import Stage
+from kdrun.io import one_line, write_json_atomic
+from kdrun.quant.measure import Compiled, MeasureSettings, inputs_for, latency, weights_bytes
 
 FINISH_FILE = "finish.json"
 CPU = torch.device("cpu")
@@ -63,7 +63,7 @@ def evaluate_deployed(model: nn.Module, env: EngineEnv, compile: bool) -> tuple[
             compiled = Compiled(model)
             return evaluate_alone(FixedBatch(compiled), env), compiled, None
         except Exception as e:  # unsupported op, no C++ toolchain: still report the model's accuracy
-            return evaluate_alone(model, env), None, one_line(e)
+            return evaluate_alone(model, env), None, f"{type(e).__name__}: {one_line(e, lines=1)}"
     return evaluate_alone(model, env), None, None
 
 

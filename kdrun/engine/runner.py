@@ -1,0 +1,109 @@
+"""Running a stage and finishing its row: train it, or load it (a given checkpoint, the shared cache),
+or only evaluate it (a stage that trains nothing); then, for a table row, deploy, size and time it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from kdrun.distributed.state import is_main
+from kdrun.engine.cache import StageCache
+from kdrun.engine.checkpoint import load_weights
+from kdrun.engine.finish import finish_stage
+from kdrun.engine.fit import EngineEnv, StageOutcome, fit
+from kdrun.engine.loop import evaluate
+from kdrun.engine.stage import Stage
+from kdrun.quant.measure import MeasureSettings
+
+log = logging.getLogger("kdrun")
+
+
+def run_and_record(stage: Stage, env: EngineEnv, cache: StageCache, settings: MeasureSettings) -> dict[str, Any]:
+    """Run ``stage`` and return its record for results.json (a table row is also deployed and measured)."""
+    outcome, source = run_stage(stage, env, cache)
+    record = stage_record(stage, outcome, source)
+    if stage.in_table and is_main():  # data-parallel: rank 0 deploys and measures, the others go on
+        merge_records(record, finish_stage(stage, outcome, env, settings))
+    return record
+
+
+def stage_record(stage: Stage, outcome: StageOutcome, source: str) -> dict[str, Any]:
+    model = stage.task.eval_model
+    record = {"role": stage.role, "arch": stage.arch, "method": stage.method, "in_table": stage.in_table,
+              "best_top1": outcome.best_top1, "last_top1": outcome.last_top1, "best_epoch": outcome.best_epoch,
+              "epochs": outcome.epochs, "params": sum(p.numel() for p in model.parameters()),
+              "checkpoint": outcome.checkpoint, "wall_time": outcome.wall_time, "source": source, **stage.info}
+    models = stage.task.eval_models
+    if len(models) > 1:  # a task that trains several models: one sub-record (and table row) each
+        history = outcome.history
+        record["models"] = {name: {"params": sum(p.numel() for p in m.parameters()),
+                                   "last_top1": history[-1].get(f"val_top1/{name}") if history else None,
+                                   "best_top1": max((h.get(f"val_top1/{name}", -1.0) for h in history), default=None)}
+                            for name, m in models.items()}
+    return record
+
+
+def merge_records(record: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add what the finishing step measured; per-model entries merge into the per-model sub-records."""
+    for name, values in extra.pop("models", {}).items():
+        record.setdefault("models", {}).setdefault(name, {}).update(values)
+    record.update(extra)
+
+
+def run_stage(stage: Stage, env: EngineEnv, cache: StageCache) -> tuple[StageOutcome, str]:
+    """Train the stage, or reuse it from a given checkpoint or the shared cache."""
+    if stage.info.get("checkpoint"):
+        return _loaded(stage, env, stage.info["checkpoint"], f"{stage.role}.checkpoint"), "checkpoint"
+    if stage.epochs == 0:
+        return _evaluated(stage, env), "evaluated"
+    if stage.cache_key is None:
+        return fit(stage, env), "trained"
+    with cache.lock(stage.cache_key):
+        hit = cache.get(stage.cache_key)
+        if hit is not None:
+            path, recorded = hit
+            log.info("%s: reusing cached %s %s from %s", stage.name, stage.arch, stage.role, path.parent)
+            outcome = _loaded(stage, env, path, f"cached {stage.name}")
+            outcome.history, outcome.wall_time = recorded["history"], recorded["wall_time"]
+            outcome.best_top1, outcome.best_epoch = recorded["best_top1"], recorded["best_epoch"]
+            outcome.epochs = recorded["epochs"]
+            _replay_history(stage, env, outcome.history)
+            return outcome, "cache"
+        outcome = fit(stage, env)
+        cache.put(stage.cache_key, Path(outcome.checkpoint), asdict(outcome))
+        return outcome, "trained"
+
+
+def _loaded(stage: Stage, env: EngineEnv, path, key: str) -> StageOutcome:
+    """Load weights into the stage's model and evaluate it (the teacher is checked before distilling)."""
+    t0 = time.monotonic()
+    model = stage.task.eval_model
+    load_weights(model, path, stage.arch, key)
+    model.to(env.device)
+    top1 = evaluate(model, env.test_loader, env.device, env.amp)["top1"]
+    log.info("%s: %s loaded from %s, test top-1 %.2f%%", stage.name, stage.arch, path, top1)
+    return StageOutcome(top1, 0, top1, 0, time.monotonic() - t0, str(path), [])
+
+
+def _evaluated(stage: Stage, env: EngineEnv) -> StageOutcome:
+    """A stage that trains nothing (an ensemble of trained models): evaluate it, log it like an epoch 0."""
+    t0 = time.monotonic()
+    model = stage.task.to_device(env.device).eval_model
+    val = evaluate(model, env.test_loader, env.device, env.amp)
+    record = {"epoch": 0, "lr": 0.0, "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+    env.sink.begin_stage(stage.name, 0)
+    env.sink.log_epoch(stage.name, 0, record)
+    env.sink.end_stage(stage.name)
+    log.info("%s: %s evaluated, test top-1 %.2f%%", stage.name, stage.arch, val["top1"])
+    return StageOutcome(val["top1"], 0, val["top1"], 0, record["epoch_time"], "", [record])
+
+
+def _replay_history(stage: Stage, env: EngineEnv, history: list[dict]) -> None:
+    """Copy a cached stage's curves into this run's logs, so every run directory is complete."""
+    env.sink.begin_stage(stage.name, 1)
+    for record in history:
+        env.sink.log_epoch(stage.name, record["epoch"], record)
+    env.sink.end_stage(stage.name)

@@ -1,0 +1,92 @@
+"""Files written atomically, checkpoints loaded safely, exceptions shortened to one line.
+
+The bottom layer: imports nothing of kdrun but ``errors``, and torch only inside the functions that
+need it, so config checks and the command line stay torch-free.
+
+kdrun's checkpoint keeps the model weights under the key ``model`` -- the same layout as the
+reference implementations' published teachers -- so any kdrun checkpoint can be used as a
+teacher elsewhere, and published teachers load here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from kdrun.errors import KdrunError
+
+
+def one_line(error: object, limit: int | None = 200, lines: int | None = None) -> str:
+    """An exception's text on one line (its first ``lines`` non-empty lines, whitespace collapsed, cut at
+    ``limit`` characters): it goes inside a one-line user message."""
+    text_lines = [ln for ln in str(error).splitlines() if ln.strip()]
+    text = " ".join(" ".join(text_lines[:lines]).split()) or type(error).__name__
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Write to a uniquely named temporary file in the target folder, fsync, then rename over ``path``.
+
+    A kill at any moment leaves either the old file or the new one, never a torn write; two writers
+    (threads, sweep jobs) never share a temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    _write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` ``obj`` atomically (see :func:`_write_atomic`)."""
+    import torch
+
+    _write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> dict[str, Any]:
+    """Load a checkpoint without executing code from it; a bad file is a one-line error naming it."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise KdrunError(f"{key}={path} does not exist; give the path of a .pt/.pth checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle with code, random bytes ...
+        raise KdrunError(f"{key}={path} is corrupt, truncated or not a weights-only checkpoint "
+                         f"({one_line(e, limit=160, lines=1)})") from None
+    if not isinstance(obj, dict):
+        raise KdrunError(f"{key}={path} holds a {type(obj).__name__}, expected a dict of weights")
+    return obj
+
+
+def state_dict_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """The weights inside a checkpoint: kdrun's and the reference format keep them under ``model``."""
+    import torch
+
+    for k in ("model", "state_dict"):
+        if isinstance(obj.get(k), dict):
+            return obj[k]
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    raise KdrunError(f"no weights found in checkpoint (keys: {', '.join(list(obj)[:6])}); expected a 'model' entry")

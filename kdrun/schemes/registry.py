@@ -27,8 +27,8 @@ SCHEME_STAGES: dict[str, tuple[str, ...]] = {
     "ensemble": ensemble.STAGES,
     "momentum": momentum.STAGES,
 }
-SCHEME_CHECKS = {"dml": mutual.peer_keys, "assistant": assistant.check, "ensemble": ensemble.check,
-                 "momentum": momentum.check}
+SCHEME_CHECKS = {"offline": offline.check, "dml": mutual.peer_keys, "assistant": assistant.check,
+                 "ensemble": ensemble.check, "momentum": momentum.check}
 STAGE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s for stages in SCHEME_STAGES.values() for s in stages))
 
 

@@ -147,7 +147,7 @@ def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: 
     ``seed`` is the model's own seed when a scheme trains several copies (default: ``cfg.seed``)."""
     seed = cfg.seed if seed is None else seed
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
-               if k not in ("root", "download")}
+               if k not in ("root", "download", "verify")}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "num_workers"}
     trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,

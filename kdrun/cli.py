@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from kdrun.benchmark_default import apply_benchmark_default
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
 from kdrun.preflight import passes_through, parse_overrides, preflight
@@ -27,6 +28,8 @@ from kdrun.sweeps import is_multirun, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
+_new_parents: list[Path] = []  # the folders above it that do not exist yet
+PRINTS_CONFIG = ("-c", "--cfg", "-p", "--package", "--resolve", "--info", "-i")
 
 
 def config_dir() -> str:
@@ -99,8 +102,20 @@ def discard_if_nothing_ran(run_dir: Path, error: str) -> None:
         return
     if _new_run_dir is not None and run_dir.resolve() == _new_run_dir and not (run_dir / "checkpoints").exists():
         shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_empty_parents(run_dir.resolve())
     else:
         mark_failed(run_dir, error)
+
+
+def _remove_empty_parents(run_dir: Path) -> None:
+    """Folders above the run folder that this invocation created (``outputs/runs/``), if left empty."""
+    parent = run_dir.parent
+    while _new_parents and parent in _new_parents:
+        try:
+            parent.rmdir()  # only if empty: a concurrent run's folder stays
+        except OSError:
+            return
+        parent = parent.parent
 
 
 def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
@@ -114,12 +129,15 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if args and args[0].split("=")[0] == "--list":
+        _print_listing(args)
+        return
     if passes_through(args):  # --help, --cfg job, ...: Hydra answers, nothing runs
+        sys.argv = [sys.argv[0], *_printed_config_args(args)]
         hydra_app()
         return
     try:
-        args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
-        cfg = preflight(CONFIG_DIR, args)
+        args, cfg = checked_arguments(args)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -127,6 +145,37 @@ def main() -> None:
     sys.argv = [sys.argv[0], *args]
     hydra_app()
     _exit_if_jobs_failed()
+
+
+def checked_arguments(args: list[str]) -> tuple[list[str], DictConfig]:
+    """The command line as Hydra will get it (the headline rule, a sweep's stable folders) and the
+    composed, checked config of its (first) job. Raises KdrunError; creates nothing."""
+    args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
+    args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
+    return args, preflight(CONFIG_DIR, args)
+
+
+def _print_listing(args: list[str]) -> None:
+    """``kdrun --list [category]`` / ``--list=category``: one line per choice, then exit."""
+    from kdrun.listing import listing
+
+    category = args[0].split("=", 1)[1] if "=" in args[0] else (args[1] if len(args) > 1 else None)
+    try:
+        text = listing(category, CONFIG_DIR)
+    except KdrunError as e:
+        fail(str(e))
+        sys.exit(2)
+    print(text, end="")
+
+
+def _printed_config_args(args: list[str]) -> list[str]:
+    """``--cfg job`` and friends print the config the same command would run (the headline rule applied)."""
+    if not any(a.split("=")[0] in PRINTS_CONFIG for a in args):
+        return args
+    try:
+        return apply_benchmark_default(args, parse_overrides([a for a in args if "=" in a and not a.startswith("-")]))
+    except KdrunError:
+        return args  # Hydra reports the bad override itself
 
 
 def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:
@@ -137,6 +186,7 @@ def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:
     if is_multirun(args) or run_dir.exists():
         return args
     _new_run_dir = run_dir.resolve()
+    _new_parents.extend(p for p in _new_run_dir.parents if not p.exists())
     if any(a.startswith("hydra.run.dir=") for a in args):
         return args
     return [*args, f"hydra.run.dir={quote(str(_new_run_dir))}"]

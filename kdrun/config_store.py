@@ -6,7 +6,8 @@
   teacher.hidden=[1200,1200]`` works (likewise ``assistant/<name>`` for scheme=assistant's
   middle model). The teacher also has ``lr``: its learning rate when kdrun
   trains it (null = ``trainer.lr``), because the reference recipe trains the teachers at 0.05 while
-  lowering the lr of some students (MobileNetV2, ShuffleNets) to 0.01.
+  lowering the lr of some students (MobileNetV2, ShuffleNets) to 0.01 (trainer=cifar sets both from
+  the registry's ``recipe_lr``).
 * ``experiment=``: a preset for every cell of the published benchmark tables
   (:mod:`kdrun.benchmarks.presets`, generated from ``kdrun/benchmarks/*.yaml``).
 """
@@ -18,7 +19,8 @@ import datetime
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from kdrun.models.registry import list_models, model_spec
+from kdrun.data.cache_dir import data_root
+from kdrun.models.registry import list_models, model_spec, recipe_lr
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 
@@ -31,12 +33,19 @@ def model_node(name: str, group: str = "student") -> dict:
 
 def register_resolvers() -> None:
     """``${kdrun.name:${name}}``: the run's folder name, or the start time when ``name`` is null.
-
     Cached, so every use within one config (and every job of a sweep: Hydra copies the cache
     into each job's config) sees the same time.
+
+    ``${kdrun.data_root:}``: ``paths.data``, the per-user data cache (kdrun/data/cache_dir.py).
+    ``${kdrun.recipe_lr:<recipe>,<arch>,<base lr>}``: an architecture's own lr in a training recipe
+    (the model registry's ``recipe_lr``; trainer=cifar uses it for trainer.lr and teacher.lr).
     """
     if not OmegaConf.has_resolver("kdrun.name"):
         OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
+    if not OmegaConf.has_resolver("kdrun.data_root"):
+        OmegaConf.register_new_resolver("kdrun.data_root", data_root)
+    if not OmegaConf.has_resolver("kdrun.recipe_lr"):
+        OmegaConf.register_new_resolver("kdrun.recipe_lr", lambda recipe, arch, base: recipe_lr(recipe, arch, base))
 
 
 def run_name(name: object) -> str:
@@ -69,7 +78,7 @@ def register_configs() -> None:
         return
     from kdrun.benchmarks.presets import register_presets  # after the models: presets name them
 
-    register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir
+    register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir, paths.data, trainer=cifar's lr
     _share_store_between_compositions()
     cs = ConfigStore.instance()
     for name in list_models():

@@ -7,6 +7,7 @@ valid choices, so the user can fix the command without reading code.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 
@@ -16,6 +17,13 @@ class KdrunError(Exception):
 
 def choice_error(key: str, value: object, choices: Iterable[object], what: str = "") -> KdrunError:
     """Build the standard 'unknown value' error: names the key, the value and the valid choices."""
-    listed = ", ".join(str(c) for c in sorted(choices, key=str))
+    names = sorted((str(c) for c in choices))
     detail = f" {what}" if what else ""
-    return KdrunError(f"{key}={value!s} is not valid{detail}; valid choices: {listed}")
+    return KdrunError(f"{key}={value!s} is not valid{detail}; {did_you_mean(str(value), names)}"
+                      f"valid choices: {', '.join(names)}")
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """``"did you mean X? "`` for the closest choice to a mistyped ``value`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? " if close else ""

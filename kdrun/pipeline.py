@@ -24,7 +24,7 @@ from kdrun.logs import console, output
 from kdrun.report.run_end import finish_run
 from kdrun.report.table import rich_table, table_rows, write_tables
 from kdrun.report.writer import RunWriter
-from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.context import SchemeContext, check_before_data
 from kdrun.schemes.registry import SCHEMES, scheme_name
 
 log = logging.getLogger("kdrun")
@@ -73,6 +73,7 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage of the configured scheme in ``run_dir``; resumes whatever is already there."""
+    check_before_data(cfg)  # the CLI's preflight did this already; API callers get it here, still before data
     device = local_device(resolve_device(cfg.device))
     if is_main():  # data-parallel: rank 0 writes, the others compute
         run_dir.mkdir(parents=True, exist_ok=True)

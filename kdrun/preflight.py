@@ -8,6 +8,7 @@ that holds a run with a different config (so nothing existing is overwritten).
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
-from kdrun.errors import KdrunError, choice_error
+from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
 from kdrun.sweeps import check_sweep_dir, config_differences, is_multirun, swept_keys
@@ -58,6 +59,7 @@ def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
     job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job_cfg, STAGE_NAMES)
     check_scheme(job_cfg)
+    check_pairs(job_cfg)
     if multirun:
         check_sweep_dir(Path(master.hydra.sweep.dir), master, swept_keys(parsed))
     else:
@@ -73,7 +75,22 @@ def _check_every_swept_value(parsed: list, first: list[str]) -> None:
             continue
         for value in list(o.sweep_string_iterator())[1:]:
             cfg = compose_checked([*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]])
-            check_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), STAGE_NAMES)
+            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            check_config(job_cfg, STAGE_NAMES)
+            if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
+                check_pairs(job_cfg)
+
+
+# Top-level keys whose swept values change which models a job builds or how they pair up.
+PAIR_KEYS = ("teacher", "student", "assistant", "method", "dataset", "scheme", "experiment")
+
+
+def check_pairs(job_cfg: DictConfig) -> None:
+    """Architecture/dataset/method compatibility, on the dataset's static facts: before any data work
+    and before Hydra creates a run folder. Imports torch, so it runs after every torch-free check."""
+    from kdrun.schemes.context import check_before_data
+
+    check_before_data(job_cfg)
 
 
 def parse_overrides(overrides: list[str]) -> list:
@@ -119,7 +136,8 @@ def _unknown_option(key: str, value: str, options: list[str]) -> KdrunError:
     # hundreds of presets: name the closest ones and where the full list is
     close = difflib.get_close_matches(value, options, n=5, cutoff=0.5)
     hint = f"closest: {', '.join(close)}; " if close else ""
-    return KdrunError(f"{key}={value} is not valid (no such {key}); {hint}all {len(options)} choices: kdrun --help")
+    return KdrunError(f"{key}={value} is not valid (no such {key}); {did_you_mean(value, options)}{hint}"
+                      f"all {len(options)} choices: kdrun --list presets")
 
 
 def compose_checked(overrides: list[str]) -> DictConfig:
@@ -128,7 +146,27 @@ def compose_checked(overrides: list[str]) -> DictConfig:
     except MissingConfigException as e:
         raise KdrunError(one_line(e, limit=None, lines=2)) from None
     except (HydraException, OmegaConfBaseException) as e:
-        raise KdrunError(one_line(e, limit=None, lines=2)) from None
+        unknown = re.search(r"Could not override '([^']+)'", str(e))
+        message = _unknown_key(unknown.group(1), overrides) if unknown else one_line(e, limit=None, lines=2)
+        raise KdrunError(message) from None
+
+
+def _unknown_key(key: str, overrides: list[str]) -> str:
+    """``distill.alhpa=0.5``: name the key, the closest existing one, and the keys beside it."""
+    rest = [o for o in overrides if o.split("=")[0] != key]
+    parent = key.rpartition(".")[0]
+    try:
+        cfg = compose(config_name="config", overrides=rest, return_hydra_config=True)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except (HydraException, OmegaConfBaseException):
+        node = None
+    hint = f"to add a new key, write +{key}=..."
+    if not isinstance(node, DictConfig):
+        return f"{key} is not a config key; {hint}"
+    keys = [str(k) for k in node if str(k) != "hydra"]
+    where = f"keys of {parent}" if parent else "top-level keys"
+    dotted = [f"{parent}.{k}" if parent else k for k in keys]
+    return f"{key} is not a config key; {did_you_mean(key, dotted)}{where}: {', '.join(sorted(keys))}; {hint}"
 
 
 def check_run_dir(run_dir: Path, job_cfg: DictConfig) -> None:

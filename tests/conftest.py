@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,13 @@ from hydra.core.global_hydra import GlobalHydra
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
+
+# Tests never read or write the user's data cache (~/.cache/kdrun, see kdrun/data/cache_dir.py): this
+# process and every kdrun it starts use a throwaway XDG cache, unless a test sets KDRUN_DATA itself.
+_TEST_XDG_CACHE = tempfile.mkdtemp(prefix="kdrun-test-xdg-")
+os.environ["XDG_CACHE_HOME"] = _TEST_XDG_CACHE
+os.environ.pop("KDRUN_DATA", None)
+atexit.register(shutil.rmtree, _TEST_XDG_CACHE, ignore_errors=True)
 
 # Tiny settings any CLI test can add: fast smoke epochs on the embedded digits data.
 TINY = ["debug=fast", "dataset=digits", "teacher=mlp", "student=mlp", "teacher.hidden=[32]", "student.hidden=[16]"]

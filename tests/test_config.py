@@ -58,3 +58,23 @@ def test_model_options_expose_architecture_kwargs():
 def test_every_group_file_has_a_comment():
     for path in CONF.rglob("*.yaml"):
         assert path.read_text().lstrip().startswith("#"), f"{path} should open with a comment saying what it is"
+
+
+@pytest.mark.parametrize("student, lr", [("mobilenetv2", 0.01), ("shufflenetv1", 0.01), ("shufflenetv2", 0.01),
+                                         ("resnet20", 0.05), ("vgg8", 0.05)])
+def test_cifar_recipe_takes_each_architectures_own_lr(student, lr):
+    cfg = compose_config(["trainer=cifar", "dataset=cifar100", "teacher=vgg13", f"student={student}"])
+    assert cfg.trainer.lr == lr and cfg.teacher.lr == 0.05  # RepDistiller: the teacher keeps 0.05
+    assert compose_config(["trainer=cifar", "teacher=mobilenetv2", "student=resnet8"]).teacher.lr == 0.01
+    given = compose_config(["trainer=cifar", f"student={student}", "trainer.lr=0.2", "teacher.lr=0.3"])
+    assert (given.trainer.lr, given.teacher.lr) == (0.2, 0.3)  # the command line wins
+    assert compose_config([f"student={student}"]).trainer.lr == 0.05  # other trainers: trainer.lr for all
+
+
+def test_recipe_lr_lives_in_the_registry_and_agrees_with_the_published_table():
+    from kdrun.benchmarks.published import load_table
+    from kdrun.models.registry import list_models, model_spec
+
+    table = load_table("cifar100")
+    lowered = sorted(a for a in list_models() if model_spec(a).recipe_lr.get(table.trainer) == table.low_lr)
+    assert lowered == sorted(table.low_lr_archs)

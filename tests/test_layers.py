@@ -28,6 +28,8 @@ LAYERS: dict[str, int] = {
     "kdrun.schemes": 6,
     "kdrun.config_checks": 7, "kdrun.preflight": 7, "kdrun.sweeps": 7, "kdrun.config_store": 7,
     "kdrun.benchmarks.presets": 7,  # experiment= options, registered into the config store
+    "kdrun.benchmark_default": 7,  # the headline rule: rewrites the overrides before Hydra composes
+    "kdrun.listing": 7,  # kdrun --list: what the config groups, the registry and the presets offer
     "kdrun.pipeline": 8,
     "kdrun.report": 8,  # reads only the files a run wrote; sits beside the pipeline
     "kdrun.distributed.launch": 8,  # starts the pipeline's processes (torchrun, sweep jobs)

@@ -137,7 +137,7 @@ def test_generated_transfer_has_no_labels_and_needs_a_generator():
 def test_folder_transfer_is_shaped_and_augmented_like_the_train_images(tmp_path):
     write_cifar10(tmp_path / "data")
     write_png_tree(tmp_path / "unlabeled", {"a": ["x"], "b": ["y"]}, per_class=3, size=(40, 50))
-    cifar = load_cifar10(str(tmp_path / "data"))
+    cifar = load_cifar10(str(tmp_path / "data"), verify=False)
     transfer = folder_transfer(str(tmp_path / "unlabeled"), cifar, 0)
     assert len(transfer) == 6
     x, y = transfer[0]

@@ -70,7 +70,8 @@ def write_smoke_data(root: str | Path) -> Path:
 def smoke_overrides(preset: str, data_root: str | Path, outputs: str | Path) -> list[str]:
     """The command-line overrides that shrink ``experiment=<preset>`` to a smoke run."""
     data_root = Path(data_root)
-    dataset = [f"dataset.root={data_root}"]
+    # the tiny CIFAR-100 is not the published one: read it unverified, and never download the real one
+    dataset = [f"dataset.root={data_root}", "dataset.verify=false", "dataset.download=false"]
     if preset.startswith("imagenet/"):
         dataset = [f"dataset.root={data_root / 'imagefolder'}", "dataset.image_size=32"]
     return [f"experiment={preset}", *SMOKE, *dataset, f"paths.outputs={outputs}"]

@@ -2,6 +2,10 @@
 
 Read from the "python version" pickles under ``<root>/cifar-10-batches-py/`` or
 ``<root>/cifar-100-python/`` (what the official tarballs extract to), through torchvision.
+If they are missing, the official tarball is extracted from ``<root>`` or, with ``download=True``
+(the config's default, as in RepDistiller), downloaded with a progress bar first. The archive and
+every extracted file are checked against torchvision's published md5s before anything is
+unpickled (``verify=False`` reads CIFAR-format files you made yourself).
 Augmentation follows the KD benchmark recipe (RepDistiller, mdistiller): train uses
 RandomCrop(32, padding=4) + RandomHorizontalFlip + Normalize, test uses Normalize only.
 CIFAR-100 uses its fine labels (100 classes).
@@ -16,17 +20,24 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from kdrun.data.base import DataBundle, DataInfo
-from kdrun.data.files import ensure_files, read_split
+from kdrun.data.download import Archive, fetch_archive, missing, verify_files
+from kdrun.data.files import read_split
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
 
 
-# torchvision md5-hashes every CIFAR file (about 180 MB) each time a split is constructed, and a
-# file that is present but not byte-identical to the official one reads as "not found". These
-# variants check presence only: a truncated or foreign file still fails loudly while unpickling
-# (see files.read_split), downloads stay verified (download() checks the tarball's md5, tgz_md5),
-# and tests can build small files in the real format. Everything else is torchvision's code.
+def _archive(cls: type[CIFAR10], label: str) -> Archive:
+    """The official archive as torchvision describes it (URL, tarball md5, per-file md5s)."""
+    files = [*cls.train_list, *cls.test_list, [cls.meta["filename"], cls.meta["md5"]]]
+    return Archive(label, cls.url, cls.filename, cls.tgz_md5, cls.base_folder, tuple((n, m) for n, m in files))
+
+
+ARCHIVES = {"cifar10": _archive(CIFAR10, "CIFAR-10"), "cifar100": _archive(CIFAR100, "CIFAR-100")}
+
+
+# kdrun checks every file itself (verify_files) before torchvision opens it; these variants stop
+# torchvision from md5-hashing the same 180 MB again each time a split is constructed.
 class CIFAR10Files(CIFAR10):
     train_list = [[name, None] for name, _ in CIFAR10.train_list]
     test_list = [[name, None] for name, _ in CIFAR10.test_list]
@@ -46,17 +57,26 @@ def cifar_transforms(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[t
     return train, transforms.Compose(normalize)
 
 
-def _load(
-    cls: type[CIFAR10], name: str, label: str, num_classes: int, root: str, download: bool, mean, std
-) -> DataBundle:
-    root_path = Path(root).expanduser()
-    folder = root_path / cls.base_folder
-    names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    put_there = f"the {label} python version extracted from {cls.filename}"
-    # train=False reads only the small test file; download() fetches and extracts the whole archive.
-    fetch = lambda: cls(str(root_path), train=False, download=True)  # noqa: E731
-    ensure_files(root_path, folder, names, label, put_there, download, fetch)
+def ensure_cifar(name: str, root: str, download: bool, verify: bool = True) -> Path:
+    """Make ``<root>/<folder>`` hold the dataset's verified files; returns the root. Raises KdrunError."""
+    archive, root_path = ARCHIVES[name], Path(root).expanduser()
+    put_there = (f"put {archive.filename} (from {archive.url}) or its extracted {archive.folder}/ in {root_path} "
+                 f"(or set dataset.root), or use the embedded dataset=digits (no download)")
+    if missing(root_path, archive):
+        fetch_archive(archive, root_path, download, put_there)
+        if missing(root_path, archive):
+            folder = root_path / archive.folder
+            raise KdrunError(f"dataset.root={root_path}: {folder}/ lacks {', '.join(missing(root_path, archive))}; "
+                             f"{put_there}")
+    if verify:
+        verify_files(archive, root_path)
+    return root_path
 
+
+def _load(cls: type[CIFAR10], name: str, num_classes: int, root: str, download: bool, verify: bool,
+          mean, std) -> DataBundle:
+    root_path = ensure_cifar(name, root, download, verify)
+    folder, label = root_path / cls.base_folder, ARCHIVES[name].label
     train_tf, test_tf = cifar_transforms(mean, std)
     train = read_split(lambda: cls(str(root_path), train=True, transform=train_tf), root_path, folder, label)
     test = read_split(lambda: cls(str(root_path), train=False, transform=test_tf), root_path, folder, label)
@@ -64,9 +84,9 @@ def _load(
     return DataBundle(info, train, test, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf)
 
 
-def load_cifar10(root: str, download: bool = False) -> DataBundle:
-    return _load(CIFAR10Files, "cifar10", "CIFAR-10", 10, root, download, CIFAR10_MEAN, CIFAR10_STD)
+def load_cifar10(root: str, download: bool = False, verify: bool = True) -> DataBundle:
+    return _load(CIFAR10Files, "cifar10", 10, root, download, verify, CIFAR10_MEAN, CIFAR10_STD)
 
 
-def load_cifar100(root: str, download: bool = False) -> DataBundle:
-    return _load(CIFAR100Files, "cifar100", "CIFAR-100", 100, root, download, CIFAR100_MEAN, CIFAR100_STD)
+def load_cifar100(root: str, download: bool = False, verify: bool = True) -> DataBundle:
+    return _load(CIFAR100Files, "cifar100", 100, root, download, verify, CIFAR100_MEAN, CIFAR100_STD)

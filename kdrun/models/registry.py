@@ -29,18 +29,23 @@ class ModelSpec:
     input_kind: str
     defaults: dict[str, Any] = field(default_factory=dict)
     doc: str = ""
+    # Learning rates a published training recipe uses for this architecture instead of its usual one,
+    # by recipe (trainer) name: RepDistiller's CIFAR recipe trains MobileNetV2/ShuffleNets at 0.01.
+    recipe_lr: dict[str, float] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    name: str | None = None, *, family: str, input_kind: str = "image", **defaults: Any
+    name: str | None = None, *, family: str, input_kind: str = "image", recipe_lr: dict[str, float] | None = None,
+    **defaults: Any,
 ) -> Callable[[Callable[..., KDModel]], Callable[..., KDModel]]:
     """Register ``builder(num_classes, in_channels, input_size, **kwargs) -> KDModel``.
 
     ``defaults`` are the architecture's user-tunable keyword arguments; they appear as
-    config keys (``student.hidden=[800,800]``).
+    config keys (``student.hidden=[800,800]``). ``recipe_lr`` maps a trainer recipe to the lr it
+    uses for this architecture (``{"cifar": 0.01}``); see :func:`recipe_lr`.
     """
     if input_kind not in INPUT_KINDS:
         raise ValueError(f"input_kind must be one of {INPUT_KINDS}")
@@ -50,7 +55,8 @@ def register_model(
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} registered twice")
         doc = (builder.__doc__ or "").strip().splitlines()
-        _REGISTRY[key] = ModelSpec(key, builder, family, input_kind, dict(defaults), doc[0] if doc else "")
+        _REGISTRY[key] = ModelSpec(key, builder, family, input_kind, dict(defaults), doc[0] if doc else "",
+                                   dict(recipe_lr or {}))
         return builder
 
     return wrap
@@ -75,6 +81,14 @@ def model_spec(name: str, key: str = "model") -> ModelSpec:
     if name not in _REGISTRY:
         raise choice_error(key, name, _REGISTRY)
     return _REGISTRY[name]
+
+
+def recipe_lr(recipe: str, arch: str, base: float) -> float:
+    """The lr of ``arch`` under trainer recipe ``recipe``: its own if it registered one, else ``base``.
+    An unknown ``arch`` gets ``base`` (the config checks report it with the valid choices)."""
+    _ensure_loaded()
+    spec = _REGISTRY.get(arch)
+    return spec.recipe_lr.get(recipe, base) if spec is not None else base
 
 
 def create_model(

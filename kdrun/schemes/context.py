@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings, resolve_device,
                          supervised_cache_key, teacher_outputs_key)
 from kdrun.data.base import DataBundle
+from kdrun.data.static_info import static_info
 from kdrun.distributed.state import rank, world_size
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
@@ -29,10 +32,12 @@ class SchemeContext:
     cfg: DictConfig
     data: DataBundle
 
-    def check_pair(self) -> None:
+    def check_pair(self, on_meta: bool = False) -> None:
         """Build teacher, student and method once before any stage runs: incompatible architectures,
-        datasets and methods fail here, in one line, before the first batch."""
-        teacher, student = self.model("teacher"), self.model("student")
+        datasets and methods fail here, in one line, before the first batch. ``on_meta`` builds the
+        models without memory or initialization (the method only reads their static feature info)."""
+        with torch.device("meta") if on_meta else nullcontext():
+            teacher, student = self.model("teacher"), self.model("student")
         self.method(student, teacher)
 
     def model(self, key: str, seed_offset: int = 0, node: DictConfig | None = None) -> KDModel:
@@ -138,3 +143,19 @@ class SchemeContext:
     def example_input(self, n: int = 2) -> torch.Tensor:
         """``n`` real test inputs: what models are traced with (export) and sized by."""
         return torch.stack([self.data.test[i][0] for i in range(n)])
+
+
+def check_before_data(cfg: DictConfig) -> None:
+    """The architecture/dataset/method checks of :meth:`SchemeContext.check_pair`, run against the
+    dataset's static facts (kdrun/data/static_info.py) before anything is read, generated or downloaded.
+    A dataset kdrun cannot describe without loading it is checked later, once loaded."""
+    try:
+        info = static_info(OmegaConf.to_container(cfg.dataset, resolve=True))
+    except MissingMandatoryValue:
+        return  # e.g. dataset=imagefolder without dataset.root: the builder says what is missing
+    if info is None:
+        return
+    # labels only size CRD's memory banks and its negative sampling: any balanced stand-in does
+    targets = torch.arange(max(info.num_train, info.num_classes)) % info.num_classes
+    SchemeContext(cfg, DataBundle(info, None, None, targets)).check_pair(on_meta=True)
+

@@ -124,7 +124,8 @@ class ShuffleNetV2(KDModel):
         return self.linear(self._head(x))
 
 
-@register_model(family="shufflenet", input_kind="image", net_size=1.0)
+# RepDistiller's train_student.py / train_teacher.py: lr 0.01 instead of 0.05 for this family on CIFAR.
+@register_model(family="shufflenet", input_kind="image", recipe_lr={"cifar": 0.01}, net_size=1.0)
 def shufflenetv2(num_classes: int, in_channels: int, input_size: tuple[int, ...], net_size: float) -> ShuffleNetV2:
     """ShuffleNet V2 for CIFAR; ``net_size`` 1 gives stages 116-232-464 (sizes 0.2-2 as in the reference)."""
     if float(net_size) not in CONFIGS:

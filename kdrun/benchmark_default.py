@@ -1,0 +1,57 @@
+"""The headline rule: image architectures without ``dataset=`` mean the CIFAR-100 benchmark cell.
+
+``kdrun method=rkd teacher=resnet110 student=resnet20`` names a cell of the published CIFAR-100
+tables, where this zoo comes from; the default dataset (MNIST-1D, 1-D signals) cannot feed these
+models. So when the command line chooses no ``dataset=`` (and no ``experiment=`` preset, which
+chooses its own) and every teacher and student it names (swept values included) is an image
+architecture, kdrun adds ``dataset=cifar100`` and, unless ``trainer=`` is given, ``trainer=cifar``
+(the reference 240-epoch recipe) to the overrides before Hydra composes them. The run's
+``.hydra/overrides.yaml`` and composed config therefore show exactly what ran, and re-running the
+same command (to resume) composes the same config. ``dataset.<key>=...`` overrides do not count
+as choosing a dataset: they apply to CIFAR-100.
+"""
+
+from __future__ import annotations
+
+import sys
+
+BENCHMARK = ("dataset=cifar100", "trainer=cifar")
+
+
+def _choices(parsed: list, group: str) -> list[str] | None:
+    """The values the command gives config group ``group`` (a sweep's too), or None if it gives none."""
+    for o in parsed:
+        if o.key_or_group == group and not o.is_delete():
+            return [str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override() else [str(o.value())]
+    return None
+
+
+def _is_image(arch: str) -> bool:
+    from kdrun.models.registry import model_spec  # only when a command names both models
+
+    try:
+        return model_spec(arch).input_kind == "image"
+    except Exception:  # an unknown name: the config checks report it with the valid choices
+        return False
+
+
+def benchmark_overrides(parsed: list) -> list[str]:
+    """The overrides the headline rule adds to a command (empty when it does not apply)."""
+    if _choices(parsed, "dataset") is not None or _choices(parsed, "experiment") is not None:
+        return []
+    teachers, students = _choices(parsed, "teacher"), _choices(parsed, "student")
+    if teachers is None or students is None or not all(_is_image(a) for a in teachers + students):
+        return []
+    return [o for o in BENCHMARK if _choices(parsed, o.split("=")[0]) is None]
+
+
+def apply_benchmark_default(args: list[str], parsed: list) -> list[str]:
+    """``args`` with the headline rule's overrides added, saying so on stderr (the run's first lines)."""
+    added = benchmark_overrides(parsed)
+    if not added:
+        return args
+    models = f"teacher={_choices(parsed, 'teacher')[0]} and student={_choices(parsed, 'student')[0]}"
+    print(f"kdrun: no dataset= given and {models} are image architectures: running the CIFAR-100 benchmark "
+          f"setting ({' '.join(added)}{', the reference 240-epoch recipe' if 'trainer=cifar' in added else ''}); "
+          f"give dataset=... to choose another (dataset=digits: embedded, no download)", file=sys.stderr)
+    return [*args, *added]

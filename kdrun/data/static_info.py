@@ -1,0 +1,62 @@
+"""What each built-in dataset is, known without reading, generating or downloading it.
+
+The compatibility checks (architecture vs. input kind, method vs. feature maps, a scheme's pairs)
+build the models against this :class:`DataInfo` before any data work, so a pair that cannot work
+fails in one line before a run folder, a download or a generated file exists. tests/test_static_info.py
+keeps each entry equal to what its builder reports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kdrun.data.base import DataInfo
+from kdrun.errors import KdrunError
+
+
+def _imagefolder(root: str, image_size: int = 224, train_dir: str = "train", val_dir: str = "val",
+                 **_: Any) -> DataInfo:
+    """Classes are the folders under ``<root>/<train_dir>`` (what the builder finds, cheaply listed)."""
+    root_path = Path(str(root)).expanduser()
+    if not root_path.is_dir():  # the builder's own messages, before anything is created
+        raise KdrunError(f"dataset.root={root}: directory not found; point it at a folder holding {train_dir}/ "
+                         f"and {val_dir}/")
+    train = root_path / train_dir
+    if not train.is_dir():
+        raise KdrunError(f"dataset.train_dir={train_dir}: {train}/ not found; put one folder per class there")
+    classes = [e.name for e in os.scandir(train) if e.is_dir()]
+    if not classes:
+        raise KdrunError(f"dataset.train_dir={train_dir}: {train}/ has no class folders; put one folder per class there")
+    size = int(image_size)
+    return DataInfo("imagefolder", "image", 3, (size, size), len(classes), 0, 0)
+
+
+def _synthetic(num_train: int = 256, num_test: int = 128, num_classes: int = 4, in_channels: int = 3,
+               size: int = 8, **_: Any) -> DataInfo:
+    return DataInfo("synthetic", "image", in_channels, (size, size), num_classes, num_train, num_test)
+
+
+# _target_ -> DataInfo from the node's keyword arguments
+STATIC: dict[str, Callable[..., DataInfo]] = {
+    "kdrun.data.mnist1d.load_mnist1d": lambda **_: DataInfo("mnist1d", "signal", 1, (40,), 10, 4000, 1000),
+    "kdrun.data.digits.load_digits": lambda **_: DataInfo("digits", "image", 1, (8, 8), 10, 1347, 450),
+    "kdrun.data.cifar.load_cifar10": lambda **_: DataInfo("cifar10", "image", 3, (32, 32), 10, 50000, 10000),
+    "kdrun.data.cifar.load_cifar100": lambda **_: DataInfo("cifar100", "image", 3, (32, 32), 100, 50000, 10000),
+    "kdrun.data.torchvision_sets.load_mnist": lambda **_: DataInfo("mnist", "image", 1, (28, 28), 10, 60000, 10000),
+    "kdrun.data.torchvision_sets.load_fashion_mnist":
+        lambda **_: DataInfo("fashion_mnist", "image", 1, (28, 28), 10, 60000, 10000),
+    "kdrun.data.imagefolder.load_imagefolder": _imagefolder,
+    "kdrun.data.synthetic.load_synthetic": _synthetic,
+}
+
+
+def static_info(node: dict[str, Any]) -> DataInfo | None:
+    """The dataset's facts from its config node (``_target_`` + kwargs), or None for a builder kdrun
+    does not know (then the checks run once the data is loaded)."""
+    describe = STATIC.get(str(node.get("_target_")))
+    if describe is None:
+        return None
+    return describe(**{k: v for k, v in node.items() if not k.startswith("_")})

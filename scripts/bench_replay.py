@@ -10,6 +10,7 @@ bit, the disk an epoch takes, and the error of storing logits in fp16.
 
     python scripts/bench_replay.py                      # 4 jobs x 3 epochs, digits, resnet56 -> resnet20
     python scripts/bench_replay.py --epochs 5 --teacher wrn_40_2 --student wrn_16_2
+    python scripts/bench_replay.py --epochs 2 --batches 4 --eval-batches 1     # a loaded machine: fewer steps
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def job(root: Path, name: str, args: argparse.Namespace, T: float, mode: str) ->
     cfg = compose_config([f"paths.outputs={root}", "dataset=digits", f"teacher={args.teacher}",
                           f"student={args.student}", "stages=[teacher,distilled]", "measure.enabled=false",
                           f"trainer.epochs={args.epochs}", "trainer.milestones=[]", f"distill.T={T}",
+                          f"trainer.max_train_batches={args.batches}", f"trainer.max_eval_batches={args.eval_batches}",
                           f"distill.teacher_outputs={mode}"])
     stage = run(cfg, root / name)["stages"]["distilled"]
     weights = torch.load(root / name / "checkpoints/distilled/last.pt", weights_only=True)["model"]
@@ -50,6 +52,8 @@ def main() -> None:
     p.add_argument("--teacher", default="resnet56")
     p.add_argument("--student", default="resnet20")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batches", default="null", help="training batches per epoch (trainer.max_train_batches)")
+    p.add_argument("--eval-batches", default="null", help="test batches per evaluation (trainer.max_eval_batches)")
     p.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0])
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_replay_") as tmp:
@@ -64,7 +68,7 @@ def main() -> None:
             print(f"T={T:g}: computed {t_c:.1f} s, with replay {t_r:.1f} s ({dict(sources)})", flush=True)
         folder = root / "cache/teacher_outputs"
         epoch_file = next(folder.glob("*/epoch0001.fp32"))
-        print(f"students' stages, {len(args.temperatures)} jobs x {args.epochs} epochs, {args.teacher} -> "
+        print(f"students' stages, {len(args.temperatures)} jobs x {args.epochs} epochs ({args.batches} batches), {args.teacher} -> "
               f"{args.student} on digits: {time_compute:.1f} s computed, {time_replay:.1f} s with replay: "
               f"{time_compute / time_replay:.2f}x; replayed students bit-identical: {exact}")
         print(f"disk: {epoch_file.stat().st_size / 1e3:.1f} kB per epoch ({epoch_file.name}); {fp16_error(folder)}")

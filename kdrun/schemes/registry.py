@@ -9,7 +9,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from kdrun.errors import KdrunError, choice_error
-from kdrun.schemes import assistant, born_again, ensemble, momentum, mutual, offline
+from kdrun.schemes import assistant, born_again, ensemble, momentum, mutual, offline, one
 
 SCHEMES = {
     "offline": offline.offline,
@@ -18,6 +18,7 @@ SCHEMES = {
     "assistant": assistant.assistant,
     "ensemble": ensemble.ensemble,
     "momentum": momentum.momentum,
+    "one": one.one,
 }
 SCHEME_STAGES: dict[str, tuple[str, ...]] = {
     "offline": offline.STAGES,
@@ -26,9 +27,10 @@ SCHEME_STAGES: dict[str, tuple[str, ...]] = {
     "assistant": assistant.STAGES,
     "ensemble": ensemble.STAGES,
     "momentum": momentum.STAGES,
+    "one": one.STAGES,
 }
 SCHEME_CHECKS = {"offline": offline.check, "dml": mutual.peer_keys, "assistant": assistant.check,
-                 "ensemble": ensemble.check, "momentum": momentum.check}
+                 "ensemble": ensemble.check, "momentum": momentum.check, "one": one.check}
 STAGE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s for stages in SCHEME_STAGES.values() for s in stages))
 
 

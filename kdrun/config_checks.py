@@ -17,10 +17,15 @@ from kdrun.models.registry import model_spec
 DEVICE_TYPES = ("auto", "cpu", "cuda")
 AMP_CHOICES = (None, "bf16", "fp16")
 BACKENDS = (None, "gloo", "nccl")
+SELECT_CRITERIA = ("student_ce", "teacher_confidence", "teacher_correct")  # kdrun/schemes/select.py
+SELECT_RANKED = ("student_ce", "teacher_confidence")  # the criteria that take a fraction or a threshold
 
 
 def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
+    if not 0 <= cfg.seed < 2**63:
+        raise KdrunError(f"seed={cfg.seed} must be an integer from 0 to 2^63-1")
     _check_distill(cfg.distill)
+    _check_select(cfg)
     for key in ("teacher", "student"):
         model_spec(cfg[key].arch, f"{key}.arch")
         ckpt = cfg[key].get("checkpoint")
@@ -124,3 +129,37 @@ def _check_data_parallel(d: DictConfig, batch_size: int) -> None:
     if batch_size % nproc:
         raise KdrunError(f"trainer.batch_size={batch_size} is the global batch and must be divisible by "
                          f"device.nproc={nproc}")
+
+
+def _check_select(cfg: DictConfig) -> None:
+    """``distill.select`` (selective distillation): its values, and the settings it cannot serve."""
+    node = cfg.distill.get("select")
+    if node is None or node.get("by") is None:
+        return
+    by, fraction, threshold = node.get("by"), node.get("fraction"), node.get("threshold")
+    if by not in SELECT_CRITERIA:
+        raise choice_error("distill.select.by", by, ["null", *SELECT_CRITERIA])
+    if by in SELECT_RANKED and (fraction is None) == (threshold is None):
+        raise KdrunError(f"distill.select.by={by} needs exactly one of distill.select.fraction (the share of each "
+                         f"batch to distil, e.g. 0.5) and distill.select.threshold; got fraction={fraction}, "
+                         f"threshold={threshold}")
+    if by not in SELECT_RANKED and (fraction is not None or threshold is not None):
+        raise KdrunError(f"distill.select.by={by} is a filter: set distill.select.fraction and "
+                         "distill.select.threshold to null")
+    if fraction is not None and not (_finite(fraction) and 0 < fraction <= 1):
+        raise KdrunError(f"distill.select.fraction={fraction} must be a number in (0, 1]")
+    if threshold is not None and not _finite(threshold):
+        raise KdrunError(f"distill.select.threshold={threshold} must be a number")
+    warmup = node.get("warmup_epochs", 0)
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise KdrunError(f"distill.select.warmup_epochs={warmup} must be a non-negative integer")
+    if by == "teacher_correct" and (cfg.distill.get("transfer_set") is not None or cfg.distill.get("transfer_size")):
+        raise KdrunError("distill.select.by=teacher_correct needs labels, but the distillation terms use an "
+                         "unlabeled transfer set; set distill.transfer_size=0 and distill.transfer_set=null")
+    if cfg.get("scheme") is not None and cfg.scheme.get("name") == "dml":
+        raise KdrunError("distill.select is not used by scheme=dml (peers distil from each other on every "
+                         "sample); set distill.select.by=null or use scheme=offline")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < float("inf")

@@ -20,12 +20,11 @@ def console() -> Console:
 
 
 def output() -> Console:
-    """Where results (tables) go: stdout, wide enough for the table when it is a file or a pipe."""
+    """Where results (tables) go: stdout, as wide as the terminal (``COLUMNS`` when set; 80 for a pipe
+    or a file). The tables printed here fit 80 columns; table.md has every column."""
     global _out
     if _out is None:
         _out = Console()
-        if not _out.is_terminal:
-            _out = Console(width=220)
     return _out
 
 
@@ -33,7 +32,9 @@ def console_handler() -> logging.Handler:
     if console().is_terminal:
         from rich.logging import RichHandler
 
-        return RichHandler(console=console(), show_path=False, show_level=False, markup=False)
+        # the same [hh:mm:ss] stamp as the plain lines below (rich's default adds the date)
+        return RichHandler(console=console(), show_path=False, show_level=False, markup=False,
+                           log_time_format="[%H:%M:%S]")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
     return handler

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,12 @@ from kdrun.engine.cache import StageCache
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.runner import run_and_record
-from kdrun.logs import console, output
+from kdrun.errors import write_error
+from kdrun.logs import console
 from kdrun.report.run_end import finish_run
-from kdrun.report.table import rich_table, table_rows, write_tables
 from kdrun.report.writer import RunWriter
 from kdrun.schemes.context import SchemeContext, check_before_data
+from kdrun.schemes.requires import needed
 from kdrun.schemes.registry import SCHEMES, scheme_name
 
 log = logging.getLogger("kdrun")
@@ -77,9 +80,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     device = local_device(resolve_device(cfg.device))
     if is_main():  # data-parallel: rank 0 writes, the others compute
         run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # .hydra/config.yaml keeps interpolations
+        try:
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # .hydra/config.yaml keeps interpolations
+        except OSError as e:
+            raise write_error(run_dir / "config.yaml", "the resolved config", e) from None
+    log.info("data: preparing dataset=%s (a first use downloads or generates it)", _dataset_choice(cfg))
+    t0 = time.monotonic()
     with main_process_first():  # data-parallel: one rank downloads or generates, the others then read
         data = build_data(cfg)
+    log.info("data: %s ready in %.1f s", data.info.name, time.monotonic() - t0)
     writer = RunWriter(run_dir, enabled=is_main())
     env = make_env(cfg, data, device, run_dir, writer)
     cache = StageCache(cfg.paths.cache)
@@ -90,16 +99,32 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(), "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
+    done, planned = 0, len(planned_stages(cfg))
     for stage in SCHEMES[scheme_name(cfg)](ctx):
+        planned = max(planned, done + 1)  # init stages and extra generations count with the row they feed
+        log.info("stage %d/%d: %s (%s, %s, %d epoch%s)", done + 1, planned, stage.name, stage.arch, stage.method,
+                 stage.epochs, "" if stage.epochs == 1 else "s")
+        env.reporter.set_position(done + 1, planned)
         results["stages"][stage.name] = run_and_record(stage, env, cache, settings)
+        done += stage.in_table
         writer.write_results(results)
     results["status"] = "completed"
     writer.write_results(results)
     if is_main():
-        rows = table_rows(results)
-        write_tables(rows, run_dir)
-        output().print(rich_table(rows, title=f"kdrun: {data.info.name}, method={cfg.method.name}"))
-        log.info("results: %s", run_dir / "results.json")
-        finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, plots, pointers to the report
+        finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, tables, plots, pointers to the report
     writer.close()
     return results
+
+
+def _dataset_choice(cfg: DictConfig) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("dataset"))
+    return str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1]
+
+
+def planned_stages(cfg: DictConfig) -> set[str]:
+    """The table stages a run will have: those asked for and those they need (the scheme's ``REQUIRES``)."""
+    scheme = sys.modules[SCHEMES[scheme_name(cfg)].__module__]
+    return needed(cfg.stages, getattr(scheme, "REQUIRES", {}))

@@ -61,7 +61,7 @@ def main() -> None:
     p.add_argument("--signal", action="store_true", help="1x40 signal inputs (MNIST-1D) instead of 3x32x32 images")
     args = p.parse_args()
     sizes = tuple(args.batch_sizes)
-    settings = MeasureSettings(batch_sizes=sizes, warmup=3, iters=20, max_seconds=3.0, threads=args.threads)
+    settings = MeasureSettings(batch_sizes=sizes, warmup=3, max_seconds=3.0, threads=args.threads)
     head = ["model"]
     for b in sizes:
         head += [f"fp32 eager b{b}", f"fp32 compiled b{b}", f"int8 compiled b{b}", "vs eager", "vs compiled"]

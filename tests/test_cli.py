@@ -31,7 +31,8 @@ def test_tiny_run_writes_every_output(workdir):
     table = (run_dir / "table.md").read_text()
     assert all(f"| {name} |" in table for name in ("teacher", "baseline", "distilled"))
     assert "distilled" in (run_dir / "table.csv").read_text()
-    assert "Δ vs baseline" in proc.stdout and "distilled" in proc.stdout
+    assert "Δ vs baseline" in table and "Δ" in proc.stdout and "distilled" in proc.stdout
+    assert proc.stdout.splitlines()[-1].endswith(str(run_dir / "table.md"))  # the run ends naming its full table
 
 
 def test_teacher_is_reused_from_cache_and_from_checkpoint(workdir):

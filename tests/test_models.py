@@ -215,3 +215,26 @@ def test_preact_is_pre_relu_for_resnet() -> None:
 def test_image_models_reject_signals() -> None:
     with pytest.raises(ValueError, match="2-D images"):
         create_model("resnet8", num_classes=10, in_channels=1, input_size=(40,))
+
+
+def test_cnn1d_norm_option_keeps_the_default_model() -> None:
+    """student.norm=batch adds batch norm (conv-BN-ReLU, conv without bias, as in the CIFAR zoo); the default
+    stays the BN-free model: same keys, parameter count and initial weights (cached teachers still load)."""
+    build = lambda **kw: create_model("cnn1d", num_classes=10, in_channels=1, input_size=(40,), **kw)  # noqa: E731
+    torch.manual_seed(0)
+    default = build()
+    torch.manual_seed(0)
+    explicit = build(norm="none")
+    keys = [f"convs.{i}.{p}" for i in range(3) for p in ("weight", "bias")] + ["fc.weight", "fc.bias"]
+    assert list(default.state_dict()) == keys and default.num_parameters == 44042
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values()))
+    bn = build(channels=[8, 8, 8], norm="batch")
+    assert {k for k in bn.state_dict() if k.startswith("convs.")} == {f"convs.{i}.weight" for i in range(3)}
+    assert "norms.2.running_var" in bn.state_dict() and bn.num_parameters == 1058
+    x = torch.randn(4, 1, 40)
+    bn.eval()
+    features = bn.forward_features(x, preact=True)
+    torch.testing.assert_close(features.logits, bn(x))
+    assert (features.preact[0] < 0).any() and torch.equal(features.stages[0], features.preact[0].relu())
+    with pytest.raises(ValueError, match="norm=layer is not valid; valid choices: none, batch"):
+        build(norm="layer")

@@ -97,7 +97,7 @@ def test_a_model_that_fails_to_compile_is_recorded_not_fatal(monkeypatch):
         def __call__(self, x):
             raise RuntimeError("no C++ compiler\nmore detail")
 
-    s = MeasureSettings(batch_sizes=(1, 4), warmup=1, iters=3, max_seconds=0.1)
+    s = MeasureSettings(batch_sizes=(1, 4), warmup=1, max_seconds=0.1)
     result = latency(torch.nn.Linear(3, 2), {1: torch.randn(1, 3), 4: torch.randn(4, 3)}, s, compiled=Broken())
     assert set(result["eager_ms"]) == {"1", "4"} and all(v > 0 for v in result["eager_ms"].values())
     assert result["compiled_ms"] is None and result["compile_error"] == "RuntimeError: no C++ compiler"

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from kdrun.report.aggregate import summarize
 from kdrun.report.jobs import find_jobs
+from kdrun.report.plots import _spread, figure_title
 from kdrun.report.report_cli import build_report, main
 
 STAGE_PARAMS = {"teacher": 2410, "baseline": 1210, "distilled": 1210}
@@ -33,9 +34,10 @@ def write_job(path: Path, overrides: list[str], distill: dict, seed: int, top1: 
     if top1 is None:
         return
     stages = {s: {"role": s, "arch": "mlp", "method": "ce" if s != "distilled" else method, "in_table": True,
-                  "last_top1": v, "best_top1": v + 1.0, "best_epoch": 2, "epochs": 2, "params": STAGE_PARAMS[s]}
+                  "last_top1": v, "best_top1": v + 1.0, "best_epoch": 2, "epochs": 2, "params": STAGE_PARAMS[s],
+                  "size_bytes": 4 * STAGE_PARAMS[s] + 800}
               for s, v in top1.items()}
-    results = {"status": status, "seed": seed, "stages": stages, **({"error": error} if error else {})}
+    results = {"status": status, "seed": seed, "stages": stages, "dataset": "digits", "method": method, **({"error": error} if error else {})}
     (path / "results.json").write_text(json.dumps(results))
     lines = [json.dumps({"stage": s, "epoch": e, "val_top1": v - 2 + e, "val_loss": 1.0, "lr": 0.1})
              for s, v in top1.items() for e in (1, 2)]
@@ -139,7 +141,8 @@ def test_single_run_report_shows_its_stages(tmp_path: Path):
     console = Console(file=io.StringIO(), width=200)
     report = build_report(run, console=console)
     printed = console.file.getvalue()
-    assert "architecture" in printed and "size vs teacher" in printed  # the run's own comparison table
+    assert "model" in printed and "distilled" in printed  # the run's own (compact) comparison table
+    assert "size vs teacher" in (run / "report.md").read_text()  # every column in the Markdown report
     assert (run / "report.md").is_file() and (run / "plots" / "curves.png").is_file()
     assert [g.settings for g in report.summary.groups] == [{}]
 
@@ -164,3 +167,27 @@ def test_list_settings_print_as_typed(tmp_path: Path):
     console = Console(file=io.StringIO(), width=200)
     build_report(tmp_path, console=console, plots=False)
     assert "stages=[teacher,distilled]" in console.file.getvalue()
+
+
+def test_figures_name_dataset_pair_and_method(sweep: Path, tmp_path: Path):
+    assert figure_title(summarize(find_jobs(sweep))) == "digits, mlp → mlp, method=kd"
+    write_job(tmp_path / "a", ["method=kd"], {"T": 4}, 0, top1_of(4, 0.9, 0), method="kd")
+    write_job(tmp_path / "b", ["method=rkd"], {"T": 4}, 0, top1_of(4, 0.9, 0), method="rkd")
+    assert figure_title(summarize(find_jobs(tmp_path))) == "digits, mlp → mlp, method=kd | method=rkd"
+
+
+def test_coincident_points_move_apart_on_the_size_axis():
+    points = [(1000, 60.0), (1000, 60.0), (1000, 60.01), (1000, 75.0), (5000, 60.0)]
+    xs = _spread(points, ax_span=15.0)
+    assert xs[3] == 1000 and xs[4] == 5000  # alone at their place: not moved
+    assert len({xs[0], xs[1], xs[2]}) == 3  # three coincident points: three positions
+
+
+def test_help_is_plain_text_that_fits_80_columns(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "``" not in text and ":func:" not in text and "report.md" in text and "examples:" in text
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +36,8 @@ class DataBundle:
     Optional, for transfer sets (see kdrun/data/transfer.py): ``generate_inputs(n)`` makes ``n``
     fresh inputs (datasets with a generator); ``train_transform`` turns a PIL image into a train
     input (datasets read from image files); ``transfer`` is the built transfer set, if configured.
+    ``fingerprint`` identifies the files a dataset of the user's own files was read from (its root
+    and file list): part of the key of cached teachers and baselines, so other files mean another model.
     """
 
     info: DataInfo
@@ -42,6 +47,7 @@ class DataBundle:
     generate_inputs: Callable[[int], torch.Tensor] | None = None
     train_transform: Callable[[Any], torch.Tensor] | None = None
     transfer: Dataset | None = None
+    fingerprint: str | None = None
 
 
 class TensorData(Dataset):
@@ -57,6 +63,17 @@ class TensorData(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index]
+
+
+def files_fingerprint(root: Path, files: Iterable[str | os.PathLike]) -> str:
+    """The resolved ``root`` and a digest of every file's path (relative to it) and size."""
+    root = Path(root).expanduser().resolve()
+    digest = hashlib.sha256()
+    for f in sorted(str(f) for f in files):
+        path = Path(f)
+        size = path.stat().st_size if path.is_file() else -1
+        digest.update(f"{os.path.relpath(path.resolve(), root)}\0{size}\n".encode())
+    return f"{root}:{digest.hexdigest()[:16]}"
 
 
 def stratified_split(

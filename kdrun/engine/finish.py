@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,13 @@ from torch import nn
 
 from kdrun.engine.fit import EngineEnv, StageOutcome
 from kdrun.engine.loop import evaluate
+from kdrun.engine.progress import duration
 from kdrun.engine.stage import Stage
 from kdrun.io import one_line, write_json_atomic
-from kdrun.quant.measure import Compiled, MeasureSettings, inputs_for, latency, weights_bytes
+from kdrun.quant.measure import Compiled, MeasureSettings, inputs_for, latency, timing_budget, weights_bytes
 
 FINISH_FILE = "finish.json"
+log = logging.getLogger("kdrun")
 CPU = torch.device("cpu")
 
 
@@ -86,12 +89,17 @@ def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: 
         models = {name: (_cpu_copy(m), m.state_dict(), None) for name, m in stage.task.eval_models.items()}
     record.setdefault("precision", "fp32")
     inputs = inputs_for(next(iter(env.whole_test_loader or env.test_loader))[0], settings.batch_sizes) if settings.enabled else {}
+    if settings.enabled:
+        log.info("%s: %s at batch %s (up to %s)", stage.name,
+                 "compiling (Inductor) and timing CPU latency, eager and compiled" if settings.compile else
+                 "timing eager CPU latency", " and ".join(map(str, settings.batch_sizes)),
+                 duration(timing_budget(settings, len(models))))
     for name, (model, state, compiled) in models.items():
         target = record.setdefault("models", {}).setdefault(name, {}) if name else record
         target["size_bytes"] = weights_bytes(state)
         if settings.enabled:
             target["latency"] = latency(model, inputs, settings, compiled)
-    write_json_atomic(path, {"key": key, "record": record})
+    write_json_atomic(path, {"key": key, "record": record}, "the measurements")
     return record
 
 

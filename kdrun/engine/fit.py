@@ -13,6 +13,7 @@ import torch
 
 from kdrun.distributed.state import is_main
 from kdrun.engine.data_parallel import average_buffers, data_parallel
+from kdrun.engine.finite import NonFiniteError, check_weights
 from kdrun.engine.loop import evaluate, train_one_epoch
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.stage import Stage
@@ -94,7 +95,10 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
     try:
         for epoch in range(state["epoch"] + 1, stage.epochs + 1):
-            _run_epoch(stage, env, task, step_module, train_loader, optimizer, scheduler, scaler, state, epoch)
+            try:
+                _run_epoch(stage, env, task, step_module, train_loader, optimizer, scheduler, scaler, state, epoch)
+            except NonFiniteError as e:  # raised before this epoch's checkpoint: last.pt stays the last good one
+                raise e.in_stage(stage.name, str(last_path) if last_path.exists() else "") from None
             if is_main():  # every rank holds the same weights; one writes them
                 _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir)
             env.sink.log_epoch(stage.name, epoch, state["history"][-1])
@@ -114,6 +118,7 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
     train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, amp, epoch, stage.epochs,
                             env.reporter, after_step=task.after_step)
     scheduler.step()
+    check_weights(task, epoch)
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank
     vals = {name: evaluate(m, env.test_loader, env.device, amp) for name, m in task.eval_models.items()}
     val = next(iter(vals.values()))  # the stage's own model (task.eval_model)

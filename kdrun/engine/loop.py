@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrun.engine.finite import FiniteWatch
 from kdrun.engine.meters import EpochMeter
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.task import Batch, Progress, Task
@@ -38,6 +39,7 @@ def train_one_epoch(
     """One epoch of optimizer steps; ``after_step`` runs after each (a momentum teacher's EMA update)."""
     task.train()
     meter = EpochMeter()
+    watch = FiniteWatch()  # a diverged loss stops the stage (kdrun/engine/finite.py)
     steps = len(loader)
     for step, raw in enumerate(loader):
         batch = to_batch(raw, device)
@@ -53,8 +55,11 @@ def train_one_epoch(
             optimizer.step()
         if after_step is not None:
             after_step()
-        meter.update(len(batch.y), out.logits, batch.y, {"loss": out.loss, **out.terms})
+        values = {"loss": out.loss, **out.terms}
+        meter.update(len(batch.y), out.logits, batch.y, values)
+        watch.record(step, values)
         if (step + 1) % reporter.refresh_every == 0 or step + 1 == steps:
+            watch.check(epoch)
             # the one sync per refresh interval, shared by the progress display
             reporter.batch(step + 1, float(out.loss.detach()),
                            100.0 * float((out.logits.detach().argmax(1) == batch.y).float().mean()))

@@ -1,4 +1,8 @@
-"""Progress display: rich bars in a terminal, plain log lines otherwise (CI, files, Slurm logs)."""
+"""Progress display: rich bars in a terminal, plain log lines otherwise (CI, files, Slurm logs).
+
+After the first logged steps of a stage, one line projects how long the stage and the whole run
+will take at the measured pace (so a CPU user learns at once that a 240-epoch recipe takes days).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 log = logging.getLogger("kdrun")
+PROJECT_ABOVE_S = 10.0  # stages projected to finish sooner than this need no projection line
+
+
+def duration(seconds: float) -> str:
+    """A duration as a person says it: 45 s, 12 min, 3.4 h, 2.9 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 class ProgressReporter:
@@ -26,9 +42,17 @@ class ProgressReporter:
         self._stage = ""
         self._epoch = self._batches = 0
         self._plain_next = 0.0
+        self._position: tuple[int, int] | None = None  # (k, n): this is stage k of the run's n
+        self._epochs = self._first_epoch = 0
+        self._projected = True
+
+    def set_position(self, k: int, n: int) -> None:
+        """The stage about to run is the ``k``-th of about ``n`` (shown in the bars, used in projections)."""
+        self._position = (k, n)
 
     def start_stage(self, name: str, epochs: int, first_epoch: int) -> None:
         self._stage = name
+        self._epochs, self._first_epoch, self._projected = epochs, first_epoch, False
         if first_epoch > 1:
             log.info("%s: resuming after epoch %d of %d", name, first_epoch - 1, epochs)
         if self.rich:
@@ -38,7 +62,9 @@ class ProgressReporter:
                 console=self.console, transient=True,
             )
             self._bars.start()
-            self._epoch_task = self._bars.add_task(f"{name} epochs", total=epochs, completed=first_epoch - 1, info="")
+            where = f"stage {self._position[0]}/{self._position[1]} " if self._position else ""
+            self._epoch_task = self._bars.add_task(f"{where}{name} epochs", total=epochs, completed=first_epoch - 1,
+                                                   info="")
             self._batch_task = self._bars.add_task("batches", total=1, info="")
 
     def start_epoch(self, epoch: int, batches: int) -> None:
@@ -48,12 +74,29 @@ class ProgressReporter:
             self._bars.reset(self._batch_task, total=batches, info="")
 
     def batch(self, step: int, loss: float | None = None, top1: float | None = None) -> None:
+        if not self._projected and self._epoch == self._first_epoch:
+            self._project(step)
         info = "" if loss is None else f"loss {loss:.4f}  acc {top1:.1f}%"
         if self._bars:
             self._bars.update(self._batch_task, completed=step, **({"info": info} if info else {}))
         elif info and time.monotonic() > self._plain_next:  # long epochs: a line every 30 s
             self._plain_next = time.monotonic() + 30.0
             log.info("%s epoch %d: batch %d/%d  %s", self._stage, self._epoch, step, self._batches, info)
+
+    def _project(self, step: int) -> None:
+        """One line: the stage's and the run's projected time, from the first steps' pace."""
+        self._projected = True
+        per_epoch = (time.monotonic() - self._t0) / step * self._batches
+        stage_left = per_epoch * (self._epochs - self._first_epoch + 1)
+        if stage_left < PROJECT_ABOVE_S:
+            return
+        text = f"{self._stage}: {duration(per_epoch)} per epoch at the first steps' pace: stage ≈ {duration(stage_left)}"
+        if self._position and self._position[1] > self._position[0]:
+            later = self._position[1] - self._position[0]
+            run_left = stage_left + later * per_epoch * self._epochs
+            text += (f", rest of the run ≈ {duration(run_left)} (if the {later} later "
+                     f"stage{'s' if later > 1 else ''} train{'s' if later == 1 else ''} at this pace)")
+        log.info("%s", text)
 
     def end_epoch(self, epoch: int, epochs: int, line: str) -> None:
         if self._bars:

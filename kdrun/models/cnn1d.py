@@ -9,14 +9,27 @@ from kdrun.models.base import KDModel, Part, conv_out
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import register_model
 
+NORMS = ("none", "batch")
+
 
 class CNN1D(KDModel):
-    """Strided conv layers (kernel 5, stride 2, padding 1) + ReLU, then a linear head on the flattened map."""
+    """Strided conv layers (kernel 5, stride 2, padding 1) + ReLU, then a linear head on the flattened map.
 
-    def __init__(self, num_classes: int, in_channels: int, length: int, channels: list[int]) -> None:
+    ``norm="batch"`` puts batch norm between each conv and its ReLU (conv without bias, as in the CIFAR zoo).
+    Without it a narrow student is unstable under the distillation losses at the default lr 0.05 (see
+    docs/cpu_study.md); ``"none"`` stays the default so the MNIST-1D paper's model and cached teachers keep
+    their weights and state-dict keys.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, length: int, channels: list[int],
+                 norm: str = "none") -> None:
         super().__init__()
         widths = [in_channels, *channels]
-        self.convs = nn.ModuleList(nn.Conv1d(a, b, 5, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+        batch = norm == "batch"
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, 5, stride=2, padding=1, bias=not batch)
+                                   for a, b in zip(widths[:-1], widths[1:]))
+        # only present with norm="batch": the default model keeps its parameters and state-dict keys
+        self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in channels) if batch else None
         sizes = []
         for _ in channels:
             length = conv_out(length, kernel=5, stride=2, padding=1)
@@ -29,10 +42,15 @@ class CNN1D(KDModel):
             num_classes=num_classes,
         )
 
+    def _layer(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Layer ``i`` up to its ReLU (the pre-activation)."""
+        z = self.convs[i](x)
+        return z if self.norms is None else self.norms[i](z)
+
     def forward_features(self, x: torch.Tensor, preact: bool = False) -> Features:
         stages, pre = [], []
-        for conv in self.convs:
-            z = conv(x)
+        for i in range(len(self.convs)):
+            z = self._layer(i, x)
             x = torch.relu(z)
             pre.append(z)
             stages.append(x)
@@ -40,8 +58,8 @@ class CNN1D(KDModel):
         return Features(logits=self.fc(pooled), stages=stages, preact=pre if preact else [], pooled=pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for conv in self.convs:
-            x = torch.relu(conv(x))
+        for i in range(len(self.convs)):
+            x = torch.relu(self._layer(i, x))
         return self.fc(x.flatten(1))
 
     def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
@@ -59,9 +77,12 @@ def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
     return p.fc(torch.relu(p.conv(h)).flatten(1))
 
 
-@register_model(family="cnn1d", input_kind="signal", channels=[64, 64, 64])
-def cnn1d(num_classes: int, in_channels: int, input_size: tuple[int, ...], channels: list[int]) -> CNN1D:
-    """1-D CNN for signals (MNIST-1D); ``channels`` sets the width of each conv layer."""
+@register_model(family="cnn1d", input_kind="signal", channels=[64, 64, 64], norm="none")
+def cnn1d(num_classes: int, in_channels: int, input_size: tuple[int, ...], channels: list[int],
+          norm: str = "none") -> CNN1D:
+    """1-D CNN for signals (MNIST-1D); ``channels`` sets the width of each conv layer, ``norm`` none|batch."""
     if len(input_size) != 1:
         raise ValueError(f"cnn1d needs 1-D signals, got input size {input_size}")
-    return CNN1D(num_classes, in_channels, input_size[0], list(channels))
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm} is not valid; valid choices: {', '.join(NORMS)}")
+    return CNN1D(num_classes, in_channels, input_size[0], list(channels), norm)

@@ -1,7 +1,10 @@
 """Measured (never estimated) CPU latency and size on disk of a model, eagerly and under torch.compile.
 
-Latency is the median wall time of a forward pass after a few warm-up calls, timed until ``iters``
-calls or ``max_seconds`` have passed (at least three calls), at batch 1 and at a full batch.
+Latency is timed with ``torch.utils.benchmark`` (``Timer.adaptive_autorange``: blocks of calls sized so
+the timer's own overhead is negligible, repeated until the interquartile range is below
+``target_iqr`` of the median or ``max_seconds`` have passed), at batch 1 and at a full batch. Each
+timing records the median and the interquartile range of the per-call times, so a reader can tell a
+real speed-up from noise (two rows whose ranges overlap are not told apart).
 Compiled timings use Inductor with freezing: weights become constants, so float convolutions and
 linears run on prepacked oneDNN kernels and quantize/dequantize patterns fuse into int8 kernels --
 the setting PyTorch documents for CPU inference. A model that fails to compile is recorded as such.
@@ -31,8 +34,8 @@ class MeasureSettings:
     compile: bool = True  # also time under torch.compile (and evaluate int8 models on compiled kernels)
     batch_sizes: tuple[int, ...] = (1, 256)
     warmup: int = 3
-    iters: int = 20
     max_seconds: float = 2.0  # per model, batch size and mode
+    target_iqr: float = 0.05  # stop timing once IQR / median is below this
     threads: int | None = None  # torch intra-op threads while timing; None = torch's default
 
 
@@ -80,17 +83,32 @@ def threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Milliseconds per call: the median and the interquartile range (first and third quartiles)."""
+
+    median: float
+    q1: float
+    q3: float
+
+
 @torch.no_grad()
-def time_ms(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, s: MeasureSettings) -> float:
+def time_ms(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, s: MeasureSettings) -> Timing:
+    from torch.utils.benchmark import Timer
+
     for _ in range(max(1, s.warmup)):
         fn(x)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max(s.iters, 1) and (len(times) < 3 or time.perf_counter() - start < s.max_seconds):
-        t0 = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * statistics.median(times)
+    timer = Timer(stmt="fn(x)", globals={"fn": fn, "x": x}, num_threads=torch.get_num_threads())
+    m = timer.adaptive_autorange(threshold=s.target_iqr, min_run_time=min(0.1, s.max_seconds),
+                                 max_run_time=s.max_seconds)
+    times = sorted(1000.0 * t for t in m.times)
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else times * 3
+    return Timing(1000.0 * m.median, q1, q3)
+
+
+def timing_budget(s: MeasureSettings, models: int = 1) -> float:
+    """The most seconds timing ``models`` models can take (compiling not included)."""
+    return models * len(s.batch_sizes) * (2 if s.compile else 1) * s.max_seconds
 
 
 def inputs_for(sample: torch.Tensor, batch_sizes: tuple[int, ...]) -> dict[int, torch.Tensor]:
@@ -105,18 +123,26 @@ def inputs_for(sample: torch.Tensor, batch_sizes: tuple[int, ...]) -> dict[int, 
 
 def latency(model: nn.Module, inputs: dict[int, torch.Tensor], s: MeasureSettings,
             compiled: Compiled | None = None) -> dict:
-    """Median latency (ms) per batch size, eager and (if enabled) compiled; ``n/a`` where compiling fails."""
+    """Latency (ms) per batch size, eager and (if enabled) compiled: ``<mode>_ms`` holds the medians,
+    ``<mode>_iqr_ms`` the first and third quartiles; ``compiled_ms`` is None where compiling fails."""
     model = model.eval()
-    result: dict = {"threads": s.threads or torch.get_num_threads()}
+    result: dict = {"threads": s.threads or torch.get_num_threads(), "timer": "torch.utils.benchmark"}
     with threads(s.threads):
-        result["eager_ms"] = {str(b): time_ms(model, x, s) for b, x in inputs.items()}
+        result.update(_timed("eager", model, inputs, s))
         if not s.compile:
             return result
         try:
             compiled = compiled or Compiled(model)
-            result["compiled_ms"] = {str(b): time_ms(compiled, x, s) for b, x in inputs.items()}
+            result.update(_timed("compiled", compiled, inputs, s))
             result["compile_s"] = compiled.seconds
         except Exception as e:  # an unsupported op or a missing C++ toolchain: record, don't fail the run
             result["compiled_ms"] = None
             result["compile_error"] = f"{type(e).__name__}: {one_line(e, lines=1)}"
     return result
+
+
+def _timed(mode: str, fn: Callable[[torch.Tensor], torch.Tensor], inputs: dict[int, torch.Tensor],
+           s: MeasureSettings) -> dict:
+    timings = {str(b): time_ms(fn, x, s) for b, x in inputs.items()}
+    return {f"{mode}_ms": {b: t.median for b, t in timings.items()},
+            f"{mode}_iqr_ms": {b: [t.q1, t.q3] for b, t in timings.items()}}

@@ -1,4 +1,5 @@
-"""Report plots (PNG): a T x alpha heat map, accuracy curves per stage, accuracy against model size.
+"""Report plots (PNG): a T x alpha heat map, validation curves of every stage on shared axes, accuracy
+against the deployed file's size. Titles name the dataset, the teacher -> student pair and the method.
 
 Drawn with matplotlib's object API on figures that are only saved: no pyplot, no global backend
 switch, so nothing changes for a notebook or GUI that imports kdrun.
@@ -14,9 +15,11 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from kdrun.report.aggregate import Group, Summary, format_value
+from kdrun.report.table import deployed_size
 
 T_KEY, ALPHA_KEY = "distill.T", "distill.alpha"
 MAX_LEGEND = 12
@@ -90,87 +93,157 @@ def _heatmap(groups: list[Group], stage: str, path: Path, subtitle: str) -> Path
     return path
 
 
+STAGE_COLORS = matplotlib.colormaps["tab10"]
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _group_style(i: int) -> dict[str, Any]:
+    """Line style and marker of group ``i``: groups stay distinguishable where colours mean stages."""
+    return {"linestyle": LINESTYLES[i % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)]}
+
+
+def figure_title(summary: Summary) -> str:
+    """Dataset, teacher -> student pair and method; a part that differs between runs lists its values."""
+    parts: list[list[str]] = [[], [], []]
+    for job in summary.jobs:
+        stages = job.stages
+        teacher = next((s.get("arch") for s in stages.values() if s.get("role") == "teacher"), None)
+        student = next((stages[k].get("arch") for k in ("distilled", "baseline") if k in stages), None)
+        values = (job.results.get("dataset"), " → ".join(a for a in (teacher, student) if a),
+                  f"method={job.results['method']}" if job.results.get("method") else None)
+        for seen, value in zip(parts, values):
+            if value and value not in seen:
+                seen.append(value)
+    return ", ".join(" | ".join(p) for p in parts if p) or "kdrun"
+
+
 def curves(summary: Summary, path: Path) -> Path | None:
-    """Test top-1 per epoch, one panel per stage, one line per group (mean over its seeds)."""
+    """Validation top-1 and loss per epoch of every stage on shared axes: colour = stage, line style
+    and marker = group of runs (mean over its seeds)."""
     series = _curve_series(summary)
-    stages = [s for s in summary.stages if series.get(s)]
+    stages = [s for s in summary.stages if any(series.get((g, s)) for g in range(len(summary.groups)))]
     if not stages:
         return None
     groups = len(summary.groups)
-    cols = min(len(stages), 3)
-    rows = math.ceil(len(stages) / cols)
-    legend_height = 0.3 * min(groups, MAX_LEGEND) if groups > 1 else 0.0
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows + legend_height))
-    axes = [fig.add_subplot(rows, cols, i + 1) for i in range(len(stages))]
-    if groups > 10:  # the default cycle repeats after 10 colors
-        cmap = matplotlib.colormaps["tab20"]
-        for ax in axes:
-            ax.set_prop_cycle(color=[cmap(i % 20) for i in range(groups)])
-    for ax, stage in zip(axes, stages):
-        for name, epochs, values in series[stage]:
-            ax.plot(epochs, values, marker="o" if len(epochs) < 3 else None, label=name)
-        ax.set_title(stage)
-        epochs = sorted({e for _, es, _ in series[stage] for e in es})
-        if len(epochs) <= 12:
-            ax.set_xticks(epochs)
+    fig = Figure(figsize=(11, 4.4 + (0.25 * min(groups, MAX_LEGEND) if groups > 1 else 0.0)))
+    top1_ax, loss_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    epochs_seen: set[int] = set()
+    drawn: dict[str, list] = {}  # stage -> curves drawn: a stage every group shares (a cached teacher) is drawn once
+    for (g, stage), (epochs, top1, loss) in series.items():
+        if stage not in stages or (epochs, top1, loss) in drawn.setdefault(stage, []):
+            continue
+        drawn[stage].append((epochs, top1, loss))
+        style = {**_group_style(g), "color": STAGE_COLORS(stages.index(stage) % 10), "alpha": 0.85}
+        if groups == 1:
+            style.update(linestyle="-", marker="o" if len(epochs) < 20 else None)
+        else:
+            style["markevery"] = max(1, len(epochs) // 10)
+        top1_ax.plot(epochs, top1, **style)
+        loss_ax.plot(epochs, loss, **style)
+        epochs_seen.update(epochs)
+    for ax, ylabel in ((top1_ax, "validation top-1 (%)"), (loss_ax, "validation loss (cross-entropy)")):
+        ax.set_xlabel("epoch of the stage")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if len(epochs_seen) <= 12:
+            ax.set_xticks(sorted(epochs_seen))
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test top-1 (%)")
-        ax.grid(alpha=0.3)
-    if 1 < groups <= MAX_LEGEND:
-        handles, labels = axes[-1].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7, frameon=False)
-        fig.tight_layout(rect=(0, 0.08 + 0.02 * math.ceil(len(labels) / 3), 1, 1))
-    else:
-        fig.tight_layout()
+    shared = {s for s in stages if groups > 1 and len(drawn.get(s, [])) == 1}
+    stage_handles = [Line2D([], [], color=STAGE_COLORS(i % 10), label=s + (" (same in every group)" if s in shared else ""))
+                     for i, s in enumerate(stages)]
+    top1_ax.legend(handles=stage_handles, fontsize=8, title="stage", title_fontsize=8)
+    fig.suptitle(f"{figure_title(summary)}: validation curves", fontsize=10)
+    _group_legend(fig, summary)
     fig.savefig(path, dpi=120)
     return path
 
 
-def _curve_series(summary: Summary) -> dict[str, list[tuple[str, list[int], list[float]]]]:
-    """Per stage: (group label, epochs, mean test top-1 over the group's runs) from metrics.jsonl."""
-    series: dict[str, list] = {stage: [] for stage in summary.stages}
-    for g in summary.groups:
-        per_stage: dict[str, dict[int, list[float]]] = {}
+def _group_legend(fig: Figure, summary: Summary) -> None:
+    """Below the axes: which line style and marker is which group (up to MAX_LEGEND groups)."""
+    groups = len(summary.groups)
+    if not 1 < groups <= MAX_LEGEND:
+        fig.tight_layout()
+        return
+    handles = [Line2D([], [], color="0.3", **_group_style(i), label=label(g.settings))
+               for i, g in enumerate(summary.groups)]
+    rows = math.ceil(groups / 3)
+    fig.legend(handles=handles, loc="lower center", ncol=min(3, groups), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.05 * rows, 1, 1))
+
+
+def _curve_series(summary: Summary) -> dict[tuple[int, str], tuple[list[int], list[float], list[float]]]:
+    """(group index, stage) -> epochs, mean validation top-1 and loss over the group's runs (metrics.jsonl)."""
+    series = {}
+    for i, g in enumerate(summary.groups):
+        per_stage: dict[str, dict[int, list[tuple[float, float]]]] = {}
         for job in g.jobs:
             for rec in job.metrics():
-                per_stage.setdefault(rec.get("stage"), {}).setdefault(rec["epoch"], []).append(rec["val_top1"])
+                per_stage.setdefault(rec.get("stage"), {}).setdefault(rec["epoch"], []).append(
+                    (rec["val_top1"], rec.get("val_loss", math.nan)))
         for stage, by_epoch in per_stage.items():
-            if stage in series:
+            if stage in summary.stages:
                 epochs = sorted(by_epoch)
-                series[stage].append((label(g.settings), epochs, [statistics.fmean(by_epoch[e]) for e in epochs]))
+                series[(i, stage)] = (epochs, [statistics.fmean(v[0] for v in by_epoch[e]) for e in epochs],
+                                      [statistics.fmean(v[1] for v in by_epoch[e]) for e in epochs])
     return series
 
 
 def size_plot(summary: Summary, path: Path) -> Path | None:
-    """Last-epoch top-1 against parameter count: the comparison table as a picture."""
-    points: dict[str, list[tuple[int, float, float]]] = {}
-    archs: dict[int, str] = {}  # parameter count -> architecture, written once above its points
-    for g in summary.groups:
+    """Last-epoch top-1 against the deployed file's size (log axis): colour = stage, marker = group;
+    points that would hide each other are spread sideways."""
+    points = []  # (size, top1, std, stage, group index, arch)
+    for i, g in enumerate(summary.groups):
         for stage, stat in g.stages.items():
-            params = g.params.get(stage)
-            if params is None or stat.mean is None:
-                continue
-            points.setdefault(stage, []).append((params, stat.mean, stat.std or 0.0))
-            job = next(j for j in g.jobs if stage in j.stages)
-            archs[params] = job.stages[stage].get("arch", "")
+            job = next((j for j in g.jobs if stage in j.stages), None)
+            size = deployed_size(job.stages[stage])[0] if job else None
+            if size and stat.mean is not None:
+                points.append((size, stat.mean, stat.std or 0.0, stage, i, job.stages[stage].get("arch", "")))
     if not points:
         return None
-    fig = Figure(figsize=(6, 4.2))
+    fig = Figure(figsize=(7, 4.8 + (0.25 * min(len(summary.groups), MAX_LEGEND) if len(summary.groups) > 1 else 0)))
     ax = fig.add_subplot()
-    for stage, pts in points.items():
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="o", capsize=3,
-                    label=stage, alpha=0.8)
-    if max(archs) > 10 * min(archs):
-        ax.set_xscale("log")
-    for params, arch in archs.items():
-        top = max(p[1] for pts in points.values() for p in pts if p[0] == params)
-        ax.annotate(arch, (params, top), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
-    ax.set_xlabel("parameters")
+    ax.set_xscale("log")
+    xs = _spread(points, ax_span=max(p[1] for p in points) - min(p[1] for p in points))
+    stages = [s for s in summary.stages if any(p[3] == s for p in points)]
+    for (size, top1, std, stage, g, _), x in zip(points, xs):
+        ax.errorbar([x], [top1], yerr=[std], fmt=_group_style(g)["marker"], capsize=3, alpha=0.85,
+                    color=STAGE_COLORS(stages.index(stage) % 10), markersize=7)
+    for size, arch in sorted({(p[0], p[5]) for p in points}):
+        top = max(p[1] for p in points if p[0] == size)
+        ax.annotate(arch, (size, top), textcoords="offset points", xytext=(0, 9), ha="center", fontsize=7)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _bytes(v)))
+    sizes = [p[0] for p in points]
+    if max(sizes) < 30 * min(sizes):  # within a decade or so: label the minor ticks too
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: _bytes(v)))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("size of the deployed file (state dict, int8.pt2, pruned.pt.gz), log scale")
     ax.set_ylabel("test top-1 (%), last epoch")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.15, y=0.12)
+    ax.legend(handles=[Line2D([], [], color=STAGE_COLORS(i % 10), marker="o", linestyle="", label=s)
+                       for i, s in enumerate(stages)], fontsize=8, title="stage", title_fontsize=8)
+    ax.set_title(f"{figure_title(summary)}: top-1 vs deployed size", fontsize=10)
+    _group_legend(fig, summary)
     fig.savefig(path, dpi=120)
     return path
+
+
+def _spread(points: list[tuple], ax_span: float) -> list[float]:
+    """x positions: a point within 2% of the top-1 range of an earlier point of the same size moves
+    sideways by a few percent (on the log axis), so coincident points stay visible."""
+    tolerance = max(ax_span * 0.02, 0.05)
+    xs: list[float] = []
+    for k, (size, top1, *_rest) in enumerate(points):
+        near = sum(1 for j in range(k) if points[j][0] == size and abs(points[j][1] - top1) <= tolerance)
+        offset = (near + 1) // 2 * (1 if near % 2 else -1)  # 0, +1, -1, +2, -2, ...
+        xs.append(size * 1.05 ** offset)
+    return xs
+
+
+def _bytes(value: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= scale:
+            return f"{value / scale:g} {unit}"
+    return f"{value:g} B"

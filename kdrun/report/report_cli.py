@@ -24,7 +24,7 @@ from kdrun.io import write_text_atomic
 from kdrun.report.aggregate import Summary, format_value, summarize
 from kdrun.report.jobs import COMPLETED, Job, find_jobs
 from kdrun.report.sweep_table import csv_sweep_table, markdown_sweep_table, rich_sweep_table
-from kdrun.report.table import markdown_table, rich_table, table_rows
+from kdrun.report.table import markdown_table, rich_table, table_rows, table_title
 
 REPORT_MD, REPORT_CSV, PLOTS_DIR = "report.md", "report.csv", "plots"
 LEGEND = ("top-1 in %: last epoch, mean ± std over seeds; 'best': the best epoch's; "
@@ -59,8 +59,8 @@ def build_report(path: str | Path, console: Console | None = None, plots: bool =
         from kdrun.report.plots import write_plots
 
         report.files += write_plots(report.summary, path / PLOTS_DIR)
-    write_text_atomic(path / REPORT_CSV, csv_sweep_table(report.summary))
-    write_text_atomic(path / REPORT_MD, markdown_report(report))
+    write_text_atomic(path / REPORT_CSV, csv_sweep_table(report.summary), "the report")
+    write_text_atomic(path / REPORT_MD, markdown_report(report), "the report")
     report.files = [path / REPORT_MD, path / REPORT_CSV, *report.files]
     return report
 
@@ -69,9 +69,9 @@ def _print(report: Report, console: Console) -> None:
     s = report.summary
     single = len(s.jobs) == 1
     if single and s.jobs[0].stages:
-        console.print(rich_table(table_rows(s.jobs[0].results), title=f"kdrun: {report.path}"))
-    console.print(rich_sweep_table(s, title=None if single else f"kdrun sweep: {report.path} ({_counts(s)})"))
-    console.print(LEGEND, style="dim")
+        console.print(rich_table(table_rows(s.jobs[0].results), title=table_title(s.jobs[0].results)))
+    console.print(rich_sweep_table(s, title=None if single else f"kdrun sweep: {report.path.name} ({_counts(s)})"))
+    console.print(LEGEND + f"; every stage's column: {report.path / REPORT_MD}", style="dim")
     if s.common:
         console.print("common settings: " + escape(_common(s)), style="dim")  # [a,b] is not rich markup
     for job in report.problems:
@@ -114,8 +114,27 @@ def _rel(job: Job, root: Path) -> str:
     return job.path.relative_to(root).as_posix() if job.path != root else "."
 
 
+DESCRIPTION = "The table and plots of any kdrun run, sweep, or folder of them."
+EPILOG = """\
+Reads only the files runs write (results.json, metrics.jsonl, .hydra/).
+Runs that differ only in their seed form one group (mean ± std over seeds).
+Writes next to PATH:
+  report.md    the tables (every stage's top-1, Δ vs baseline) and the plots
+  report.csv   the same numbers, one row per group (mean, std, count)
+  plots/       curves.png, size_vs_top1.png; heatmap_T_alpha*.png when T
+               and alpha were swept
+Failed and unfinished runs stay in the table, marked, and are listed with
+their errors.
+
+examples:
+  kdrun-report outputs/runs/2026-12-01_10-32-21
+  kdrun-report outputs/sweeps/my-sweep --no-plots
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="kdrun-report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="kdrun-report", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="a run directory, a sweep directory, or a folder holding several")
     parser.add_argument("--no-plots", action="store_true", help="only the tables")
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
-"""The end of a run: HParams for TensorBoard, the run's plots, and where to look next.
+"""The end of a run: HParams for TensorBoard, the run's plots, its table, and where to look next.
 
-A job of a sweep only writes its HParams: the sweep's end draws the plots of all its jobs at
-once (kdrun/report/sweep_callback.py), which is cheaper and easier to read than one set per job.
+A job of a sweep only writes its HParams and tables and prints one line naming its swept values:
+the sweep's end prints the one table of all its jobs and draws their plots at once
+(kdrun/report/sweep_callback.py), which is cheaper and easier to read than one set per job.
 """
 
 from __future__ import annotations
@@ -12,20 +13,52 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from kdrun.report.aggregate import primary_stage
 from kdrun.report.hparams import final_metrics, run_hparams
+from kdrun.report.table import rich_table, table_rows, table_title, write_tables
 from kdrun.report.writer import RunWriter
 
 log = logging.getLogger("kdrun")
 
 
 def finish_run(cfg: DictConfig, run_dir: Path, results: dict[str, Any], writer: RunWriter) -> None:
+    """Everything after the last stage; the last lines printed name the full table (table.md)."""
+    from kdrun.logs import output
+
     writer.write_hparams(run_hparams(cfg, results, run_dir), final_metrics(results))
+    rows = table_rows(results)
+    table_md = write_tables(rows, run_dir)
+    log.info("results: %s", run_dir / "results.json")
     if _in_sweep():
+        log.info("%s", job_summary(_swept_values(), results, table_md))
         return
     for path in _run_plots(run_dir):
         log.info("plot: %s", path)
     log.info("TensorBoard: tensorboard --logdir %s", run_dir)
     log.info("report (table, plots; also over several runs): kdrun-report %s", run_dir)
+    output().print(rich_table(rows, title=table_title(results)))
+    output().print(f"full table (every column, footnotes): {table_md}", highlight=False, soft_wrap=True)
+
+
+def job_summary(swept: str, results: dict[str, Any], table_md: Path) -> str:
+    """One line per sweep job: its swept values, the primary stage's top-1 and Δ, where its table is."""
+    stages = {k: v for k, v in results.get("stages", {}).items() if v.get("in_table", True)}
+    primary = results.get("primary") or primary_stage(list(stages))
+    parts = [f"job {swept or '(no swept values)'}:"]
+    top1 = stages.get(primary, {}).get("last_top1") if primary else None
+    if top1 is not None:
+        parts.append(f"{primary} top-1 {top1:.2f}%")
+        base = stages.get("baseline", {}).get("last_top1")
+        if base is not None and primary != "baseline":
+            parts.append(f"(Δ {top1 - base:+.2f} vs baseline)")
+    parts.append(f"table: {table_md}")
+    return " ".join(parts)
+
+
+def _swept_values() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().job.override_dirname if HydraConfig.initialized() else ""
 
 
 def _run_plots(run_dir: Path) -> list[Path]:

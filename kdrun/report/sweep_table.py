@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from kdrun.report.aggregate import Stat, Summary, format_value
@@ -44,13 +45,19 @@ def text_rows(summary: Summary) -> list[list[str]]:
 
 
 def rich_sweep_table(summary: Summary, title: str = "") -> Table:
-    table = Table(title=title or None)
+    """The terminal view: the swept settings, runs, the primary stage's top-1, Δ and status (report.md
+    has every stage's column)."""
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False)
     keys = set(summary.keys)
-    for h in headers(summary):
-        table.add_column(h, justify="left" if h in keys or h == "status" else "right")
+    cols = headers(summary)
+    primary = f"{summary.primary} top-1" if summary.primary else None
+    shown = [i for i, h in enumerate(cols) if h in keys or h in ("runs", primary, "Δ vs baseline", "status")]
+    for i in shown:
+        h = cols[i]
+        table.add_column(h, justify="left" if h in keys or h == "status" else "right", no_wrap=h not in keys)
     for group, row in zip(summary.groups, text_rows(summary)):
         style = "red" if group.count("failed") else ("yellow" if group.count("unfinished") else None)
-        table.add_row(*row, style=style)
+        table.add_row(*(row[i] for i in shown), style=style)
     return table
 
 

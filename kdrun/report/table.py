@@ -1,60 +1,48 @@
 """The comparison table of a run: one row per stage (one per model for stages that train several),
 computed from ``results.json`` only.
 
-Latency columns show batch 1 and the full batch (milliseconds, median); speed-ups compare full-batch
-latencies in the same mode (eager with eager, compiled with compiled): against the teacher row, and,
-for rows derived from a float model (int8, pruned), against that float model.
+Two views of the same rows: a compact one for the terminal (stage, model, method, top-1, Δ, size,
+speed-up; it fits 80 columns) and the full one in ``table.md``/``table.csv`` with every column and
+the footnotes.
+
+Sizes are those of the files a user would deploy: the saved state dict, ``int8.pt2`` for an int8
+row, the compressed state dict for a pruned row. Latencies are medians over timed blocks of calls
+(torch.utils.benchmark) with their interquartile range; speed-ups compare full-batch latencies in
+the same mode (eager with eager, compiled with compiled): against the teacher row, and, for rows
+derived from a float model (int8, pruned), against that float model. Where the two latencies'
+interquartile ranges overlap, the speed-up is shown as ``~1x (overlap)``: the timing cannot tell
+the two models apart.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from kdrun.io import write_text_atomic
 from kdrun.report.files import TABLE_CSV, TABLE_MD
 
-FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "delta_vs_baseline", "params", "size_bytes",
-          "size_vs_teacher", "eager_ms_b1", "eager_ms_full", "compiled_ms_b1", "compiled_ms_full", "full_batch",
+MODES = ("eager", "compiled")
+FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "delta_vs_baseline", "params",
+          "sparsity", "size_bytes", "size_file", "size_vs_teacher", "eager_ms_b1", "eager_ms_full",
+          "eager_iqr_ms_full", "compiled_ms_b1", "compiled_ms_full", "compiled_iqr_ms_full", "full_batch",
           "speedup_vs_teacher_eager", "speedup_vs_teacher_compiled", "speedup_vs_float_eager",
           "speedup_vs_float_compiled", "time_s", "note"]
-COLUMNS = {  # shown columns: header -> how to render a row
-    "stage": lambda r: r["stage"],
-    "architecture": lambda r: r["arch"],
-    "method": lambda r: r["method"],
-    "top-1": lambda r: _num(r["top1"], "{:.2f}"),
-    "Δ vs baseline": lambda r: _num(r["delta_vs_baseline"], "{:+.2f}"),
-    "params": lambda r: _num(r["params"], "{:,}"),
-    "size": lambda r: _size(r["size_bytes"]),
-    "size vs teacher": lambda r: _num(r["size_vs_teacher"], "{:.3g}x"),
-    "eager ms (1 / N)": lambda r: _pair(r["eager_ms_b1"], r["eager_ms_full"], "{:.3g}"),
-    "compiled ms (1 / N)": lambda r: _pair(r["compiled_ms_b1"], r["compiled_ms_full"], "{:.3g}"),
-    "speed-up vs teacher (eager / compiled)": lambda r: _pair(r["speedup_vs_teacher_eager"],
-                                                              r["speedup_vs_teacher_compiled"], "{:.2f}x"),
-    "vs float student": lambda r: _pair(r["speedup_vs_float_eager"], r["speedup_vs_float_compiled"], "{:.2f}x"),
-    "time (s)": lambda r: _num(r["time_s"], "{:.1f}"),
-}
-LEFT = ("stage", "architecture", "method")
-ALWAYS = ("stage", "architecture", "method", "top-1", "Δ vs baseline", "params")  # shown even when empty
-
-
-def shown_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The columns worth printing: a column no row has a value for (latency when timing is off, the
-    int8 speed-up without int8 rows) is left out of the printed and Markdown tables (the CSV keeps all)."""
-    return {h: render for h, render in COLUMNS.items()
-            if h in ALWAYS or any(render(r) != "–" for r in rows)}
+OVERLAP = "~1x (overlap)"
+Render = Callable[[dict[str, Any]], str]
 
 
 def _num(value: Any, fmt: str) -> str:
-    return "–" if value is None else fmt.format(value)
-
-
-def _pair(a: Any, b: Any, fmt: str) -> str:
-    return "–" if a is None and b is None else f"{_num(a, fmt)} / {_num(b, fmt)}"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"  # a diverged value is never shown as a number
+    return fmt.format(value)
 
 
 def _size(n: int | None) -> str:
@@ -63,34 +51,98 @@ def _size(n: int | None) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
+def _speedup(s: dict | None) -> str:
+    if s is None:
+        return "–"
+    return OVERLAP if s["overlap"] else f"{s['ratio']:.3g}x"
+
+
+def _ms(row: dict, mode: str, which: str) -> str:
+    median, iqr = row[f"{mode}_ms_{which}"], row.get(f"{mode}_iqr_ms_{which}")
+    if median is None:
+        return "–"
+    return f"{median:.3g}" + (f" [{iqr[0]:.3g}–{iqr[1]:.3g}]" if iqr else "")
+
+
+def _leading_columns(model: str, delta: str) -> dict[str, Render]:
+    """The columns both views open with (under their own headers for the model and Δ)."""
+    return {"stage": lambda r: r["stage"], model: lambda r: r["arch"], "method": lambda r: r["method"],
+            "top-1": lambda r: _num(r["top1"], "{:.2f}"), delta: lambda r: _num(r["delta_vs_baseline"], "{:+.2f}")}
+
+
+def _full_columns(rows: list[dict[str, Any]]) -> dict[str, Render]:
+    """Every column table.md shows: header -> how to render a row; latency columns per timed mode."""
+    columns: dict[str, Render] = {
+        **_leading_columns("architecture", "Δ vs baseline"),
+        "params": lambda r: _num(r["params"], "{:,}"),
+        "sparsity": lambda r: _num(None if r["sparsity"] is None else 100 * r["sparsity"], "{:.1f}%"),
+        "size": lambda r: _size(r["size_bytes"]),
+        "file": lambda r: r["size_file"] or "–",
+        "size vs teacher": lambda r: _num(r["size_vs_teacher"], "{:.3g}x"),
+    }
+    for mode in timed_modes(rows):
+        columns[f"{mode} ms, batch 1"] = lambda r, m=mode: _ms(r, m, "b1")
+        columns[f"{mode} ms, batch N"] = lambda r, m=mode: _ms(r, m, "full")
+        columns[f"speed-up vs teacher ({mode})"] = lambda r, m=mode: _speedup(r[f"speedup_vs_teacher_{m}"])
+        columns[f"vs float student ({mode})"] = lambda r, m=mode: _speedup(r[f"speedup_vs_float_{m}"])
+    columns["time (s)"] = lambda r: _num(r["time_s"], "{:.1f}")
+    return _non_empty(columns, rows, always=("stage", "architecture", "method", "top-1", "Δ vs baseline"))
+
+
+def _non_empty(columns: dict[str, Render], rows: list[dict[str, Any]], always: tuple[str, ...]) -> dict[str, Render]:
+    """A column no row has a value for (the int8 speed-up without int8 rows) is left out."""
+    return {h: render for h, render in columns.items() if h in always or any(render(r) != "–" for r in rows)}
+
+
+def timed_modes(rows: list[dict[str, Any]]) -> list[str]:
+    """The modes any row was timed in: none with measurement off, eager only without compiling."""
+    return [m for m in MODES if any(r.get(f"{m}_ms_full") is not None for r in rows)]
+
+
 def _latencies(record: dict[str, Any]) -> dict[str, Any]:
     lat = record.get("latency") or {}
-    out: dict[str, Any] = {"eager_ms_b1": None, "eager_ms_full": None, "compiled_ms_b1": None,
-                           "compiled_ms_full": None, "full_batch": None}
-    for mode in ("eager", "compiled"):
-        times = lat.get(f"{mode}_ms") or {}
-        if times:
-            sizes = sorted(times, key=int)
-            out[f"{mode}_ms_b1"], out[f"{mode}_ms_full"] = times[sizes[0]], times[sizes[-1]]
+    out: dict[str, Any] = {"full_batch": None}
+    for mode in MODES:
+        times, iqrs = lat.get(f"{mode}_ms") or {}, lat.get(f"{mode}_iqr_ms") or {}
+        sizes = sorted(times, key=int)
+        for which, size in (("b1", sizes[0] if sizes else None), ("full", sizes[-1] if sizes else None)):
+            out[f"{mode}_ms_{which}"] = times.get(size)
+            out[f"{mode}_iqr_ms_{which}"] = iqrs.get(size)
+        if sizes:
             out["full_batch"] = int(sizes[-1])
     return out
 
 
-def _ratio(reference: dict | None, row: dict, mode: str) -> float | None:
+def speedup(reference: dict | None, row: dict, mode: str) -> dict | None:
+    """``reference`` latency over ``row``'s at the full batch; ``overlap`` when their IQRs intersect."""
     ref = reference.get(f"{mode}_ms_full") if reference else None
     own = row.get(f"{mode}_ms_full")
-    return ref / own if ref and own else None
+    if not ref or not own:
+        return None
+    if reference is row:
+        return {"ratio": 1.0, "overlap": False}
+    a, b = reference.get(f"{mode}_iqr_ms_full"), row.get(f"{mode}_iqr_ms_full")
+    overlap = bool(a and b and a[0] <= b[1] and b[0] <= a[1])
+    return {"ratio": ref / own, "overlap": overlap}
 
 
 def _relative_size(row: dict, teacher: dict | None) -> float | None:
-    """Size on disk relative to the teacher's where both are known (an int8 row is smaller than its
-    parameter count says), else the parameter-count ratio."""
+    """Deployed size relative to the teacher's where both are known, else the parameter-count ratio."""
     if teacher is None:
         return None
     for key in ("size_bytes", "params"):
         if row.get(key) and teacher.get(key):
             return row[key] / teacher[key]
     return None
+
+
+def deployed_size(r: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The bytes of the file a user would deploy, and what that file is."""
+    if r.get("artifact_bytes"):
+        return r["artifact_bytes"], Path(r.get("artifact", "int8.pt2")).name
+    if r.get("compressed_bytes"):
+        return r["compressed_bytes"], r.get("compressed_format", "compressed state dict")
+    return r.get("size_bytes"), "state dict" if r.get("size_bytes") else None
 
 
 def _note(r: dict[str, Any]) -> str:
@@ -105,7 +157,8 @@ def _note(r: dict[str, Any]) -> str:
     if left:
         parts.append("still float: " + ", ".join(f"{k} x{n}" for k, n in sorted(left.items())))
     if r.get("sparsity") is not None:
-        parts.append(f"sparsity {100 * r['sparsity']:.1f}% (dense storage and kernels)")
+        dense = f", dense state dict {_size(r['size_bytes'])}" if r.get("compressed_bytes") else ""
+        parts.append(f"sparsity {100 * r['sparsity']:.1f}% (dense kernels{dense})")
     error = r.get("compile_error") or (r.get("latency") or {}).get("compile_error")
     if error:
         parts.append(f"torch.compile failed: {error}")
@@ -132,52 +185,106 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for every stage shown in the table, with differences computed from the recorded numbers."""
     entries = _stage_entries(results)
     base = results.get("stages", {}).get("baseline", {}).get("last_top1")
+    if results.get("status") == "failed":
+        base = None  # a failed run shows no Δ
     rows = []
     for name, r, _ in entries:
         top1 = r.get("last_top1")
+        size, size_file = deployed_size(r)
         rows.append({"stage": name, "arch": r.get("arch", ""), "method": r.get("method", ""),
                      "precision": r.get("precision", "fp32"), "top1": top1, "best_top1": r.get("best_top1"),
                      "delta_vs_baseline": None if base is None or top1 is None or name == "baseline" else top1 - base,
-                     "params": r.get("params"), "size_bytes": r.get("size_bytes"), "time_s": r.get("wall_time"),
-                     "role": r.get("role"), "float_reference": r.get("float_reference"), "note": _note(r),
-                     **_latencies(r)})
+                     "params": r.get("params"), "sparsity": r.get("sparsity"), "size_bytes": size,
+                     "size_file": size_file, "time_s": r.get("wall_time"), "role": r.get("role"),
+                     "float_reference": r.get("float_reference"), "note": _note(r), **_latencies(r)})
     by_name = {row["stage"]: row for row in rows}
     teacher = by_name.get("teacher") or next((row for row in rows if row["role"] == "teacher"), None)
     for row in rows:
         row["size_vs_teacher"] = _relative_size(row, teacher)
         reference = by_name.get(row.pop("float_reference") or "")
-        for mode in ("eager", "compiled"):
-            row[f"speedup_vs_teacher_{mode}"] = _ratio(teacher, row, mode)
-            row[f"speedup_vs_float_{mode}"] = _ratio(reference, row, mode)
-    return rows
+        for mode in MODES:
+            row[f"speedup_vs_teacher_{mode}"] = speedup(teacher, row, mode)
+            row[f"speedup_vs_float_{mode}"] = speedup(reference, row, mode)
+    # NaN/inf (a diverged stage) become empty cells in every table, CSV included
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+            for row in rows]
+
+
+def table_title(results: dict[str, Any], prefix: str = "kdrun") -> str:
+    """What the run compared: dataset, teacher -> student pair, method (from results.json)."""
+    stages = results.get("stages", {})
+    teacher = next((s.get("arch") for s in stages.values() if s.get("role") == "teacher"), None)
+    student = next((stages[k].get("arch") for k in ("distilled", "baseline") if k in stages),
+                   next((s.get("arch") for s in stages.values() if s.get("role") != "teacher"), None))
+    pair = " → ".join(a for a in (teacher, student) if a)
+    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None]
+    return f"{prefix}: " + ", ".join(p for p in parts if p)
+
+
+def _compact_columns(rows: list[dict[str, Any]]) -> dict[str, Render]:
+    """The terminal view: one speed-up, compiled where timed so (what one deploys), else eager."""
+    columns: dict[str, Render] = {**_leading_columns("model", "Δ"), "size": lambda r: _size(r["size_bytes"])}
+    modes = timed_modes(rows)
+    if modes:
+        columns["speed-up"] = lambda r, m=modes[-1]: _speedup(r[f"speedup_vs_teacher_{m}"])
+    return _non_empty(columns, rows, always=("stage", "model", "method", "top-1", "Δ"))
+
+
+def legend(rows: list[dict[str, Any]]) -> str:
+    """One line under the terminal table: what Δ and speed-up compare."""
+    parts = ["Δ: top-1 minus the baseline's"]
+    modes = timed_modes(rows)
+    if modes:
+        full = next((r["full_batch"] for r in rows if r.get("full_batch")), "N")
+        parts.append(f"speed-up: teacher's {modes[-1]} CPU latency at batch {full} over the row's; "
+                     f"{OVERLAP}: interquartile ranges overlap")
+    return "; ".join(parts)
 
 
 def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
-    table = Table(title=title or None)
-    columns = shown_columns(rows)
+    """The compact table for a terminal of 80 columns or more (table.md has every column)."""
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False, caption=legend(rows),
+                  caption_justify="left", caption_style="dim")
+    columns = _compact_columns(rows)
     for header in columns:
-        table.add_column(header, justify="left" if header in LEFT else "right")
+        left = header in ("stage", "model", "method")
+        table.add_column(header, justify="left" if left else "right", no_wrap=header != "model")
     for row in rows:
         table.add_row(*(render(row) for render in columns.values()))
     return table
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    columns = shown_columns(rows)
+    columns = _full_columns(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(render(r) for render in columns.values()) + " |" for r in rows]
+    lines += ["", "Size: the file a user would deploy (the column `file`): the saved state dict, `int8.pt2` "
+              "(the exported int8 program) for an int8 row, the compressed state dict for a pruned row."]
     full = next((r["full_batch"] for r in rows if r.get("full_batch")), None)
     if full:
-        lines += ["", f"Latency: median CPU milliseconds per forward pass at batch 1 and N={full}; "
-                  "speed-ups compare batch-N latencies in the same mode."]
-    lines += [f"- {r['stage']}: {r['note']}" for r in rows if r.get("note")]
-    return "\n".join(lines) + "\n"
+        lines += ["", f"Latency: CPU milliseconds per forward pass at batch 1 and N={full}, timed with "
+                  "torch.utils.benchmark: median [first–third quartile]. Speed-ups compare batch-N medians in "
+                  f"the same mode; `{OVERLAP}` marks two latencies whose interquartile ranges overlap (the "
+                  "timing cannot tell them apart)."]
+    notes = [f"- {r['stage']}: {r['note']}" for r in rows if r.get("note")]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
-def write_tables(rows: list[dict[str, Any]], run_dir: str | Path) -> None:
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Speed-ups as plain ratios in the CSV (with an ``~`` prefix where the timings overlap)."""
+    out = dict(row)
+    for key, value in row.items():
+        if key.startswith("speedup_") and value is not None:
+            out[key] = f"~{value['ratio']:.4g}" if value["overlap"] else f"{value['ratio']:.4g}"
+    return out
+
+
+def write_tables(rows: list[dict[str, Any]], run_dir: str | Path) -> Path:
+    """table.csv (every field) and table.md (every shown column and the footnotes); returns table.md."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(Path(run_dir) / TABLE_CSV, buf.getvalue())
-    write_text_atomic(Path(run_dir) / TABLE_MD, markdown_table(rows))
+    writer.writerows(_csv_row(r) for r in rows)
+    write_text_atomic(Path(run_dir) / TABLE_CSV, buf.getvalue(), "the table")
+    write_text_atomic(Path(run_dir) / TABLE_MD, markdown_table(rows), "the table")
+    return Path(run_dir) / TABLE_MD

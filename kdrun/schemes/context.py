@@ -23,6 +23,7 @@ from kdrun.engine.teacher_outputs import TeacherLogits, weights_digest
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.distill_task import DistillTask, InitTask
+from kdrun.schemes.select import SampleSelection, refuse_features, selection_from
 
 log = logging.getLogger("kdrun")
 
@@ -58,7 +59,16 @@ class SchemeContext:
         ctx = MethodContext(student.feature_info, teacher.feature_info, self.data.info, self.data.train_targets,
                             student_arch=student_arch or self.cfg.student.arch,
                             teacher_arch=teacher_arch or self.cfg.teacher.arch, weights=loss_weights(self.cfg))
-        return build_method(self.cfg, ctx)
+        method = build_method(self.cfg, ctx)
+        if self.selection() is not None and method.has_terms and self.cfg.distill.beta > 0:
+            needs = method.needs
+            refuse_features(self.cfg.method.name, needs.features or needs.preact or needs.sample_index)
+        return method
+
+    def selection(self) -> SampleSelection | None:
+        """``distill.select``: the samples the distillation terms use (None: all of them)."""
+        node = self.cfg.distill.get("select")
+        return selection_from(None if node is None else OmegaConf.to_container(node, resolve=True))
 
     def supervised_stage(self, name: str, role: str, key: str, model: KDModel, node: DictConfig | None = None,
                          seed_offset: int = 0, loads_checkpoint: bool | None = None) -> Stage:
@@ -71,7 +81,8 @@ class SchemeContext:
         stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
                       optim_settings(self.cfg.trainer, lr),
                       cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
-                                                     seed=self.cfg.seed + seed_offset))
+                                                     seed=self.cfg.seed + seed_offset,
+                                                     data_fingerprint=self.data.fingerprint))
         loads = key == "teacher" if loads_checkpoint is None else loads_checkpoint
         checkpoint = None
         if loads:
@@ -84,7 +95,8 @@ class SchemeContext:
     def distill_stage(self, name: str, role: str, student: KDModel, teacher: KDModel, method: Method,
                       epochs: int | None = None, arch: str | None = None) -> Stage:
         """Distillation of ``student`` from ``teacher``; distillation terms on the transfer set when one is set."""
-        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill))
+        task = DistillTask(student, teacher, method, loss_weights(self.cfg), mix=build_mix(self.cfg.distill),
+                           select=self.selection())
         uses_transfer = self.data.transfer is not None and task.uses_distill_view
         if self.data.transfer is not None and task.labeled_method:
             log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "

@@ -18,6 +18,7 @@ from kdrun.engine.task import Batch, Frozen, Progress, StepOutput, Task, frozen
 from kdrun.methods.base import LossWeights, Method
 from kdrun.methods.kd import kd_loss
 from kdrun.models.features import Features
+from kdrun.schemes.select import SampleSelection, subset
 
 
 class DistillTask(Task):
@@ -39,10 +40,15 @@ class DistillTask(Task):
     methods get the distillation view's batch: on mixed labeled inputs ``y`` and ``index`` are those
     of each sample's dominant original (mix folds lam >= 0.5); on transfer inputs there is no index
     and ``y`` is the teacher's prediction, the only label there is.
+
+    With ``select`` (selective distillation, kdrun/schemes/select.py) the distillation terms see only
+    the selected samples of the distillation view, scaled by (selected / batch size); the share selected
+    is logged as the ``selected`` entry of the terms. Only logit terms can be selected (checked by the
+    scheme context); CE always uses the whole labeled batch.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module | Frozen, method: Method, weights: LossWeights,
-                 mix: BatchMix | None = None) -> None:  # fmt: skip
+                 mix: BatchMix | None = None, select: SampleSelection | None = None) -> None:  # fmt: skip
         super().__init__()
         self.student = student
         self.method = method
@@ -54,6 +60,7 @@ class DistillTask(Task):
         self.use_teacher = self.use_method or weights.alpha > 0
         self.labeled_method = self.use_method and method.needs.sample_index
         self.uses_distill_view = weights.alpha > 0 or (self.use_method and not self.labeled_method)
+        self.select = select if self.uses_distill_view else None  # nothing to select when nothing distils
         # The teacher's logits are all a step needs from it: they may be replayed (kdrun/engine/teacher_outputs.py)
         self.replayable = self.use_teacher and not self.use_features and not self.labeled_method
         self.outputs = None  # a TeacherLogits when distill.teacher_outputs is not 'compute'
@@ -90,14 +97,19 @@ class DistillTask(Task):
         if w.ce_weight > 0:
             terms["ce"] = F.cross_entropy(labeled_s.logits, batch.y)
             weighted.append(w.ce_weight * terms["ce"])
+        view_used = self.select is not None or (self.use_method and not self.labeled_method)
+        view = self._view_batch(batch, x, t) if view_used else batch
+        scale = None
+        if self.select is not None:
+            s, t, view, scale = self._selected(s, t, view, progress, terms)
         if w.alpha > 0:
-            terms["kd"] = kd_loss(s.logits, t.logits, w.T)
+            terms["kd"] = _scaled(kd_loss(s.logits, t.logits, w.T), scale)
             weighted.append(w.alpha * terms["kd"])
         if self.use_method:
-            args = (labeled_s, labeled_t, batch) if self.labeled_method else (s, t, self._view_batch(batch, x, t))
+            args = (labeled_s, labeled_t, batch) if self.labeled_method else (s, t, view)
             for name, value in self.method(*args, progress).items():
-                terms[name] = value
-                weighted.append(w.beta * value)
+                terms[name] = _scaled(value, scale)
+                weighted.append(w.beta * terms[name])
         loss = sum(weighted[1:], weighted[0]) if weighted else labeled_s.logits.sum() * 0.0
         return StepOutput(loss, labeled_s.logits, terms)
 
@@ -116,6 +128,16 @@ class DistillTask(Task):
             s = self.student.forward_features(x, preact=preact) if features else Features(logits=self.student(x))
         return s, t
 
+    def _selected(self, s: Features, t: Features, view: Batch, progress: Progress, terms: dict
+                  ) -> tuple[Features, Features, Batch, torch.Tensor | None]:  # fmt: skip
+        """The selected samples' logits and batch, and (selected / batch size); everything during the warm-up."""
+        if not self.select.active(progress):
+            terms["selected"] = s.logits.new_ones(())
+            return s, t, view, None
+        mask = self.select.mask(s.logits.detach(), t.logits, view.y)
+        terms["selected"] = mask.float().mean()
+        return (*subset(s, t, view, mask), terms["selected"])
+
     @staticmethod
     def _view_batch(batch: Batch, x: torch.Tensor, t: Features) -> Batch:
         """The batch a method sees on the distillation view."""
@@ -124,6 +146,14 @@ class DistillTask(Task):
         if batch.transfer_x is None:
             return Batch(x, batch.y, batch.index)
         return Batch(x, t.logits.argmax(1))
+
+
+def _scaled(term: torch.Tensor, share: torch.Tensor | None) -> torch.Tensor:
+    """A batch-mean term over the selected samples -> their sum over the whole batch (the mean times the share
+    selected); 0 when nothing is selected (the mean of no sample is NaN: ``where`` keeps it out, gradients too)."""
+    if share is None:
+        return term
+    return torch.where(share > 0, term * share, torch.zeros_like(term))
 
 
 class InitTask(Task):

@@ -4,14 +4,17 @@ Efficient Neural Networks", NeurIPS 2015 -- remove the smallest weights, then re
 The distilled student's conv and linear weights are pruned globally by magnitude to
 ``prune.amount`` sparsity (``torch.nn.utils.prune``; the masks stay fixed), then fine-tuned on
 CE + KD to the teacher's soft targets. Unstructured zeros do not make dense CPU kernels faster or
-the dense weights file smaller; the row shows what accuracy survives at that sparsity.
+the dense weights file smaller; the row shows what accuracy survives at that sparsity, and the size
+of the pruned state dict saved compressed (``pruned.pt.gz``: what the zeros save on disk).
 """
 
 from __future__ import annotations
 
 import copy
+import gzip
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,6 +24,7 @@ from kdrun.build import optim_settings
 from kdrun.engine.finish import Deployment, evaluate_alone
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.stage import Stage
+from kdrun.io import atomic_path
 from kdrun.methods.base import LossWeights, MethodContext
 from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
@@ -40,9 +44,10 @@ def pruned_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name:
                           ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
     task = DistillTask(model, teacher, kd, LossWeights(T=p.T, alpha=p.alpha, gamma=p.gamma, beta=0.0))
     optim = replace(optim_settings(ctx.cfg.trainer), lr=p.lr, milestones=tuple(p.milestones))
-    stage = Stage(name, "pruned", ctx.cfg.student.arch, "kd+prune", task, ctx.epochs(p.epochs), optim)
+    stage = Stage(name, "pruned", ctx.cfg.student.arch, f"{ctx.cfg.method.name}+prune", task, ctx.epochs(p.epochs),
+                  optim)
     stage.info.update(float_reference="distilled", target_sparsity=p.amount)
-    stage.deploy = partial(pruned_deployment, model)
+    stage.deploy = partial(pruned_deployment, model, name)
     return stage
 
 
@@ -52,7 +57,14 @@ def sparsity(model: nn.Module) -> float:
     return float(sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws))
 
 
-def pruned_deployment(model: nn.Module, env: EngineEnv, settings: MeasureSettings) -> Deployment:
+def save_compressed(state: dict[str, torch.Tensor], path: Path) -> int:
+    """``state`` saved with torch.save into a gzip file (level 9); returns its size in bytes."""
+    with atomic_path(path, "the pruned model") as tmp, gzip.open(tmp, "wb", compresslevel=9) as f:
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, f)
+    return path.stat().st_size
+
+
+def pruned_deployment(model: nn.Module, name: str, env: EngineEnv, settings: MeasureSettings) -> Deployment:
     """The pruned model with its masks applied for good: an ordinary dense model with zeros."""
     with torch.no_grad():  # the masked weight is recomputed each forward; make it a plain tensor to copy it
         for m in model.modules():
@@ -63,6 +75,8 @@ def pruned_deployment(model: nn.Module, env: EngineEnv, settings: MeasureSetting
         if isinstance(m, PRUNABLE) and prune.is_pruned(m) and hasattr(m, "weight_mask"):
             prune.remove(m, "weight")
     val = evaluate_alone(dense, env)
+    path = Path(env.checkpoint_dir) / name / "pruned.pt.gz"
     record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "fp32",
-              "sparsity": sparsity(dense)}
+              "sparsity": sparsity(dense), "compressed_file": str(path),
+              "compressed_bytes": save_compressed(dense.state_dict(), path), "compressed_format": path.name}
     return Deployment(dense, "dense", dense.state_dict(), record)

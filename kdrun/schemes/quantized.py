@@ -44,13 +44,15 @@ def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: st
     q = ctx.cfg.quant
     example = ctx.example_input()
     reduce_range = reduced_range(q)
+    log.info("%s: capturing the student with torch.export for quantization-aware training", name)
     model = prepare_qat(student, example, reduce_range)
     kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
                           ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
     task = DistillTask(model, teacher, kd, LossWeights(T=q.T, alpha=q.alpha, gamma=q.gamma, beta=0.0))
     optim = replace(optim_settings(ctx.cfg.trainer), lr=q.lr, milestones=tuple(q.milestones))
-    stage = Stage(name, "quantized", ctx.cfg.student.arch, "kd+qat", task, ctx.epochs(q.epochs), optim,
-                  mixed_precision=False)
+    # the row names how its student was distilled (rkd+qat: the RKD student, then QAT with CE + KD)
+    stage = Stage(name, "quantized", ctx.cfg.student.arch, f"{ctx.cfg.method.name}+qat", task,
+                  ctx.epochs(q.epochs), optim, mixed_precision=False)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
                       activation_bits=7 if reduce_range else 8)
     stage.deploy = partial(int8_deployment, model, example, name)
@@ -62,7 +64,7 @@ def ptq_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized_ptq")
     q = ctx.cfg.quant
     model = copy.deepcopy(student)
     stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
-    stage.method = "ptq"
+    stage.method = f"{ctx.cfg.method.name}+ptq"
     reduce_range = reduced_range(q)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
                       calibration_batches=q.calibration_batches, activation_bits=7 if reduce_range else 8)
@@ -78,10 +80,13 @@ def reduced_range(q) -> bool:
 def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, env: EngineEnv,
                     settings: MeasureSettings) -> Deployment:
     """Convert to int8, save it (``int8.pt2``), and measure its top-1 on int8 kernels."""
-    converted = convert(prepared)
     path = env.checkpoint_dir / name / "int8.pt2"
+    log.info("%s: converting to int8 and exporting %s", name, path.name)
+    converted = convert(prepared)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_int8(converted, example, path)
+    if settings.compile:
+        log.info("%s: compiling the int8 model (Inductor) and evaluating it on its kernels", name)
     val, compiled, error = evaluate_deployed(converted, env, settings.compile)
     runtime = ("torch.compile (Inductor + oneDNN int8 kernels)" if compiled else
                "eager reference graph (int8 weights dequantized into float kernels)")

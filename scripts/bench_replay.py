@@ -84,9 +84,10 @@ def step_rounds(args: argparse.Namespace, root: Path) -> None:
 
     one_round(recorder)  # records epoch 1
     computed, replayed = [], []
-    for _ in range(args.rounds):
+    for i in range(args.rounds):
         computed.append(one_round(None))
         replayed.append(one_round(replayer))
+        print(f"round {i + 1}: computed {computed[-1]:.2f} s, replayed {replayed[-1]:.2f} s", flush=True)
     c, r = statistics.median(computed), statistics.median(replayed)
     print(f"steps: {args.rounds} alternating rounds of {args.steps} steps, {args.teacher} -> {args.student}, batch 64 "
           f"of 1x8x8: median round {c:.2f} s computed, {r:.2f} s replayed: {c / r:.2f}x "

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import TINY, compose_config, read_results
+from one_line import assert_one_line_error
 from kdrun.build import build_data
-from kdrun.errors import KdrunError
 from kdrun.pipeline import run
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.correction import correction_key
@@ -52,9 +52,4 @@ def test_correction_run_shows_the_teacher_before_and_after(tmp_path):
 @pytest.mark.parametrize("override, message", [("scheme.correction.epochs=0", "scheme.correction.epochs=0"),
                                                ("scheme.correction.lr=-1", "scheme.correction.lr=-1")])
 def test_bad_correction_options_are_one_line_errors(tmp_path, override, message):
-    from kdrun.cli import CONFIG_DIR
-    from kdrun.preflight import preflight
-
-    with pytest.raises(KdrunError, match=message) as e:
-        preflight(CONFIG_DIR, [*TINY, f"hydra.run.dir={tmp_path}/run", STAGES, override])
-    assert "\n" not in str(e.value)
+    assert_one_line_error(tmp_path, [STAGES, override], message)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY, compose_config, read_results, run_kdrun
+from one_line import assert_one_line_error
 from kdrun.build import build_data
 from kdrun.schemes.context import SchemeContext
 
@@ -65,13 +66,7 @@ def test_the_teacher_is_the_students_ema_and_ramps_only_distillation(tmp_path):
 @pytest.mark.parametrize("override, message", [("scheme.decay=1.0", "scheme.decay=1.0"),
                                                ("scheme.warmup_epochs=-1", "scheme.warmup_epochs=-1")])
 def test_bad_momentum_options_are_one_line_errors(tmp_path, override, message):
-    from kdrun.cli import CONFIG_DIR
-    from kdrun.errors import KdrunError
-    from kdrun.preflight import preflight
-
-    with pytest.raises(KdrunError, match=message) as e:
-        preflight(CONFIG_DIR, [*TINY, f"hydra.run.dir={tmp_path}/run", "scheme=momentum", override])
-    assert "\n" not in str(e.value)
+    assert_one_line_error(tmp_path, ["scheme=momentum", override], message)
 
 
 @pytest.mark.slow

@@ -35,9 +35,8 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from omegaconf import OmegaConf
+from torch import nn
 
 from kdrun.build import build_model, optim_settings
 from kdrun.engine.stage import Stage

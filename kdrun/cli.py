@@ -9,7 +9,9 @@ command finds its earlier jobs again: :func:`hydra_app` skips those that complet
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import platform
 import shutil
 import sys
@@ -19,14 +21,15 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, read_write
 
 import kdrun
 from kdrun.benchmark_default import apply_benchmark_default
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
 from kdrun.preflight import passes_through, parse_overrides, preflight
-from kdrun.sweeps import is_multirun, quote, sweep_arguments
+from kdrun.run_lock import reserve_run_dir, run_dir_lock
+from kdrun.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
@@ -52,13 +55,28 @@ def fail(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def hydra_app(cfg: DictConfig) -> float | None:
-    from kdrun.distributed.launch import run_data_parallel
-    from kdrun.pipeline import run
-    from kdrun.report.run_status import completed_results
+    from kdrun.distributed.state import is_main
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    with contextlib.ExitStack() as held:
+        try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
+            if is_main():
+                held.enter_context(run_dir_lock(run_dir))
+        except KdrunError as e:  # the folder is another process's: leave everything in it alone
+            fail(str(e))
+            if multirun:
+                return None
+            sys.exit(2)
+        return _run_job(cfg, run_dir, multirun)
+
+
+def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
+    from kdrun.distributed.launch import run_data_parallel
+    from kdrun.pipeline import run
+    from kdrun.report.run_status import completed_results
+
     results = completed_results(run_dir)
     if results is not None:
         _skip(run_dir, results, multirun)
@@ -73,9 +91,17 @@ def hydra_app(cfg: DictConfig) -> float | None:
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
         except KeyboardInterrupt:
+            mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
             fail(f"interrupted; to resume, {again}")
             sys.exit(130)
+        except OSError as e:  # a write kdrun does not wrap itself (a library's file): still one line
+            message = f"{e.strerror or type(e).__name__}: {e.filename}" if e.filename else f"{type(e).__name__}: {e}"
+            fail(f"could not complete the run ({message}); what was written before is kept")
+            mark_failed(run_dir, message)
+            if multirun:
+                return None
+            sys.exit(1)
         except Exception as e:
             mark_failed(run_dir, f"{type(e).__name__}: {e}")
             if not multirun:
@@ -94,11 +120,15 @@ def sweep_value(results: dict) -> float | None:
 
 
 def mark_failed(run_dir: Path, error: str) -> None:
+    mark_status(run_dir, "failed", error)
+
+
+def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
     from kdrun.distributed.state import is_main
-    from kdrun.report.run_status import mark_failed as mark
+    from kdrun.report.run_status import mark
 
     if is_main():  # data-parallel: rank 0 (or the process that spawned the ranks) owns results.json
-        mark(run_dir, error)
+        mark(run_dir, status, error)
 
 
 def discard_if_nothing_ran(run_dir: Path, error: str) -> None:
@@ -150,6 +180,8 @@ def main() -> None:
         return
     try:
         args, cfg = checked_arguments(args)
+        if is_multirun(args):
+            _plan_parallel_jobs(cfg, parse_overrides([a for a in args if not a.startswith("-")]))
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -157,6 +189,20 @@ def main() -> None:
     sys.argv = [sys.argv[0], *args]
     hydra_app()
     _exit_if_jobs_failed()
+
+
+def _plan_parallel_jobs(cfg: DictConfig, parsed: list) -> None:
+    """Tell the sweep's jobs how many run at once (they share the cores and pack the GPUs by it),
+    and refuse a packing that would not fit the GPUs' free memory."""
+    import os
+
+    from kdrun.distributed.packing import check_packing, free_gpu_memory
+    from kdrun.engine.speed import PARALLEL_JOBS_ENV
+
+    at_once = jobs_at_once(cfg.hydra.get("launcher"), parsed)
+    os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
+    if at_once > 1 and cfg.device.type != "cpu" and cfg.device.get("nproc", 1) == 1:
+        check_packing(at_once, free_gpu_memory(), float(cfg.device.get("job_memory", 4)))
 
 
 def checked_arguments(args: list[str]) -> tuple[list[str], DictConfig]:
@@ -195,11 +241,24 @@ def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:
     as Hydra would otherwise evaluate the start time in its name again a moment later."""
     global _new_run_dir
     run_dir = Path(str(cfg.hydra.run.dir))
-    if is_multirun(args) or run_dir.exists():
+    if is_multirun(args):
+        return args
+    pinned = any(a.startswith("hydra.run.dir=") for a in args)
+    if cfg.get("name") is None and not pinned:  # an automatic name: reserve a folder no other process shares
+        from kdrun.distributed.launch import started_by_torchrun
+
+        if started_by_torchrun() and os.environ.get("RANK", "0") != "0":
+            return args  # rank 0 reserves it; _join_torchrun hands its name to every rank
+        _new_parents.extend(p for p in run_dir.resolve().parents if not p.exists())
+        _new_run_dir = reserve_run_dir(run_dir).resolve()
+        with read_write(cfg):
+            cfg.hydra.run.dir = str(_new_run_dir)
+        return [*args, f"hydra.run.dir={quote(str(_new_run_dir))}"]
+    if run_dir.exists():
         return args
     _new_run_dir = run_dir.resolve()
     _new_parents.extend(p for p in _new_run_dir.parents if not p.exists())
-    if any(a.startswith("hydra.run.dir=") for a in args):
+    if pinned:
         return args
     return [*args, f"hydra.run.dir={quote(str(_new_run_dir))}"]
 

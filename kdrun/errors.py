@@ -8,6 +8,7 @@ valid choices, so the user can fix the command without reading code.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -27,3 +28,20 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """``"did you mean X? "`` for the closest choice to a mistyped ``value`` (difflib), or ``""``."""
     close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
     return f"did you mean {close[0]}? " if close else ""
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.EDQUOT: "the disk quota is used up: free some space",
+    errno.EROFS: "the filesystem is read-only: choose a writable paths.outputs (or hydra.run.dir)",
+    errno.EACCES: "no permission to write there: choose a writable paths.outputs (or hydra.run.dir)",
+    errno.EPERM: "no permission to write there: choose a writable paths.outputs (or hydra.run.dir)",
+}
+
+
+def write_error(path: object, what: str, error: OSError) -> KdrunError:
+    """An OSError met while writing ``what`` to ``path``, as one line with what to do about it."""
+    reason = error.strerror or type(error).__name__
+    hint = _WRITE_HINTS.get(error.errno, "check the path and the disk")
+    return KdrunError(f"could not write {what} to {path} ({reason}); {hint}, then run the same command again "
+                      "(what was written before is kept)")

@@ -10,14 +10,15 @@ teacher elsewhere, and published teachers load here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from kdrun.errors import KdrunError
+from kdrun.errors import KdrunError, write_error
 
 
 def one_line(error: object, limit: int | None = 200, lines: int | None = None) -> str:
@@ -28,39 +29,59 @@ def one_line(error: object, limit: int | None = 200, lines: int | None = None) -
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Write to a uniquely named temporary file in the target folder, fsync, then rename over ``path``.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]:
+    """A fresh temporary file beside ``path`` to write; renamed over ``path`` when the block succeeds.
 
-    A kill at any moment leaves either the old file or the new one, never a torn write; two writers
-    (threads, sweep jobs) never share a temporary file.
+    A kill at any moment leaves either the old file or the new one, never a torn write. The
+    temporary name is unique (``mkstemp``), so two writers (threads, sweep jobs) never share one; it
+    keeps ``path``'s suffix (``torch.export.save`` and ``np.save`` look at it). When the block fails
+    the temporary file is removed and ``path`` is left as it was; an ``OSError`` (disk full,
+    read-only) becomes a one-line :class:`KdrunError` naming ``path`` and ``what`` was being written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise write_error(path, what, e) from None
+    tmp = Path(name)
+    try:
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise write_error(path, what, e) from None
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    _write_atomic(path, lambda f: f.write(text.encode()))
+def _write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None], what: str) -> None:
+    """Write through ``write``, fsync, then rename over ``path`` (see :func:`atomic_path`)."""
+    with atomic_path(path, what) as tmp, tmp.open("wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, what: str = "a file") -> None:
+    _write_atomic(path, lambda f: f.write(data), what)
 
 
-def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` ``obj`` atomically (see :func:`_write_atomic`)."""
+def write_text_atomic(path: str | os.PathLike, text: str, what: str = "a file") -> None:
+    write_bytes_atomic(path, text.encode(), what)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, what: str = "a file") -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n", what)
+
+
+def save_atomic(obj: Any, path: str | os.PathLike, what: str = "a checkpoint") -> None:
+    """``torch.save`` ``obj`` atomically (see :func:`atomic_path`)."""
     import torch
 
-    _write_atomic(path, lambda f: torch.save(obj, f))
+    _write_atomic(path, lambda f: torch.save(obj, f), what)
 
 
 def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> dict[str, Any]:

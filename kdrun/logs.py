@@ -32,7 +32,9 @@ def console_handler() -> logging.Handler:
     if console().is_terminal:
         from rich.logging import RichHandler
 
-        return RichHandler(console=console(), show_path=False, show_level=False, markup=False)
+        # the same [hh:mm:ss] stamp as the plain lines below (rich's default adds the date)
+        return RichHandler(console=console(), show_path=False, show_level=False, markup=False,
+                           log_time_format="[%H:%M:%S]")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
     return handler

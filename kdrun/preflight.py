@@ -8,6 +8,7 @@ that holds a run with a different config (so nothing existing is overwritten).
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config_checks import check_config
+from kdrun.config_schema import check_types
 from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
@@ -46,39 +48,80 @@ def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3", job_name="kdrun"):
-            _check_group_choices(parsed)
+            groups = _check_group_choices(parsed)
             first = [_first_value(o) for o in parsed]
             cfg = compose_checked(first)
+            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            check_job(job_cfg, _defaults_of(first, groups))
             master = None
             if multirun:
-                _check_every_swept_value(parsed, first)
+                _check_every_swept_value(parsed, first, groups)
                 # a sweep's own config (Hydra's multirun.yaml) is composed without the swept values
                 master = compose_checked([o.input_line for o in parsed if not o.is_sweep_override()])
     finally:
         GlobalHydra.instance().clear()
-    job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    check_config(job_cfg, STAGE_NAMES)
     check_scheme(job_cfg)
     check_pairs(job_cfg)
     if multirun:
         check_sweep_dir(Path(master.hydra.sweep.dir), master, swept_keys(parsed))
+        check_writable(Path(master.hydra.sweep.dir), "hydra.sweep.dir")
     else:
         check_run_dir(Path(cfg.hydra.run.dir), job_cfg)
+        check_writable(Path(cfg.hydra.run.dir), "hydra.run.dir")
     return cfg
 
 
-def _check_every_swept_value(parsed: list, first: list[str]) -> None:
+def check_writable(folder: Path, key: str) -> None:
+    """The folder (or the nearest one that exists above it) accepts writes: a read-only or foreign
+    output folder is one line now, not Hydra's tracebacks when it creates the run folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        reason = "read-only filesystem" if _read_only_fs(existing) else "permission denied"
+        raise KdrunError(f"{key}={folder}: cannot write in {existing} ({reason}); choose a writable "
+                         f"paths.outputs or {key}")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _check_every_swept_value(parsed: list, first: list[str], groups: set[str]) -> None:
     """Each value of each swept key, in the first job's config: a bad value in the middle of a long
     sweep is reported now, not when its job starts hours later."""
     for i, o in enumerate(parsed):
         if not o.is_sweep_override():
             continue
         for value in list(o.sweep_string_iterator())[1:]:
-            cfg = compose_checked([*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]])
+            overrides = [*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]]
+            cfg = compose_checked(overrides)
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-            check_config(job_cfg, STAGE_NAMES)
+            check_job(job_cfg, _defaults_of(overrides, groups))
             if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
                 check_pairs(job_cfg)
+
+
+def check_job(job_cfg: DictConfig, defaults: DictConfig) -> None:
+    """Types first (config_schema), then values and combinations (config_checks)."""
+    try:
+        given = OmegaConf.to_container(job_cfg, resolve=True)
+        default = OmegaConf.to_container(defaults, resolve=True)
+    except OmegaConfBaseException as e:
+        raise KdrunError(one_line(e, limit=None, lines=2)) from None
+    check_types(given, default)
+    check_config(job_cfg, STAGE_NAMES)
+
+
+def _defaults_of(overrides: list[str], groups: set[str]) -> DictConfig:
+    """The config the chosen options' files give, without the command line's value overrides:
+    where the types of open-ended groups (a method's options, ...) come from."""
+    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in groups]
+    cfg = compose_checked(keep)
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
 
 
 # Top-level keys whose swept values change which models a job builds or how they pair up.
@@ -108,7 +151,8 @@ def _first_value(o) -> str:
     return o.input_line
 
 
-def _check_group_choices(parsed: list) -> None:
+def _check_group_choices(parsed: list) -> set[str]:
+    """Every group option on the command line exists; returns the names of the config groups."""
     loader = GlobalHydra.instance().config_loader()
     groups = set(loader.list_groups("")) | {f"hydra/{g}" for g in loader.list_groups("hydra")}
     for o in parsed:
@@ -120,6 +164,7 @@ def _check_group_choices(parsed: list) -> None:
         for value in values:
             if value is not None and str(value) not in options:
                 raise _unknown_option(key, str(value), options)
+    return groups
 
 
 def group_options(loader, group: str) -> list[str]:
@@ -130,7 +175,16 @@ def group_options(loader, group: str) -> list[str]:
     return options
 
 
+# Launchers that Hydra plugins provide, and how to install each (pyproject.toml's ``launchers`` extra).
+EXTRA = 'pip install -e ".[launchers]" (from a checkout) or pip install "kdrun[launchers]"'
+PLUGIN_LAUNCHERS = {"joblib": EXTRA, "submitit_local": EXTRA, "submitit_slurm": EXTRA,
+                    "ray": "pip install hydra-ray-launcher", "rq": "pip install hydra-rq-launcher"}
+
+
 def _unknown_option(key: str, value: str, options: list[str]) -> KdrunError:
+    if key == "hydra/launcher" and value in PLUGIN_LAUNCHERS:
+        return KdrunError(f"hydra/launcher={value} needs a Hydra launcher plugin that is not installed; install "
+                          f"it with {PLUGIN_LAUNCHERS[value]}; launchers here: {', '.join(sorted(options))}")
     if len(options) <= 40:
         return choice_error(key, value, options, f"(no such {key})")
     # hundreds of presets: name the closest ones and where the full list is

@@ -25,6 +25,14 @@ os.environ["XDG_CACHE_HOME"] = _TEST_XDG_CACHE
 os.environ.pop("KDRUN_DATA", None)
 atexit.register(shutil.rmtree, _TEST_XDG_CACHE, ignore_errors=True)
 
+# Under xdist (-n 2 on 2 cores) each worker is its own process: intra-op thread pools only contend
+# (a busy machine made tiny forward passes several times slower). Subprocesses get the same setting.
+XDIST = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+if XDIST:
+    import torch
+
+    torch.set_num_threads(1)
+
 # Tiny settings any CLI test can add: fast smoke epochs on the embedded digits data.
 TINY = ["debug=fast", "dataset=digits", "teacher=mlp", "student=mlp", "teacher.hidden=[32]", "student.hidden=[16]"]
 
@@ -39,11 +47,16 @@ def compose_config(overrides: list[str] | None = None, hydra: bool = False):
         return compose(config_name="config", overrides=overrides or [], return_hydra_config=hydra)
 
 
+def kdrun_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a kdrun subprocess: this checkout's sources, data under ``cwd``."""
+    threads = {"OMP_NUM_THREADS": "1"} if XDIST else {}
+    return {**os.environ, **threads, "PYTHONPATH": str(REPO), "KDRUN_DATA": str(cwd / "data"), **(env or {})}
+
+
 def run_kdrun(args: list[str], cwd: Path, check: bool = True, timeout: float = 600,
               env: dict[str, str] | None = None, module: str = "kdrun") -> subprocess.CompletedProcess:
     """``python -m kdrun <args>`` in ``cwd`` against this checkout's sources."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), "KDRUN_DATA": str(cwd / "data"), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=kdrun_env(cwd, env), capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"kdrun {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

@@ -6,10 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-FEATURE_METHODS = ("fitnet", "at", "nst", "fsp", "ft", "ab", "vid")
-INIT_METHODS = ("fsp", "ft", "ab")
-
+from method_pairs import has_init_stage
 
 # One intra-op thread: these runs are tiny, and on a busy machine a thread pool per process only contends.
 QUIET_ENV = {"OMP_NUM_THREADS": "1"}
@@ -36,7 +33,7 @@ def assert_completed_with_init_stages(results: dict[str, dict], methods) -> None
     for name, r in results.items():
         assert r["status"] == "completed", (name, r.get("error"))
         stages = list(r["stages"])
-        expected = ["teacher", f"{name}_init", "distilled"] if name in INIT_METHODS else ["teacher", "distilled"]
+        expected = ["teacher", f"{name}_init", "distilled"] if has_init_stage(name) else ["teacher", "distilled"]
         assert stages == expected, (name, stages)
         for stage in expected[1:]:
             assert (r["dir"] / "checkpoints" / stage / "last.pt").is_file(), (name, stage)

@@ -107,3 +107,11 @@ def test_list_presets_and_bad_category(monkeypatch, capsys):
     with pytest.raises(KdrunError, match="did you mean schemes"):
         listing("schemse", str(CONF))
     assert set(CATEGORIES) == {"methods", "models", "datasets", "schemes", "presets"}
+
+
+def test_printing_the_config_shows_the_headline_rule():
+    from kdrun.cli import _printed_config_args
+
+    assert _printed_config_args(["--cfg", "job", *HEADLINE]) == ["--cfg", "job", *HEADLINE, "dataset=cifar100",
+                                                                 "trainer=cifar"]
+    assert _printed_config_args(["--help", *HEADLINE]) == ["--help", *HEADLINE]  # help is the same for all

@@ -20,6 +20,7 @@ UPWARD_MARK = "# upward import:"
 # Lowest layer first; a module imports from its own layer or lower ones. Longest prefix wins.
 LAYERS: dict[str, int] = {
     "kdrun": 1, "kdrun.errors": 1, "kdrun.logs": 1, "kdrun.io": 1,
+    "kdrun.run_lock": 1,  # one process per run folder: an OS lock, like io's atomic writes
     "kdrun.models": 2, "kdrun.data": 2, "kdrun.quant": 2, "kdrun.distributed": 2,
     "kdrun.benchmarks.published": 2,  # the published tables: data, read by presets and teacher lookup
     "kdrun.benchmarks.teachers": 2,  # where trained teachers lie: the zoo's weights
@@ -28,6 +29,7 @@ LAYERS: dict[str, int] = {
     "kdrun.build": 5,
     "kdrun.schemes": 6,
     "kdrun.config_checks": 7, "kdrun.preflight": 7, "kdrun.sweeps": 7, "kdrun.config_store": 7,
+    "kdrun.config_schema": 7,  # the types of every config value (torch-free)
     "kdrun.benchmarks.presets": 7,  # experiment= options, registered into the config store
     "kdrun.benchmark_default": 7,  # the headline rule: rewrites the overrides before Hydra composes
     "kdrun.listing": 7,  # kdrun --list: what the config groups, the registry and the presets offer

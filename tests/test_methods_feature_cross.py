@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from conftest import read_results, run_kdrun
 from feature_cli import QUIET_ENV, assert_completed_with_init_stages, sweep_results
+from method_pairs import map_methods
 
 SMOKE = ["debug=fast", "dataset=synthetic", "dataset.size=16", "trainer.batch_size=16", "student=resnet8",
          "stages=[teacher,distilled]"]
 
 
-def test_every_method_but_fsp_on_vgg8_to_resnet8(workdir):
-    methods = ("fitnet", "at", "nst", "ft", "ab", "vid")
+def test_every_map_method_but_fsp_on_vgg8_to_resnet8(workdir):
+    methods = map_methods()
     run_kdrun(["-m", f"method={','.join(methods)}", *SMOKE, "teacher=vgg8", "hydra.sweep.dir=sweep"], workdir, env=QUIET_ENV)
     assert_completed_with_init_stages(sweep_results(workdir / "sweep"), methods)
 

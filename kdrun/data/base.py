@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +36,8 @@ class DataBundle:
     Optional, for transfer sets (see kdrun/data/transfer.py): ``generate_inputs(n)`` makes ``n``
     fresh inputs (datasets with a generator); ``train_transform`` turns a PIL image into a train
     input (datasets read from image files); ``transfer`` is the built transfer set, if configured.
+    ``fingerprint`` identifies the files a dataset of the user's own files was read from (its root
+    and file list): part of the key of cached teachers and baselines, so other files mean another model.
     """
 
     info: DataInfo
@@ -42,10 +47,15 @@ class DataBundle:
     generate_inputs: Callable[[int], torch.Tensor] | None = None
     train_transform: Callable[[Any], torch.Tensor] | None = None
     transfer: Dataset | None = None
+    fingerprint: str | None = None
 
 
 class TensorData(Dataset):
-    """A dataset held as tensors in memory; kdrun's loaders batch it by indexing (no per-item collate)."""
+    """A dataset held as tensors in memory; kdrun's loaders batch it by indexing (no per-item collate),
+    on the training device. Subclasses store compact inputs (uint8 images) and turn a batch of them
+    into model inputs in :meth:`inputs` (normalization, augmentation)."""
+
+    augmented = False  # True: inputs() draws from the samples' seeds
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if len(x) != len(y):
@@ -57,6 +67,38 @@ class TensorData(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index]
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.y
+
+    def inputs(self, x: torch.Tensor, index: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Model inputs of samples ``index`` of ``x`` (``self.x``, or a copy on the training device);
+        ``seeds`` (from kdrun/data/seeds.py) drive the augmentation of an augmented dataset."""
+        return x[index]
+
+    def item(self, index: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``index`` augmented under ``seed``: what the batched path gives for that sample."""
+        return self.inputs(self.x, torch.tensor([index]), torch.tensor([seed]))[0], self.y[index]
+
+    def subset(self, index: list[int] | torch.Tensor) -> "TensorData":
+        """The samples ``index``, held the same way (same class, same preprocessing)."""
+        import copy
+
+        part = copy.copy(self)
+        part.x, part.y = self.x[index], self.y[index]
+        return part
+
+
+def files_fingerprint(root: Path, files: Iterable[str | os.PathLike]) -> str:
+    """The resolved ``root`` and a digest of every file's path (relative to it) and size."""
+    root = Path(root).expanduser().resolve()
+    digest = hashlib.sha256()
+    for f in sorted(str(f) for f in files):
+        path = Path(f)
+        size = path.stat().st_size if path.is_file() else -1
+        digest.update(f"{os.path.relpath(path.resolve(), root)}\0{size}\n".encode())
+    return f"{root}:{digest.hexdigest()[:16]}"
 
 
 def stratified_split(

@@ -18,7 +18,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
 
-from kdrun.data.base import DataBundle, DataInfo
+from kdrun.data.base import DataBundle, DataInfo, files_fingerprint
 from kdrun.errors import KdrunError
 from kdrun.io import one_line
 
@@ -94,4 +94,6 @@ def load_imagefolder(
     train, val = _open(root_path / train_dir, train_tf), _open(root_path / val_dir, val_tf)
     size = int(image_size)
     info = DataInfo("imagefolder", "image", 3, (size, size), len(train_classes), len(train), len(val))
-    return DataBundle(info, train, val, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf)
+    files = [path for path, _ in train.samples + val.samples]
+    return DataBundle(info, train, val, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf,
+                      fingerprint=files_fingerprint(root_path, files))

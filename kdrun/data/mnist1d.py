@@ -1,7 +1,10 @@
 """MNIST-1D (Greydanus, "Scaling down deep learning", 2020): 4,000 train / 1,000 test signals of length 40.
 
 Generated locally by the ``mnist1d`` package with its default arguments (never downloaded)
-and cached under ``<root>/mnist1d/`` after the first generation. Small and large models
+and cached under ``<root>/mnist1d/`` after the first generation, as ``.npz``/``.npy`` arrays read
+with ``allow_pickle=False``: the data folder is often shared (``KDRUN_DATA``), so nothing in it is
+ever unpickled (a planted ``.pkl`` is simply not read). A cache file that does not hold the
+expected arrays is generated again. Small and large models
 separate far more here than on digits (published: MLP 68%, CNN 94%).
 
 The generator also makes *transfer sets* (``distill.transfer_size=N``): N fresh signals drawn with
@@ -12,8 +15,6 @@ never train or test signals. Their labels are discarded: only the teacher labels
 from __future__ import annotations
 
 import logging
-import os
-import pickle
 from functools import partial
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 
 from kdrun.data.base import DataBundle, DataInfo, TensorData
 from kdrun.data.loaders import mix_seed
+from kdrun.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +42,31 @@ def generate_mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float
     return make_dataset(args)
 
 
+ARRAYS = ("x", "y", "x_test", "y_test")
+
+
 def _cached(root: str, seed: int) -> dict:
-    path = Path(root).expanduser() / "mnist1d" / f"mnist1d_seed{seed}.pkl"
-    if path.exists():
-        with path.open("rb") as f:
-            return pickle.load(f)
+    path = Path(root).expanduser() / "mnist1d" / f"mnist1d_seed{seed}.npz"
+    data = _read_arrays(path)
+    if data is not None:
+        return data
     log.info("generating MNIST-1D (seed %d) into %s", seed, path)
-    data = {k: v for k, v in generate_mnist1d(seed=seed).items() if k in ("x", "y", "x_test", "y_test")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with tmp.open("wb") as f:
-        pickle.dump(data, f)
-    os.replace(tmp, path)
+    data = {k: np.asarray(v) for k, v in generate_mnist1d(seed=seed).items() if k in ARRAYS}
+    with atomic_path(path, "the generated MNIST-1D dataset") as tmp:
+        np.savez(tmp, **data)
+    return data
+
+
+def _read_arrays(path: Path) -> dict | None:
+    """The cached arrays, or None when there are none or they are unreadable (generated again)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in ARRAYS}
+    except (OSError, ValueError, KeyError, EOFError) as e:  # truncated, not an .npz, object arrays, missing key
+        log.warning("%s is not a readable MNIST-1D cache (%s); generating it again", path, type(e).__name__)
+        return None
     return data
 
 
@@ -79,16 +94,27 @@ def transfer_inputs(root: str, dataset_seed: int, n: int) -> torch.Tensor:
     if n < 1:
         raise ValueError(f"a transfer set needs at least one input, got {n}")
     path = Path(root).expanduser() / "mnist1d" / f"transfer_seed{dataset_seed}_n{n}.npy"
-    if path.exists():
-        x = np.load(path)
-    else:
+    x = _read_transfer(path, n)
+    if x is None:
         log.info("generating %d MNIST-1D transfer inputs into %s", n, path)
         x = generate_transfer(n, dataset_seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
-        np.save(tmp, x)
-        os.replace(tmp, path)
+        with atomic_path(path, "the generated MNIST-1D transfer inputs") as tmp:
+            np.save(tmp, x)
     return torch.from_numpy(x).unsqueeze(1)
+
+
+def _read_transfer(path: Path, n: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        log.warning("%s is not a readable transfer set (%s); generating it again", path, type(e).__name__)
+        return None
+    if x.shape != (n, 40) or x.dtype != np.float32:
+        log.warning("%s holds arrays of shape %s, expected (%d, 40); generating it again", path, x.shape, n)
+        return None
+    return x
 
 
 def load_mnist1d(root: str = "data", seed: int = 42) -> DataBundle:

@@ -90,7 +90,7 @@ def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: 
     record.setdefault("precision", "fp32")
     inputs = inputs_for(next(iter(env.whole_test_loader or env.test_loader))[0], settings.batch_sizes) if settings.enabled else {}
     if settings.enabled:
-        log.info("%s: %s at batch %s (timing up to %s)", stage.name,
+        log.info("%s: %s at batch %s (up to %s)", stage.name,
                  "compiling (Inductor) and timing CPU latency, eager and compiled" if settings.compile else
                  "timing eager CPU latency", " and ".join(map(str, settings.batch_sizes)),
                  duration(timing_budget(settings, len(models))))
@@ -99,7 +99,7 @@ def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: 
         target["size_bytes"] = weights_bytes(state)
         if settings.enabled:
             target["latency"] = latency(model, inputs, settings, compiled)
-    write_json_atomic(path, {"key": key, "record": record})
+    write_json_atomic(path, {"key": key, "record": record}, "the measurements")
     return record
 
 

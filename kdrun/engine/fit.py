@@ -13,7 +13,9 @@ import torch
 
 from kdrun.distributed.state import is_main
 from kdrun.engine.data_parallel import average_buffers, data_parallel
-from kdrun.engine.loop import evaluate, train_one_epoch
+from kdrun.engine.finite import NonFiniteError, check_weights
+from kdrun.engine.compile import compile_step, decompile
+from kdrun.engine.loop import autocast, evaluate, to_batch, train_one_epoch
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.stage import Stage
 from kdrun.io import load_checkpoint, save_atomic
@@ -40,6 +42,9 @@ class EngineEnv:
     meta: dict[str, Any] = field(default_factory=dict)  # stored in every checkpoint (arch, classes, ...)
     # the whole test set, for work one process does alone (deployment on rank 0); None: test_loader is whole
     whole_test_loader: Any = None
+    channels_last: bool = False  # NHWC weights (kdrun/engine/speed.py decides)
+    compile: bool = False  # trainer.compile: torch.compile the step's models
+    compiled: dict[str, bool | str] = field(default_factory=dict)  # per stage: True, or why it fell back
 
 
 @dataclass
@@ -68,7 +73,7 @@ def _outcome(state: dict, path: Path) -> StageOutcome:
 
 
 def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
-    task = stage.task.to_device(env.device)
+    task = stage.task.to_device(env.device, env.channels_last)
     params = task.trainable_parameters()
     o = stage.optim
     optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
@@ -89,18 +94,29 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
         env.reporter.end_stage()
         return _outcome(state, last_path)
     train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
+    if env.compile:
+        example = to_batch(next(iter(train_loader)), env.device).x
+        amp = env.amp if stage.mixed_precision else None
+        env.compiled[stage.name] = compile_step(list(task.eval_models.values()), task.frozen_models(), example,
+                                                lambda: autocast(env.device, amp))
     step_module = data_parallel(task)  # DDP wrapper when data-parallel, else the task itself
     env.sink.begin_stage(stage.name, state["epoch"] + 1, state["history"])
     env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
     try:
         for epoch in range(state["epoch"] + 1, stage.epochs + 1):
-            _run_epoch(stage, env, task, step_module, train_loader, optimizer, scheduler, scaler, state, epoch)
+            try:
+                _run_epoch(stage, env, task, step_module, train_loader, optimizer, scheduler, scaler, state, epoch)
+            except NonFiniteError as e:  # raised before this epoch's checkpoint: last.pt stays the last good one
+                raise e.in_stage(stage.name, str(last_path) if last_path.exists() else "") from None
             if is_main():  # every rank holds the same weights; one writes them
                 _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir)
             env.sink.log_epoch(stage.name, epoch, state["history"][-1])
     finally:
         env.reporter.end_stage()
         env.sink.end_stage(stage.name)
+        if env.compile:  # later stages (export, a teacher of the next generation) get plain modules
+            for model in [*task.eval_models.values(), *task.frozen_models()]:
+                decompile(model)
     return _outcome(state, last_path)
 
 
@@ -114,6 +130,7 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
     train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, amp, epoch, stage.epochs,
                             env.reporter)
     scheduler.step()
+    check_weights(task, epoch)
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank
     vals = {name: evaluate(m, env.test_loader, env.device, amp) for name, m in task.eval_models.items()}
     val = next(iter(vals.values()))  # the stage's own model (task.eval_model)

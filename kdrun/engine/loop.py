@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrun.engine.finite import FiniteWatch
 from kdrun.engine.meters import EpochMeter
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.task import Batch, Progress, Task
@@ -36,6 +37,7 @@ def train_one_epoch(
 ) -> dict[str, float]:
     task.train()
     meter = EpochMeter()
+    watch = FiniteWatch()  # a diverged loss stops the stage (kdrun/engine/finite.py)
     steps = len(loader)
     for step, raw in enumerate(loader):
         batch = to_batch(raw, device)
@@ -49,8 +51,11 @@ def train_one_epoch(
         else:
             out.loss.backward()
             optimizer.step()
-        meter.update(len(batch.y), out.logits, batch.y, {"loss": out.loss, **out.terms})
+        values = {"loss": out.loss, **out.terms}
+        meter.update(len(batch.y), out.logits, batch.y, values)
+        watch.record(step, values)
         if (step + 1) % reporter.refresh_every == 0 or step + 1 == steps:
+            watch.check(epoch)
             # the one sync per refresh interval, shared by the progress display
             reporter.batch(step + 1, float(out.loss.detach()),
                            100.0 * float((out.logits.detach().argmax(1) == batch.y).float().mean()))

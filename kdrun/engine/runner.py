@@ -12,10 +12,12 @@ from typing import Any
 from kdrun.distributed.state import is_main
 from kdrun.engine.cache import StageCache
 from kdrun.engine.checkpoint import load_weights
+from kdrun.engine.finite import first_non_finite, floating_tensors
 from kdrun.engine.finish import finish_stage
 from kdrun.engine.fit import EngineEnv, StageOutcome, fit
 from kdrun.engine.loop import evaluate
 from kdrun.engine.stage import Stage
+from kdrun.errors import KdrunError
 from kdrun.quant.measure import MeasureSettings
 
 log = logging.getLogger("kdrun")
@@ -64,17 +66,23 @@ def run_stage(stage: Stage, env: EngineEnv, cache: StageCache) -> tuple[StageOut
     with cache.lock(stage.cache_key):
         hit = cache.get(stage.cache_key)
         if hit is not None:
-            path, recorded = hit
-            log.info("%s: reusing cached %s %s from %s", stage.name, stage.arch, stage.role, path.parent)
-            outcome = _loaded(stage, env, path, f"cached {stage.name}")
-            outcome.history, outcome.wall_time = recorded["history"], recorded["wall_time"]
-            outcome.best_top1, outcome.best_epoch = recorded["best_top1"], recorded["best_epoch"]
-            outcome.epochs = recorded["epochs"]
-            _replay_history(stage, env, outcome.history)
-            return outcome, "cache"
+            try:
+                return _reused(stage, env, *hit), "cache"
+            except KdrunError as e:  # verified, yet not loadable into this model: never a permanent block
+                cache.set_aside(stage.cache_key, str(e))
         outcome = fit(stage, env)
         cache.put(stage.cache_key, Path(outcome.checkpoint), asdict(outcome))
         return outcome, "trained"
+
+
+def _reused(stage: Stage, env: EngineEnv, path: Path, recorded: dict) -> StageOutcome:
+    log.info("%s: reusing cached %s %s from %s", stage.name, stage.arch, stage.role, path.parent)
+    outcome = _loaded(stage, env, path, f"cached {stage.name}")
+    outcome.history, outcome.wall_time = recorded["history"], recorded["wall_time"]
+    outcome.best_top1, outcome.best_epoch = recorded["best_top1"], recorded["best_epoch"]
+    outcome.epochs = recorded["epochs"]
+    _replay_history(stage, env, outcome.history)
+    return outcome
 
 
 def _loaded(stage: Stage, env: EngineEnv, path, key: str) -> StageOutcome:
@@ -82,6 +90,10 @@ def _loaded(stage: Stage, env: EngineEnv, path, key: str) -> StageOutcome:
     t0 = time.monotonic()
     model = stage.task.eval_model
     load_weights(model, path, stage.arch, key)
+    bad = first_non_finite(floating_tensors(model.state_dict()))
+    if bad is not None:
+        raise KdrunError(f"{key}={path} holds a non-finite weight ('{bad}'): the model it saves diverged; "
+                         "give a checkpoint of a model that trained normally")
     model.to(env.device)
     top1 = evaluate(model, env.test_loader, env.device, env.amp)["top1"]
     log.info("%s: %s loaded from %s, test top-1 %.2f%%", stage.name, stage.arch, path, top1)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kdrun.io import atomic_path
 from kdrun.quant.exported import ExportedModel, export_model
 
 # call sites in Inductor's output code ("name(" or "name.overload("), not its comments or metadata checks
@@ -129,9 +130,8 @@ def save_int8(model: ExportedModel, example: torch.Tensor, path: Path) -> None:
     """Write the int8 model as a ``torch.export`` archive (loadable with ``torch.export.load``)."""
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(model.graph, (example.cpu(),), dynamic_shapes=({0: batch},))
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # torch.export.save wants a .pt2 name
-    torch.export.save(program, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path, "the int8 model") as tmp:  # keeps the .pt2 suffix torch.export.save wants
+        torch.export.save(program, str(tmp))
 
 
 def load_int8(path: Path) -> ExportedModel:

@@ -36,7 +36,7 @@ class Stat:
 
     @staticmethod
     def of(values: list[float]) -> "Stat":
-        values = [v for v in values if v is not None and not math.isnan(v)]
+        values = [v for v in values if v is not None and math.isfinite(v)]  # a diverged run is no number
         if not values:
             return Stat(None, None, 0)
         return Stat(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
@@ -105,9 +105,10 @@ def _fill_numbers(group: Group, stages: list[str], primary: str | None, referenc
     if primary is None:
         return
     group.best = Stat.of([j.stages[primary]["best_top1"] for j in group.jobs if primary in j.stages])
-    if primary != reference:
+    if primary != reference:  # only a completed job's Δ compares like with like: a failed one has none
         group.delta = Stat.of([j.stages[primary]["last_top1"] - j.stages[reference]["last_top1"]
-                               for j in group.jobs if primary in j.stages and reference in j.stages])
+                               for j in group.jobs
+                               if j.status == COMPLETED and primary in j.stages and reference in j.stages])
 
 
 def _override_keys(jobs: list[Job]) -> list[str]:

@@ -59,8 +59,8 @@ def build_report(path: str | Path, console: Console | None = None, plots: bool =
         from kdrun.report.plots import write_plots
 
         report.files += write_plots(report.summary, path / PLOTS_DIR)
-    write_text_atomic(path / REPORT_CSV, csv_sweep_table(report.summary))
-    write_text_atomic(path / REPORT_MD, markdown_report(report))
+    write_text_atomic(path / REPORT_CSV, csv_sweep_table(report.summary), "the report")
+    write_text_atomic(path / REPORT_MD, markdown_report(report), "the report")
     report.files = [path / REPORT_MD, path / REPORT_CSV, *report.files]
     return report
 

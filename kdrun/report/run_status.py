@@ -6,21 +6,37 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kdrun.errors import KdrunError
 from kdrun.io import write_json_atomic
 from kdrun.report.files import RESULTS_FILE
 
 
 def mark_failed(run_dir: Path, error: str) -> None:
+    mark(run_dir, "failed", error)
+
+
+def mark(run_dir: Path, status: str, error: str | None = None) -> bool:
+    """Set results.json's status (``failed``, ``interrupted``), keeping what it recorded.
+
+    Best effort: this runs while a run is already failing (a full or read-only disk among the
+    reasons), so a write that fails too is reported by the caller's one line, not by a second
+    traceback. Returns whether the status was written.
+    """
     path = Path(run_dir) / RESULTS_FILE
     results = {"stages": {}}
     if path.is_file():
         try:
             results = json.loads(path.read_text())
-        except json.JSONDecodeError:
+        except (OSError, json.JSONDecodeError):
             pass
-    results["status"] = "failed"
-    results["error"] = error
-    write_json_atomic(path, results)
+    results["status"] = status
+    if error is not None:
+        results["error"] = error
+    try:
+        write_json_atomic(path, results, "the run's status")
+    except KdrunError:
+        return False
+    return True
 
 
 def completed_results(run_dir: Path) -> dict | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ Render = Callable[[dict[str, Any]], str]
 
 
 def _num(value: Any, fmt: str) -> str:
-    return "–" if value is None else fmt.format(value)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"  # a diverged value is never shown as a number
+    return fmt.format(value)
 
 
 def _size(n: int | None) -> str:
@@ -184,6 +187,8 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     entries = _stage_entries(results)
     ref_stage = reference_stage(results)
     base = results.get("stages", {}).get(ref_stage, {}).get("last_top1")
+    if results.get("status") == "failed":
+        base = None  # a failed run shows no Δ
     rows = []
     for name, r, _ in entries:
         top1 = r.get("last_top1")
@@ -202,7 +207,9 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         for mode in MODES:
             row[f"speedup_vs_teacher_{mode}"] = speedup(teacher, row, mode)
             row[f"speedup_vs_float_{mode}"] = speedup(reference, row, mode)
-    return rows
+    # NaN/inf (a diverged stage) become empty cells in every table, CSV included
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+            for row in rows]
 
 
 def table_title(results: dict[str, Any], prefix: str = "kdrun") -> str:
@@ -212,7 +219,9 @@ def table_title(results: dict[str, Any], prefix: str = "kdrun") -> str:
     student = next((stages[k].get("arch") for k in ("distilled", "baseline") if k in stages),
                    next((s.get("arch") for s in stages.values() if s.get("role") != "teacher"), None))
     pair = " → ".join(a for a in (teacher, student) if a)
-    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None]
+    scheme = results.get("scheme")
+    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None,
+             f"scheme={scheme}" if scheme and scheme != "offline" else None]
     return f"{prefix}: " + ", ".join(p for p in parts if p)
 
 
@@ -280,6 +289,6 @@ def write_tables(rows: list[dict[str, Any]], run_dir: str | Path) -> Path:
     writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(_csv_row(r) for r in rows)
-    write_text_atomic(Path(run_dir) / TABLE_CSV, buf.getvalue())
-    write_text_atomic(Path(run_dir) / TABLE_MD, markdown_table(rows))
+    write_text_atomic(Path(run_dir) / TABLE_CSV, buf.getvalue(), "the table")
+    write_text_atomic(Path(run_dir) / TABLE_MD, markdown_table(rows), "the table")
     return Path(run_dir) / TABLE_MD

@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kdrun.io import write_json_atomic
+from kdrun.errors import write_error
+from kdrun.io import write_json_atomic, write_text_atomic
 from kdrun.report.files import METRICS_FILE, RESULTS_FILE
 
 TB_DIR = "tb"
@@ -50,8 +51,11 @@ class RunWriter:
     def log_epoch(self, stage: str, epoch: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with self.metrics_path.open("a") as f:
-            f.write(json.dumps({"stage": stage, **metrics}) + "\n")
+        try:
+            with self.metrics_path.open("a") as f:
+                f.write(json.dumps({"stage": stage, **metrics}) + "\n")
+        except OSError as e:
+            raise write_error(self.metrics_path, f"the metrics of {stage} epoch {epoch}", e) from None
         tb = self._writer()
         _add_epoch_scalars(tb, stage, epoch, metrics)
         tb.flush()
@@ -113,14 +117,11 @@ class RunWriter:
         records = [r for r in self._records() if not (r.get("stage") == stage and r.get("epoch", 0) >= first_epoch)]
         logged = {r.get("epoch") for r in records if r.get("stage") == stage}
         records += [{"stage": stage, **r} for r in done if r["epoch"] not in logged and r["epoch"] < first_epoch]
-        keep = [json.dumps(r) for r in records]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(k + "\n" for k in keep))
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records), "the metrics")
 
     def write_results(self, results: dict[str, Any]) -> None:
         if self.enabled:
-            write_json_atomic(self.run_dir / RESULTS_FILE, results)
+            write_json_atomic(self.run_dir / RESULTS_FILE, results, "the results")
 
 
 # train_* entries of a task's terms that are not losses: the share of samples distilled (distill.select)

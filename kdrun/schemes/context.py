@@ -92,7 +92,8 @@ class SchemeContext:
         stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
                       optim_settings(self.cfg.trainer, lr),
                       cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
-                                                     seed=self.cfg.seed + seed_offset))
+                                                     seed=self.cfg.seed + seed_offset,
+                                                     data_fingerprint=self.data.fingerprint))
         loads = key == "teacher" if loads_checkpoint is None else loads_checkpoint
         checkpoint = None
         if loads:

@@ -22,6 +22,7 @@ from torch.nn.utils import prune
 from kdrun.engine.finish import Deployment, evaluate_alone
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.stage import Stage
+from kdrun.io import atomic_path
 from kdrun.models.base import KDModel
 from kdrun.quant.measure import MeasureSettings
 from kdrun.schemes.compression.finetune import kd_finetune_stage
@@ -49,11 +50,8 @@ def sparsity(model: nn.Module) -> float:
 
 def save_compressed(state: dict[str, torch.Tensor], path: Path) -> int:
     """``state`` saved with torch.save into a gzip file (level 9); returns its size in bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with gzip.open(tmp, "wb", compresslevel=9) as f:
+    with atomic_path(path, "the pruned model") as tmp, gzip.open(tmp, "wb", compresslevel=9) as f:
         torch.save({k: v.detach().cpu() for k, v in state.items()}, f)
-    tmp.replace(path)
     return path.stat().st_size
 
 

@@ -39,6 +39,7 @@ def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: st
     q = ctx.cfg.quant
     example = ctx.example_input()
     reduce_range = reduced_range(q)
+    log.info("%s: capturing the student with torch.export for quantization-aware training", name)
     model = prepare_qat(student, example, reduce_range)
     # the row names how its student was distilled (rkd+qat: the RKD student, then QAT with CE + KD)
     stage = kd_finetune_stage(ctx, name, "quantized", f"{ctx.cfg.method.name}+qat", model, student, teacher, q,

@@ -1,0 +1,97 @@
+"""Which methods exist (their config files) and which teacher/student pairs each one serves.
+
+Tests take their method lists from here instead of keeping them by hand, so a method is tested
+the day its ``conf/method/<name>.yaml`` lands. Serving is decided the way a run decides it: the
+offline scheme's ``check_pair`` on the composed config (kdrun/schemes/context.py).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from conftest import CONF, compose_config
+
+from kdrun.errors import KdrunError
+
+METHODS = tuple(sorted(p.stem for p in (CONF / "method").glob("*.yaml")))
+
+# MNIST-1D-shaped pairs (1 x 40 signals): a narrower CNN student (every regressor and connector is
+# built), a CNN student of equal widths (FSP's requirement), an MLP student (vector features only).
+TEACHER = ("teacher=cnn1d", "teacher.channels=[16,16,16]")
+NARROW = (*TEACHER, "student=cnn1d", "student.channels=[8,12,16]")
+EQUAL = (*TEACHER, "student=cnn1d", "student.channels=[16,16,16]")
+VECTOR = (*TEACHER, "student=mlp", "student.hidden=[32]")
+
+
+@lru_cache(maxsize=1)
+def signal_data():
+    """MNIST-1D's shape (1 x 40, 10 classes), 64 random samples: in memory, nothing generated on disk."""
+    from kdrun.data.base import DataBundle, DataInfo, TensorData
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 40, generator=g), torch.arange(64) % 10
+    return DataBundle(DataInfo("mnist1d", "signal", 1, (40,), 10, 64, 64), TensorData(x, y), TensorData(x, y), y)
+
+
+@lru_cache(maxsize=None)
+def composed(overrides: tuple[str, ...]):
+    """``compose_config``, once per command line (composing is the slow part of building a tiny pair)."""
+    return compose_config(list(overrides))
+
+
+def scheme_context(name: str, pair: tuple[str, ...], extra: list[str] | tuple = ()):
+    from kdrun.schemes.context import SchemeContext
+
+    return SchemeContext(composed((f"method={name}", "seed=0", *pair, *extra)), signal_data())
+
+
+def refusal(name: str, pair: tuple[str, ...]) -> str | None:
+    """None if ``method=name`` serves the pair, else its one-line refusal."""
+    from kdrun.schemes.base import Pair
+
+    try:  # what the pipeline does before the first stage, for the offline scheme's teacher -> student pair
+        scheme_context(name, pair).check_pairs([Pair("teacher", "student", "distilled")], "offline")
+    except KdrunError as e:
+        return str(e)
+    return None
+
+
+@lru_cache(maxsize=None)
+def serving(pair: tuple[str, ...]) -> tuple[str, ...]:
+    """The methods that accept ``pair``."""
+    return tuple(name for name in METHODS if refusal(name, pair) is None)
+
+
+def first_pair(name: str) -> tuple[str, ...]:
+    """The first of NARROW, EQUAL that the method serves (fails the test if none)."""
+    import pytest
+
+    refusals = []
+    for pair in (NARROW, EQUAL):
+        reason = refusal(name, pair)
+        if reason is None:
+            return pair
+        refusals.append(reason)
+    pytest.fail(f"method={name} serves none of the test pairs: {refusals}")
+
+
+def offline_stages(name: str, extra: list[str] | tuple = ()):
+    """(teacher, student, stages) as the offline scheme distils ``name`` on its first pair: the init
+    stage (if the method has one), then the distilled stage."""
+    ctx = scheme_context(name, first_pair(name), extra)
+    # another seed than the student's: like a trained teacher, it differs from a same-shaped student
+    teacher, student = ctx.model("teacher", seed_offset=1), ctx.model("student")
+    return teacher, student, list(ctx.distill_stages("distilled", "distilled", student, teacher))
+
+
+def has_init_stage(name: str) -> bool:
+    """Whether the offline scheme gives ``method=name`` (as configured) an init stage before distilling."""
+    ctx = scheme_context(name, first_pair(name))
+    return ctx.method(ctx.model("student"), ctx.model("teacher")).init_epochs > 0
+
+
+def map_methods() -> tuple[str, ...]:
+    """Methods on feature maps that serve a narrower student: they refuse the MLP's vector features."""
+    vector = serving(VECTOR)
+    return tuple(name for name in serving(NARROW) if name not in vector)

@@ -180,6 +180,18 @@ def test_corrupt_cache_entry_is_retrained_by_the_next_run(here, capsys):
     assert results(here / "outputs" / "runs" / "c")["stages"]["teacher"]["source"] == "cache"
 
 
+def test_a_corrupt_checkpoint_says_what_to_do(tmp_path):
+    from kdrun.io import load_checkpoint
+
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(KdrunError) as e:
+        load_checkpoint(path, "checkpoint of stage teacher", remedy="delete it to train the stage again")
+    assert str(path) in str(e.value) and "delete it" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(KdrunError, match="replace it with an intact copy"):
+        load_checkpoint(path, "teacher.checkpoint")
+
+
 def _image_folder(root: Path, n: int) -> Path:
     from PIL import Image
 

@@ -83,7 +83,8 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     last_path = ckpt_dir / "last.pt"
     state = {"epoch": 0, "best_top1": -1.0, "best_epoch": 0, "wall_time": 0.0, "history": []}
     if last_path.exists():
-        saved = load_checkpoint(last_path, f"checkpoint of stage {stage.name}")
+        saved = load_checkpoint(last_path, f"checkpoint of stage {stage.name}",
+                                remedy="delete it to train the stage again from its first epoch")
         task.load_state_dict(saved["task"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])

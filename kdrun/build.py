@@ -16,12 +16,14 @@ from torch.utils.data import Dataset
 from kdrun.data.base import DataBundle, DataInfo
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
+from kdrun.engine.speed import resolve_amp
 from kdrun.engine.stage import OptimSettings
 from kdrun.errors import KdrunError
 from kdrun.io import one_line
 from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.models.registry import RESERVED_MODEL_KEYS, create_model, list_models, model_spec
+from kdrun.models.catalog import RESERVED_MODEL_KEYS
+from kdrun.models.registry import create_model, list_models, model_spec
 from kdrun.quant.measure import MeasureSettings
 
 
@@ -150,10 +152,13 @@ def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: 
     seed = cfg.seed if seed is None else seed
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                if k not in ("root", "download", "verify")}
-    trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "num_workers"}
+    # how batches are made and whether the step is compiled don't change what is computed
+    trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+               if k not in ("num_workers", "loader", "compile")}
     trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
+    amp = resolve_amp(cfg.device.amp, resolve_device(cfg.device))  # what the run computes in ("auto" is not)
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
-                       "seed": seed, "amp": cfg.device.amp, "files": data_fingerprint, "format": 2},
+                       "seed": seed, "amp": amp, "files": data_fingerprint, "format": 2},
                       sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
     return f"{node.arch}-{data_name}-seed{seed}-{digest}"

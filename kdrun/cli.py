@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 import shutil
 import sys
 from importlib import resources
@@ -22,12 +23,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
+import kdrun
 from kdrun.benchmark_default import apply_benchmark_default
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
 from kdrun.preflight import passes_through, parse_overrides, preflight
 from kdrun.run_lock import reserve_run_dir, run_dir_lock
-from kdrun.sweeps import is_multirun, quote, sweep_arguments
+from kdrun.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
@@ -108,8 +110,13 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             # log keeps the traceback, results.json the error, and kdrun exits non-zero at the end.
             log.exception("job %s failed", run_dir)
             return None
-    distilled = results["stages"].get("distilled", {})
-    return distilled.get("last_top1")
+    return sweep_value(results)
+
+
+def sweep_value(results: dict) -> float | None:
+    """What a sweeper optimizes: the last top-1 of the row the run's scheme is about (its primary stage)."""
+    primary = results.get("primary_stage") or "distilled"  # runs written before schemes declared it
+    return results["stages"].get(primary, {}).get("last_top1")
 
 
 def mark_failed(run_dir: Path, error: str) -> None:
@@ -161,6 +168,9 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
+        print(f"kdrun {kdrun.__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
+        return
     if args and args[0].split("=")[0] == "--list":
         _print_listing(args)
         return
@@ -170,6 +180,8 @@ def main() -> None:
         return
     try:
         args, cfg = checked_arguments(args)
+        if is_multirun(args):
+            _plan_parallel_jobs(cfg, parse_overrides([a for a in args if not a.startswith("-")]))
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -177,6 +189,20 @@ def main() -> None:
     sys.argv = [sys.argv[0], *args]
     hydra_app()
     _exit_if_jobs_failed()
+
+
+def _plan_parallel_jobs(cfg: DictConfig, parsed: list) -> None:
+    """Tell the sweep's jobs how many run at once (they share the cores and pack the GPUs by it),
+    and refuse a packing that would not fit the GPUs' free memory."""
+    import os
+
+    from kdrun.distributed.packing import check_packing, free_gpu_memory
+    from kdrun.engine.speed import PARALLEL_JOBS_ENV
+
+    at_once = jobs_at_once(cfg.hydra.get("launcher"), parsed)
+    os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
+    if at_once > 1 and cfg.device.type != "cpu" and cfg.device.get("nproc", 1) == 1:
+        check_packing(at_once, free_gpu_memory(), float(cfg.device.get("job_memory", 4)))
 
 
 def checked_arguments(args: list[str]) -> tuple[list[str], DictConfig]:

@@ -12,10 +12,11 @@ from omegaconf import DictConfig
 from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
-from kdrun.models.registry import model_spec
+from kdrun.models.catalog import arch_info
 
 DEVICE_TYPES = ("auto", "cpu", "cuda")
-AMP_CHOICES = (None, "bf16", "fp16")
+AMP_CHOICES = ("auto", None, "bf16", "fp16")
+LOADERS = ("auto", "device", "dataloader")
 BACKENDS = (None, "gloo", "nccl")
 SELECT_CRITERIA = ("student_ce", "teacher_confidence", "teacher_correct")  # kdrun/schemes/select.py
 SELECT_RANKED = ("student_ce", "teacher_confidence")  # the criteria that take a fraction or a threshold
@@ -27,7 +28,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     _check_distill(cfg.distill)
     _check_select(cfg)
     for key in ("teacher", "student"):
-        model_spec(cfg[key].arch, f"{key}.arch")
+        arch_info(cfg[key].arch, f"{key}.arch")
         ckpt = cfg[key].get("checkpoint")
         if ckpt and not Path(ckpt).is_file():
             raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth checkpoint file")
@@ -41,9 +42,10 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     if cfg.device.type not in DEVICE_TYPES:
         raise choice_error("device.type", cfg.device.type, DEVICE_TYPES)
     if cfg.device.amp not in AMP_CHOICES:
-        raise choice_error("device.amp", cfg.device.amp, ["null", "bf16", "fp16"])
+        raise choice_error("device.amp", cfg.device.amp, ["auto", "null", "bf16", "fp16"])
     if cfg.device.amp == "fp16" and cfg.device.type == "cpu":
         raise KdrunError("device.amp=fp16 needs CUDA; on the CPU use device.amp=bf16 or null")
+    _check_speed(cfg.device, cfg.trainer)
     _check_data_parallel(cfg.device, cfg.trainer.batch_size)
 
 
@@ -113,6 +115,24 @@ def _check_trainer(t: DictConfig) -> None:
     for key in ("max_epochs", "max_train_batches", "max_eval_batches"):
         if t.get(key) is not None and t[key] < 1:
             raise KdrunError(f"trainer.{key}={t[key]} must be null or a positive integer")
+
+
+def _check_speed(d: DictConfig, t: DictConfig) -> None:
+    if d.get("channels_last", "auto") not in ("auto", True, False):
+        raise choice_error("device.channels_last", d.channels_last, ["auto", "true", "false"])
+    for key in ("tf32",):
+        if d.get(key, True) not in (True, False):
+            raise choice_error(f"device.{key}", d[key], ["true", "false"])
+    threads = d.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise KdrunError(f"device.threads={threads} must be a positive integer, or null for cores / processes at once")
+    memory = d.get("job_memory", 4)
+    if not isinstance(memory, (int, float)) or memory <= 0:
+        raise KdrunError(f"device.job_memory={memory} must be a positive number of GiB (GPU memory one job may use)")
+    if t.get("loader", "auto") not in LOADERS:
+        raise choice_error("trainer.loader", t.loader, LOADERS)
+    if t.get("compile", False) not in (True, False):
+        raise choice_error("trainer.compile", t.compile, ["true", "false"])
 
 
 def _check_data_parallel(d: DictConfig, batch_size: int) -> None:

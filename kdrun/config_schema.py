@@ -39,6 +39,8 @@ class TrainerSchema:
     milestones: list[int] = dataclasses.field(default_factory=list)
     lr_decay: Number = 0.1
     num_workers: int = 0
+    loader: str = "auto"
+    compile: bool = False
     max_epochs: Optional[int] = None
     max_train_batches: Optional[int] = None
     max_eval_batches: Optional[int] = None
@@ -59,7 +61,11 @@ class DistillSchema:
 @dataclass
 class DeviceSchema:
     type: str = "auto"
-    amp: Optional[str] = None
+    amp: Optional[str] = "auto"
+    channels_last: Union[bool, str] = "auto"
+    tf32: bool = True
+    threads: Optional[int] = None
+    job_memory: Number = 4
     nproc: int = 1
     backend: Optional[str] = None
     index: Optional[int] = None

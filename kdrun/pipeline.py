@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import kdrun
 from kdrun.build import build_data, measure_settings, resolve_device, transfer_batch_size
-from kdrun.data.loaders import make_loader
+from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
 from kdrun.distributed.state import is_main, local_device, main_process_first, rank, world_size
@@ -22,13 +22,14 @@ from kdrun.engine.cache import StageCache
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.runner import run_and_record
+from kdrun.engine.speed import (SpeedSettings, apply_tf32, apply_threads, cpu_cores, parallel_processes,
+                                resolve_amp, resolve_channels_last, threads_for)
 from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.run_end import finish_run
 from kdrun.report.writer import RunWriter
-from kdrun.schemes.context import SchemeContext, check_before_data
-from kdrun.schemes.requires import needed
-from kdrun.schemes.registry import SCHEMES, scheme_name
+from kdrun.schemes.context import SchemeContext
+from kdrun.schemes.registry import check_before_data, scheme_from_config
 
 log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
@@ -41,16 +42,31 @@ def library_versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer: RunWriter) -> EngineEnv:
+def speed_settings(cfg: DictConfig, data, device: torch.device) -> SpeedSettings:
+    """Decide (and apply the process-wide parts of) how fast this process computes; see kdrun/engine/speed.py."""
+    d = cfg.device
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
+    threads = apply_threads(threads_for(d.get("threads"), cpu_cores(), parallel_processes(ranks)))
+    on_device = batch_on_device(cfg.trainer.get("loader", "auto"), data.train, device)
+    channels_last = resolve_channels_last(d.get("channels_last", "auto"), device, data.info.input_kind)
+    return SpeedSettings(amp=resolve_amp(d.amp, device), channels_last=channels_last,
+                         tf32=apply_tf32(d.get("tf32", True), device), threads=threads,
+                         compile=bool(cfg.trainer.get("compile", False)),
+                         data_path="device" if on_device else "dataloader")
+
+
+def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer: RunWriter,
+             speed: SpeedSettings) -> EngineEnv:  # fmt: skip
     """Loaders and sinks for this process. Data-parallel: each rank trains on its shard with
     ``trainer.batch_size / world_size`` per step and evaluates its part of the test set."""
     t = cfg.trainer
     batch_size = per_rank_batch_size(t.batch_size, world_size())
+    batched = speed.data_path == "device"
 
     def train_loader(with_index: bool, with_transfer: bool = False):
         labeled = make_loader(data.train, batch_size=batch_size, shuffle=True, seed_for_epoch=cfg.seed,
                               num_workers=t.num_workers, device=device, with_index=with_index,
-                              max_batches=t.max_train_batches, rank=rank(), world_size=world_size())
+                              max_batches=t.max_train_batches, rank=rank(), world_size=world_size(), batched=batched)
         if not with_transfer:
             return labeled
         return pair_with_transfer(labeled, data.transfer, per_rank_batch_size(transfer_batch_size(cfg), world_size()),
@@ -61,12 +77,13 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
     def test_loader(shard: int, shards: int):
         return make_loader(eval_shard(data.test, eval_batch, t.max_eval_batches, shard, shards),
                            batch_size=eval_batch, shuffle=False, seed_for_epoch=cfg.seed,
-                           num_workers=t.num_workers, device=device)
+                           num_workers=t.num_workers, device=device, batched=batched)
 
     # rank 0 keeps the run's seed (so one process and rank 0 draw alike); other ranks get their
     # own stream for dropout and sampling, instead of repeating rank 0's masks on other samples
     seed = cfg.seed + RANK_SEED_STRIDE * rank()
-    return EngineEnv(device=device, amp=cfg.device.amp, train_loader=train_loader,
+    return EngineEnv(device=device, amp=speed.amp, channels_last=speed.channels_last, compile=speed.compile,
+                     train_loader=train_loader,
                      test_loader=test_loader(rank(), world_size()),
                      whole_test_loader=test_loader(0, 1) if world_size() > 1 and is_main() else None,
                      checkpoint_dir=run_dir / "checkpoints", sink=writer,
@@ -90,23 +107,29 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         data = build_data(cfg)
     log.info("data: %s ready in %.1f s", data.info.name, time.monotonic() - t0)
     writer = RunWriter(run_dir, enabled=is_main())
-    env = make_env(cfg, data, device, run_dir, writer)
+    speed = speed_settings(cfg, data, device)
+    env = make_env(cfg, data, device, run_dir, writer, speed)
     cache = StageCache(cfg.paths.cache)
+    scheme = scheme_from_config(cfg)
     ctx = SchemeContext(cfg, data)
-    ctx.check_pair()
+    ctx.check_pairs(scheme.pairs(cfg), scheme.name)
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
-               "method": cfg.method.name, "scheme": scheme_name(cfg), "distill": OmegaConf.to_container(cfg.distill),
-               "versions": library_versions(), "cpu": platform.processor() or platform.machine(), "stages": {}}
+               "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
+               "versions": library_versions(), "cpu": platform.processor() or platform.machine(),
+               "speed": speed.record(), "primary_stage": scheme.primary, "reference_stage": scheme.reference,
+               "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
-    done, planned = 0, len(planned_stages(cfg))
-    for stage in SCHEMES[scheme_name(cfg)](ctx):
+    done, planned = 0, len(scheme.wanted(cfg))
+    for stage in scheme.stages(ctx):
         planned = max(planned, done + 1)  # init stages and extra generations count with the row they feed
         log.info("stage %d/%d: %s (%s, %s, %d epoch%s)", done + 1, planned, stage.name, stage.arch, stage.method,
                  stage.epochs, "" if stage.epochs == 1 else "s")
         env.reporter.set_position(done + 1, planned)
         results["stages"][stage.name] = run_and_record(stage, env, cache, settings)
         done += stage.in_table
+        if env.compiled:
+            results["speed"]["compiled"] = dict(env.compiled)  # per stage: true, or why it fell back to eager
         writer.write_results(results)
     results["status"] = "completed"
     writer.write_results(results)
@@ -123,8 +146,3 @@ def _dataset_choice(cfg: DictConfig) -> str:
         return str(HydraConfig.get().runtime.choices.get("dataset"))
     return str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1]
 
-
-def planned_stages(cfg: DictConfig) -> set[str]:
-    """The table stages a run will have: those asked for and those they need (the scheme's ``REQUIRES``)."""
-    scheme = sys.modules[SCHEMES[scheme_name(cfg)].__module__]
-    return needed(cfg.stages, getattr(scheme, "REQUIRES", {}))

@@ -131,7 +131,7 @@ PAIR_KEYS = ("teacher", "student", "assistant", "method", "dataset", "scheme", "
 def check_pairs(job_cfg: DictConfig) -> None:
     """Architecture/dataset/method compatibility, on the dataset's static facts: before any data work
     and before Hydra creates a run folder. Imports torch, so it runs after every torch-free check."""
-    from kdrun.schemes.context import check_before_data
+    from kdrun.schemes.registry import check_before_data
 
     check_before_data(job_cfg)
 

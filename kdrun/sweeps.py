@@ -19,6 +19,8 @@ re-run skip jobs whose results came from the old settings.
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import re
 from pathlib import Path
 
@@ -74,6 +76,18 @@ def default_sweep_name(overrides: list) -> str:
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
         text = f"{text[:SWEEP_NAME_MAX - 9]}-{digest}"
     return text
+
+
+def jobs_at_once(launcher: DictConfig | None, overrides: list) -> int:
+    """Jobs of a sweep that run at the same time: joblib's ``n_jobs`` (negative counts back from the
+    cores, as joblib does), at most the number of jobs; 1 with any other launcher."""
+    if launcher is None or "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 1
+    n_jobs = launcher.get("n_jobs") or 1
+    if n_jobs < 0:
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    jobs = math.prod(len(list(o.sweep_string_iterator())) for o in overrides if o.is_sweep_override())
+    return max(1, min(n_jobs, jobs))
 
 
 def config_differences(a, b, prefix: str = "") -> list[str]:

@@ -2,7 +2,7 @@
 
 Tests take their method lists from here instead of keeping them by hand, so a method is tested
 the day its ``conf/method/<name>.yaml`` lands. Serving is decided the way a run decides it: the
-offline scheme's ``check_pair`` on the composed config (kdrun/schemes/context.py).
+offline scheme's ``check_pairs`` on the composed config, as the pipeline calls it (kdrun/schemes/context.py).
 """
 
 from __future__ import annotations
@@ -48,8 +48,11 @@ def scheme_context(name: str, pair: tuple[str, ...], extra: list[str] | tuple = 
 
 def refusal(name: str, pair: tuple[str, ...]) -> str | None:
     """None if ``method=name`` serves the pair, else its one-line refusal."""
+    from kdrun.schemes.registry import scheme_from_config
+
+    ctx = scheme_context(name, pair)
     try:
-        scheme_context(name, pair).check_pair()
+        ctx.check_pairs(scheme_from_config(ctx.cfg).pairs(ctx.cfg), "offline")
     except KdrunError as e:
         return str(e)
     return None

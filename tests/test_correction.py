@@ -12,14 +12,14 @@ from kdrun.build import build_data
 from kdrun.pipeline import run
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.correction import correction_key
-from kdrun.schemes.registry import SCHEMES
+from kdrun.schemes.registry import scheme_from_config
 
 STAGES = "stages=[teacher,teacher_corrected,distilled]"
 
 
 def test_the_corrected_teacher_teaches_and_is_its_own_cache_entry(tmp_path):
     cfg = compose_config([*TINY, f"paths.outputs={tmp_path}", STAGES])
-    stages = {s.name: s for s in SCHEMES["offline"](SchemeContext(cfg, build_data(cfg)))}
+    stages = {s.name: s for s in scheme_from_config(cfg).stages(SchemeContext(cfg, build_data(cfg)))}
     teacher, corrected = stages["teacher"].task.eval_model, stages["teacher_corrected"].task.eval_model
     assert corrected is not teacher and stages["distilled"].task.teacher.model is corrected
     assert stages["distilled"].info["teacher_stage"] == "teacher_corrected"
@@ -27,7 +27,7 @@ def test_the_corrected_teacher_teaches_and_is_its_own_cache_entry(tmp_path):
     assert key and key != stages["teacher"].cache_key
     with torch.no_grad():  # another starting teacher -> another corrected model
         next(teacher.parameters()).add_(1.0)
-    again = {s.name: s for s in SCHEMES["offline"](SchemeContext(cfg, build_data(cfg)))}
+    again = {s.name: s for s in scheme_from_config(cfg).stages(SchemeContext(cfg, build_data(cfg)))}
     assert again["teacher_corrected"].cache_key == key  # same config, same (fresh) teacher
     assert correction_key(SchemeContext(cfg, build_data(cfg)), teacher, 1, 0.01) != key
 

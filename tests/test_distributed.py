@@ -154,6 +154,7 @@ def _compare(one: Path, other: Path) -> None:
     assert torch.allclose(bank_a["method.bank"], bank_b["method.bank"], atol=1e-5)
 
 
+@pytest.mark.slow  # the collectives and CRD's banks across two ranks: the in-process tests above
 def test_two_processes_match_one(workdir: Path):
     """``device.nproc=2`` (kdrun spawns the ranks) and ``torchrun`` (the ranks start kdrun) against one process."""
     run_kdrun([*RUN, "name=one", "paths.cache=cache1"], workdir, env=ENV)

@@ -4,7 +4,8 @@ No kdrun module is imported: the graph comes from ``ast``, so this runs in well 
 needs no torch. Every ``import`` counts, lazy ones inside functions included (they cost the same at
 run time, only later). An import that points up is allowed only with a ``# upward import: <reason>``
 comment on its line, at most five of them; at most one import circle may remain (a registry that
-loads its members lazily).
+loads its members lazily). Imports under ``if TYPE_CHECKING:`` never run: they count for the layers
+(a type hint that names an upper layer is a dependency too) but cannot close a circle.
 """
 
 from __future__ import annotations
@@ -51,13 +52,19 @@ def layer(module: str) -> int:
     return LAYERS[best]
 
 
-def kdrun_imports(path: Path) -> list[tuple[str, int, str]]:
-    """(imported kdrun module, line number, line text) for every import in ``path``."""
+def kdrun_imports(path: Path, runtime_only: bool = False) -> list[tuple[str, int, str]]:
+    """(imported kdrun module, line number, line text) for every import in ``path`` (``runtime_only``:
+    leaving out those under ``if TYPE_CHECKING:``)."""
     source = path.read_text()
     lines = source.splitlines()
     found = []
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                 for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if runtime_only and id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -75,6 +82,11 @@ def kdrun_imports(path: Path) -> list[tuple[str, int, str]]:
     return found
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def _is_module(name: str) -> bool:
     rel = Path(*name.split("."))
     return (ROOT.parent / rel).with_suffix(".py").is_file() or (ROOT.parent / rel / "__init__.py").is_file()
@@ -87,8 +99,8 @@ def _existing(name: str) -> str:
     return name
 
 
-def import_graph() -> dict[str, list[tuple[str, int, str]]]:
-    return {module_name(p): kdrun_imports(p) for p in sorted(ROOT.rglob("*.py"))}
+def import_graph(runtime_only: bool = False) -> dict[str, list[tuple[str, int, str]]]:
+    return {module_name(p): kdrun_imports(p, runtime_only) for p in sorted(ROOT.rglob("*.py"))}
 
 
 def circles(graph: dict[str, list]) -> list[set[str]]:
@@ -139,7 +151,7 @@ def test_every_module_has_a_layer():
 
 
 def test_at_most_one_import_circle():
-    found = circles(import_graph())
+    found = circles(import_graph(runtime_only=True))
     assert len(found) <= 1, f"import circles: {[sorted(c) for c in found]}"
 
 
@@ -156,6 +168,9 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     """The graph is really drawn: a known downward edge is present, a made-up upward one is found."""
     graph = import_graph()
     assert "kdrun.engine.task" in {dst for dst, _, _ in graph["kdrun.engine.loop"]}
+    # a type hint's import (under TYPE_CHECKING) is a dependency, but not one that runs
+    assert "kdrun.schemes.context" in {dst for dst, _, _ in graph["kdrun.schemes.base"]}
+    assert "kdrun.schemes.context" not in {dst for dst, _, _ in import_graph(runtime_only=True)["kdrun.schemes.base"]}
     fake = {"kdrun.engine.loop": [("kdrun.schemes.context", 1, "from kdrun.schemes.context import X")],
             "kdrun.schemes.context": [("kdrun.engine.loop", 1, "")]}
     assert upward_imports(fake) == [("kdrun.engine.loop", "kdrun.schemes.context", 1,

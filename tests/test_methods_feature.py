@@ -201,11 +201,11 @@ def signal_data() -> DataBundle:
 
 def scheme_stages(overrides: list[str]):
     from kdrun.schemes.context import SchemeContext
-    from kdrun.schemes.offline import offline
+    from kdrun.schemes.offline import Offline
 
     cfg = compose_config(["teacher=cnn1d", "student=cnn1d", "student.channels=[16,16,16]",
                           "teacher.channels=[16,16,16]", "stages=[teacher,baseline,distilled]", *overrides])
-    return cfg, offline(SchemeContext(cfg, signal_data()))
+    return cfg, Offline().stages(SchemeContext(cfg, signal_data()))
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -233,10 +233,11 @@ def test_init_epochs_are_configurable_and_capped_by_debug_fast():
 
 def test_incompatible_pair_fails_before_any_stage_trains():
     from kdrun.schemes.context import SchemeContext
+    from kdrun.schemes.registry import scheme_from_config
 
     cfg, _ = scheme_stages(["method=fsp", "student.channels=[8,8,8]"])
     with pytest.raises(KdrunError, match="method=fsp"):
-        SchemeContext(cfg, signal_data()).check_pair()  # what the pipeline calls before the first stage
+        SchemeContext(cfg, signal_data()).check_pairs(scheme_from_config(cfg).pairs(cfg), "offline")  # as the pipeline
 
 
 # ------------------------------------------------------------------ the published CIFAR-100 pairs

@@ -25,6 +25,7 @@ def cli(tmp_path_factory):
     return lambda args, **kw: run_kdrun(args, cwd, env=env, **kw), cwd
 
 
+@pytest.mark.slow  # each method's stages in-process: test_methods.py; the pipeline: the tests below, test_cli.py
 def test_every_map_method_on_a_same_family_pair(cli):
     run, cwd = cli
     methods = map_methods()  # all but FSP, which needs equal widths: below

@@ -5,9 +5,14 @@ connector and pooling path runs) and, for FSP, wrn_16_1 -> resnet8 (equal channe
 
 from __future__ import annotations
 
+import pytest
 from conftest import read_results, run_kdrun
 from feature_cli import QUIET_ENV, assert_completed_with_init_stages, sweep_results
 from method_pairs import map_methods
+
+# End to end only: every method's build, step, gradients and pair checks run in-process in the not-slow
+# loop (test_methods.py; the published CIFAR pairs, shapes only, in test_methods_feature.py).
+pytestmark = pytest.mark.slow
 
 SMOKE = ["debug=fast", "dataset=synthetic", "dataset.size=16", "trainer.batch_size=16", "student=resnet8",
          "stages=[teacher,distilled]"]

@@ -12,8 +12,8 @@ from one_line import assert_one_line_error
 from kdrun.build import build_data
 from kdrun.schemes.context import SchemeContext
 
-from kdrun.schemes.momentum import MomentumTask, rampup
-from kdrun.schemes.registry import SCHEMES
+from kdrun.schemes.momentum_task import MomentumTask, rampup
+from kdrun.schemes.registry import scheme_from_config
 from kdrun.engine.task import Batch, Progress
 
 
@@ -47,7 +47,7 @@ def test_rampup_is_the_mean_teacher_sigmoid():
 
 def test_the_teacher_is_the_students_ema_and_ramps_only_distillation(tmp_path):
     cfg = compose_config([*TINY, f"paths.outputs={tmp_path}", "scheme=momentum", "scheme.warmup_epochs=2"])
-    stages = {s.name: s for s in SCHEMES["momentum"](SchemeContext(cfg, build_data(cfg)))}
+    stages = {s.name: s for s in scheme_from_config(cfg).stages(SchemeContext(cfg, build_data(cfg)))}
     task = stages["momentum"].task
     assert task.inner.teacher.model is task.ema and task.ema is not task.inner.student
     assert all(torch.equal(a, b) for a, b in zip(task.ema.state_dict().values(),

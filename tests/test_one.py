@@ -15,7 +15,7 @@ from kdrun.errors import KdrunError
 from kdrun.methods.kd import kd_loss
 from kdrun.models import create_model
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.one import Branches, OneTask, branched_student, scale_grad
+from kdrun.schemes.one_task import Branches, OneTask, branched_student, scale_grad
 
 DECLARING = ["resnet8", "wrn_16_1", "mlp"]
 
@@ -77,7 +77,7 @@ def test_collaborative_heads_learn_from_the_others_and_rescale_the_trunk_gradien
 def test_a_student_without_a_declared_last_stage_is_refused_in_one_line(tmp_path):
     cfg = compose_config([*TINY, f"paths.outputs={tmp_path}", "scheme=one", "student=vgg8", "teacher=resnet8"])
     with pytest.raises(KdrunError, match="student=vgg8 does not; these do: .*resnet8") as e:
-        branched_student(SchemeContext(cfg, build_data(cfg)))
+        branched_student(SchemeContext(cfg, build_data(cfg)), 3, gate=True)
     assert "\n" not in str(e.value) and "vgg8," not in str(e.value)
 
 

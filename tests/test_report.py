@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kdrun.report.aggregate import summarize
 from kdrun.report.jobs import find_jobs
-from kdrun.report.plots import _spread, figure_title
+from kdrun.report.plots import _size_points, _spread, figure_title
 from kdrun.report.report_cli import build_report, main
 
 STAGE_PARAMS = {"teacher": 2410, "baseline": 1210, "distilled": 1210}
@@ -191,3 +191,17 @@ def test_help_is_plain_text_that_fits_80_columns(capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "``" not in text and ":func:" not in text and "report.md" in text and "examples:" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_stage_training_several_models_plots_a_point_per_model(tmp_path: Path):
+    run = tmp_path / "run"
+    write_job(run, [], {"T": 1}, 0, {"baseline": 60.0})
+    results = json.loads((run / "results.json").read_text())
+    results["stages"]["mutual"] = {"role": "mutual", "arch": "mlp", "method": "dml", "in_table": True,
+                                   "last_top1": 61.0, "best_top1": 61.0, "params": 1210, "peers": {"p1": "mlp", "p2": "cnn1d"},
+                                   "models": {"p1": {"last_top1": 61.0, "size_bytes": 5640},
+                                              "p2": {"last_top1": 58.0, "size_bytes": 9000}}}
+    (run / "results.json").write_text(json.dumps(results))
+    points = _size_points(summarize(find_jobs(run)))
+    assert sorted((p[0], p[1], p[3], p[5]) for p in points) == [
+        (5640, 60.0, "baseline", "mlp"), (5640, 61.0, "mutual", "mlp"), (9000, 58.0, "mutual", "cnn1d")]

@@ -9,9 +9,9 @@ from conftest import compose_config, read_results, run_kdrun
 from kdrun.build import build_data
 from kdrun.data.base import DataInfo
 from kdrun.errors import KdrunError
-from kdrun.schemes.assistant import pick_assistant
+from kdrun.schemes.assistant_pick import pick_assistant
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.registry import SCHEMES, scheme_name
+from kdrun.schemes.registry import SCHEMES, scheme_from_config
 
 DIGITS = DataInfo("digits", "image", 1, (8, 8), 10, 1000, 500)
 SIGNAL = DataInfo("mnist1d", "signal", 1, (40,), 10, 1000, 500)
@@ -50,17 +50,17 @@ def test_no_model_between_is_one_line_naming_the_option():
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@pytest.mark.parametrize("scheme", [s.name for s in SCHEMES])
 @pytest.mark.parametrize("pair", sorted(PAIRS))
 def test_every_scheme_builds_its_stages_for_the_pair_without_options(scheme, pair, tmp_path):
     cfg = compose_config([*QUICK, f"paths.outputs={tmp_path}", f"scheme={scheme}", *PAIRS[pair]])
     ctx = SchemeContext(cfg, build_data(cfg))
     ctx.check_pair()
-    assert set(cfg.stages) <= {s.name for s in SCHEMES[scheme_name(cfg)](ctx)}
+    assert set(cfg.stages) <= {s.name for s in scheme_from_config(cfg).stages(ctx)}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@pytest.mark.parametrize("scheme", [s.name for s in SCHEMES])
 def test_every_scheme_runs_with_an_image_pair(scheme, workdir):
     run_kdrun([*QUICK, f"scheme={scheme}", *PAIRS["image"], "hydra.run.dir=outputs/run"], cwd=workdir)
     results = read_results(workdir / "outputs/run")

@@ -16,10 +16,10 @@ from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import LossWeights
 from kdrun.preflight import preflight
-from kdrun.schemes.born_again import Ensemble
+from kdrun.models.ensemble import EnsembleModel
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.mutual import MutualTask
-from kdrun.schemes.registry import SCHEMES, SCHEME_STAGES, scheme_name
+from kdrun.schemes.distill_task import DMLTask
+from kdrun.schemes.registry import SCHEMES, scheme_from_config
 
 FAST = [*TINY, "measure.enabled=false"]  # scheme tests check wiring and rows, not timings
 
@@ -28,7 +28,7 @@ def stages_of(overrides: list[str]) -> dict:
     """The stages a scheme yields, by name (building them trains nothing)."""
     cfg = compose_config([*FAST, *overrides])
     ctx = SchemeContext(cfg, build_data(cfg))
-    return {s.name: s for s in SCHEMES[scheme_name(cfg)](ctx)}
+    return {s.name: s for s in scheme_from_config(cfg).stages(ctx)}
 
 
 def teacher_of(stage):
@@ -40,11 +40,97 @@ def table_stages(run_dir) -> list[str]:
         return [row["stage"] for row in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: s.name)
 def test_every_scheme_has_a_config_whose_stages_it_runs(scheme):
-    cfg = compose_config([f"scheme={scheme}"])
-    assert scheme_name(cfg) == scheme
-    assert cfg.stages and set(cfg.stages) <= set(SCHEME_STAGES[scheme])
+    cfg = compose_config([f"scheme={scheme.name}"])
+    built = scheme_from_config(cfg)
+    assert type(built) is scheme and cfg.scheme.name == scheme.name
+    assert cfg.stages and set(cfg.stages) <= set(scheme.stage_names)
+    assert scheme.primary in scheme.stage_names and scheme.reference in scheme.stage_names
+
+
+def test_one_name_per_scheme_yaml_file_and_class():
+    """conf/scheme/<name>.yaml names kdrun.schemes.<name>.<Name> and scheme.name <name>; the registry holds
+    exactly the config group's schemes."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from conftest import CONF
+
+    targets = {}
+    for path in sorted(Path(CONF, "scheme").glob("*.yaml")):
+        node = OmegaConf.load(path).scheme
+        module, _, cls = node._target_.rpartition(".")
+        assert node.name == path.stem == module.rpartition(".")[2], path
+        assert cls.replace("_", "").lower() == path.stem.replace("_", "").lower(), path
+        targets[path.stem] = node._target_
+    assert targets == {s.name: f"{s.__module__}.{s.__name__}" for s in SCHEMES}
+
+
+@pytest.mark.parametrize("scheme, stages, pairs", [
+    ("offline", "[teacher,baseline,distilled,self_distilled]",
+     [("teacher", "student", "distilled"), ("student", "student", "self_distilled")]),
+    ("offline", "[baseline]", []),
+    ("born_again", "[baseline,self_distilled]", [("student", "student", "self_distilled")]),
+    ("assistant", "[teacher,baseline,assistant,distilled]",
+     [("teacher", "assistant", "assistant"), ("assistant", "student", "distilled")]),
+    ("assistant", "[distilled]",  # distilled brings the assistant, which brings the teacher
+     [("teacher", "assistant", "assistant"), ("assistant", "student", "distilled")]),
+    ("ensemble", "[teacher,baseline,distilled]", [("scheme.teachers[0]", "student", "distilled")]),
+    ("dml", "[baseline,dml]", []),
+])
+def test_every_scheme_declares_the_pairs_its_stages_distil(scheme, stages, pairs):
+    cfg = compose_config([f"scheme={scheme}", f"stages={stages}"])
+    declared = scheme_from_config(cfg).pairs(cfg)
+    assert [(p.teacher, p.student, p.stage) for p in declared] == pairs
+
+
+CIFAR_ZOO = ["debug=fast", "dataset=digits"]  # 8x8 images: the CIFAR zoo builds in milliseconds
+
+
+def check_pairs(overrides: list[str]) -> None:
+    """What the pipeline does before the first stage: build every declared pair with the method."""
+    cfg = compose_config(overrides)
+    scheme = scheme_from_config(cfg)
+    SchemeContext(cfg, build_data(cfg)).check_pairs(scheme.pairs(cfg), scheme.name)
+
+
+def test_born_again_checks_the_pair_it_distils_not_the_configured_teacher():
+    pair = [*CIFAR_ZOO, "method=fsp", "teacher=vgg8", "student=resnet8"]
+    with pytest.raises(KdrunError, match="method=fsp"):  # vgg8 -> resnet8: FSP needs equal channel counts
+        check_pairs([*pair, "stages=[teacher,baseline,distilled]"])
+    check_pairs([*pair, "scheme=born_again"])  # resnet8 -> resnet8 only: accepted
+
+
+def test_assistant_checks_both_of_its_pairs_before_anything_trains():
+    chain = [*CIFAR_ZOO, "scheme=assistant", "method=fsp", "teacher=resnet8", "assistant=resnet8"]
+    check_pairs([*chain, "student=resnet8"])
+    with pytest.raises(KdrunError, match="method=fsp.*student=vgg8"):  # the second pair, assistant -> student
+        check_pairs([*chain, "student=vgg8"])
+    with pytest.raises(KdrunError, match="method=fsp.*teacher=vgg8"):  # the first pair, teacher -> assistant
+        check_pairs([*CIFAR_ZOO, "scheme=assistant", "method=fsp", "teacher=vgg8", "assistant=resnet8",
+                     "student=resnet8"])
+
+
+def test_sweeps_reports_and_tables_compare_the_schemes_primary_stage(tmp_path):
+    from kdrun.cli import sweep_value
+    from kdrun.report.aggregate import summarize
+    from kdrun.report.hparams import final_metrics
+    from kdrun.report.jobs import Job
+    from kdrun.report.table import table_rows
+
+    def row(top1):
+        return {"role": "x", "arch": "mlp", "method": "dml", "in_table": True, "last_top1": top1, "best_top1": top1}
+
+    results = {"status": "completed", "primary_stage": "dml", "reference_stage": "baseline",
+               "stages": {"baseline": row(50.0), "dml": row(61.0)}}
+    assert sweep_value(results) == 61.0
+    assert sweep_value({"stages": {"distilled": row(3.0)}}) == 3.0  # a run from before schemes declared it
+    summary = summarize([Job(tmp_path / str(i), "completed", None, results) for i in range(2)])
+    assert summary.primary == "dml" and summary.groups[0].delta.mean == pytest.approx(11.0)
+    assert final_metrics(results)["final/delta_vs_baseline"] == pytest.approx(11.0)
+    assert {r["stage"]: r["delta_vs_baseline"] for r in table_rows(results)} == {"baseline": None, "dml": 11.0}
 
 
 def test_default_run_ends_with_the_five_rows():
@@ -80,7 +166,7 @@ def test_ensemble_of_teachers_averages_soft_targets():
     torch.manual_seed(0)
     members = [torch.nn.Linear(5, 4) for _ in range(3)]
     x, T = torch.randn(6, 5), 4.0
-    z = Ensemble(members, T=T)(x)
+    z = EnsembleModel(members, T=T)(x)
     expected = torch.stack([F.softmax(m(x) / T, dim=1) for m in members]).mean(0)
     assert torch.allclose(F.softmax(z / T, dim=1), expected, atol=1e-6)
 
@@ -99,13 +185,13 @@ def test_ensemble_teaches_with_logit_methods_and_refuses_feature_methods(tmp_pat
     stages = stages_of([f"paths.outputs={tmp_path}", "scheme=ensemble", "method=dkd"])  # DKD: logits only
     assert stages["distilled"].task.use_method and teacher_of(stages["distilled"]) is stages["teacher"].task.eval_model
     with pytest.raises(KdrunError, match="method=rkd needs the teacher's features"):
-        stages_of([f"paths.outputs={tmp_path}", "scheme=ensemble", "method=rkd"])
+        check_pairs([*FAST, f"paths.outputs={tmp_path}", "scheme=ensemble", "method=rkd"])
 
 
 def test_mutual_learning_updates_every_peer_only_through_its_own_terms():
     torch.manual_seed(0)
     peers = [torch.nn.Linear(6, 3) for _ in range(3)]
-    task = MutualTask(peers, LossWeights(T=1.0, alpha=1.0, gamma=1.0))
+    task = DMLTask(peers, LossWeights(T=1.0, alpha=1.0, gamma=1.0))
     batch = Batch(torch.randn(8, 6), torch.randint(0, 3, (8,)))
     out = task(batch, Progress(1, 1))
     out.terms["kl_peer1"].backward(retain_graph=True)
@@ -154,16 +240,18 @@ def test_born_again_cli(workdir):
 def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir):
     run_kdrun([*FAST, "scheme=dml", "hydra.run.dir=outputs/run"], cwd=workdir)
     run = workdir / "outputs/run"
-    assert table_stages(run) == ["baseline", "mutual/peer1", "mutual/peer2"]
-    epoch = [r for r in read_metrics(run) if r["stage"] == "mutual"][-1]
+    assert table_stages(run) == ["baseline", "dml/peer1", "dml/peer2"]
+    epoch = [r for r in read_metrics(run) if r["stage"] == "dml"][-1]
     assert {"val_top1/peer1", "val_top1/peer2", "train_kl_peer1", "train_kl_peer2"} <= set(epoch)
-    assert {"mutual/top1/val_peer1", "mutual/top1/val_peer2"} <= tb_tags(run)
-    peers = read_results(run)["stages"]["mutual"]["models"]
+    assert {"dml/top1/val_peer1", "dml/top1/val_peer2"} <= tb_tags(run)
+    results = read_results(run)
+    peers = results["stages"]["dml"]["models"]
+    assert results["primary_stage"] == "dml"
     assert peers["peer2"]["last_top1"] == epoch["val_top1/peer2"]
     # every peer moved away from its initialization (seed + i)
     cfg = compose_config([*FAST, "scheme=dml"])
     ctx = SchemeContext(cfg, build_data(cfg))
-    trained = torch.load(run / "checkpoints/mutual/last.pt", weights_only=True)["task"]
+    trained = torch.load(run / "checkpoints/dml/last.pt", weights_only=True)["task"]
     for i in range(2):
         init = ctx.model("student", seed_offset=i).state_dict()
         assert all(not torch.equal(trained[f"peers.{i}.{k}"], v) for k, v in init.items() if k.endswith("weight"))

@@ -61,11 +61,11 @@ def test_fp16_recording_is_shared_exactly_and_close_to_fp32(tmp_path):
 def test_methods_that_need_features_still_run_the_teacher(tmp_path):
     from kdrun.build import build_data
     from kdrun.schemes.context import SchemeContext
-    from kdrun.schemes.registry import SCHEMES
+    from kdrun.schemes.registry import scheme_from_config
 
     cfg = compose_config([*RUN, f"paths.outputs={tmp_path}", "method=rkd", "distill.teacher_outputs=replay",
                           "stages=[distilled]"])
-    stages = {s.name: s for s in SCHEMES["offline"](SchemeContext(cfg, build_data(cfg)))}
+    stages = {s.name: s for s in scheme_from_config(cfg).stages(SchemeContext(cfg, build_data(cfg)))}
     assert stages["distilled"].task.outputs is None and "teacher_outputs" not in stages["distilled"].info
 
 

@@ -51,7 +51,11 @@ class DataBundle:
 
 
 class TensorData(Dataset):
-    """A dataset held as tensors in memory; kdrun's loaders batch it by indexing (no per-item collate)."""
+    """A dataset held as tensors in memory; kdrun's loaders batch it by indexing (no per-item collate),
+    on the training device. Subclasses store compact inputs (uint8 images) and turn a batch of them
+    into model inputs in :meth:`inputs` (normalization, augmentation)."""
+
+    augmented = False  # True: inputs() draws from the samples' seeds
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if len(x) != len(y):
@@ -63,6 +67,27 @@ class TensorData(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index]
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.y
+
+    def inputs(self, x: torch.Tensor, index: torch.Tensor, seeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Model inputs of samples ``index`` of ``x`` (``self.x``, or a copy on the training device);
+        ``seeds`` (from kdrun/data/seeds.py) drive the augmentation of an augmented dataset."""
+        return x[index]
+
+    def item(self, index: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``index`` augmented under ``seed``: what the batched path gives for that sample."""
+        return self.inputs(self.x, torch.tensor([index]), torch.tensor([seed]))[0], self.y[index]
+
+    def subset(self, index: list[int] | torch.Tensor) -> "TensorData":
+        """The samples ``index``, held the same way (same class, same preprocessing)."""
+        import copy
+
+        part = copy.copy(self)
+        part.x, part.y = self.x[index], self.y[index]
+        return part
 
 
 def files_fingerprint(root: Path, files: Iterable[str | os.PathLike]) -> str:

@@ -7,7 +7,9 @@ If they are missing, the official tarball is extracted from ``<root>`` or, with 
 every extracted file are checked against torchvision's published md5s before anything is
 unpickled (``verify=False`` reads CIFAR-format files you made yourself).
 Augmentation follows the KD benchmark recipe (RepDistiller, mdistiller): train uses
-RandomCrop(32, padding=4) + RandomHorizontalFlip + Normalize, test uses Normalize only.
+RandomCrop(32, padding=4) + RandomHorizontalFlip + Normalize, test uses Normalize only. Both
+splits are held as uint8 tensors and augmented in batches on the training device
+(kdrun/data/images.py); ``cifar_transforms`` (PIL) remains for folders of images used as transfer sets.
 CIFAR-100 uses its fine labels (100 classes).
 """
 
@@ -19,9 +21,11 @@ import torch
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from kdrun.data.base import DataBundle, DataInfo
+from kdrun.data.augment import CropFlip
+from kdrun.data.base import DataBundle, DataInfo, files_fingerprint
 from kdrun.data.download import Archive, fetch_archive, missing, verify_files
 from kdrun.data.files import read_split
+from kdrun.data.images import ImageTensors, hwc_to_chw
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
@@ -77,11 +81,15 @@ def _load(cls: type[CIFAR10], name: str, num_classes: int, root: str, download: 
           mean, std) -> DataBundle:
     root_path = ensure_cifar(name, root, download, verify)
     folder, label = root_path / cls.base_folder, ARCHIVES[name].label
-    train_tf, test_tf = cifar_transforms(mean, std)
-    train = read_split(lambda: cls(str(root_path), train=True, transform=train_tf), root_path, folder, label)
-    test = read_split(lambda: cls(str(root_path), train=False, transform=test_tf), root_path, folder, label)
+    train_tf, _ = cifar_transforms(mean, std)
+    raw_train = read_split(lambda: cls(str(root_path), train=True), root_path, folder, label)
+    raw_test = read_split(lambda: cls(str(root_path), train=False), root_path, folder, label)
+    train = ImageTensors(hwc_to_chw(raw_train.data), raw_train.targets, mean, std, augment=CropFlip(padding=4))
+    test = ImageTensors(hwc_to_chw(raw_test.data), raw_test.targets, mean, std)
     info = DataInfo(name, "image", 3, (32, 32), num_classes, len(train), len(test))
-    return DataBundle(info, train, test, torch.tensor(train.targets, dtype=torch.long), train_transform=train_tf)
+    # verified files are the published dataset wherever they lie; unverified ones are the user's own files
+    files = None if verify else files_fingerprint(root_path, [folder / n for n, _ in ARCHIVES[name].files])
+    return DataBundle(info, train, test, train.y.clone(), train_transform=train_tf, fingerprint=files)
 
 
 def load_cifar10(root: str, download: bool = False, verify: bool = True) -> DataBundle:

@@ -9,9 +9,12 @@ an uninterrupted run would have seen.
 An epoch's sample order is a pure function of (seed_for_epoch, epoch, rank, world_size). So is its
 augmentation: each sample is transformed under its own seed, derived from (seed, epoch, index), so
 results do not depend on num_workers, on persistent workers carrying RNG state across epochs, or on
-which epoch a run was resumed at. Two paths:
-- ``TensorData`` (in-memory, no augmentation) is batched by tensor indexing, moved to ``device`` once;
-- any other Dataset goes through a torch DataLoader (pinned memory on CUDA, persistent workers).
+which epoch a run was resumed at (kdrun/data/seeds.py holds both functions). Two paths:
+- ``TensorData`` (in memory: CIFAR and MNIST as uint8, the small sets as float) is moved to ``device``
+  once and batched by tensor indexing there, augmented per batch from the samples' seeds;
+- any other Dataset (ImageFolder, folders of images), or a TensorData with ``batched=False``, goes
+  through a torch DataLoader (pinned memory on CUDA, persistent workers). A TensorData gives the
+  same batches on both paths.
 Batches are ``(x, y)``, or ``(x, y, index)`` with ``with_index=True`` (dataset indices, for CRD).
 """
 
@@ -25,19 +28,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from kdrun.data.base import TensorData
+from kdrun.errors import KdrunError
+from kdrun.data.seeds import epoch_seed, mix_seed, sample_seeds
 
-_MASK64 = (1 << 64) - 1
-
-
-def mix_seed(*values: int) -> int:
-    """Hash integers into one 63-bit seed (splitmix64 steps): nearby inputs give unrelated seeds."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (v & _MASK64)) + 0x9E3779B97F4A7C15 & _MASK64
-        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
-        h = (h ^ (h >> 27)) * 0x94D049BB133111EB & _MASK64
-        h ^= h >> 31
-    return h >> 1
+__all__ = ["EpochLoader", "EpochOrder", "make_loader", "mix_seed"]
 
 
 class EpochOrder:
@@ -65,7 +59,7 @@ class EpochOrder:
 
     @property
     def epoch_seed(self) -> int:
-        return mix_seed(self.seed, self.epoch)
+        return epoch_seed(self.seed, self.epoch)
 
     @property
     def num_samples(self) -> int:
@@ -113,7 +107,8 @@ class EpochLoader:
 
 
 class TensorLoader(EpochLoader):
-    """Batches a TensorData by indexing its tensors: no per-item calls, no collate, no workers."""
+    """Batches a TensorData by indexing its tensors on ``device``: no per-item calls, no collate, no
+    workers; an augmented dataset augments each batch there, from the samples' seeds."""
 
     def __init__(self, dataset: TensorData, order: EpochOrder, device: torch.device, with_index: bool) -> None:
         super().__init__(dataset, order)
@@ -121,10 +116,16 @@ class TensorLoader(EpochLoader):
         self.with_index = with_index
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        order = self.order.indices().to(self.x.device)
+        order = self.order.indices()
+        # every seed of the epoch in one vectorized op on the CPU, moved with the order
+        seeds = sample_seeds(self.order.seed, self.order.epoch, order) if self.dataset.augmented else None
+        order = order.to(self.x.device)
+        seeds = seeds.to(self.x.device) if seeds is not None else None
         for start in range(0, len(order), self.order.batch_size):
-            idx = order[start : start + self.order.batch_size]
-            yield (self.x[idx], self.y[idx], idx) if self.with_index else (self.x[idx], self.y[idx])
+            stop = start + self.order.batch_size
+            idx = order[start:stop]
+            x = self.dataset.inputs(self.x, idx, seeds[start:stop] if seeds is not None else None)
+            yield (x, self.y[idx], idx) if self.with_index else (x, self.y[idx])
 
 
 class _SeededSampler(Sampler):
@@ -167,6 +168,8 @@ class _SeededItems(Dataset):
         return (x, y, index) if self.with_index else (x, y)
 
     def _seeded_item(self, index: int, seed: int) -> tuple:
+        if isinstance(self.dataset, TensorData):  # draws from the seed itself: the batched path's views
+            return self.dataset.item(index, seed)
         torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed would also reseed CUDA
         random.seed(seed)
         return self.dataset[index]
@@ -199,6 +202,31 @@ class DatasetLoader(EpochLoader):
         return iter(self._loader)
 
 
+LOADERS = ("auto", "device", "dataloader")
+
+
+def batch_on_device(mode: str, dataset: Dataset, device: str | torch.device) -> bool:
+    """``trainer.loader``: whether ``dataset`` is batched from memory on ``device`` (else a DataLoader).
+
+    ``auto`` does so for every in-memory dataset that fits: always on the CPU (it is already in
+    memory), on a GPU when it takes at most half of the free memory."""
+    if mode not in LOADERS:
+        raise KdrunError(f"trainer.loader={mode} is not valid; valid choices: {', '.join(LOADERS)}")
+    in_memory = isinstance(dataset, TensorData)
+    if mode == "dataloader":
+        return False
+    if mode == "device" and not in_memory:
+        raise KdrunError(f"trainer.loader=device: this dataset ({type(dataset).__name__}) is read from files item by "
+                         "item, not held in memory; use trainer.loader=auto or dataloader")
+    if not in_memory:
+        return False
+    device = torch.device(device)
+    if mode == "auto" and device.type == "cuda":
+        size = dataset.x.element_size() * dataset.x.nelement() + dataset.y.element_size() * dataset.y.nelement()
+        return size <= torch.cuda.mem_get_info(device)[0] // 2
+    return True
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -211,14 +239,17 @@ def make_loader(
     max_batches: int | None = None,
     rank: int = 0,
     world_size: int = 1,
+    batched: bool = True,
 ) -> EpochLoader:
     """Batches of ``dataset`` for one rank; ``seed_for_epoch`` is the base seed every epoch's order and
     augmentation derive from (None draws one from torch's global RNG, reproducible only from the start).
-    ``max_batches`` caps the batches per epoch (debug runs, limit_train_batches)."""
+    ``max_batches`` caps the batches per epoch (debug runs, limit_train_batches). An in-memory
+    dataset (TensorData) is batched on ``device`` unless ``batched=False`` sends it through a
+    DataLoader (``trainer.loader=dataloader``); both give the same batches."""
     if seed_for_epoch is None:
         seed_for_epoch = int(torch.randint(0, 2**62, (1,)).item())
     device = torch.device(device if device is not None else "cpu")
     order = EpochOrder(len(dataset), batch_size, shuffle, seed_for_epoch, drop_last, max_batches, rank, world_size)
-    if isinstance(dataset, TensorData):
+    if isinstance(dataset, TensorData) and batched:
         return TensorLoader(dataset, order, device, with_index)
     return DatasetLoader(dataset, order, num_workers, device, with_index)

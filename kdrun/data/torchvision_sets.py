@@ -3,7 +3,8 @@ grayscale 28x28 images, 10 classes.
 
 Read by torchvision from the four uncompressed IDX files under ``<root>/MNIST/raw/`` or
 ``<root>/FashionMNIST/raw/`` (torchvision checks their presence only, no md5). No augmentation:
-both splits are ToTensor + Normalize with each dataset's usual mean and std.
+both splits are ToTensor + Normalize with each dataset's usual mean and std, applied per batch to
+uint8 tensors held in memory (kdrun/data/images.py).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from torchvision import transforms
 from torchvision.datasets import MNIST, FashionMNIST
 
 from kdrun.data.base import DataBundle, DataInfo
 from kdrun.data.files import ensure_files, read_split
+from kdrun.data.images import ImageTensors
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
@@ -31,11 +32,11 @@ def _load(cls: type[MNIST], name: str, label: str, root: str, download: bool, me
     ensure_files(root_path, folder, names, label, put_there, download, fetch)
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
-    train = read_split(lambda: cls(str(root_path), train=True, transform=tf), root_path, folder, label)
-    test = read_split(lambda: cls(str(root_path), train=False, transform=tf), root_path, folder, label)
+    raw_train = read_split(lambda: cls(str(root_path), train=True), root_path, folder, label)
+    raw_test = read_split(lambda: cls(str(root_path), train=False), root_path, folder, label)
+    train, test = (ImageTensors(raw.data.unsqueeze(1), raw.targets, mean, std) for raw in (raw_train, raw_test))
     info = DataInfo(name, "image", 1, (28, 28), 10, len(train), len(test))
-    targets = torch.as_tensor(train.targets, dtype=torch.long).clone()
-    return DataBundle(info, train, test, targets, train_transform=tf)
+    return DataBundle(info, train, test, train.y.clone(), train_transform=tf)
 
 
 def load_mnist(root: str, download: bool = False) -> DataBundle:

@@ -37,6 +37,6 @@ def eval_shard(dataset: Dataset, batch_size: int, max_batches: int | None, rank:
     if world_size == 1 and n == len(dataset):
         return dataset
     index = list(range(rank, n, world_size))
-    if isinstance(dataset, TensorData):  # keep the fast indexing path
-        return TensorData(dataset.x[index], dataset.y[index])
+    if isinstance(dataset, TensorData):  # keep the fast indexing path (and the dataset's preprocessing)
+        return dataset.subset(index)
     return Subset(dataset, index)

@@ -30,6 +30,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kdrun.distributed import state
+from kdrun.distributed.packing import GIB, claim_gpu, jobs_per_gpu, release_gpus
+from kdrun.engine.speed import parallel_jobs
 from kdrun.errors import KdrunError
 from kdrun.sweeps import quote
 
@@ -85,8 +87,11 @@ def run_data_parallel(fn: RunFn, cfg: DictConfig, run_dir: Path) -> dict:
         return fn(cfg, run_dir)
     nproc = int(cfg.device.get("nproc", 1) or 1)
     if nproc <= 1:
-        _place_on_gpu(cfg.device)
-        return fn(cfg, run_dir)
+        try:
+            _place_on_gpu(cfg.device)
+            return fn(cfg, run_dir)
+        finally:
+            release_gpus()  # a joblib worker runs several jobs one after another: free this job's slot
     return spawn(fn, cfg, run_dir, nproc)
 
 
@@ -107,8 +112,16 @@ def _place_on_gpu(device_node: DictConfig) -> None:
 
     if resolve_device(device_node).type != "cuda":
         return
-    index = gpu_for_job(device_node.get("index"), HydraConfig.get().job.num if in_sweep() else None,
-                        torch.cuda.device_count())
+    visible, at_once = torch.cuda.device_count(), parallel_jobs()
+    index = device_node.get("index")
+    if index is None and in_sweep() and at_once > 1:  # packed sweep: a free slot on the least-used GPU
+        per_gpu = jobs_per_gpu(at_once, visible)
+        index = claim_gpu(Path(HydraConfig.get().sweep.dir) / ".gpu_slots", visible, per_gpu)
+        if per_gpu > 1:  # several jobs share a GPU: none may take more than its share
+            gpu = index if index is not None else torch.cuda.current_device()
+            total = torch.cuda.get_device_properties(gpu).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, device_node.get("job_memory", 4) * GIB / total), gpu)
+    index = gpu_for_job(index, HydraConfig.get().job.num if in_sweep() else None, visible)
     if index is not None:
         if index >= torch.cuda.device_count():
             raise KdrunError(f"device.index={index} but only {torch.cuda.device_count()} CUDA devices are visible; "
@@ -161,8 +174,7 @@ def _worker(rank: int, nproc: int, backend: str, fn: RunFn, cfg: dict, run_dir: 
     _configure_logging(rank, job_logging)
     if in_sweep:  # Hydra's state stays in the parent: tell in_sweep()
         os.environ[IN_SWEEP_ENV] = "1"
-    if backend == "gloo":  # CPU ranks share the cores instead of each using all of them
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
+    os.environ["LOCAL_WORLD_SIZE"] = str(nproc)  # ranks share the cores (kdrun.engine.speed.threads_for)
     os.environ["LOCAL_RANK"] = str(rank)
     state.init_process_group(backend, init_method=f"file://{scratch}/rendezvous", rank=rank, world_size=nproc)
     try:

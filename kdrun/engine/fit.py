@@ -14,7 +14,8 @@ import torch
 from kdrun.distributed.state import is_main
 from kdrun.engine.data_parallel import average_buffers, data_parallel
 from kdrun.engine.finite import NonFiniteError, check_weights
-from kdrun.engine.loop import evaluate, train_one_epoch
+from kdrun.engine.compile import compile_step, decompile
+from kdrun.engine.loop import autocast, evaluate, to_batch, train_one_epoch
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.stage import Stage
 from kdrun.io import load_checkpoint, save_atomic
@@ -41,6 +42,9 @@ class EngineEnv:
     meta: dict[str, Any] = field(default_factory=dict)  # stored in every checkpoint (arch, classes, ...)
     # the whole test set, for work one process does alone (deployment on rank 0); None: test_loader is whole
     whole_test_loader: Any = None
+    channels_last: bool = False  # NHWC weights (kdrun/engine/speed.py decides)
+    compile: bool = False  # trainer.compile: torch.compile the step's models
+    compiled: dict[str, bool | str] = field(default_factory=dict)  # per stage: True, or why it fell back
 
 
 @dataclass
@@ -69,7 +73,7 @@ def _outcome(state: dict, path: Path) -> StageOutcome:
 
 
 def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
-    task = stage.task.to_device(env.device)
+    task = stage.task.to_device(env.device, env.channels_last)
     params = task.trainable_parameters()
     o = stage.optim
     optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
@@ -79,7 +83,8 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     last_path = ckpt_dir / "last.pt"
     state = {"epoch": 0, "best_top1": -1.0, "best_epoch": 0, "wall_time": 0.0, "history": []}
     if last_path.exists():
-        saved = load_checkpoint(last_path, f"checkpoint of stage {stage.name}")
+        saved = load_checkpoint(last_path, f"checkpoint of stage {stage.name}",
+                                remedy="delete it to train the stage again from its first epoch")
         task.load_state_dict(saved["task"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -90,6 +95,11 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
         env.reporter.end_stage()
         return _outcome(state, last_path)
     train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
+    if env.compile:
+        example = to_batch(next(iter(train_loader)), env.device).x
+        amp = env.amp if stage.mixed_precision else None
+        env.compiled[stage.name] = compile_step(list(task.eval_models.values()), task.frozen_models(), example,
+                                                lambda: autocast(env.device, amp))
     step_module = data_parallel(task)  # DDP wrapper when data-parallel, else the task itself
     env.sink.begin_stage(stage.name, state["epoch"] + 1, state["history"])
     env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
@@ -105,6 +115,9 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     finally:
         env.reporter.end_stage()
         env.sink.end_stage(stage.name)
+        if env.compile:  # later stages (export, a teacher of the next generation) get plain modules
+            for model in [*task.eval_models.values(), *task.frozen_models()]:
+                decompile(model)
     return _outcome(state, last_path)
 
 

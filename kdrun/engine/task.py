@@ -12,7 +12,7 @@ gradients: no loop can forget it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import torch
 from torch import nn
@@ -46,8 +46,21 @@ class StepOutput:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def _as_normal_tensors(out):
+    """Copies of inference-mode outputs as ordinary tensors, which autograd may save for the
+    student's backward (an MSE to a teacher feature saves it); a copy per output is cheap."""
+    if isinstance(out, torch.Tensor):
+        return out.clone()
+    if is_dataclass(out):
+        return replace(out, **{f.name: _as_normal_tensors(getattr(out, f.name)) for f in fields(out)})
+    if isinstance(out, (list, tuple)):
+        return type(out)(_as_normal_tensors(o) for o in out)
+    return out
+
+
 class Frozen:
-    """Holds a model out of the parent module's tree: eval mode, no grad, not saved, not optimized."""
+    """Holds a model out of the parent module's tree: eval mode, no grad, not saved, not optimized.
+    Its forward runs in inference mode (no autograd bookkeeping at all)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model.eval()
@@ -55,12 +68,14 @@ class Frozen:
             p.requires_grad_(False)
 
     def __call__(self, *args, **kwargs):
-        with torch.no_grad():
-            return self.model(*args, **kwargs)
+        with torch.inference_mode():
+            out = self.model(*args, **kwargs)
+        return _as_normal_tensors(out)
 
     def features(self, x: torch.Tensor, preact: bool = False):
-        with torch.no_grad():
-            return self.model.forward_features(x, preact=preact)
+        with torch.inference_mode():
+            out = self.model.forward_features(x, preact=preact)
+        return _as_normal_tensors(out)
 
 
 def frozen(model: nn.Module) -> Frozen:
@@ -91,16 +106,17 @@ class Task(nn.Module):
         """What the optimizer updates; by default every parameter of the task's modules."""
         return [p for p in self.parameters() if p.requires_grad]
 
-    def to_device(self, device: torch.device) -> "Task":
-        """Move trainable modules and held teachers to ``device``."""
-        self.to(device)
-        for value in vars(self).values():
-            if isinstance(value, Frozen):
-                value.model.to(device)
-            elif isinstance(value, (list, tuple)):
-                for v in value:
-                    if isinstance(v, Frozen):
-                        v.model.to(device)
+    def frozen_models(self) -> list[nn.Module]:
+        """The models this task holds frozen (teachers), outside its module tree."""
+        held = [v for value in vars(self).values() for v in (value if isinstance(value, (list, tuple)) else [value])]
+        return [v.model for v in held if isinstance(v, Frozen)]
+
+    def to_device(self, device: torch.device, channels_last: bool = False) -> "Task":
+        """Move trainable modules and held teachers to ``device`` (NHWC weights with ``channels_last``)."""
+        layout = {"memory_format": torch.channels_last} if channels_last else {}
+        self.to(device, **layout)
+        for model in self.frozen_models():
+            model.to(device, **layout)
         return self
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from kdrun.report.jobs import COMPLETED, FAILED, UNFINISHED, Job
+from kdrun.report.jobs import COMPLETED, FAILED, UNFINISHED, Job, primary_stage, reference_stage
 
 AVERAGED = "seed"
 BOOKKEEPING = ("name", "paths", "hydra")
@@ -67,7 +67,8 @@ class Summary:
     common: dict[str, Any]  # settings every job shares
     groups: list[Group]
     stages: list[str]  # stages shown in tables, in run order
-    primary: str | None  # the stage the sweep is about (distilled, else the last)
+    primary: str | None  # the stage the sweep is about (as the runs' scheme declared it)
+    reference: str = "baseline"  # the stage differences are taken against
 
     @property
     def jobs(self) -> list[Job]:
@@ -86,21 +87,16 @@ def summarize(jobs: list[Job]) -> Summary:
         key = tuple(_hashable(v) for v in settings.values())
         groups.setdefault(key, Group(settings, [])).jobs.append(job)
     stages = _stage_order(jobs)
-    primary = primary_stage(stages)
+    declared = next((j.results["primary_stage"] for j in jobs if j.results.get("primary_stage")), None)
+    primary = primary_stage(stages, declared)
+    reference = next((reference_stage(j.results) for j in jobs if j.results.get("reference_stage")), "baseline")
     ordered = sorted(groups.values(), key=lambda g: [_natural(v) for v in g.settings.values()])
     for group in ordered:
-        _fill_numbers(group, stages, primary)
-    return Summary(varying, common, ordered, stages, primary)
+        _fill_numbers(group, stages, primary, reference)
+    return Summary(varying, common, ordered, stages, primary, reference)
 
 
-def primary_stage(stages: list[str]) -> str | None:
-    """The row a sweep compares: the distilled student if there is one, else the last stage."""
-    if "distilled" in stages:
-        return "distilled"
-    return stages[-1] if stages else None
-
-
-def _fill_numbers(group: Group, stages: list[str], primary: str | None) -> None:
+def _fill_numbers(group: Group, stages: list[str], primary: str | None, reference: str) -> None:
     for stage in stages:
         group.stages[stage] = Stat.of([j.stages[stage]["last_top1"] for j in group.jobs if stage in j.stages])
         params = [j.stages[stage].get("params") for j in group.jobs if stage in j.stages]
@@ -109,10 +105,10 @@ def _fill_numbers(group: Group, stages: list[str], primary: str | None) -> None:
     if primary is None:
         return
     group.best = Stat.of([j.stages[primary]["best_top1"] for j in group.jobs if primary in j.stages])
-    if primary != "baseline":  # only a completed job's Δ compares like with like: a failed one has none
-        group.delta = Stat.of([j.stages[primary]["last_top1"] - j.stages["baseline"]["last_top1"]
+    if primary != reference:  # only a completed job's Δ compares like with like: a failed one has none
+        group.delta = Stat.of([j.stages[primary]["last_top1"] - j.stages[reference]["last_top1"]
                                for j in group.jobs
-                               if j.status == COMPLETED and primary in j.stages and "baseline" in j.stages])
+                               if j.status == COMPLETED and primary in j.stages and reference in j.stages])
 
 
 def _override_keys(jobs: list[Job]) -> list[str]:

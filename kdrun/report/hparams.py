@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from kdrun.report.aggregate import primary_stage
+from kdrun.report.jobs import primary_stage, reference_stage
 
 USUAL = ("teacher.arch", "student.arch", "method.name", "distill.T", "distill.alpha", "distill.gamma",
          "distill.beta", "seed", "trainer.epochs", "trainer.lr", "trainer.batch_size")
@@ -38,9 +38,9 @@ def final_metrics(results: dict[str, Any]) -> dict[str, float]:
     for name, s in stages.items():
         out[f"final/{name}/top1_last"] = float(s["last_top1"])
         out[f"final/{name}/top1_best"] = float(s["best_top1"])
-    primary = primary_stage(list(stages))
-    if primary not in (None, "baseline") and "baseline" in stages:
-        out["final/delta_vs_baseline"] = float(stages[primary]["last_top1"] - stages["baseline"]["last_top1"])
+    primary, reference = primary_stage(list(stages), results.get("primary_stage")), reference_stage(results)
+    if primary not in (None, reference) and reference in stages:
+        out["final/delta_vs_baseline"] = float(stages[primary]["last_top1"] - stages[reference]["last_top1"])
     return out
 
 

@@ -58,6 +58,21 @@ class Job:
         return records
 
 
+def primary_stage(stages: list[str], declared: str | None = None) -> str | None:
+    """The row a comparison is about: the one the run's scheme declared (results.json's ``primary_stage``);
+    for runs written before schemes declared it, the distilled student if there is one, else the last stage."""
+    if declared in stages:
+        return declared
+    if "distilled" in stages:
+        return "distilled"
+    return stages[-1] if stages else None
+
+
+def reference_stage(results: dict[str, Any]) -> str:
+    """The row differences are taken against, as the run's scheme declared it (the label-only baseline)."""
+    return results.get("reference_stage") or "baseline"
+
+
 def is_run_dir(path: Path) -> bool:
     return (path / RESULTS_FILE).is_file() or (path / ".hydra" / "config.yaml").is_file()
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from kdrun.report.aggregate import Group, Summary, format_value
+from kdrun.report.aggregate import Group, Stat, Summary, format_value
 from kdrun.report.table import deployed_size
 
 T_KEY, ALPHA_KEY = "distill.T", "distill.alpha"
@@ -105,13 +105,14 @@ def _group_style(i: int) -> dict[str, Any]:
 
 def figure_title(summary: Summary) -> str:
     """Dataset, teacher -> student pair and method; a part that differs between runs lists its values."""
-    parts: list[list[str]] = [[], [], []]
+    parts: list[list[str]] = [[], [], [], []]
     for job in summary.jobs:
         stages = job.stages
         teacher = next((s.get("arch") for s in stages.values() if s.get("role") == "teacher"), None)
         student = next((stages[k].get("arch") for k in ("distilled", "baseline") if k in stages), None)
         values = (job.results.get("dataset"), " → ".join(a for a in (teacher, student) if a),
-                  f"method={job.results['method']}" if job.results.get("method") else None)
+                  f"method={job.results['method']}" if job.results.get("method") else None,
+                  f"scheme={job.results['scheme']}" if job.results.get("scheme", "offline") != "offline" else None)
         for seen, value in zip(parts, values):
             if value and value not in seen:
                 seen.append(value)
@@ -193,13 +194,7 @@ def _curve_series(summary: Summary) -> dict[tuple[int, str], tuple[list[int], li
 def size_plot(summary: Summary, path: Path) -> Path | None:
     """Last-epoch top-1 against the deployed file's size (log axis): colour = stage, marker = group;
     points that would hide each other are spread sideways."""
-    points = []  # (size, top1, std, stage, group index, arch)
-    for i, g in enumerate(summary.groups):
-        for stage, stat in g.stages.items():
-            job = next((j for j in g.jobs if stage in j.stages), None)
-            size = deployed_size(job.stages[stage])[0] if job else None
-            if size and stat.mean is not None:
-                points.append((size, stat.mean, stat.std or 0.0, stage, i, job.stages[stage].get("arch", "")))
+    points = _size_points(summary)
     if not points:
         return None
     fig = Figure(figsize=(7, 4.8 + (0.25 * min(len(summary.groups), MAX_LEGEND) if len(summary.groups) > 1 else 0)))
@@ -215,13 +210,17 @@ def size_plot(summary: Summary, path: Path) -> Path | None:
         ax.annotate(arch, (size, top), textcoords="offset points", xytext=(0, 9), ha="center", fontsize=7)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _bytes(v)))
     sizes = [p[0] for p in points]
+    if max(sizes) < 2 * min(sizes):  # one size (every row the same model): a decade around it
+        ax.set_xlim(min(sizes) / 3, max(sizes) * 3)
     if max(sizes) < 30 * min(sizes):  # within a decade or so: label the minor ticks too
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: _bytes(v)))
-        ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.tick_params(axis="x", which="both", labelsize=7, length=3.5)
     ax.set_xlabel("size of the deployed file (state dict, int8.pt2, pruned.pt.gz), log scale")
     ax.set_ylabel("test top-1 (%), last epoch")
     ax.grid(alpha=0.3, which="both")
-    ax.margins(x=0.15, y=0.12)
+    ax.margins(y=0.12)
+    if max(sizes) >= 2 * min(sizes):
+        ax.margins(x=0.15)
     ax.legend(handles=[Line2D([], [], color=STAGE_COLORS(i % 10), marker="o", linestyle="", label=s)
                        for i, s in enumerate(stages)], fontsize=8, title="stage", title_fontsize=8)
     ax.set_title(f"{figure_title(summary)}: top-1 vs deployed size", fontsize=10)
@@ -230,10 +229,33 @@ def size_plot(summary: Summary, path: Path) -> Path | None:
     return path
 
 
+def _size_points(summary: Summary) -> list[tuple]:
+    """(size, mean top-1, std, stage, group index, arch) per stage and group; a stage that trains
+    several models (mutual learning) gives a point per model."""
+    points = []
+    for i, g in enumerate(summary.groups):
+        for stage, stat in g.stages.items():
+            jobs = [j for j in g.jobs if stage in j.stages]
+            record = jobs[0].stages[stage] if jobs else {}
+            models = record.get("models") or {}
+            if len(models) > 1:
+                for name, m in models.items():
+                    top1 = Stat.of([j.stages[stage].get("models", {}).get(name, {}).get("last_top1") for j in jobs])
+                    size = deployed_size(m)[0]
+                    if size and top1.mean is not None:
+                        points.append((size, top1.mean, top1.std or 0.0, stage, i, (record.get("peers") or {}).get(
+                            name, record.get("arch", ""))))
+                continue
+            size = deployed_size(record)[0]
+            if size and stat.mean is not None:
+                points.append((size, stat.mean, stat.std or 0.0, stage, i, record.get("arch", "")))
+    return points
+
+
 def _spread(points: list[tuple], ax_span: float) -> list[float]:
-    """x positions: a point within 2% of the top-1 range of an earlier point of the same size moves
+    """x positions: a point within 4% of the top-1 range of an earlier point of the same size moves
     sideways by a few percent (on the log axis), so coincident points stay visible."""
-    tolerance = max(ax_span * 0.02, 0.05)
+    tolerance = max(ax_span * 0.04, 0.05)  # about a marker's height
     xs: list[float] = []
     for k, (size, top1, *_rest) in enumerate(points):
         near = sum(1 for j in range(k) if points[j][0] == size and abs(points[j][1] - top1) <= tolerance)

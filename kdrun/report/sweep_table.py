@@ -24,14 +24,18 @@ def headers(summary: Summary) -> list[str]:
     cols += [f"{stage} top-1" for stage in summary.stages]
     if summary.primary:
         cols.append(f"{summary.primary} best")
-        if summary.primary != "baseline" and "baseline" in summary.stages:
-            cols.append("Δ vs baseline")
+        if _with_delta(summary):
+            cols.append(f"Δ vs {summary.reference}")
     return cols + ["status"]
+
+
+def _with_delta(summary: Summary) -> bool:
+    return summary.primary not in (None, summary.reference) and summary.reference in summary.stages
 
 
 def text_rows(summary: Summary) -> list[list[str]]:
     """Cells as shown: last-epoch top-1 per stage, mean ± std over seeds (std when 2+ seeds)."""
-    with_delta = summary.primary not in (None, "baseline") and "baseline" in summary.stages
+    with_delta = _with_delta(summary)
     rows = []
     for g in summary.groups:
         row = [format_value(g.settings[k]) for k in summary.keys] + [str(len(g.jobs))]

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from kdrun.io import write_text_atomic
 from kdrun.report.files import TABLE_CSV, TABLE_MD
+from kdrun.report.jobs import reference_stage
 
 MODES = ("eager", "compiled")
 FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "delta_vs_baseline", "params",
@@ -184,7 +185,8 @@ def _stage_entries(results: dict[str, Any]) -> list[tuple[str, dict, dict]]:
 def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for every stage shown in the table, with differences computed from the recorded numbers."""
     entries = _stage_entries(results)
-    base = results.get("stages", {}).get("baseline", {}).get("last_top1")
+    ref_stage = reference_stage(results)
+    base = results.get("stages", {}).get(ref_stage, {}).get("last_top1")
     if results.get("status") == "failed":
         base = None  # a failed run shows no Δ
     rows = []
@@ -193,7 +195,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         size, size_file = deployed_size(r)
         rows.append({"stage": name, "arch": r.get("arch", ""), "method": r.get("method", ""),
                      "precision": r.get("precision", "fp32"), "top1": top1, "best_top1": r.get("best_top1"),
-                     "delta_vs_baseline": None if base is None or top1 is None or name == "baseline" else top1 - base,
+                     "delta_vs_baseline": None if base is None or top1 is None or name == ref_stage else top1 - base,
                      "params": r.get("params"), "sparsity": r.get("sparsity"), "size_bytes": size,
                      "size_file": size_file, "time_s": r.get("wall_time"), "role": r.get("role"),
                      "float_reference": r.get("float_reference"), "note": _note(r), **_latencies(r)})
@@ -217,7 +219,9 @@ def table_title(results: dict[str, Any], prefix: str = "kdrun") -> str:
     student = next((stages[k].get("arch") for k in ("distilled", "baseline") if k in stages),
                    next((s.get("arch") for s in stages.values() if s.get("role") != "teacher"), None))
     pair = " → ".join(a for a in (teacher, student) if a)
-    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None]
+    scheme = results.get("scheme")
+    parts = [results.get("dataset"), pair, f"method={results['method']}" if results.get("method") else None,
+             f"scheme={scheme}" if scheme and scheme != "offline" else None]
     return f"{prefix}: " + ", ".join(p for p in parts if p)
 
 

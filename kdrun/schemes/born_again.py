@@ -5,44 +5,65 @@ Generation 1 is the student architecture trained on labels (the baseline); gener
 same architecture and is distilled from generation k with the run's method (the paper uses KD).
 Each generation is an ordinary distillation stage; the last one is the ``self_distilled`` row.
 The paper's ensemble of all generations (averaged predictions) is an optional evaluation-only row.
+There is no teacher: the only pair distilled is student -> student, so ``teacher=`` plays no part.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from omegaconf import DictConfig
 
-from kdrun.engine.stage import Stage
-from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.requires import needed
+from kdrun.errors import KdrunError
+from kdrun.schemes.base import Pair, Scheme
 
-STAGES = ("baseline", "self_distilled", "born_again_ensemble")
-REQUIRES = {"self_distilled": ("baseline",), "born_again_ensemble": ("self_distilled",)}
+if TYPE_CHECKING:
+    from torch import nn
+
+    from kdrun.engine.stage import Stage
+    from kdrun.schemes.context import SchemeContext
 
 
-class Ensemble(nn.Module):
-    """Averages its members' softmax at temperature ``T``; returns ``T * log(mean_i softmax(z_i / T))``.
+class BornAgain(Scheme):
+    """The teacher-free scheme: generation 1 (baseline), generations 2..N, and their ensemble."""
 
-    Those logits make ``softmax(logits / T)`` exactly the averaged soft targets, so an ensemble is a
-    teacher for any method that uses logits (the KD term divides by the same ``T``).
-    """
+    name = "born_again"
+    stage_names = ("baseline", "self_distilled", "born_again_ensemble")
+    requires = {"self_distilled": ("baseline",), "born_again_ensemble": ("self_distilled",)}
+    primary = "self_distilled"
 
-    def __init__(self, members: list[nn.Module], T: float = 1.0) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.T = T
+    def __init__(self, generations: int = 3) -> None:
+        self.generations = generations
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        log_probs = torch.stack([F.log_softmax(m(x) / self.T, dim=1) for m in self.members])
-        return self.T * (torch.logsumexp(log_probs, dim=0) - math.log(len(self.members)))
+    def check(self, cfg: DictConfig) -> None:
+        super().check(cfg)
+        check_generations(self.generations)
 
-    def forward_features(self, x: torch.Tensor, preact: bool = False):
-        raise TypeError("an ensemble of models has no single set of features; use a method that needs only "
-                        "logits (e.g. method=kd)")
+    def pairs(self, cfg: DictConfig) -> list[Pair]:
+        return [Pair("student", "student", "self_distilled")] if "self_distilled" in self.wanted(cfg) else []
+
+    def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
+        from kdrun.models.ensemble import EnsembleModel
+
+        wanted = self.wanted(ctx.cfg)
+        first = ctx.model("student")
+        yield ctx.supervised_stage("baseline", "baseline", "student", first)
+        members = [first]
+        if "self_distilled" in wanted:
+            for stage in generations(ctx, first, self.generations):
+                yield stage
+                if stage.role == "self-distilled":
+                    members.append(stage.task.eval_model)
+        if "born_again_ensemble" in wanted:
+            stage = ctx.eval_stage("born_again_ensemble", "ensemble", ctx.cfg.student.arch, EnsembleModel(members))
+            stage.info["members"] = len(members)
+            yield stage
+
+
+def check_generations(count: int | None) -> None:
+    if count is None or count < 2:
+        raise KdrunError(f"scheme.generations={count} must be >= 2 (generation 1 is the baseline)")
 
 
 def generations(ctx: SchemeContext, first: nn.Module, count: int, first_name: str = "baseline") -> Iterator[Stage]:
@@ -60,20 +81,3 @@ def generations(ctx: SchemeContext, first: nn.Module, count: int, first_name: st
             stage.info.update(generation=k, teacher_stage=teacher_name)
             yield stage
         teacher, teacher_name = student, name
-
-
-def born_again(ctx: SchemeContext) -> Iterator[Stage]:
-    """The teacher-free scheme: generation 1 (baseline), generations 2..N, and their ensemble."""
-    wanted = needed(ctx.cfg.stages, REQUIRES)
-    first = ctx.model("student")
-    yield ctx.supervised_stage("baseline", "baseline", "student", first)
-    members = [first]
-    if "self_distilled" in wanted:
-        for stage in generations(ctx, first, ctx.cfg.scheme.generations):
-            yield stage
-            if stage.role == "self-distilled":
-                members.append(stage.task.eval_model)
-    if "born_again_ensemble" in wanted:
-        stage = ctx.eval_stage("born_again_ensemble", "ensemble", ctx.cfg.student.arch, Ensemble(members))
-        stage.info["members"] = len(members)
-        yield stage

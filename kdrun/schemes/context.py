@@ -9,19 +9,19 @@ from dataclasses import dataclass, replace
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
 from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings, resolve_device,
                          supervised_cache_key, teacher_outputs_key)
 from kdrun.data.base import DataBundle
-from kdrun.data.static_info import static_info
 from kdrun.distributed.state import rank, world_size
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
 from kdrun.engine.teacher_outputs import TeacherLogits, weights_digest
+from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
+from kdrun.schemes.base import Pair
 from kdrun.schemes.distill_task import DistillTask, InitTask
 from kdrun.schemes.select import SampleSelection, refuse_features, selection_from
 
@@ -33,13 +33,27 @@ class SchemeContext:
     cfg: DictConfig
     data: DataBundle
 
-    def check_pair(self, on_meta: bool = False) -> None:
-        """Build teacher, student and method once before any stage runs: incompatible architectures,
-        datasets and methods fail here, in one line, before the first batch. ``on_meta`` builds the
-        models without memory or initialization (the method only reads their static feature info)."""
-        with torch.device("meta") if on_meta else nullcontext():
-            teacher, student = self.model("teacher"), self.model("student")
-        self.method(student, teacher)
+    def check_pairs(self, pairs: list[Pair], scheme: str, on_meta: bool = False) -> None:
+        """Build every teacher -> student pair the scheme will distil, and the method on it, before any stage
+        runs: incompatible architectures, datasets and methods fail here, in one line, before the first batch.
+        ``on_meta`` builds the models without memory or initialization (the method only reads their static
+        feature info)."""
+        for pair in pairs:
+            with torch.device("meta") if on_meta else nullcontext():
+                teacher = self.model(pair.teacher, node=self.node(pair.teacher))
+                student = self.model(pair.student, node=self.node(pair.student))
+            teacher_arch = "ensemble" if pair.logits_only else self.node(pair.teacher).arch
+            method = self.method(student, teacher, self.node(pair.student).arch, teacher_arch)
+            uses_features = method.has_terms and self.cfg.distill.beta > 0 and (method.needs.features or
+                                                                                 method.needs.preact)
+            if pair.logits_only and uses_features:
+                raise KdrunError(f"method={self.cfg.method.name} needs the teacher's features, but scheme={scheme} "
+                                 f"gives only averaged soft targets; use a logit method (e.g. method=kd) or "
+                                 f"distill.beta=0")
+
+    def node(self, key: str) -> DictConfig:
+        """The model node at ``key`` (``teacher``, ``assistant``, ``scheme.teachers[0]``, ...)."""
+        return OmegaConf.select(self.cfg, key)
 
     def model(self, key: str, seed_offset: int = 0, node: DictConfig | None = None) -> KDModel:
         """A fresh model from config node ``key`` (or ``node``, reported as ``key``); same seed -> same
@@ -54,7 +68,7 @@ class SchemeContext:
 
     def method(self, student: KDModel, teacher: KDModel, student_arch: str | None = None,
                teacher_arch: str | None = None) -> Method:
-        """Build the method for this pair (``pipeline`` calls :meth:`check_pair` first, so a pair the
+        """Build the method for this pair (``pipeline`` calls :meth:`check_pairs` first, so a pair the
         method cannot serve fails before anything trains)."""
         ctx = MethodContext(student.feature_info, teacher.feature_info, self.data.info, self.data.train_targets,
                             student_arch=student_arch or self.cfg.student.arch,
@@ -155,19 +169,4 @@ class SchemeContext:
     def example_input(self, n: int = 2) -> torch.Tensor:
         """``n`` real test inputs: what models are traced with (export) and sized by."""
         return torch.stack([self.data.test[i][0] for i in range(n)])
-
-
-def check_before_data(cfg: DictConfig) -> None:
-    """The architecture/dataset/method checks of :meth:`SchemeContext.check_pair`, run against the
-    dataset's static facts (kdrun/data/static_info.py) before anything is read, generated or downloaded.
-    A dataset kdrun cannot describe without loading it is checked later, once loaded."""
-    try:
-        info = static_info(OmegaConf.to_container(cfg.dataset, resolve=True))
-    except MissingMandatoryValue:
-        return  # e.g. dataset=imagefolder without dataset.root: the builder says what is missing
-    if info is None:
-        return
-    # labels only size CRD's memory banks and its negative sampling: any balanced stand-in does
-    targets = torch.arange(max(info.num_train, info.num_classes)) % info.num_classes
-    SchemeContext(cfg, DataBundle(info, None, None, targets)).check_pair(on_meta=True)
 

@@ -6,7 +6,7 @@ correction"): when the teacher was trained on data that is not available (or dif
 one distils on), a light fine-tuning of the teacher on the distillation data before distilling
 corrects the distribution shift its soft targets would otherwise pass on.
 
-Here it is the optional ``teacher_corrected`` stage of the offline scheme: a copy of the (trained or
+Here it is the optional ``teacher_corrected`` stage of the offline scheme (options checked there): a copy of the (trained or
 loaded) teacher fine-tuned on the run's labeled training set for ``scheme.correction.epochs`` at a
 constant ``scheme.correction.lr``. Transfer sets carry no labels in kdrun, so they cannot correct a
 teacher. The table keeps both rows (``teacher`` before, ``teacher_corrected`` after) and the
@@ -28,20 +28,10 @@ from kdrun.build import optim_settings
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
 from kdrun.engine.teacher_outputs import weights_digest
-from kdrun.errors import KdrunError
 from kdrun.models.base import KDModel
 from kdrun.schemes.context import SchemeContext
 
 STAGE = "teacher_corrected"
-
-
-def check(cfg) -> None:
-    node = cfg.scheme.get("correction") or {}
-    epochs, lr = node.get("epochs"), node.get("lr")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise KdrunError(f"scheme.correction.epochs={epochs} must be a positive integer (fine-tuning epochs)")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise KdrunError(f"scheme.correction.lr={lr} must be > 0 (the fine-tuning learning rate)")
 
 
 def correction_key(ctx: SchemeContext, teacher: KDModel, epochs: int, lr: float) -> str:
@@ -55,11 +45,10 @@ def correction_key(ctx: SchemeContext, teacher: KDModel, epochs: int, lr: float)
     return f"{ctx.cfg.teacher.arch}-corrected-{ctx.data.info.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
-def correction_stage(ctx: SchemeContext, teacher: KDModel) -> Stage:
+def correction_stage(ctx: SchemeContext, teacher: KDModel, epochs: int, lr: float) -> Stage:
     """A copy of ``teacher`` (trained or loaded by now) fine-tuned on the labeled set with CE."""
-    node = ctx.cfg.scheme.correction
     corrected = copy.deepcopy(teacher)
-    epochs, lr = ctx.epochs(int(node.epochs)), float(node.lr)
+    epochs = ctx.epochs(epochs)
     optim = replace(optim_settings(ctx.cfg.trainer, lr), milestones=())  # a short fine-tuning: constant lr
     stage = Stage(STAGE, "teacher (corrected)", ctx.cfg.teacher.arch, "ce", SupervisedTask(corrected), epochs, optim,
                   cache_key=correction_key(ctx, teacher, epochs, lr))

@@ -194,3 +194,38 @@ class InitTask(Task):
         terms = self.method.init_terms(s, t, batch, progress)
         loss = sum(terms.values(), s.logits.new_zeros(()))
         return StepOutput(loss, s.logits, terms)
+
+
+class DMLTask(Task):
+    """Deep mutual learning's step (kdrun/schemes/dml.py): one forward per peer, one summed loss, one optimizer.
+
+    Peer i: ``gamma * CE(z_i, y) + alpha * mean_{j != i} T^2 * KL(p_j || p_i)``, every other peer's
+    prediction detached, so each term trains only peer i."""
+
+    def __init__(self, peers: list[nn.Module], weights: LossWeights) -> None:
+        super().__init__()
+        if len(peers) < 2:
+            raise ValueError("mutual learning needs at least two peers")
+        self.peers = nn.ModuleList(peers)
+        self.weights = weights
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.peers[0]
+
+    @property
+    def eval_models(self) -> dict[str, nn.Module]:
+        return {f"peer{i + 1}": p for i, p in enumerate(self.peers)}
+
+    def forward(self, batch: Batch, progress: Progress) -> StepOutput:
+        w = self.weights
+        logits = [peer(batch.x) for peer in self.peers]
+        targets = [z.detach() for z in logits]
+        loss = logits[0].new_zeros(())
+        terms: dict[str, torch.Tensor] = {}
+        for i, z in enumerate(logits):
+            ce = F.cross_entropy(z, batch.y)
+            kl = torch.stack([kd_loss(z, t, w.T) for j, t in enumerate(targets) if j != i]).mean()
+            terms[f"ce_peer{i + 1}"], terms[f"kl_peer{i + 1}"] = ce, kl
+            loss = loss + w.ce_weight * ce + w.alpha * kl
+        return StepOutput(loss, logits[0], terms)

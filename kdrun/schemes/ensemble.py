@@ -11,58 +11,62 @@ targets at the run's temperature, so any method that uses only logits distills f
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from kdrun.build import build_method
-from kdrun.engine.stage import Stage
+from omegaconf import DictConfig
+
 from kdrun.errors import KdrunError
-from kdrun.methods.base import MethodContext
-from kdrun.models.registry import model_spec
-from kdrun.schemes.born_again import Ensemble
-from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.requires import needed
+from kdrun.models.catalog import arch_info
+from kdrun.schemes.base import Pair, Scheme
 
-STAGES = ("teacher", "baseline", "distilled")
-REQUIRES = {"distilled": ("teacher",)}
+if TYPE_CHECKING:
+    from kdrun.engine.stage import Stage
+    from kdrun.schemes.context import SchemeContext
 
-
-def check(cfg) -> None:
-    nodes = cfg.scheme.get("teachers") or []
-    if not nodes:
-        raise KdrunError("scheme.teachers is empty; give at least two model nodes, e.g. [${teacher}, ${teacher}]")
-    for i, node in enumerate(nodes):
-        model_spec(node.get("arch"), f"scheme.teachers[{i}].arch")
+MEMBERS_KEY = "scheme.teachers"
 
 
-def check_logit_method(ctx: SchemeContext, members: list) -> None:
-    """Fail before any training if the method needs features, which an ensemble does not have."""
-    student = ctx.model("student")
-    info = MethodContext(student.feature_info, members[0].feature_info, ctx.data.info, ctx.data.train_targets,
-                         student_arch=ctx.cfg.student.arch, teacher_arch="ensemble")
-    method = build_method(ctx.cfg, info)
-    if method.has_terms and ctx.cfg.distill.beta > 0 and (method.needs.features or method.needs.preact):
-        raise KdrunError(f"method={ctx.cfg.method.name} needs the teacher's features, but scheme=ensemble "
-                         f"gives only averaged soft targets; use a logit method (e.g. method=kd) or distill.beta=0")
+class Ensemble(Scheme):
+    name = "ensemble"
+    stage_names = ("teacher", "baseline", "distilled")
+    requires = {"distilled": ("teacher",)}
+    primary = "distilled"
 
+    def __init__(self, teachers: list[dict[str, Any]] = ()) -> None:
+        self.teachers = list(teachers)
 
-def ensemble(ctx: SchemeContext) -> Iterator[Stage]:
-    wanted = needed(ctx.cfg.stages, REQUIRES)
-    teacher = None
-    if "teacher" in wanted:
-        nodes = list(ctx.cfg.scheme.teachers)
-        members = [ctx.model(f"scheme.teachers[{i}]", seed_offset=i, node=n) for i, n in enumerate(nodes)]
-        check_logit_method(ctx, members)
-        for i, (node, member) in enumerate(zip(nodes, members)):
-            yield ctx.supervised_stage(f"teacher{i + 1}", "teacher member", f"scheme.teachers[{i}]", member,
-                                       node=node, seed_offset=i, loads_checkpoint=True)
-        teacher = Ensemble(members, T=ctx.cfg.distill.T)
-        stage = ctx.eval_stage("teacher", "teacher", "+".join(n.arch for n in nodes), teacher)
-        stage.info["members"] = len(members)
-        yield stage
-    if "baseline" in wanted:
-        yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
-    if "distilled" in wanted:
-        student = ctx.model("student")
-        method = ctx.method(student, teacher.members[0], teacher_arch="ensemble")
-        stage = ctx.distill_stage("distilled", "distilled", student, teacher, method)
-        stage.info["teacher_stage"] = "teacher"
-        yield stage
+    def check(self, cfg: DictConfig) -> None:
+        super().check(cfg)
+        if not self.teachers:
+            raise KdrunError("scheme.teachers is empty; give at least two model nodes, e.g. [${teacher}, ${teacher}]")
+        for i, node in enumerate(self.teachers):
+            arch_info(node.get("arch"), f"{MEMBERS_KEY}[{i}].arch")
+
+    def pairs(self, cfg: DictConfig) -> list[Pair]:
+        # the method is built with the first member's features (see stages); it may use only logits
+        return [Pair(f"{MEMBERS_KEY}[0]", "student", "distilled", logits_only=True)] \
+            if "distilled" in self.wanted(cfg) else []
+
+    def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
+        from kdrun.models.ensemble import EnsembleModel
+
+        wanted = self.wanted(ctx.cfg)
+        teacher = None
+        if "teacher" in wanted:
+            nodes = list(ctx.cfg.scheme.teachers)
+            members = [ctx.model(f"{MEMBERS_KEY}[{i}]", seed_offset=i, node=n) for i, n in enumerate(nodes)]
+            for i, (node, member) in enumerate(zip(nodes, members)):
+                yield ctx.supervised_stage(f"teacher{i + 1}", "teacher member", f"{MEMBERS_KEY}[{i}]", member,
+                                           node=node, seed_offset=i, loads_checkpoint=True)
+            teacher = EnsembleModel(members, T=ctx.cfg.distill.T)
+            stage = ctx.eval_stage("teacher", "teacher", "+".join(n.arch for n in nodes), teacher)
+            stage.info["members"] = len(members)
+            yield stage
+        if "baseline" in wanted:
+            yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
+        if "distilled" in wanted:
+            student = ctx.model("student")
+            method = ctx.method(student, teacher.members[0], teacher_arch="ensemble")
+            stage = ctx.distill_stage("distilled", "distilled", student, teacher, method)
+            stage.info["teacher_stage"] = "teacher"
+            yield stage

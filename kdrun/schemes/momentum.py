@@ -20,97 +20,60 @@ a row (``momentum/student``, ``momentum/ema``).
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from omegaconf import DictConfig
 
-from kdrun.build import build_mix, loss_weights, optim_settings
-from kdrun.engine.stage import Stage
-from kdrun.engine.task import Batch, Progress, StepOutput, Task
 from kdrun.errors import KdrunError
-from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import DistillTask
-from kdrun.schemes.requires import needed
+from kdrun.schemes.base import Pair, Scheme
 
-STAGES = ("baseline", "momentum")
-
-
-def rampup(t: float) -> float:
-    """exp(-5 (1 - t)^2) for t in [0, 1], then 1 (the mean teacher's sigmoid ramp-up)."""
-    return 1.0 if t >= 1 else math.exp(-5.0 * (1.0 - max(t, 0.0)) ** 2)
+if TYPE_CHECKING:
+    from kdrun.engine.stage import Stage
+    from kdrun.schemes.context import SchemeContext
 
 
-class MomentumTask(Task):
-    """A distillation task whose teacher is the EMA of its student, updated after every optimizer step."""
-
-    def __init__(self, inner: DistillTask, ema: nn.Module, decay: float, warmup_epochs: float) -> None:
-        super().__init__()
-        self.inner, self.ema = inner, ema  # ema is inner's (frozen) teacher, registered here to be checkpointed
-        self.decay, self.warmup_epochs = decay, warmup_epochs
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.inner.student
-
-    @property
-    def eval_models(self) -> dict[str, nn.Module]:
-        return {"student": self.inner.student, "ema": self.ema}
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return self.inner.trainable_parameters()
-
-    def train(self, mode: bool = True) -> "MomentumTask":
-        super().train(mode)
-        self.ema.eval()  # a teacher: always in eval mode
-        return self
-
-    def forward(self, batch: Batch, progress: Progress) -> StepOutput:
-        out = self.inner(batch, progress)
-        t = ((progress.epoch - 1) + progress.step / max(progress.steps_per_epoch, 1)) / self.warmup_epochs \
-            if self.warmup_epochs > 0 else 1.0
-        ramp = rampup(t)
-        if ramp < 1.0:  # only the distillation part is ramped; CE keeps its weight
-            ce = self.inner.weights.ce_weight * out.terms["ce"] if "ce" in out.terms else 0.0
-            out.loss = ce + ramp * (out.loss - ce)
-        return out
-
-    @torch.no_grad()
-    def after_step(self) -> None:
-        self.steps += 1
-        d = min(self.decay, 1.0 - 1.0 / (int(self.steps) + 1))
-        student = self.inner.student.state_dict()
-        for name, value in self.ema.state_dict().items():
-            if value.is_floating_point():
-                value.mul_(d).add_(student[name].detach(), alpha=1.0 - d)
-            else:
-                value.copy_(student[name])
-
-
-def check(cfg) -> None:
-    decay, warmup = cfg.scheme.get("decay"), cfg.scheme.get("warmup_epochs")
-    if not isinstance(decay, (int, float)) or not 0 <= decay < 1:
-        raise KdrunError(f"scheme.decay={decay} must be in [0, 1) (the EMA keeps decay * itself each step; e.g. 0.999)")
-    if not isinstance(warmup, (int, float)) or warmup < 0:
-        raise KdrunError(f"scheme.warmup_epochs={warmup} must be >= 0 (epochs over which distillation ramps up)")
-
-
-def momentum(ctx: SchemeContext) -> Iterator[Stage]:
+class Momentum(Scheme):
     """A label-only baseline (shared with other runs) and the student trained with its own EMA as teacher."""
-    wanted = needed(ctx.cfg.stages, {})
-    if "baseline" in wanted:
-        yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
-    if "momentum" in wanted:
-        student = ctx.model("student")  # the baseline's initial weights: only the teacher differs
-        ema = copy.deepcopy(student)
-        method = ctx.method(student, ema, teacher_arch=ctx.cfg.student.arch)
-        inner = DistillTask(student, ema, method, loss_weights(ctx.cfg), mix=build_mix(ctx.cfg.distill))
-        s = ctx.cfg.scheme
-        task = MomentumTask(inner, ema, float(s.decay), float(s.warmup_epochs))
-        stage = Stage("momentum", "momentum", ctx.cfg.student.arch, ctx.cfg.method.name, task,
-                      ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg.trainer), needs_index=method.needs.sample_index)
-        stage.info.update(decay=float(s.decay), warmup_epochs=float(s.warmup_epochs))
-        yield stage
+
+    name = "momentum"
+    stage_names = ("baseline", "momentum")
+    primary = "momentum"
+
+    def __init__(self, decay: float = 0.999, warmup_epochs: float = 5) -> None:
+        self.decay, self.warmup_epochs = decay, warmup_epochs
+
+    def check(self, cfg: DictConfig) -> None:
+        super().check(cfg)
+        decay, warmup = self.decay, self.warmup_epochs
+        if not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+            raise KdrunError(f"scheme.decay={decay} must be in [0, 1) (the EMA keeps decay * itself each step; "
+                             "e.g. 0.999)")
+        if not isinstance(warmup, (int, float)) or warmup < 0:
+            raise KdrunError(f"scheme.warmup_epochs={warmup} must be >= 0 (epochs over which distillation ramps up)")
+
+    def pairs(self, cfg: DictConfig) -> list[Pair]:
+        return [Pair("student", "student", "momentum")] if "momentum" in self.wanted(cfg) else []
+
+    def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
+        import copy
+
+        from kdrun.build import build_mix, loss_weights, optim_settings
+        from kdrun.engine.stage import Stage
+        from kdrun.schemes.distill_task import DistillTask
+        from kdrun.schemes.momentum_task import MomentumTask
+
+        wanted = self.wanted(ctx.cfg)
+        if "baseline" in wanted:
+            yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
+        if "momentum" in wanted:
+            student = ctx.model("student")  # the baseline's initial weights: only the teacher differs
+            ema = copy.deepcopy(student)
+            method = ctx.method(student, ema, teacher_arch=ctx.cfg.student.arch)
+            inner = DistillTask(student, ema, method, loss_weights(ctx.cfg), mix=build_mix(ctx.cfg.distill))
+            task = MomentumTask(inner, ema, float(self.decay), float(self.warmup_epochs))
+            stage = Stage("momentum", "momentum", ctx.cfg.student.arch, ctx.cfg.method.name, task,
+                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg.trainer),
+                          needs_index=method.needs.sample_index)
+            stage.info.update(decay=float(self.decay), warmup_epochs=float(self.warmup_epochs))
+            yield stage

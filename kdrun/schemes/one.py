@@ -30,141 +30,55 @@ cnn1d); a student that does not is refused in one line.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from omegaconf import OmegaConf
-from torch import nn
+from omegaconf import DictConfig
 
-from kdrun.build import build_model, optim_settings
-from kdrun.engine.stage import Stage
-from kdrun.engine.task import Batch, Progress, StepOutput, Task
 from kdrun.errors import KdrunError, choice_error
-from kdrun.methods.kd import kd_loss
-from kdrun.models.base import KDModel
-from kdrun.models.registry import list_models, model_spec
-from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.requires import needed
+from kdrun.schemes.base import Scheme
 
-STAGES = ("baseline", "one")
+if TYPE_CHECKING:
+    from kdrun.engine.stage import Stage
+    from kdrun.schemes.context import SchemeContext
+
 VARIANTS = ("one", "collaborative")
 
 
-def pooled(h: torch.Tensor) -> torch.Tensor:
-    """(B, C, ...) -> (B, C): the gate's view of the trunk output."""
-    return h.flatten(2).mean(2) if h.dim() > 2 else h
-
-
-def scale_grad(h: torch.Tensor, factor: float) -> torch.Tensor:
-    """``h`` forward; its gradient times ``factor`` backward (Song and Chai's ILR rescaling)."""
-    return h * factor + h.detach() * (1.0 - factor)
-
-
-class Branches(nn.Module):
-    """The student with its last stage copied into ``n`` branches, and (for ONE) a gate."""
-
-    def __init__(self, model: KDModel, n: int, gate: bool) -> None:
-        super().__init__()
-        trunk, head, channels = model.split_last_stage()
-        self.model = model  # branch 1: the trunk and the model's own last stage, deployable as is
-        self.extra_heads = nn.ModuleList(copy.deepcopy(head) for _ in range(n - 1))
-        self.gate = nn.Sequential(nn.Linear(channels, n), nn.BatchNorm1d(n), nn.ReLU()) if gate else None
-        object.__setattr__(self, "_parts", (trunk, head))  # views of self.model's modules, not registered twice
-        self.n = n
-
-    @property
-    def heads(self) -> list[nn.Module]:
-        return [self._parts[1], *self.extra_heads]
-
-    def forward_all(self, x: torch.Tensor, trunk_grad: float = 1.0) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Every branch's logits and the ensemble's."""
-        h = self._parts[0](x)
-        shared = h if trunk_grad == 1.0 else scale_grad(h, trunk_grad)
-        logits = [head(shared) for head in self.heads]
-        if self.gate is None:
-            return logits, torch.stack(logits).mean(0)
-        g = F.softmax(self.gate(pooled(h)), dim=1)
-        return logits, sum(g[:, i : i + 1] * z for i, z in enumerate(logits))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The ensemble's logits: what the ``ensemble`` row deploys."""
-        return self.forward_all(x)[1]
-
-
-class OneTask(Task):
-    def __init__(self, net: Branches, variant: str, T: float, beta: float) -> None:
-        super().__init__()
-        self.net, self.variant, self.T, self.beta = net, variant, T, beta
-
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.net.model
-
-    @property
-    def eval_models(self) -> dict[str, nn.Module]:
-        return {"branch1": self.net.model, "ensemble": self.net}
-
-    def forward(self, batch: Batch, progress: Progress) -> StepOutput:
-        if self.variant == "one":
-            logits, z_e = self.net.forward_all(batch.x)
-            target = z_e.detach()
-            terms = {"ce_ensemble": F.cross_entropy(z_e, batch.y)}
-            for i, z in enumerate(logits, 1):
-                terms[f"ce_branch{i}"] = F.cross_entropy(z, batch.y)
-                terms[f"kl_branch{i}"] = kd_loss(z, target, self.T)
-            loss = sum(terms.values())
-        else:
-            logits, z_e = self.net.forward_all(batch.x, trunk_grad=1.0 / self.net.n)
-            probs = [F.softmax(z.detach() / self.T, dim=1) for z in logits]
-            terms, loss = {}, logits[0].new_zeros(())
-            for i, z in enumerate(logits):
-                others = torch.stack([p for j, p in enumerate(probs) if j != i]).mean(0)
-                terms[f"ce_head{i + 1}"] = F.cross_entropy(z, batch.y)
-                terms[f"kl_head{i + 1}"] = kd_loss(z, torch.log(others.clamp_min(1e-12)) * self.T, self.T)
-                loss = loss + (1 - self.beta) * terms[f"ce_head{i + 1}"] + self.beta * terms[f"kl_head{i + 1}"]
-        return StepOutput(loss, logits[0], terms)
-
-
-def check(cfg) -> None:
-    s = cfg.scheme
-    if s.get("variant") not in VARIANTS:
-        raise choice_error("scheme.variant", s.get("variant"), VARIANTS)
-    n = s.get("branches")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-        raise KdrunError(f"scheme.branches={n} must be an integer >= 2 (the paper uses 3)")
-    if not isinstance(s.get("T"), (int, float)) or not s.T > 0:
-        raise KdrunError(f"scheme.T={s.get('T')} must be > 0 (ONE uses 3, collaborative learning 2)")
-    if not isinstance(s.get("beta"), (int, float)) or not 0 <= s.beta <= 1:
-        raise KdrunError(f"scheme.beta={s.get('beta')} must be in [0, 1] (collaborative learning's KL weight)")
-
-
-def branched_student(ctx: SchemeContext) -> Branches:
-    model = ctx.model("student")
-    if not model.declares_last_stage:
-        raise KdrunError(f"scheme=one needs a student that declares its last stage, to branch it; "
-                         f"student={ctx.cfg.student.arch} does not; these do: {', '.join(_declaring(ctx))}")
-    return Branches(model, int(ctx.cfg.scheme.branches), gate=ctx.cfg.scheme.variant == "one")
-
-
-def _declaring(ctx: SchemeContext) -> list[str]:
-    """The architectures for this dataset that declare their last stage (built to find out: error path only)."""
-    names = list_models(input_kind=ctx.data.info.input_kind)
-    nodes = {name: OmegaConf.create({"arch": name, **model_spec(name).defaults}) for name in names}
-    return [name for name, node in nodes.items() if build_model(node, ctx.data.info, "student").declares_last_stage]
-
-
-def one(ctx: SchemeContext) -> Iterator[Stage]:
+class One(Scheme):
     """A label-only baseline (shared with other runs), then the branched student trained in one stage."""
-    wanted = needed(ctx.cfg.stages, {})
-    net = branched_student(ctx) if "one" in wanted else None  # refused before anything trains
-    if "baseline" in wanted:
-        yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
-    if net is not None:
-        s = ctx.cfg.scheme
-        task = OneTask(net, s.variant, float(s.T), float(s.beta))
-        stage = Stage("one", s.variant, ctx.cfg.student.arch, s.variant, task, ctx.epochs(ctx.cfg.trainer.epochs),
-                      optim_settings(ctx.cfg.trainer))
-        stage.info.update(branches=net.n, variant=str(s.variant))
-        yield stage
+
+    name = "one"
+    stage_names = ("baseline", "one")
+    primary = "one"
+
+    def __init__(self, variant: str = "one", branches: int = 3, T: float = 3.0, beta: float = 0.5) -> None:
+        self.variant, self.branches, self.T, self.beta = variant, branches, T, beta
+
+    def check(self, cfg: DictConfig) -> None:
+        super().check(cfg)
+        if self.variant not in VARIANTS:
+            raise choice_error("scheme.variant", self.variant, VARIANTS)
+        n = self.branches
+        if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+            raise KdrunError(f"scheme.branches={n} must be an integer >= 2 (the paper uses 3)")
+        if not isinstance(self.T, (int, float)) or not self.T > 0:
+            raise KdrunError(f"scheme.T={self.T} must be > 0 (ONE uses 3, collaborative learning 2)")
+        if not isinstance(self.beta, (int, float)) or not 0 <= self.beta <= 1:
+            raise KdrunError(f"scheme.beta={self.beta} must be in [0, 1] (collaborative learning's KL weight)")
+
+    def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
+        from kdrun.build import optim_settings
+        from kdrun.engine.stage import Stage
+        from kdrun.schemes.one_task import OneTask, branched_student
+
+        wanted = self.wanted(ctx.cfg)
+        net = branched_student(ctx, self.branches, self.variant == "one") if "one" in wanted else None
+        if "baseline" in wanted:  # the refusal above comes before anything trains
+            yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
+        if net is not None:
+            task = OneTask(net, self.variant, float(self.T), float(self.beta))
+            stage = Stage("one", self.variant, ctx.cfg.student.arch, self.variant, task,
+                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg.trainer))
+            stage.info.update(branches=net.n, variant=self.variant)
+            yield stage

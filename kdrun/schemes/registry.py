@@ -1,53 +1,81 @@
-"""The registry of schemes: each decides which models train and who teaches whom, and yields Stages.
+"""The schemes, and the one scheme a config selects.
 
-A scheme is selected with ``scheme=<name>`` (conf/scheme/<name>.yaml, which also sets the scheme's
-default ``stages``); ``SCHEME_STAGES`` lists the stages each scheme can run.
+A scheme is chosen with ``scheme=<name>``: ``conf/scheme/<name>.yaml`` names its class in
+``scheme._target_`` and sets its options and its default ``stages``. :data:`SCHEMES` lists the
+classes (a test keeps it equal to the config group); nothing here imports torch.
 """
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
-from kdrun.errors import KdrunError, choice_error
-from kdrun.schemes import assistant, born_again, ensemble, momentum, mutual, offline, one
+from kdrun.errors import KdrunError
+from kdrun.io import one_line
+from kdrun.schemes.assistant import Assistant
+from kdrun.schemes.base import Scheme
+from kdrun.schemes.born_again import BornAgain
+from kdrun.schemes.dml import DML
+from kdrun.schemes.ensemble import Ensemble
+from kdrun.schemes.momentum import Momentum
+from kdrun.schemes.offline import Offline
+from kdrun.schemes.one import One
 
-SCHEMES = {
-    "offline": offline.offline,
-    "born_again": born_again.born_again,
-    "dml": mutual.mutual,
-    "assistant": assistant.assistant,
-    "ensemble": ensemble.ensemble,
-    "momentum": momentum.momentum,
-    "one": one.one,
-}
-SCHEME_STAGES: dict[str, tuple[str, ...]] = {
-    "offline": offline.STAGES,
-    "born_again": born_again.STAGES,
-    "dml": mutual.STAGES,
-    "assistant": assistant.STAGES,
-    "ensemble": ensemble.STAGES,
-    "momentum": momentum.STAGES,
-    "one": one.STAGES,
-}
-SCHEME_CHECKS = {"offline": offline.check, "dml": mutual.peer_keys, "assistant": assistant.check,
-                 "ensemble": ensemble.check, "momentum": momentum.check, "one": one.check}
-STAGE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s for stages in SCHEME_STAGES.values() for s in stages))
+SCHEMES: tuple[type[Scheme], ...] = (Offline, BornAgain, DML, Assistant, Ensemble, Momentum, One)
+STAGE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s for scheme in SCHEMES for s in scheme.stage_names))
 
 
-def scheme_name(cfg: DictConfig) -> str:
-    return cfg.get("scheme", {}).get("name", "offline") if cfg.get("scheme") else "offline"
+def scheme_from_config(cfg: DictConfig) -> Scheme:
+    """The scheme ``cfg.scheme`` describes: its ``_target_`` class, built from its other keys but ``name``.
+
+    (Built here rather than in kdrun/build.py, which imports torch: preflight checks the scheme, and a
+    command must answer without loading torch.)
+    """
+    node = cfg.get("scheme")
+    if node is None or "_target_" not in node:
+        raise KdrunError("scheme has no _target_; choose one with scheme=<name>, valid choices: "
+                         + ", ".join(s.name for s in SCHEMES))
+    kwargs = OmegaConf.to_container(node, resolve=True)
+    name = kwargs.pop("name", None)
+    try:
+        scheme = instantiate(kwargs, _convert_="all")
+    except InstantiationException as e:
+        raise KdrunError(f"scheme={name} cannot be built: {one_line(e)}") from None
+    if not isinstance(scheme, Scheme):
+        raise KdrunError(f"scheme._target_={node._target_} is not a scheme (a subclass of kdrun.schemes.base.Scheme)")
+    if name is not None and name != scheme.name:
+        raise KdrunError(f"scheme.name={name} does not match scheme._target_={node._target_} (scheme {scheme.name})")
+    return scheme
 
 
-def check_scheme(cfg: DictConfig) -> None:
-    """The scheme exists, and every requested stage is one it runs (one-line errors, before any work)."""
-    name = scheme_name(cfg)
-    if name not in SCHEMES:
-        raise choice_error("scheme.name", name, SCHEMES)
-    for stage in cfg.stages:
-        if stage not in SCHEME_STAGES[name]:
-            raise choice_error("stages", stage, SCHEME_STAGES[name], f"(not a stage of scheme={name})")
-    generations = cfg.scheme.get("generations")
-    if generations is not None and generations < 2:
-        raise KdrunError(f"scheme.generations={generations} must be >= 2 (generation 1 is the baseline)")
-    if name in SCHEME_CHECKS:
-        SCHEME_CHECKS[name](cfg)
+def check_scheme(cfg: DictConfig) -> Scheme:
+    """The scheme exists, its options are valid and every requested stage is one it runs (one-line errors,
+    before any work); returns it."""
+    scheme = scheme_from_config(cfg)
+    scheme.check(cfg)
+    return scheme
+
+
+def check_before_data(cfg: DictConfig) -> None:
+    """The architecture/dataset/method checks of :meth:`SchemeContext.check_pairs`, run against the
+    dataset's static facts (kdrun/data/static_info.py) before anything is read, generated or downloaded.
+    A dataset kdrun cannot describe without loading it is checked later, once loaded. Imports torch
+    (the models are built on the meta device), so preflight runs it after every torch-free check."""
+    import torch
+
+    from kdrun.data.base import DataBundle
+    from kdrun.data.static_info import static_info
+    from kdrun.schemes.context import SchemeContext
+
+    try:
+        info = static_info(OmegaConf.to_container(cfg.dataset, resolve=True))
+    except MissingMandatoryValue:
+        return  # e.g. dataset=imagefolder without dataset.root: the builder says what is missing
+    if info is None:
+        return
+    # labels only size CRD's memory banks and its negative sampling: any balanced stand-in does
+    targets = torch.arange(max(info.num_train, info.num_classes)) % info.num_classes
+    scheme = scheme_from_config(cfg)
+    SchemeContext(cfg, DataBundle(info, None, None, targets)).check_pairs(scheme.pairs(cfg), scheme.name, on_meta=True)

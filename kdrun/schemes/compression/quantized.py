@@ -12,27 +12,22 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import replace
 from functools import partial
 from itertools import islice
 
 import torch
 from torch import nn
 
-from kdrun.build import optim_settings
 from kdrun.engine.finish import Deployment, evaluate_alone, evaluate_deployed
 from kdrun.engine.fit import EngineEnv
-from kdrun.methods.base import MethodContext
-from kdrun.methods.kd import KD
+from kdrun.engine.stage import Stage
 from kdrun.models.base import KDModel
 from kdrun.quant.exported import ExportedModel
 from kdrun.quant.measure import MeasureSettings
 from kdrun.quant.pt2e import (calibrate, convert, int8_state, kernel_counts, needs_reduced_range, prepare_ptq,
                               prepare_qat, save_int8)
-from kdrun.engine.stage import Stage
-from kdrun.methods.base import LossWeights
+from kdrun.schemes.compression.finetune import kd_finetune_stage
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import DistillTask
 
 QUANTIZER = "torchao X86InductorQuantizer (uint8 activations per tensor, int8 weights per channel)"
 KERNEL_TOLERANCE = 1.0  # top-1 points between int8 kernels and the reference graph (rounding differs slightly)
@@ -46,15 +41,10 @@ def qat_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name: st
     reduce_range = reduced_range(q)
     log.info("%s: capturing the student with torch.export for quantization-aware training", name)
     model = prepare_qat(student, example, reduce_range)
-    kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
-                          ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
-    task = DistillTask(model, teacher, kd, LossWeights(T=q.T, alpha=q.alpha, gamma=q.gamma, beta=0.0))
-    optim = replace(optim_settings(ctx.cfg.trainer), lr=q.lr, milestones=tuple(q.milestones))
     # the row names how its student was distilled (rkd+qat: the RKD student, then QAT with CE + KD)
-    stage = Stage(name, "quantized", ctx.cfg.student.arch, f"{ctx.cfg.method.name}+qat", task,
-                  ctx.epochs(q.epochs), optim, mixed_precision=False)
-    stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
-                      activation_bits=7 if reduce_range else 8)
+    stage = kd_finetune_stage(ctx, name, "quantized", f"{ctx.cfg.method.name}+qat", model, student, teacher, q,
+                              mixed_precision=False)
+    stage.info.update(precision="int8", quantizer=QUANTIZER, activation_bits=7 if reduce_range else 8)
     stage.deploy = partial(int8_deployment, model, example, name)
     return stage
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -20,17 +19,14 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from kdrun.build import optim_settings
 from kdrun.engine.finish import Deployment, evaluate_alone
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.stage import Stage
 from kdrun.io import atomic_path
-from kdrun.methods.base import LossWeights, MethodContext
-from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
 from kdrun.quant.measure import MeasureSettings
+from kdrun.schemes.compression.finetune import kd_finetune_stage
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import DistillTask
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
@@ -40,13 +36,8 @@ def pruned_stage(ctx: SchemeContext, student: KDModel, teacher: nn.Module, name:
     model = copy.deepcopy(student)
     weights = [(m, "weight") for m in model.modules() if isinstance(m, PRUNABLE)]
     prune.global_unstructured(weights, pruning_method=prune.L1Unstructured, amount=p.amount)
-    kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
-                          ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
-    task = DistillTask(model, teacher, kd, LossWeights(T=p.T, alpha=p.alpha, gamma=p.gamma, beta=0.0))
-    optim = replace(optim_settings(ctx.cfg.trainer), lr=p.lr, milestones=tuple(p.milestones))
-    stage = Stage(name, "pruned", ctx.cfg.student.arch, f"{ctx.cfg.method.name}+prune", task, ctx.epochs(p.epochs),
-                  optim)
-    stage.info.update(float_reference="distilled", target_sparsity=p.amount)
+    stage = kd_finetune_stage(ctx, name, "pruned", f"{ctx.cfg.method.name}+prune", model, student, teacher, p)
+    stage.info["target_sparsity"] = p.amount
     stage.deploy = partial(pruned_deployment, model, name)
     return stage
 

@@ -165,6 +165,9 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 
 def main() -> None:
+    # A log file on a full or read-only disk: no "--- Logging error ---" traceback per record (the
+    # library's advice for production); the write that matters fails in one line of its own.
+    logging.raiseExceptions = False
     args = sys.argv[1:]
     if args and args[0].split("=")[0] == "--list":
         _print_listing(args)

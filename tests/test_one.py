@@ -75,7 +75,8 @@ def test_collaborative_heads_learn_from_the_others_and_rescale_the_trunk_gradien
 
 
 def test_a_student_without_a_declared_last_stage_is_refused_in_one_line(tmp_path):
-    cfg = compose_config([*TINY, f"paths.outputs={tmp_path}", "scheme=one", "student=vgg8", "teacher=resnet8"])
+    cfg = compose_config(["debug=fast", "dataset=digits", f"paths.outputs={tmp_path}", "scheme=one", "student=vgg8",
+                          "teacher=resnet8"])
     with pytest.raises(KdrunError, match="student=vgg8 does not; these do: .*resnet8") as e:
         branched_student(SchemeContext(cfg, build_data(cfg)), 3, gate=True)
     assert "\n" not in str(e.value) and "vgg8," not in str(e.value)

@@ -55,8 +55,9 @@ def test_no_model_between_is_one_line_naming_the_option():
 def test_every_scheme_builds_its_stages_for_the_pair_without_options(scheme, pair, tmp_path):
     cfg = compose_config([*QUICK, f"paths.outputs={tmp_path}", f"scheme={scheme}", *PAIRS[pair]])
     ctx = SchemeContext(cfg, build_data(cfg))
-    ctx.check_pair()
-    assert set(cfg.stages) <= {s.name for s in scheme_from_config(cfg).stages(ctx)}
+    scheme = scheme_from_config(cfg)
+    ctx.check_pairs(scheme.pairs(cfg), scheme.name)
+    assert set(cfg.stages) <= {s.name for s in scheme.stages(ctx)}
 
 
 @pytest.mark.slow

@@ -167,6 +167,9 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 
 def main() -> None:
+    # A log file on a full or read-only disk: no "--- Logging error ---" traceback per record (the
+    # library's advice for production); the write that matters fails in one line of its own.
+    logging.raiseExceptions = False
     args = sys.argv[1:]
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
         print(f"kdrun {kdrun.__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")

@@ -62,6 +62,11 @@ def _check_teacher(cfg: DictConfig) -> None:
                          f"(mdistiller's cifar_teachers.tar layout); set teachers_dir=null to train the teacher")
 
 
+# distill.teacher_outputs (kdrun/engine/teacher_outputs.py): where the teacher's logits come from
+TEACHER_OUTPUT_MODES = ("auto", "compute", "replay")
+TEACHER_OUTPUT_PRECISIONS = ("fp32", "fp16")
+
+
 def _check_distill(d: DictConfig) -> None:
     if d.T is None or d.T <= 0:
         raise KdrunError(f"distill.T={d.T} must be > 0 (the softmax temperature; the reference value is 4)")
@@ -95,6 +100,10 @@ def _check_distill_data(d: DictConfig) -> None:
     if spec is not None and not isinstance(spec, DictConfig) and not Path(str(spec)).expanduser().is_dir():
         raise KdrunError(f"distill.transfer_set={spec}: directory not found; give a folder of images, "
                          "a {_target_: ...} dataset node, or null")
+    if d.get("teacher_outputs", "compute") not in TEACHER_OUTPUT_MODES:
+        raise choice_error("distill.teacher_outputs", d.teacher_outputs, TEACHER_OUTPUT_MODES)
+    if d.get("teacher_outputs_precision", "fp32") not in TEACHER_OUTPUT_PRECISIONS:
+        raise choice_error("distill.teacher_outputs_precision", d.teacher_outputs_precision, TEACHER_OUTPUT_PRECISIONS)
 
 
 def _check_trainer(t: DictConfig) -> None:

@@ -129,7 +129,7 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
     env.reporter.start_epoch(epoch, len(loader))
     lr = optimizer.param_groups[0]["lr"]
     train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, amp, epoch, stage.epochs,
-                            env.reporter)
+                            env.reporter, after_step=task.after_step)
     scheduler.step()
     check_weights(task, epoch)
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank

@@ -20,8 +20,8 @@ from kdrun.schemes.one_task import Branches, OneTask, branched_student, scale_gr
 DECLARING = ["resnet8", "wrn_16_1", "mlp"]
 
 
-def model(arch: str = "mlp"):
-    torch.manual_seed(0)
+def model(arch: str = "mlp", seed: int = 0):
+    torch.manual_seed(seed)
     kwargs = {"hidden": [12, 8]} if arch == "mlp" else {}
     return create_model(arch, num_classes=5, in_channels=1, input_size=(8, 8), **kwargs)
 
@@ -29,10 +29,11 @@ def model(arch: str = "mlp"):
 @pytest.mark.parametrize("arch", DECLARING)
 def test_branch1_is_the_student_and_the_others_copy_its_last_stage(arch):
     student = model(arch)
-    net = Branches(student, 3, gate=True).eval()
+    net = Branches(student, 3, gate=True, donors=[model(arch, 1), model(arch, 2)]).eval()
     x = torch.randn(4, 1, 8, 8)
     logits, ensemble = net.forward_all(x)
-    assert torch.allclose(logits[0], student(x)) and all(torch.allclose(z, logits[0], atol=1e-6) for z in logits)
+    assert torch.allclose(logits[0], student(x))
+    assert not torch.allclose(logits[1], logits[0]) and not torch.allclose(logits[2], logits[1])  # initialized apart
     head_params = [{id(p) for p in head.parameters()} for head in net.heads]
     assert head_params[0].isdisjoint(head_params[1]) and head_params[1].isdisjoint(head_params[2])
     g = F.softmax(net.gate(net._parts[0](x).flatten(2).mean(2) if arch != "mlp" else net._parts[0](x)), dim=1)
@@ -42,8 +43,9 @@ def test_branch1_is_the_student_and_the_others_copy_its_last_stage(arch):
 
 
 def test_one_loss_is_the_papers_and_its_targets_are_detached():
-    net = Branches(model(), 3, gate=True)
+    net = Branches(model(), 3, gate=True)  # no donors: the copied heads are reset
     task = OneTask(net, "one", T=3.0, beta=0.5)
+    assert not torch.equal(net.extra_heads[0].fc.weight, net.heads[0].fc.weight)
     batch = Batch(torch.randn(6, 1, 8, 8), torch.randint(0, 5, (6,)))
     out = task(batch, Progress(1, 1))
     logits, z_e = net.forward_all(batch.x)

@@ -2,7 +2,8 @@
 Ensemble", NeurIPS 2018 (reference code: github.com/Lan1991Xu/ONE_NeurIPS2018). One stage, no
 pre-trained teacher.
 
-The student's last stage is copied into N branches that share its lower layers (the trunk). A gate
+The student's last stage is copied into N branches that share its lower layers (the trunk); each
+branch is initialized on its own (branch i from seed + i - 1), as in the reference code. A gate
 (one linear layer on the globally pooled trunk output, batch norm, ReLU, softmax) weights the
 branches' logits into the ensemble teacher ``z_e = sum_i g_i z_i``. The loss is
 

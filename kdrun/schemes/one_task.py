@@ -32,11 +32,23 @@ def scale_grad(h: torch.Tensor, factor: float) -> torch.Tensor:
 class Branches(nn.Module):
     """The student with its last stage copied into ``n`` branches, and (for ONE) a gate."""
 
-    def __init__(self, model: KDModel, n: int, gate: bool) -> None:
+    def __init__(self, model: KDModel, n: int, gate: bool, donors: list[KDModel] | None = None) -> None:
+        """``donors``: n - 1 more models of the student's architecture, initialized apart, whose last stages
+        become branches 2..n (the reference code initializes every branch on its own: identical copies
+        would get identical gradients and never differ without a gate). Without donors, copies of the last
+        stage with their parameters reset."""
         super().__init__()
         trunk, head, channels = model.split_last_stage()
         self.model = model  # branch 1: the trunk and the model's own last stage, deployable as is
-        self.extra_heads = nn.ModuleList(copy.deepcopy(head) for _ in range(n - 1))
+        if donors is None:
+            donors_heads = [copy.deepcopy(head) for _ in range(n - 1)]
+            for h in donors_heads:
+                for m in h.modules():
+                    if hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+        else:
+            donors_heads = [d.split_last_stage()[1] for d in donors]
+        self.extra_heads = nn.ModuleList(donors_heads)
         self.gate = nn.Sequential(nn.Linear(channels, n), nn.BatchNorm1d(n), nn.ReLU()) if gate else None
         object.__setattr__(self, "_parts", (trunk, head))  # views of self.model's modules, not registered twice
         self.n = n
@@ -95,11 +107,12 @@ class OneTask(Task):
 
 
 def branched_student(ctx: SchemeContext, branches: int, gate: bool) -> Branches:
-    model = ctx.model("student")
+    model = ctx.model("student")  # the baseline's initial weights; branch i starts from seed + i - 1
     if not model.declares_last_stage:
         raise KdrunError(f"scheme=one needs a student that declares its last stage, to branch it; "
                          f"student={ctx.cfg.student.arch} does not; these do: {', '.join(_declaring(ctx))}")
-    return Branches(model, int(branches), gate=gate)
+    donors = [ctx.model("student", seed_offset=i) for i in range(1, int(branches))]
+    return Branches(model, int(branches), gate=gate, donors=donors)
 
 
 def _declaring(ctx: SchemeContext) -> list[str]:

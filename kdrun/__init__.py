@@ -1,3 +1,8 @@
 """kdrun: a config-driven runner for knowledge-distillation experiments."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("kdrun")  # the installed distribution's version (pyproject.toml)
+except PackageNotFoundError:  # sources used without installing them
+    __version__ = "0+unknown"

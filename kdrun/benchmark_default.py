@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sys
 
+from kdrun.models.catalog import ARCHS
+
 BENCHMARK = ("dataset=cifar100", "trainer=cifar")
 
 
@@ -27,12 +29,8 @@ def _choices(parsed: list, group: str) -> list[str] | None:
 
 
 def _is_image(arch: str) -> bool:
-    from kdrun.models.registry import model_spec  # only when a command names both models
-
-    try:
-        return model_spec(arch).input_kind == "image"
-    except Exception:  # an unknown name: the config checks report it with the valid choices
-        return False
+    info = ARCHS.get(arch)  # an unknown name is not: the config checks report it with the valid choices
+    return info is not None and info.input_kind == "image"
 
 
 def benchmark_overrides(parsed: list) -> list[str]:

@@ -22,7 +22,8 @@ from kdrun.errors import KdrunError
 from kdrun.io import one_line
 from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.models.registry import RESERVED_MODEL_KEYS, create_model, list_models, model_spec
+from kdrun.models.catalog import RESERVED_MODEL_KEYS
+from kdrun.models.registry import create_model, list_models, model_spec
 from kdrun.quant.measure import MeasureSettings
 
 
@@ -124,6 +125,22 @@ def measure_settings(cfg: DictConfig) -> MeasureSettings:
     """The ``measure`` node: how deployed models are sized and timed."""
     node = OmegaConf.to_container(cfg.measure, resolve=True)
     return MeasureSettings(**{**node, "batch_sizes": tuple(node["batch_sizes"])})
+
+
+def teacher_outputs_key(cfg: DictConfig, info: DataInfo, device: torch.device, world: tuple[int, int]
+                        ) -> dict[str, Any]:  # fmt: skip
+    """Everything but the teacher's weights that defines its logits in a distillation stage: the inputs
+    (data, augmentation, seed, batch sizes, mix, transfer set, data-parallel shard ``world``=(rank, size))
+    and how they are computed (device, AMP). See kdrun/engine/teacher_outputs.py."""
+    d = OmegaConf.to_container(cfg.distill, resolve=True)
+    dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
+               if k not in ("root", "download")}
+    return {"dataset": dataset, "num_classes": info.num_classes, "seed": cfg.seed,
+            "batch_size": cfg.trainer.batch_size, "max_train_batches": cfg.trainer.get("max_train_batches"),
+            "mix": d.get("mix"), "mix_alpha": d.get("mix_alpha") if d.get("mix") else None,
+            "transfer_set": d.get("transfer_set"), "transfer_size": d.get("transfer_size"),
+            "transfer_batch_size": transfer_batch_size(cfg), "device": device.type, "amp": cfg.device.amp,
+            "rank": world[0], "world_size": world[1]}
 
 
 def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: float | None = None,

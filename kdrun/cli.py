@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 import shutil
 import sys
 from importlib import resources
@@ -22,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
+import kdrun
 from kdrun.benchmark_default import apply_benchmark_default
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
@@ -165,7 +167,13 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
 
 def main() -> None:
+    # A log file on a full or read-only disk: no "--- Logging error ---" traceback per record (the
+    # library's advice for production); the write that matters fails in one line of its own.
+    logging.raiseExceptions = False
     args = sys.argv[1:]
+    if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
+        print(f"kdrun {kdrun.__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
+        return
     if args and args[0].split("=")[0] == "--list":
         _print_listing(args)
         return

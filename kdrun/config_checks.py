@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
-from kdrun.models.registry import model_spec
+from kdrun.models.catalog import arch_info
 
 DEVICE_TYPES = ("auto", "cpu", "cuda")
 AMP_CHOICES = ("auto", None, "bf16", "fp16")
@@ -28,7 +28,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     _check_distill(cfg.distill)
     _check_select(cfg)
     for key in ("teacher", "student"):
-        model_spec(cfg[key].arch, f"{key}.arch")
+        arch_info(cfg[key].arch, f"{key}.arch")
         ckpt = cfg[key].get("checkpoint")
         if ckpt and not Path(ckpt).is_file():
             raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth checkpoint file")
@@ -60,6 +60,11 @@ def _check_teacher(cfg: DictConfig) -> None:
     if not path.is_file():
         raise KdrunError(f"teachers_dir={teachers_dir} holds no {cfg.teacher.arch} teacher: expected {path} "
                          f"(mdistiller's cifar_teachers.tar layout); set teachers_dir=null to train the teacher")
+
+
+# distill.teacher_outputs (kdrun/engine/teacher_outputs.py): where the teacher's logits come from
+TEACHER_OUTPUT_MODES = ("auto", "compute", "replay")
+TEACHER_OUTPUT_PRECISIONS = ("fp32", "fp16")
 
 
 def _check_distill(d: DictConfig) -> None:
@@ -95,6 +100,10 @@ def _check_distill_data(d: DictConfig) -> None:
     if spec is not None and not isinstance(spec, DictConfig) and not Path(str(spec)).expanduser().is_dir():
         raise KdrunError(f"distill.transfer_set={spec}: directory not found; give a folder of images, "
                          "a {_target_: ...} dataset node, or null")
+    if d.get("teacher_outputs", "compute") not in TEACHER_OUTPUT_MODES:
+        raise choice_error("distill.teacher_outputs", d.teacher_outputs, TEACHER_OUTPUT_MODES)
+    if d.get("teacher_outputs_precision", "fp32") not in TEACHER_OUTPUT_PRECISIONS:
+        raise choice_error("distill.teacher_outputs_precision", d.teacher_outputs_precision, TEACHER_OUTPUT_PRECISIONS)
 
 
 def _check_trainer(t: DictConfig) -> None:

@@ -1,13 +1,14 @@
 """Config options generated from code (one source of truth each), registered into Hydra's ConfigStore.
 
-* ``teacher=`` and ``student=``: every architecture of the model registry becomes
+* ``teacher=`` and ``student=``: every architecture of the model registry (as listed, torch-free, in
+  ``kdrun/models/catalog.py``) becomes
   ``teacher/<name>`` and ``student/<name>``, holding ``arch``, an optional ``checkpoint`` and the
   architecture's own options (e.g. ``hidden`` for ``mlp``), so ``kdrun teacher=mlp
   teacher.hidden=[1200,1200]`` works (likewise ``assistant/<name>`` for scheme=assistant's
   middle model). The teacher also has ``lr``: its learning rate when kdrun
   trains it (null = ``trainer.lr``), because the reference recipe trains the teachers at 0.05 while
   lowering the lr of some students (MobileNetV2, ShuffleNets) to 0.01 (trainer=cifar sets both from
-  the registry's ``recipe_lr``).
+  the catalog's ``recipe_lr``).
 * ``experiment=``: a preset for every cell of the published benchmark tables
   (:mod:`kdrun.benchmarks.presets`, generated from ``kdrun/benchmarks/*.yaml``).
 """
@@ -20,13 +21,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from kdrun.data.cache_dir import data_root
-from kdrun.models.registry import list_models, model_spec, recipe_lr
+from kdrun.models.catalog import arch_info, list_archs, recipe_lr
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 
 
 def model_node(name: str, group: str = "student") -> dict:
-    spec = model_spec(name)
+    spec = arch_info(name)
     extra = {"lr": None} if group == "teacher" else {}
     return {"arch": name, "checkpoint": None, **extra, **spec.defaults}
 
@@ -38,7 +39,7 @@ def register_resolvers() -> None:
 
     ``${kdrun.data_root:}``: ``paths.data``, the per-user data cache (kdrun/data/cache_dir.py).
     ``${kdrun.recipe_lr:<recipe>,<arch>,<base lr>}``: an architecture's own lr in a training recipe
-    (the model registry's ``recipe_lr``; trainer=cifar uses it for trainer.lr and teacher.lr).
+    (the architecture's ``recipe_lr`` in kdrun/models/catalog.py; trainer=cifar uses it for trainer.lr and teacher.lr).
     """
     if not OmegaConf.has_resolver("kdrun.name"):
         OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
@@ -81,7 +82,7 @@ def register_configs() -> None:
     register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir, paths.data, trainer=cifar's lr
     _share_store_between_compositions()
     cs = ConfigStore.instance()
-    for name in list_models():
+    for name in list_archs():
         for group in MODEL_GROUPS:
             cs.store(group=group, name=name, node=model_node(name, group))
     register_presets()

@@ -84,8 +84,10 @@ def save_atomic(obj: Any, path: str | os.PathLike, what: str = "a checkpoint") -
     _write_atomic(path, lambda f: torch.save(obj, f), what)
 
 
-def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> dict[str, Any]:
-    """Load a checkpoint without executing code from it; a bad file is a one-line error naming it."""
+def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint",
+                    remedy: str = "replace it with an intact copy") -> dict[str, Any]:
+    """Load a checkpoint without executing code from it; a bad file is a one-line error naming it and
+    saying what to do (``remedy``)."""
     import torch
 
     path = Path(path)
@@ -95,7 +97,7 @@ def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> dict[st
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle with code, random bytes ...
         raise KdrunError(f"{key}={path} is corrupt, truncated or not a weights-only checkpoint "
-                         f"({one_line(e, limit=160, lines=1)})") from None
+                         f"({one_line(e, limit=160, lines=1)}); {remedy}") from None
     if not isinstance(obj, dict):
         raise KdrunError(f"{key}={path} holds a {type(obj).__name__}, expected a dict of weights")
     return obj

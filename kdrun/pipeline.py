@@ -48,8 +48,8 @@ def speed_settings(cfg: DictConfig, data, device: torch.device) -> SpeedSettings
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
     threads = apply_threads(threads_for(d.get("threads"), cpu_cores(), parallel_processes(ranks)))
     on_device = batch_on_device(cfg.trainer.get("loader", "auto"), data.train, device)
-    return SpeedSettings(amp=resolve_amp(d.amp, device),
-                         channels_last=resolve_channels_last(d.get("channels_last", "auto"), device, data.info.input_kind),
+    channels_last = resolve_channels_last(d.get("channels_last", "auto"), device, data.info.input_kind)
+    return SpeedSettings(amp=resolve_amp(d.amp, device), channels_last=channels_last,
                          tf32=apply_tf32(d.get("tf32", True), device), threads=threads,
                          compile=bool(cfg.trainer.get("compile", False)),
                          data_path="device" if on_device else "dataloader")

@@ -106,10 +106,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if teachers_dir:
         extra.append(f"teachers_dir={teachers_dir}")
     sweep_dir = _sweep_dir(args, "run", presets, extra)
-    code = kdrun_multirun(presets, _csv(args.seeds), sweep_dir, extra, args.dry_run)
+    code = kdrun_multirun(presets, _csv(args.seeds), sweep_dir, extra + _packing(args, extra), args.dry_run)
     if not args.dry_run:
         print(report(find_runs(sweep_dir)))
     return code
+
+
+def _packing(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """``--jobs``: runs at once, on the GPUs this machine has. ``auto``: as many as fit in their free memory at
+    device.job_memory GiB each (kdrun checks it again, and spreads them over the GPUs); 1 without a GPU.
+    Not part of the sweep folder's name: a table resumes with any number of jobs at once."""
+    if any(o.startswith(("hydra/launcher=", "hydra.launcher.")) for o in extra):
+        return []  # the user chose a launcher
+    jobs = args.jobs
+    if jobs == "auto":
+        from kdrun.distributed.packing import GIB, free_gpu_memory
+
+        memory = next((float(o.split("=", 1)[1]) for o in extra if o.startswith("device.job_memory=")), 4.0)
+        jobs = str(sum(int(free // (memory * GIB)) for free in free_gpu_memory()) or 1)
+    return [] if int(jobs) <= 1 else ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={int(jobs)}"]
 
 
 def cmd_teachers(args: argparse.Namespace) -> int:
@@ -185,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--sweep-dir", help=f"where the multirun writes (default: {OUT}/<table>/<kind>-<hash of the "
                                            "command>, so re-running a command resumes it)")
         s.add_argument("--dry-run", action="store_true", help="print the kdrun command only")
+        s.add_argument("--jobs", default="auto", help="runs at once (joblib launcher); auto: as many as fit in the "
+                                                      "GPUs' free memory at device.job_memory GiB each, 1 on a CPU")
         s.add_argument("overrides", nargs="*", help="kdrun overrides, after --")
     run.add_argument("--teachers-dir", default="auto",
                      help="trained teachers in mdistiller's layout; auto = the `teachers` export if present; none")

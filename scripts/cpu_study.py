@@ -1,12 +1,11 @@
 """Every distillation method on the embedded MNIST-1D, several seeds, on a CPU: a study that runs anywhere.
 
-Teacher: ``cnn1d`` (64-64-64). Student: a narrow ``cnn1d`` (8-8-8 by default), so
-that every feature method has maps to work with (an MLP student has none) and there is a gap to close
-(a 16-16-16 student already reaches 93%). FSP needs equal channel counts at every stage, so
-its row uses a same-width student (64-64-64) and is compared with that student's own baseline.
-Teacher and students have batch norm (``teacher.norm=batch student.norm=batch``) like every CIFAR model:
-without it the narrow student diverges under most losses at lr 0.05 (``--norm none`` repeats that study;
-docs/cpu_study.md has both). ``--width`` sets the narrow students' channels (8: 8-8-8).
+Teacher: ``cnn1d`` 64-64-64. Student: a narrow ``cnn1d`` (16-16-16 by default, ``--width``), so that every
+feature method has maps to work with (an MLP student has none) and there is a gap to close. FSP needs equal
+channel counts at every stage, so its row uses a same-width student (64-64-64) and is compared with that
+student's own baseline. Teacher and students have batch norm (``teacher.norm=batch student.norm=batch``)
+like every CIFAR model: without it the narrow student diverges under most losses at lr 0.05
+(``--norm none --width 8`` repeats that first study; docs/cpu_study.md has both).
 Every method keeps its reference settings (loss weights, 30-epoch init stages) and the trainer is
 kdrun's default 30-epoch MNIST-1D recipe (lr 0.05): nothing is tuned. As in the published tables,
 every method distils on the labeled training set only (``distill.transfer_size=0``). ``--lr 0.02`` repeats the study
@@ -45,7 +44,7 @@ LABELS = {"kd": "KD", "fitnet": "FitNet", "at": "AT", "sp": "SP", "cc": "CC", "v
           "fsp": "FSP"}
 
 
-def sweeps(seeds: str, lr: float | None = None, norm: str = "batch", width: int = 8) -> dict[str, list[str]]:
+def sweeps(seeds: str, lr: float | None = None, norm: str = "batch", width: int = 16) -> dict[str, list[str]]:
     """name -> kdrun multirun overrides."""
     # the rows compared here only, and the published protocol: distillation on the labeled training set
     # (no transfer set, which the default MNIST-1D experiment adds)
@@ -108,7 +107,7 @@ def _row_line(row: str, group: list[Job], norm: str, width: int) -> str:
             f"| {_verdict(deltas)} |")
 
 
-def table(runs: list[Job], lr: float | None, norm: str = "batch", width: int = 8) -> str:
+def table(runs: list[Job], lr: float | None, norm: str = "batch", width: int = 16) -> str:
     """One row per method: distilled top-1, its baseline, and the per-seed difference (paired by seed)."""
     distilled = [r for r in runs if r.status == COMPLETED and "distilled" in r.stages]
     by_row: dict[str, list[Job]] = {}
@@ -146,7 +145,7 @@ def main() -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--lr", type=float, help="the students' lr (default: the recipe's 0.05)")
     p.add_argument("--norm", choices=NORMS, default="batch", help="teacher.norm and student.norm (default: batch)")
-    p.add_argument("--width", type=int, default=8, help="the narrow students' channels per layer (default: 8)")
+    p.add_argument("--width", type=int, default=16, help="the narrow students' channels per layer (default: 16)")
     p.add_argument("--also", nargs="*", default=[], help="more roots whose runs join the table (e.g. other seeds)")
     p.add_argument("--jobs", type=int, default=1, help="jobs at once (>1: Hydra's joblib launcher)")
     p.add_argument("--root", default="outputs/cpu_study", help="where the runs and the shared cache go")

@@ -103,7 +103,7 @@ def test_batched_and_dataloader_paths_give_the_same_batches(tmp_path, num_worker
     """CIFAR files in the real format: the on-device path equals the DataLoader path (workers, per-item
     seeds) batch for batch, and a fresh loader at epoch 2 (a resumed run) equals the running one."""
     write_cifar100(tmp_path, n_train=20)
-    train = load_cifar100(str(tmp_path)).train
+    train = load_cifar100(str(tmp_path), verify=False).train
     assert isinstance(train, ImageTensors) and train.x.dtype == torch.uint8
 
     def epoch(batched: bool, e: int, loader=None):

@@ -123,3 +123,12 @@ def test_published_checksums_are_torchvisions():
         archive = cifar.ARCHIVES[name]
         assert archive.md5 == cls.tgz_md5 and archive.url.startswith("https://")
         assert dict(archive.files) == {**dict(cls.train_list), **dict(cls.test_list), cls.meta["filename"]: cls.meta["md5"]}
+
+
+def test_unverified_files_are_fingerprinted_verified_ones_are_not(tmp_path, published):
+    """Cached teachers are keyed by the files of a user's own (unverified) CIFAR, not by a published one's place."""
+    load_cifar100(str(tmp_path / "a"), download=True)
+    assert load_cifar100(str(tmp_path / "a")).fingerprint is None
+    write_cifar100(tmp_path / "b", n_train=12)
+    own = load_cifar100(str(tmp_path / "b"), verify=False).fingerprint
+    assert own is not None and str((tmp_path / "b").resolve()) in own

@@ -180,6 +180,18 @@ def test_corrupt_cache_entry_is_retrained_by_the_next_run(here, capsys):
     assert results(here / "outputs" / "runs" / "c")["stages"]["teacher"]["source"] == "cache"
 
 
+def test_a_corrupt_checkpoint_says_what_to_do(tmp_path):
+    from kdrun.io import load_checkpoint
+
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(KdrunError) as e:
+        load_checkpoint(path, "checkpoint of stage teacher", remedy="delete it to train the stage again")
+    assert str(path) in str(e.value) and "delete it" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(KdrunError, match="replace it with an intact copy"):
+        load_checkpoint(path, "teacher.checkpoint")
+
+
 def _image_folder(root: Path, n: int) -> Path:
     from PIL import Image
 
@@ -204,6 +216,17 @@ def test_another_imagefolder_root_is_another_cache_key(tmp_path):
     (a / "train" / "a" / "extra.png").write_bytes((a / "train" / "a" / "0.png").read_bytes())
     grown = load_imagefolder(str(a), image_size=8).fingerprint
     assert supervised_cache_key(cfg, cfg.teacher, "imagefolder", data_fingerprint=grown) not in keys
+
+
+def test_a_run_on_another_imagefolder_root_trains_its_own_teacher(here, capsys):
+    args = ["debug=fast", "dataset=imagefolder", "dataset.image_size=8", "teacher=mlp", "teacher.hidden=[8]",
+            "stages=[teacher]", "measure.enabled=false"]
+    sources = []
+    for name, root in (("a", _image_folder(here / "a", 2)), ("b", _image_folder(here / "b", 3))):
+        code, err = kdrun([*args, f"dataset.root={root}", f"name={name}"], capsys)
+        assert code == 0, err
+        sources.append(results(here / "outputs" / "runs" / name)["stages"]["teacher"]["source"])
+    assert sources == ["trained", "trained"]  # B never reuses the teacher trained on A's images
 
 
 # --- no pickles from data folders -----------------------------------------------------------------
@@ -302,7 +325,7 @@ def small_tmpfs(tmp_path):
 
 
 def test_disk_full_on_a_real_small_tmpfs_keeps_the_old_file(small_tmpfs):
-    from kdrun.report.files import write_bytes_atomic
+    from kdrun.io import write_bytes_atomic
 
     if small_tmpfs is None:
         pytest.skip("cannot mount a tmpfs here; test_disk_full_during_training covers ENOSPC with a patched write")
@@ -316,8 +339,6 @@ def test_disk_full_on_a_real_small_tmpfs_keeps_the_old_file(small_tmpfs):
 
 def test_disk_full_during_training_is_one_line_and_loses_nothing(here, capsys, monkeypatch):
     """ENOSPC from a patched ``torch.save`` (the checkpoint write of epoch 2)."""
-    import kdrun.engine.checkpoint as checkpoint
-
     real_save, calls = torch.save, []
 
     def save(obj, f, *a, **kw):
@@ -327,12 +348,12 @@ def test_disk_full_during_training_is_one_line_and_loses_nothing(here, capsys, m
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(obj, f, *a, **kw)
 
-    monkeypatch.setattr(checkpoint.torch, "save", save)
+    monkeypatch.setattr(torch, "save", save)
     run_dir = here / "run"
     code, err = kdrun([*FAST, *TWO_EPOCHS, "stages=[teacher]", f"hydra.run.dir={run_dir}"], capsys)
     assert code == 2
     assert_one_line(err, "could not write a checkpoint", "No space left on device", "checkpoints/teacher/")
-    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    monkeypatch.setattr(torch, "save", real_save)
     ckpts = run_dir / "checkpoints" / "teacher"
     assert torch.load(ckpts / "last.pt", weights_only=True)["epoch"] == 1 and not temp_files(run_dir)
     assert torch.load(ckpts / "best.pt", weights_only=True)["epoch"] == 1

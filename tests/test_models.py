@@ -238,3 +238,15 @@ def test_cnn1d_norm_option_keeps_the_default_model() -> None:
     assert (features.preact[0] < 0).any() and torch.equal(features.stages[0], features.preact[0].relu())
     with pytest.raises(ValueError, match="norm=layer is not valid; valid choices: none, batch"):
         build(norm="layer")
+
+
+def test_the_torch_free_catalog_equals_the_registry():
+    """kdrun/models/catalog.py (read by config options, checks and --help without torch) holds every
+    registered architecture with the same facts; a mismatch names the line to write there."""
+    from kdrun.models.catalog import ARCHS, Arch
+
+    for name in list_models():
+        spec = model_spec(name)
+        want = Arch(name, spec.family, spec.input_kind, spec.defaults, spec.doc, spec.recipe_lr)
+        assert ARCHS.get(name) == want, f"kdrun/models/catalog.py needs: {want!r}"
+    assert sorted(ARCHS) == list_models()

@@ -101,6 +101,9 @@ def test_a_model_that_fails_to_compile_is_recorded_not_fatal(monkeypatch):
     result = latency(torch.nn.Linear(3, 2), {1: torch.randn(1, 3), 4: torch.randn(4, 3)}, s, compiled=Broken())
     assert set(result["eager_ms"]) == {"1", "4"} and all(v > 0 for v in result["eager_ms"].values())
     assert result["compiled_ms"] is None and result["compile_error"] == "RuntimeError: no C++ compiler"
+    # torch.utils.benchmark's blocks: the median lies within the recorded interquartile range
+    assert result["timer"] == "torch.utils.benchmark"
+    assert all(q1 <= result["eager_ms"][b] <= q3 for b, (q1, q3) in result["eager_iqr_ms"].items())
 
 
 @pytest.mark.slow

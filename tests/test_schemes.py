@@ -73,15 +73,19 @@ def test_one_name_per_scheme_yaml_file_and_class():
      [("teacher", "student", "distilled"), ("student", "student", "self_distilled")]),
     ("offline", "[baseline]", []),
     ("born_again", "[baseline,self_distilled]", [("student", "student", "self_distilled")]),
-    ("assistant", "[teacher,baseline,assistant,distilled]",
+    ("assistant assistant=cnn1d_small", "[teacher,baseline,assistant,distilled]",
      [("teacher", "assistant", "assistant"), ("assistant", "student", "distilled")]),
-    ("assistant", "[distilled]",  # distilled brings the assistant, which brings the teacher
+    ("assistant assistant=cnn1d_small", "[distilled]",  # distilled brings the assistant, which brings the teacher
      [("teacher", "assistant", "assistant"), ("assistant", "student", "distilled")]),
+    ("assistant", "[distilled]", []),  # no assistant= given: it is picked (and its pairs checked) with the data
+    ("momentum", "[baseline,momentum]", [("student", "student", "momentum")]),
+    ("one", "[baseline,one]", []),
     ("ensemble", "[teacher,baseline,distilled]", [("scheme.teachers[0]", "student", "distilled")]),
     ("dml", "[baseline,dml]", []),
 ])
 def test_every_scheme_declares_the_pairs_its_stages_distil(scheme, stages, pairs):
-    cfg = compose_config([f"scheme={scheme}", f"stages={stages}"])
+    scheme, *options = scheme.split()
+    cfg = compose_config([f"scheme={scheme}", f"stages={stages}", *options])
     declared = scheme_from_config(cfg).pairs(cfg)
     assert [(p.teacher, p.student, p.stage) for p in declared] == pairs
 

@@ -165,3 +165,20 @@ def test_cli_logs_the_share_and_refuses_feature_methods(workdir):
     assert shares == [1.0, 0.5]  # warm-up epoch, then half of every batch
     proc = run_kdrun([*TINY, *select, "method=rkd"], workdir, check=False)  # RKD: relations within the batch
     assert proc.returncode == 2 and "method=rkd uses features" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_share_is_a_tensorboard_scalar_of_its_own():
+    from kdrun.report.writer import _add_epoch_scalars
+
+    class Board:
+        def __init__(self):
+            self.tags = {}
+
+        def add_scalar(self, tag, value, step=None):
+            self.tags[tag] = value
+
+    tb = Board()
+    _add_epoch_scalars(tb, "distilled", 3, {"train_loss": 1.0, "train_kd": 0.5, "train_selected": 0.5,
+                                             "train_top1": 90.0, "val_top1": 80.0, "val_loss": 0.7, "lr": 0.05})
+    assert tb.tags["distilled/selected"] == 0.5 and "distilled/loss/selected" not in tb.tags
+    assert tb.tags["distilled/loss/kd"] == 0.5

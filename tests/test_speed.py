@@ -36,9 +36,33 @@ def test_threads_share_the_cores_between_processes(monkeypatch):
 
 def test_precision_and_layout_choices_on_the_cpu():
     assert resolve_amp("auto", CPU) is None and resolve_amp(None, CPU) is None and resolve_amp("bf16", CPU) == "bf16"
-    assert not resolve_channels_last("auto", CPU, "image") and resolve_channels_last("auto", torch.device("cuda"), "image")
+    cuda = torch.device("cuda")
+    assert not resolve_channels_last("auto", CPU, "image") and resolve_channels_last("auto", cuda, "image")
     assert not resolve_channels_last("auto", torch.device("cuda"), "signal")
     assert not resolve_channels_last(True, CPU, "signal") and resolve_channels_last(True, CPU, "image")
+
+
+def test_cuda_branches_decide_from_what_the_gpu_reports(monkeypatch):
+    """The CUDA-only decisions, with the GPU's answers stubbed (no GPU on the test machine)."""
+    from kdrun.engine.speed import apply_tf32
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_amp("auto", cuda) == "bf16" and resolve_amp(None, cuda) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert resolve_amp("auto", cuda) is None  # e.g. a V100: fp32 rather than emulated bf16
+    before = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    try:
+        assert apply_tf32(True, cuda) and torch.backends.cuda.matmul.fp32_precision == "tf32"
+        assert not apply_tf32(False, cuda) and torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert not apply_tf32(True, CPU)
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = before
+    data = TensorData(torch.zeros(1000, dtype=torch.uint8), torch.zeros(1000, dtype=torch.long))  # 9,000 bytes
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20_000, 10**9))
+    assert batch_on_device("auto", data, "cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10_000, 10**9))
+    assert not batch_on_device("auto", data, "cuda") and batch_on_device("device", data, "cuda")
 
 
 def test_data_path_choice():
@@ -111,8 +135,8 @@ def test_dataloader_option_gives_the_same_run_on_augmented_cifar(workdir):
     """Real CIFAR-100 files, augmented: batched on the device or through DataLoader workers, the
     run's every metric is the same (same views, same order)."""
     write_cifar100(workdir / "data", n_train=40, n_test=10)
-    common = ["dataset=cifar100", f"dataset.root={workdir / 'data'}", "teacher=resnet8", "student=resnet8",
-              "trainer.batch_size=8", "trainer.epochs=2", "trainer.max_train_batches=3", "stages=[baseline]",
+    common = ["dataset=cifar100", f"dataset.root={workdir / 'data'}", "dataset.verify=false", "teacher=resnet8",
+              "student=resnet8", "trainer.batch_size=8", "trainer.epochs=2", "trainer.max_train_batches=3", "stages=[baseline]",
               "measure.enabled=false"]
     run_kdrun([*common, "hydra.run.dir=a"], workdir)
     run_kdrun([*common, "trainer.loader=dataloader", "trainer.num_workers=2", "paths.outputs=o2",

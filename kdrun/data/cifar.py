@@ -22,7 +22,7 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from kdrun.data.augment import CropFlip
-from kdrun.data.base import DataBundle, DataInfo
+from kdrun.data.base import DataBundle, DataInfo, files_fingerprint
 from kdrun.data.download import Archive, fetch_archive, missing, verify_files
 from kdrun.data.files import read_split
 from kdrun.data.images import ImageTensors, hwc_to_chw
@@ -87,7 +87,9 @@ def _load(cls: type[CIFAR10], name: str, num_classes: int, root: str, download: 
     train = ImageTensors(hwc_to_chw(raw_train.data), raw_train.targets, mean, std, augment=CropFlip(padding=4))
     test = ImageTensors(hwc_to_chw(raw_test.data), raw_test.targets, mean, std)
     info = DataInfo(name, "image", 3, (32, 32), num_classes, len(train), len(test))
-    return DataBundle(info, train, test, train.y.clone(), train_transform=train_tf)
+    # verified files are the published dataset wherever they lie; unverified ones are the user's own files
+    files = None if verify else files_fingerprint(root_path, [folder / n for n, _ in ARCHIVES[name].files])
+    return DataBundle(info, train, test, train.y.clone(), train_transform=train_tf, fingerprint=files)
 
 
 def load_cifar10(root: str, download: bool = False, verify: bool = True) -> DataBundle:

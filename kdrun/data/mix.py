@@ -22,14 +22,19 @@ resumed run mixes exactly like an uninterrupted one.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
+# torch is imported where it is used: the config checks read MIX_KINDS without loading it
 MIX_KINDS = ("mixup", "cutmix")
 
 
 def draw_lambda(alpha: float) -> float:
     """lam ~ Beta(alpha, alpha), folded to [0.5, 1]."""
+    import torch
+
     concentration = torch.tensor(float(alpha))
     lam = float(torch.distributions.Beta(concentration, concentration).sample())
     return max(lam, 1.0 - lam)
@@ -47,6 +52,8 @@ def cutmix(x: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
     aspect ratio as the input). The box lies fully inside the input, placed uniformly (the CutMix
     paper samples its centre and clips it at the border, which makes boxes smaller on average).
     """
+    import torch
+
     spatial = x.shape[2:]
     if not spatial:  # vector inputs have no spatial layout to cut: nothing to paste
         return x
@@ -74,6 +81,8 @@ class BatchMix:
         self._mix = mixup if kind == "mixup" else cutmix
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
         lam = draw_lambda(self.alpha)
         perm = torch.randperm(len(x)).to(x.device)  # drawn on the CPU: same stream on every device
         return self._mix(x, lam, perm)

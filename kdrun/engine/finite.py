@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 import torch
 
+from kdrun.distributed.state import all_reduce_sum_, collective_device, world_size
 from kdrun.errors import KdrunError
 
 HINT = "lower trainer.lr, or the method's weight distill.beta"
@@ -61,7 +62,13 @@ class FiniteWatch:
         for _, values in steps:
             zero = next(iter(values.values())).new_zeros((), dtype=torch.float32)
             rows.append(torch.stack([values[k].float().sum() if k in values else zero for k in names]))
-        bad = (~torch.isfinite(torch.stack(rows))).cpu()  # the one sync
+        bad = ~torch.isfinite(torch.stack(rows))
+        if world_size() > 1:  # data-parallel: every rank stops together, or the others wait in a collective
+            total = bad.sum().to(collective_device(), torch.float64).reshape(1)
+            all_reduce_sum_(total)
+            if total.item() and not bad.any():
+                raise NonFiniteError("the loss on another data-parallel rank", epoch, steps[-1][0] + 1)
+        bad = bad.cpu()  # the one sync
         if not bad.any():
             return
         row = int(bad.any(1).nonzero()[0])

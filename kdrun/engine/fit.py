@@ -83,7 +83,8 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     last_path = ckpt_dir / "last.pt"
     state = {"epoch": 0, "best_top1": -1.0, "best_epoch": 0, "wall_time": 0.0, "history": []}
     if last_path.exists():
-        saved = load_checkpoint(last_path, f"checkpoint of stage {stage.name}")
+        saved = load_checkpoint(last_path, f"checkpoint of stage {stage.name}",
+                                remedy="delete it to train the stage again from its first epoch")
         task.load_state_dict(saved["task"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -128,7 +129,7 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
     env.reporter.start_epoch(epoch, len(loader))
     lr = optimizer.param_groups[0]["lr"]
     train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, amp, epoch, stage.epochs,
-                            env.reporter)
+                            env.reporter, after_step=task.after_step)
     scheduler.step()
     check_weights(task, epoch)
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank

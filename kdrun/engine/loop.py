@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,9 @@ def to_batch(raw: tuple | dict, device: torch.device) -> Batch:
 def train_one_epoch(
     task: Task | nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     device: torch.device, amp: str | None, epoch: int, epochs: int, reporter: ProgressReporter,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
+    """One epoch of optimizer steps; ``after_step`` runs after each (a momentum teacher's EMA update)."""
     task.train()
     meter = EpochMeter()
     watch = FiniteWatch()  # a diverged loss stops the stage (kdrun/engine/finite.py)
@@ -51,6 +53,8 @@ def train_one_epoch(
         else:
             out.loss.backward()
             optimizer.step()
+        if after_step is not None:
+            after_step()
         values = {"loss": out.loss, **out.terms}
         meter.update(len(batch.y), out.logits, batch.y, values)
         watch.record(step, values)

@@ -99,6 +99,9 @@ class Task(nn.Module):
     def forward(self, batch: Batch, progress: Progress) -> StepOutput:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def after_step(self) -> None:
+        """Called after every optimizer step (a momentum teacher follows the student here); default: nothing."""
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What the optimizer updates; by default every parameter of the task's modules."""
         return [p for p in self.parameters() if p.requires_grad]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -24,6 +26,16 @@ class KDModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x).logits
 
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
+        """``(trunk, head, channels)``: ``head(trunk(x)) == forward(x)``, both sharing this model's modules;
+        ``channels`` is the trunk output's channel count. Models that declare their last stage implement it
+        (schemes that branch a model, such as ONE, copy the head); the others raise NotImplementedError."""
+        raise NotImplementedError
+
+    @property
+    def declares_last_stage(self) -> bool:
+        return type(self).split_last_stage is not KDModel.split_last_stage
+
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -32,3 +44,17 @@ class KDModel(nn.Module):
 def conv_out(size: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> int:
     """Output length of a convolution or pooling along one axis."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+class Part(nn.Module):
+    """Some of a model's modules and the function that runs them: a trunk or a head sharing the model's
+    weights (a deep copy of a head is a new branch). ``run(part, x)`` is a module-level function."""
+
+    def __init__(self, run: Callable[..., torch.Tensor], **modules: nn.Module) -> None:
+        super().__init__()
+        self.run = run
+        for name, module in modules.items():
+            self.add_module(name, module)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(self, x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdrun.models.base import KDModel, conv_out
+from kdrun.models.base import KDModel, Part, conv_out
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import register_model
 
@@ -61,6 +61,20 @@ class CNN1D(KDModel):
         for i in range(len(self.convs)):
             x = torch.relu(self._layer(i, x))
         return self.fc(x.flatten(1))
+
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
+        trunk = Part(_trunk, convs=nn.ModuleList(self.convs[:-1]))
+        return trunk, Part(_head, conv=self.convs[-1], fc=self.fc), self.convs[-1].in_channels
+
+
+def _trunk(p: Part, x: torch.Tensor) -> torch.Tensor:
+    for conv in p.convs:
+        x = torch.relu(conv(x))
+    return x
+
+
+def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
+    return p.fc(torch.relu(p.conv(h)).flatten(1))
 
 
 @register_model(family="cnn1d", input_kind="signal", channels=[64, 64, 64], norm="none")

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from kdrun.models.base import KDModel
+from kdrun.models.base import KDModel, Part
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import register_model
 
@@ -41,6 +41,23 @@ class MLP(KDModel):
         for layer in self.layers:
             h = self.dropout(torch.relu(layer(h)))
         return self.fc(h)
+
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
+        """The trunk is every hidden layer but the last (just the flattening for one hidden layer)."""
+        trunk = Part(_trunk, layers=nn.ModuleList(self.layers[:-1]), dropout=self.dropout)
+        head = Part(_head, layer=self.layers[-1], dropout=self.dropout, fc=self.fc)
+        return trunk, head, self.layers[-1].in_features
+
+
+def _trunk(p: Part, x: torch.Tensor) -> torch.Tensor:
+    h = x.flatten(1)
+    for layer in p.layers:
+        h = p.dropout(torch.relu(layer(h)))
+    return h
+
+
+def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
+    return p.fc(p.dropout(torch.relu(p.layer(h))))
 
 
 @register_model(family="mlp", input_kind="any", hidden=[100, 100], dropout=0.0)

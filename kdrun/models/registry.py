@@ -1,9 +1,10 @@
 """The one registry of architectures.
 
 ``@register_model`` adds a builder; ``create_model`` builds it for a dataset's input shape and
-class count; ``list_models`` lists names. The ``teacher=`` and ``student=`` config options are
-generated from this registry (see ``kdrun/config_store.py``), so a new architecture is
-selectable, documented and tested the day it is registered.
+class count; ``list_models`` lists names. What is known about an architecture before building it
+(family, input kind, options, recipe lr) is also in the torch-free table ``kdrun/models/catalog.py``,
+which the config options (``kdrun/config_store.py``) and the config checks read; a test keeps the
+two equal, so a new architecture is selectable, documented and tested the day it is registered.
 """
 
 from __future__ import annotations
@@ -14,11 +15,7 @@ from typing import Any
 
 from kdrun.errors import choice_error
 from kdrun.models.base import KDModel
-
-# What input a model accepts: "image" (C, H, W), "signal" (C, L) or "any" (flattened).
-INPUT_KINDS = ("image", "signal", "any")
-# Keys of a teacher=/student= config node that are not the architecture's own options.
-RESERVED_MODEL_KEYS = ("arch", "checkpoint", "lr")
+from kdrun.models.catalog import INPUT_KINDS
 
 
 @dataclass(frozen=True)
@@ -81,14 +78,6 @@ def model_spec(name: str, key: str = "model") -> ModelSpec:
     if name not in _REGISTRY:
         raise choice_error(key, name, _REGISTRY)
     return _REGISTRY[name]
-
-
-def recipe_lr(recipe: str, arch: str, base: float) -> float:
-    """The lr of ``arch`` under trainer recipe ``recipe``: its own if it registered one, else ``base``.
-    An unknown ``arch`` gets ``base`` (the config checks report it with the valid choices)."""
-    _ensure_loaded()
-    spec = _REGISTRY.get(arch)
-    return spec.recipe_lr.get(recipe, base) if spec is not None else base
 
 
 def create_model(

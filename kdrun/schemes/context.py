@@ -11,10 +11,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kdrun.benchmarks.teachers import teacher_checkpoint
-from kdrun.build import build_method, build_mix, build_model, loss_weights, optim_settings, supervised_cache_key
+from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings, resolve_device,
+                         supervised_cache_key, teacher_outputs_key)
 from kdrun.data.base import DataBundle
+from kdrun.distributed.state import rank, world_size
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
+from kdrun.engine.teacher_outputs import TeacherLogits, weights_digest
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
@@ -112,9 +115,29 @@ class SchemeContext:
         if self.data.transfer is not None and task.labeled_method:
             log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "
                      "term only (%s)", self.cfg.method.name, "in use" if uses_transfer else "unused: distill.alpha=0")
-        return Stage(name, role, arch or self.cfg.student.arch, self.cfg.method.name, task,
-                     self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg.trainer),
-                     needs_index=method.needs.sample_index, uses_transfer=uses_transfer)
+        stage = Stage(name, role, arch or self.cfg.student.arch, self.cfg.method.name, task,
+                      self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg.trainer),
+                      needs_index=method.needs.sample_index, uses_transfer=uses_transfer)
+        task.outputs = self.teacher_outputs(task, student)
+        if task.outputs is not None:
+            stage.info["teacher_outputs"] = task.outputs.sources  # epochs replayed / recorded / computed
+        return stage
+
+    def teacher_outputs(self, task: DistillTask, student: KDModel) -> TeacherLogits | None:
+        """Replayed teacher logits for ``task`` (``distill.teacher_outputs``), or None: the teacher runs."""
+        d = self.cfg.distill
+        mode = d.get("teacher_outputs", "compute")
+        if mode == "compute" or not task.use_teacher:
+            return None
+        if not task.replayable:
+            log.info("distill.teacher_outputs=%s: method=%s needs the teacher's features, so the teacher runs",
+                     mode, self.cfg.method.name)
+            return None
+        parts = teacher_outputs_key(self.cfg, self.data.info, resolve_device(self.cfg.device), (rank(), world_size()))
+        if d.get("mix"):  # the mix draws from the generator a student's dropout also draws from
+            parts["student"] = weights_digest(student)
+        return TeacherLogits(task.teacher, task.teacher.model, f"{self.cfg.paths.cache}/teacher_outputs", parts,
+                             mode, d.get("teacher_outputs_precision", "fp32"))
 
     def init_stage(self, name: str, student: KDModel, teacher: KDModel, method: Method,
                    arch: str | None = None) -> Stage:

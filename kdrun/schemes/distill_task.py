@@ -61,6 +61,9 @@ class DistillTask(Task):
         self.labeled_method = self.use_method and method.needs.sample_index
         self.uses_distill_view = weights.alpha > 0 or (self.use_method and not self.labeled_method)
         self.select = select if self.uses_distill_view else None  # nothing to select when nothing distils
+        # The teacher's logits are all a step needs from it: they may be replayed (kdrun/engine/teacher_outputs.py)
+        self.replayable = self.use_teacher and not self.use_features and not self.labeled_method
+        self.outputs = None  # a TeacherLogits when distill.teacher_outputs is not 'compute'
 
     @property
     def eval_model(self) -> nn.Module:
@@ -80,10 +83,11 @@ class DistillTask(Task):
     def forward(self, batch: Batch, progress: Progress) -> StepOutput:
         x = self.distill_input(batch)
         if x is batch.x:
-            s, t = self._run(x, features=self.use_features, teacher=self.use_teacher)
+            s, t = self._run(x, features=self.use_features, teacher=self.use_teacher, progress=progress)
             labeled_s, labeled_t = s, t
         else:
-            s, t = self._run(x, features=self.use_features and not self.labeled_method, teacher=True)
+            s, t = self._run(x, features=self.use_features and not self.labeled_method, teacher=True,
+                             progress=progress)
             labeled_s, labeled_t = self._run(batch.x, features=self.labeled_method and self.use_features,
                                              teacher=self.labeled_method,
                                              grad=self.weights.ce_weight > 0 or self.labeled_method)
@@ -109,13 +113,15 @@ class DistillTask(Task):
         loss = sum(weighted[1:], weighted[0]) if weighted else labeled_s.logits.sum() * 0.0
         return StepOutput(loss, labeled_s.logits, terms)
 
-    def _run(self, x: torch.Tensor, features: bool, teacher: bool, grad: bool = True
-             ) -> tuple[Features, Features | None]:  # fmt: skip
+    def _run(self, x: torch.Tensor, features: bool, teacher: bool, grad: bool = True,
+             progress: Progress | None = None) -> tuple[Features, Features | None]:  # fmt: skip
         """Student (with gradient unless ``grad=False``) and, if asked, teacher on the same tensor ``x``."""
         preact = self.method.needs.preact
         # the teacher first: its activations are freed before the student's graph is built
         if features:
             t = self.teacher.features(x, preact=preact)
+        elif teacher and self.outputs is not None and progress is not None:
+            t = Features(logits=self.outputs(x, progress.epoch, progress.step, progress.steps_per_epoch))
         else:
             t = Features(logits=self.teacher(x)) if teacher else None
         with contextlib.nullcontext() if grad else torch.no_grad():

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from kdrun.errors import KdrunError
+from kdrun.models.catalog import arch_info
 from kdrun.schemes.base import Pair, Scheme
 
 if TYPE_CHECKING:
@@ -35,13 +36,11 @@ class Ensemble(Scheme):
         self.teachers = list(teachers)
 
     def check(self, cfg: DictConfig) -> None:
-        from kdrun.models.registry import model_spec
-
         super().check(cfg)
         if not self.teachers:
             raise KdrunError("scheme.teachers is empty; give at least two model nodes, e.g. [${teacher}, ${teacher}]")
         for i, node in enumerate(self.teachers):
-            model_spec(node.get("arch"), f"{MEMBERS_KEY}[{i}].arch")
+            arch_info(node.get("arch"), f"{MEMBERS_KEY}[{i}].arch")
 
     def pairs(self, cfg: DictConfig) -> list[Pair]:
         # the method is built with the first member's features (see stages); it may use only logits

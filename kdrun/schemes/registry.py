@@ -19,9 +19,11 @@ from kdrun.schemes.base import Scheme
 from kdrun.schemes.born_again import BornAgain
 from kdrun.schemes.dml import DML
 from kdrun.schemes.ensemble import Ensemble
+from kdrun.schemes.momentum import Momentum
 from kdrun.schemes.offline import Offline
+from kdrun.schemes.one import One
 
-SCHEMES: tuple[type[Scheme], ...] = (Offline, BornAgain, DML, Assistant, Ensemble)
+SCHEMES: tuple[type[Scheme], ...] = (Offline, BornAgain, DML, Assistant, Ensemble, Momentum, One)
 STAGE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s for scheme in SCHEMES for s in scheme.stage_names))
 
 

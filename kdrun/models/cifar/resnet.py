@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdrun.models.base import KDModel
+from kdrun.models.base import KDModel, Part
 from kdrun.models.cifar.common import conv_size, global_pool, image_size, init_kaiming, run_stages
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import register_model
@@ -95,6 +95,18 @@ class ResNet(KDModel):
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(global_pool(x))
+
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
+        trunk = Part(_trunk, conv1=self.conv1, bn1=self.bn1, layer1=self.layer1, layer2=self.layer2)
+        return trunk, Part(_head, layer3=self.layer3, fc=self.fc), self.feature_info.stage_channels[2]
+
+
+def _trunk(p: Part, x: torch.Tensor) -> torch.Tensor:
+    return p.layer2(p.layer1(F.relu(p.bn1(p.conv1(x)))))
+
+
+def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
+    return p.fc(global_pool(p.layer3(h)))
 
 
 def _build(

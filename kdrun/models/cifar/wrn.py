@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdrun.models.base import KDModel
+from kdrun.models.base import KDModel, Part
 from kdrun.models.cifar.common import conv_size, global_pool, image_size, init_he_normal
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import register_model
@@ -105,6 +105,19 @@ class WideResNet(KDModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block3(self.block2(self.block1(self.conv1(x))))
         return self.fc(global_pool(F.relu(self.bn1(x))))
+
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
+        trunk = Part(_trunk, conv1=self.conv1, block1=self.block1, block2=self.block2)
+        head = Part(_head, block3=self.block3, bn1=self.bn1, fc=self.fc)
+        return trunk, head, self.feature_info.stage_channels[2]
+
+
+def _trunk(p: Part, x: torch.Tensor) -> torch.Tensor:
+    return p.block2(p.block1(p.conv1(x)))
+
+
+def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
+    return p.fc(global_pool(F.relu(p.bn1(p.block3(h)))))
 
 
 @register_model(family="wrn", input_kind="image")

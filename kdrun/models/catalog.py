@@ -1,0 +1,122 @@
+"""What the architectures are, without building any: names, family, input kind, options, one line each.
+
+The model registry (``kdrun/models/registry.py``) binds each name to its builder, which means
+importing torch and the whole zoo. Everything decided before a run -- the ``teacher=``/``student=``
+config options, config checks, ``kdrun --help``, tab completion, preflight errors -- only needs these
+facts, so they live here too, in a table that imports nothing heavy. ``tests/test_models.py`` keeps
+it equal to the registry: a model registered without its line here (or with different facts) fails
+there, with the line to paste.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kdrun.errors import choice_error
+
+# What input a model accepts: "image" (C, H, W), "signal" (C, L) or "any" (flattened).
+INPUT_KINDS = ("image", "signal", "any")
+# Keys of a teacher=/student= config node that are not the architecture's own options.
+RESERVED_MODEL_KEYS = ("arch", "checkpoint", "lr")
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    family: str
+    input_kind: str
+    defaults: dict[str, Any] = field(default_factory=dict)  # the architecture's own options and their defaults
+    doc: str = ""  # the builder's first docstring line
+    # Learning rates a published training recipe uses for this architecture instead of its usual one,
+    # by recipe (trainer) name: RepDistiller's CIFAR recipe trains MobileNetV2/ShuffleNets at 0.01.
+    recipe_lr: dict[str, float] = field(default_factory=dict)
+
+
+ARCHS: dict[str, Arch] = {a.name: a for a in (
+    Arch('cnn1d', 'cnn1d', 'signal', {'channels': [64, 64, 64], 'norm': 'none'},
+         '1-D CNN for signals (MNIST-1D); ``channels`` sets the width of each conv layer, ``norm`` none|batch.'),
+    Arch('mlp', 'mlp', 'any', {'hidden': [100, 100], 'dropout': 0.0},
+         'Multi-layer perceptron on flattened inputs; ``hidden`` sets the layer widths.'),
+    Arch('mobilenetv2', 'mobilenetv2', 'image', {'width_mult': 0.5, 'expansion': 6},
+         "MobileNetV2 for CIFAR (default width 0.5, expansion 6: RepDistiller's mobile_half).",
+         recipe_lr={'cifar': 0.01}),
+    Arch('resnet110', 'resnet', 'image', {},
+         'ResNet-110 for CIFAR (stages 16-32-64).'),
+    Arch('resnet14', 'resnet', 'image', {},
+         'ResNet-14 for CIFAR (stages 16-32-64).'),
+    Arch('resnet20', 'resnet', 'image', {},
+         'ResNet-20 for CIFAR (stages 16-32-64).'),
+    Arch('resnet32', 'resnet', 'image', {},
+         'ResNet-32 for CIFAR (stages 16-32-64).'),
+    Arch('resnet32x4', 'resnet', 'image', {},
+         "ResNet-32, 4x wide (stem 32, stages 64-128-256), RepDistiller's teacher."),
+    Arch('resnet44', 'resnet', 'image', {},
+         'ResNet-44 for CIFAR (stages 16-32-64).'),
+    Arch('resnet50', 'resnet', 'image', {},
+         "ResNet-50 (bottleneck) with a CIFAR 3x3 stem, RepDistiller's ResNet50 teacher."),
+    Arch('resnet56', 'resnet', 'image', {},
+         'ResNet-56 for CIFAR (stages 16-32-64).'),
+    Arch('resnet8', 'resnet', 'image', {},
+         'ResNet-8 for CIFAR (stages 16-32-64).'),
+    Arch('resnet8x4', 'resnet', 'image', {},
+         "ResNet-8, 4x wide (stem 32, stages 64-128-256), RepDistiller's student."),
+    Arch('shufflenetv1', 'shufflenet', 'image', {},
+         'ShuffleNet v1 for CIFAR, groups 3 (stages 240-480-960).',
+         recipe_lr={'cifar': 0.01}),
+    Arch('shufflenetv2', 'shufflenet', 'image', {'net_size': 1.0},
+         'ShuffleNet V2 for CIFAR; ``net_size`` 1 gives stages 116-232-464 (sizes 0.2-2 as in the reference).',
+         recipe_lr={'cifar': 0.01}),
+    Arch('tv_resnet101', 'torchvision', 'image', {'weights': None},
+         "torchvision's resnet101 (ImageNet architecture; weights=hub|<file>: released weights)."),
+    Arch('tv_resnet152', 'torchvision', 'image', {'weights': None},
+         "torchvision's resnet152 (ImageNet architecture; weights=hub|<file>: released weights)."),
+    Arch('tv_resnet18', 'torchvision', 'image', {'weights': None},
+         "torchvision's resnet18 (ImageNet architecture; weights=hub|<file>: released weights)."),
+    Arch('tv_resnet34', 'torchvision', 'image', {'weights': None},
+         "torchvision's resnet34 (ImageNet architecture; weights=hub|<file>: released weights)."),
+    Arch('tv_resnet50', 'torchvision', 'image', {'weights': None},
+         "torchvision's resnet50 (ImageNet architecture; weights=hub|<file>: released weights)."),
+    Arch('tv_resnext50_32x4d', 'torchvision', 'image', {'weights': None},
+         "torchvision's resnext50_32x4d (ImageNet architecture; weights=hub|<file>: released weights)."),
+    Arch('tv_wide_resnet50_2', 'torchvision', 'image', {'weights': None},
+         "torchvision's wide_resnet50_2 (ImageNet architecture; weights=hub|<file>: released weights)."),
+    Arch('vgg11', 'vgg', 'image', {},
+         'VGG-11 with BN (configuration A).'),
+    Arch('vgg13', 'vgg', 'image', {},
+         "VGG-13 with BN (configuration B), RepDistiller's teacher."),
+    Arch('vgg16', 'vgg', 'image', {},
+         'VGG-16 with BN (configuration D).'),
+    Arch('vgg19', 'vgg', 'image', {},
+         'VGG-19 with BN (configuration E).'),
+    Arch('vgg8', 'vgg', 'image', {},
+         "VGG-8 with BN (one conv per block), RepDistiller's student."),
+    Arch('wrn_16_1', 'wrn', 'image', {},
+         'WRN-16-1 (stages 16-32-64).'),
+    Arch('wrn_16_2', 'wrn', 'image', {},
+         'WRN-16-2 (stages 32-64-128).'),
+    Arch('wrn_40_1', 'wrn', 'image', {},
+         'WRN-40-1 (stages 16-32-64).'),
+    Arch('wrn_40_2', 'wrn', 'image', {},
+         "WRN-40-2 (stages 32-64-128), RepDistiller's teacher."),
+)}
+
+
+def list_archs(family: str | None = None, input_kind: str | None = None) -> list[str]:
+    """Architecture names, sorted; ``input_kind`` keeps those that accept it (``any`` accepts all)."""
+    return sorted(n for n, a in ARCHS.items() if (family is None or a.family == family)
+                  and (input_kind is None or a.input_kind in (input_kind, "any")))
+
+
+def arch_info(name: str, key: str = "model") -> Arch:
+    """The facts of architecture ``name``; an unknown name is a one-line error naming ``key`` and the choices."""
+    if name not in ARCHS:
+        raise choice_error(key, name, ARCHS)
+    return ARCHS[name]
+
+
+def recipe_lr(recipe: str, arch: str, base: float) -> float:
+    """The lr of ``arch`` under trainer recipe ``recipe``: its own if it has one, else ``base``.
+    An unknown ``arch`` gets ``base`` (the config checks report it with the valid choices)."""
+    info = ARCHS.get(arch)
+    return info.recipe_lr.get(recipe, base) if info is not None else base

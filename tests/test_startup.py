@@ -1,0 +1,69 @@
+"""Every command answers without importing torch (issue 10): ``import kdrun.cli``, ``--help``, ``--cfg job``,
+``--version``, tab completion and the config errors preflight finds before any model is built.
+
+Each case runs in a fresh interpreter (this one may have torch loaded by other tests) and reports,
+at exit, whether torch or torchvision was imported. Only the method x architecture pair check
+builds models (on the meta device) and so imports torch; it runs after every torch-free check.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+PROBE = """
+import atexit, sys
+atexit.register(lambda: print("torch imported: " + str(sorted({"torch", "torchvision"} & set(sys.modules))),
+                              file=sys.stderr))
+sys.argv = ["kdrun", *sys.argv[1:]]
+from kdrun.cli import main
+main()
+"""
+
+
+def probe(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PROBE, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+
+
+def test_importing_the_cli_imports_no_torch():
+    code = "import sys, kdrun.cli; print(sorted({'torch', 'torchvision'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("args, code, output", [
+    (["--help"], 0, "teacher"),
+    (["--cfg", "job", "teacher=resnet8", "student=resnet8"], 0, "arch: resnet8"),
+    (["--version"], 0, "kdrun "),
+    (["teacher=nope"], 2, "teacher=nope"),
+    (["distill.T=-1"], 2, "distill.T=-1"),
+    (["scheme=born_again", "scheme.generations=1"], 2, "scheme.generations=1"),
+    (["stages=[nope]"], 2, "stages=nope"),
+])
+def test_commands_and_config_errors_answer_without_torch(args, code, output):
+    proc = probe(args)
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert output in proc.stdout + proc.stderr
+    assert "torch imported: []" in proc.stderr
+
+
+def test_tab_completion_answers_without_torch():
+    proc = probe(["-sc", "query=bash"], env={"COMP_LINE": "kdrun teacher=resnet1", "COMP_POINT": "21"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "teacher=resnet110" in proc.stdout and "teacher=resnet14" in proc.stdout
+    assert "torch imported: []" in proc.stderr
+
+
+def test_version_is_kdruns_own():
+    from importlib.metadata import version
+
+    proc = probe(["--version"])
+    assert proc.stdout.startswith(f"kdrun {version('kdrun')} ")

@@ -49,7 +49,7 @@ def test_folder_transfer_set_with_cutmix_on_cifar_files(workdir):
     write_cifar10(workdir / "data")
     write_png_tree(workdir / "unlabeled", {"a": ["x"]}, per_class=6, size=(20, 24))
     run_dir = workdir / "run"
-    run_kdrun(["debug=fast", "dataset=cifar10", "teacher=mlp", "student=mlp", "teacher.hidden=[16]",
+    run_kdrun(["debug=fast", "dataset=cifar10", "dataset.verify=false", "teacher=mlp", "student=mlp", "teacher.hidden=[16]",
                "student.hidden=[8]", "trainer.batch_size=4", f"distill.transfer_set={workdir / 'unlabeled'}",
                "distill.mix=cutmix", "stages=[teacher,distilled]", f"hydra.run.dir={run_dir}"], workdir)  # fmt: skip
     assert read_results(run_dir)["status"] == "completed"

@@ -55,6 +55,7 @@ def fail(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def hydra_app(cfg: DictConfig) -> float | None:
+    from kdrun.distributed.launch import launcher_rank
     from kdrun.distributed.state import is_main
 
     hc = HydraConfig.get()
@@ -62,7 +63,7 @@ def hydra_app(cfg: DictConfig) -> float | None:
     multirun = hc.mode == RunMode.MULTIRUN
     with contextlib.ExitStack() as held:
         try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
-            if is_main():
+            if is_main() and launcher_rank() == 0:  # the group may not exist yet: ask the launcher
                 held.enter_context(run_dir_lock(run_dir))
         except KdrunError as e:  # the folder is another process's: leave everything in it alone
             fail(str(e))

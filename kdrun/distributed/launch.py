@@ -55,6 +55,18 @@ def submitit_tasks() -> int:
     return submitit.JobEnvironment().num_tasks
 
 
+def launcher_rank() -> int:
+    """This process's global rank as its launcher announced it, before any process group exists
+    (torchrun's RANK, a submitit task's rank); 0 for a single process."""
+    if started_by_torchrun():
+        return int(os.environ["RANK"])
+    if submitit_tasks() > 1:
+        import submitit
+
+        return submitit.JobEnvironment().global_rank
+    return 0
+
+
 def backend_for(device_node: DictConfig) -> str:
     from kdrun.build import resolve_device
 

@@ -44,6 +44,7 @@ def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
         os.close(fd)
+        os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600: give the file the mode open() would
     except OSError as e:
         raise write_error(path, what, e) from None
     tmp = Path(name)
@@ -55,6 +56,15 @@ def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]
         if isinstance(e, OSError):
             raise write_error(path, what, e) from None
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once at import (umask has no getter; setting it is not thread-safe)
 
 
 def _write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None], what: str) -> None:

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from conftest import REPO, TINY
+from kdrun.engine.finite import is_divergence
 from kdrun.errors import KdrunError
 
 # A tiny run: teacher and baseline only, no timing, one short epoch each.
@@ -93,6 +94,7 @@ def test_diverging_run_stops_with_one_line_and_keeps_last_good_checkpoint(here, 
     line = assert_one_line(err, "stage teacher", "epoch 2, step 1", "'ce'", "not finite", "trainer.lr",
                            "distill.beta", "last.pt")
     assert results(run_dir)["status"] == "failed" and "not finite" in results(run_dir)["error"]
+    assert is_divergence(results(run_dir)["error"])  # what a study counts as diverged (scripts/cpu_study.py)
     saved = torch.load(run_dir / "checkpoints" / "teacher" / "last.pt", weights_only=True)
     assert saved["epoch"] == 1 and all(torch.isfinite(t).all() for t in saved["model"].values()), line
     cache = here / "outputs" / "cache"
@@ -100,7 +102,7 @@ def test_diverging_run_stops_with_one_line_and_keeps_last_good_checkpoint(here, 
 
 
 def test_finite_watch_names_the_first_bad_term_and_step():
-    from kdrun.engine.finite import FiniteWatch, NonFiniteError
+    from kdrun.engine.finite import FiniteWatch, NonFiniteError, is_divergence
 
     watch = FiniteWatch()
     one = torch.tensor(1.0)
@@ -109,6 +111,8 @@ def test_finite_watch_names_the_first_bad_term_and_step():
     with pytest.raises(NonFiniteError) as e:
         watch.check(epoch=3)
     assert "epoch 3, step 2" in str(e.value) and "'kd'" in str(e.value)
+    assert is_divergence(str(e.value)) and is_divergence(str(e.value.in_stage("distilled", "last.pt")))
+    assert not is_divergence(None) and not is_divergence("OSError: No space left on device: results.json")
     watch.record(2, {"loss": one})
     watch.check(epoch=3)  # the next interval starts clean
 

@@ -22,6 +22,8 @@ from kdrun.distributed.state import all_reduce_sum_, collective_device, world_si
 from kdrun.errors import KdrunError
 
 HINT = "lower trainer.lr, or the method's weight distill.beta"
+# Every NonFiniteError message holds this: a run's recorded error (results.json) says it diverged.
+NOT_FINITE = "is not finite (NaN or inf)"
 
 
 class NonFiniteError(KdrunError):
@@ -35,11 +37,16 @@ class NonFiniteError(KdrunError):
         where = f"stage {self.stage}, " if self.stage else ""
         at = f"epoch {self.epoch}, step {self.step}" if self.step is not None else f"end of epoch {self.epoch}"
         kept = f"; kept {self.kept} (last good epoch), nothing cached" if self.kept else ""
-        return f"{where}{at}: {self.what} is not finite (NaN or inf), training stopped; {HINT}{kept}"
+        return f"{where}{at}: {self.what} {NOT_FINITE}, training stopped; {HINT}{kept}"
 
     def in_stage(self, stage: str, kept: str = "") -> NonFiniteError:
         """The same error, naming the stage and the checkpoint left from its last good epoch."""
         return NonFiniteError(self.what, self.epoch, self.step, stage, kept)
+
+
+def is_divergence(error: str | None) -> bool:
+    """Whether a failed run's recorded error (results.json's ``error``) is the non-finite guard's."""
+    return bool(error) and NOT_FINITE in error
 
 
 class FiniteWatch:

@@ -1,0 +1,66 @@
+"""scripts/cpu_study.py: the commands it runs (seed by seed, kdrun's default recipe unless told) and the
+table's verdicts, counted into the summary line (a diverged run counts as diverged, never as a number)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from kdrun.engine.finite import NonFiniteError
+from kdrun.report.jobs import COMPLETED, FAILED, Job
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("cpu_study_script", REPO / "scripts" / "cpu_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seeds_run_in_order_with_the_default_transfer_set_unless_labeled_only(study, monkeypatch, tmp_path):
+    commands = []
+    monkeypatch.setattr(study.subprocess, "run", lambda cmd, **kw: commands.append(cmd) or _Done())
+    study.run_sweeps(tmp_path, ["1", "0"], jobs=2, extra=["debug=fast"], width=12)
+    sweep_dirs = [next(a for a in c if a.startswith("hydra.sweep.dir=")) for c in commands]
+    assert sweep_dirs == [f"hydra.sweep.dir={tmp_path / f'seed{s}' / n}" for s in "10" for n in ("methods", "crd_kd", "fsp")]
+    assert all("seed=1" in c for c in commands[:3]) and all("seed=0" in c for c in commands[3:])
+    assert not any(a.startswith("distill.transfer_size") for c in commands for a in c)  # the dataset's default
+    assert "student.channels=[12,12,12]" in commands[0] and "student.channels=[64,64,64]" in commands[2]
+    labeled = study.sweeps("0", labeled_only=True)
+    assert all("distill.transfer_size=0" in overrides for overrides in labeled.values())
+
+
+class _Done:
+    returncode = 1  # a sweep with a failed job: the study goes on to the next one
+
+
+def _run(method: str, seed: int, delta: float, alpha: float = 0.0, status: str = COMPLETED,
+         error: str | None = None) -> Job:
+    stages = {"teacher": {"last_top1": 97.0, "best_top1": 97.0, "params": 44234},
+              "baseline": {"last_top1": 90.0, "best_top1": 90.0, "params": 2000}}
+    if status == COMPLETED:
+        stages["distilled"] = {"last_top1": 90.0 + delta, "best_top1": 91.0 + delta, "params": 2000}
+    results = {"status": status, "seed": seed, "method": method, "distill": {"alpha": alpha}, "stages": stages}
+    return Job(Path(f"/runs/{method}{alpha}/{seed}"), status, error, results, config={"seed": seed})
+
+
+def test_summary_counts_rows_better_on_every_seed_and_diverged_rows(study):
+    nan = str(NonFiniteError("the loss term 'at'", epoch=2, step=5).in_stage("distilled", "last.pt"))
+    runs = [_run(m, s, +1.0) for m in ("kd", "sp", "pkt") for s in (0, 1)]
+    runs += [_run("rkd", 0, +1.0), _run("rkd", 1, -0.5)]  # mixed: not counted
+    runs += [_run("at", 0, +2.0), _run("at", 1, 0, status=FAILED, error=nan)]  # diverged on seed 1
+    runs += [_run("vid", 0, +1.0), _run("vid", 1, 0, status=FAILED, error="OSError: No space left on device")]
+    runs += [_run("crd", s, +1.0, alpha=1.0) for s in (0, 1)]  # CRD+KD: shown, not counted
+    text = study.table(runs, lr=None)
+    assert text.rstrip().endswith("rows beating the baseline on every seed: 3/14; diverged: 1 "
+                                  "(CRD+KD, not counted: yes)")
+    line = {row.split(" | ")[0].strip("| "): row for row in text.splitlines() if row.startswith("| ")}
+    assert line["AT"].endswith("| diverged (seed 1) |") and line["VID"].endswith("| failed (seed 1) |")
+    assert line["RKD"].endswith("| mixed |") and line["KD"].endswith("| +1.00 ± 0.00 | – | – | 2/2 | yes |")
+    assert line["FitNet"].endswith("| not run |")
+    # a row that ran on fewer seeds than the study never counts as better on every seed
+    assert "yes" not in study._verdict([1.0], seeds=2, failed=[])

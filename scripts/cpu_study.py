@@ -76,23 +76,34 @@ def narrow(width: int) -> str:
 
 
 def run_sweeps(root: Path, seeds: list[str], jobs: int, extra: list[str], **settings) -> None:
-    """Seed by seed, so that the seeds finished when time runs out make a table."""
+    """Seed by seed, so that the seeds finished when time runs out make a table. The one-job sweeps
+    (CRD+KD, FSP) run side by side when ``jobs`` > 1, so that no core idles while one of them trains."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     # One intra-op thread: these models are too small to gain from two, and on a busy machine the
     # second thread's spin-waiting cost ten times the CPU per step (measured: 7 ms vs 67 ms).
     env.setdefault("OMP_NUM_THREADS", "1")
     launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"] if jobs > 1 else []
     for seed in seeds:
-        for name, overrides in sweeps(seed, **settings).items():
-            # the same folders on every re-run: kdrun skips the finished jobs and resumes the others
-            command = [sys.executable, "-m", "kdrun", "-m", *overrides, f"paths.outputs={root}",
-                       f"hydra.sweep.dir={root / f'seed{seed}' / name}", *launcher, *extra]
-            print("$ " + " ".join(command), flush=True)
-            # a failed job (a diverged run among them) makes kdrun exit non-zero after its sweep: go on,
-            # the table shows it
-            code = subprocess.run(command, env=env, check=False).returncode
-            if code:
-                print(f"cpu_study: that sweep exited with {code}; the table shows its failed runs", flush=True)
+        commands = {name: [sys.executable, "-m", "kdrun", "-m", *overrides, f"paths.outputs={root}",
+                           # the same folders on every re-run: kdrun skips the finished jobs, resumes the others
+                           f"hydra.sweep.dir={root / f'seed{seed}' / name}", *launcher, *extra]
+                    for name, overrides in sweeps(seed, **settings).items()}
+        _run_side_by_side([commands["methods"]], env)
+        singles = [commands["crd_kd"], commands["fsp"]]
+        for i in range(0, len(singles), max(1, jobs)):
+            _run_side_by_side(singles[i:i + max(1, jobs)], env)
+
+
+def _run_side_by_side(commands: list[list[str]], env: dict[str, str]) -> None:
+    for command in commands:
+        print("$ " + " ".join(command), flush=True)
+    running = [subprocess.Popen(command, env=env) for command in commands]
+    for command, process in zip(commands, running):
+        # a failed job (a diverged run among them) makes kdrun exit non-zero after its sweep: go on,
+        # the table shows it
+        if process.wait():
+            where = next((a for a in command if a.startswith("hydra.sweep.dir=")), "")
+            print(f"cpu_study: {where} exited with {process.returncode}; the table shows its failed runs", flush=True)
 
 
 def row_of(run: Job) -> str:

@@ -21,21 +21,25 @@ def study():
     return module
 
 
-def test_seeds_run_in_order_with_the_default_transfer_set_unless_labeled_only(study, monkeypatch, tmp_path):
+def test_seeds_run_in_order_with_the_default_transfer_set_unless_labeled_only(study, monkeypatch, tmp_path, capsys):
     commands = []
-    monkeypatch.setattr(study.subprocess, "run", lambda cmd, **kw: commands.append(cmd) or _Done())
+    monkeypatch.setattr(study.subprocess, "Popen", lambda cmd, **kw: commands.append(cmd) or _Done())
     study.run_sweeps(tmp_path, ["1", "0"], jobs=2, extra=["debug=fast"], width=12)
     sweep_dirs = [next(a for a in c if a.startswith("hydra.sweep.dir=")) for c in commands]
     assert sweep_dirs == [f"hydra.sweep.dir={tmp_path / f'seed{s}' / n}" for s in "10" for n in ("methods", "crd_kd", "fsp")]
     assert all("seed=1" in c for c in commands[:3]) and all("seed=0" in c for c in commands[3:])
     assert not any(a.startswith("distill.transfer_size") for c in commands for a in c)  # the dataset's default
     assert "student.channels=[12,12,12]" in commands[0] and "student.channels=[64,64,64]" in commands[2]
+    assert "cpu_study: hydra.sweep.dir=" in capsys.readouterr().out  # a failed sweep is said, and the study goes on
     labeled = study.sweeps("0", labeled_only=True)
     assert all("distill.transfer_size=0" in overrides for overrides in labeled.values())
 
 
 class _Done:
     returncode = 1  # a sweep with a failed job: the study goes on to the next one
+
+    def wait(self) -> int:
+        return self.returncode
 
 
 def _run(method: str, seed: int, delta: float, alpha: float = 0.0, status: str = COMPLETED,

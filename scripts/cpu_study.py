@@ -223,6 +223,37 @@ def table(runs: list[Job], lr: float | None, norm: str = "batch", width: int = W
     return "\n".join(lines + ["", summary(verdict)]) + "\n"
 
 
+def _last_epoch(run: Job, stage: str) -> dict:
+    records = [m for m in run.metrics() if m.get("stage") == stage and "train_loss" in m]
+    return records[-1] if records else {}
+
+
+def loss_table(runs: list[Job]) -> str:
+    """What each row's training loss was made of at its last epoch (mean over seeds): the labels' CE and the
+    share of the loss that the distillation terms (KD and the method's, as weighted) made up."""
+    done, _, _ = verdicts(runs)
+    lines = ["| method | train CE | distillation terms' share of the loss | train top-1 |", "|---|---|---|---|"]
+    for row in ORDER:
+        ce, share, top1 = [], [], []
+        for run in done.get(row, []):
+            last = _last_epoch(run, "distilled")
+            distill = run.results.get("distill") or {}
+            gamma = distill.get("gamma")
+            gamma = 1 - (distill.get("alpha") or 0) if gamma is None else gamma  # Hinton's convention, as kdrun
+            if last and last["train_loss"]:
+                ce.append(last["train_ce"])
+                share.append(100 * (1 - gamma * last["train_ce"] / last["train_loss"]))
+                top1.append(last["train_top1"])
+        if ce:
+            lines.append(f"| {LABELS[row]} | {_fmt(Stat.of(ce))} | {_fmt(Stat.of(share))}% | {_fmt(Stat.of(top1))} |")
+    per_seed = {(r.seed, _size(r)): _last_epoch(r, "baseline") for r in runs if r.status == COMPLETED}
+    baseline = [m for (_, size), m in per_seed.items() if m and size == min(s for _, s in per_seed)]
+    if baseline:  # the narrow students' baseline, one per seed
+        lines.append(f"| baseline (labels only) | {_fmt(Stat.of([m['train_ce'] for m in baseline]))} | 0% "
+                     f"| {_fmt(Stat.of([m['train_top1'] for m in baseline]))} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0,1,2", help="run in this order, each seed's runs before the next's")
@@ -243,8 +274,10 @@ def main() -> int:
     t0 = time.monotonic()
     if not args.report_only:
         run_sweeps(root, args.seeds.split(","), args.jobs, args.overrides, **settings)
-    text = table(find_runs(root, *(Path(r).resolve() for r in args.also)), **settings)
+    runs = find_runs(root, *(Path(r).resolve() for r in args.also))
+    text = table(runs, **settings)
     print(text)
+    print("Training loss at the last epoch (mean ± std over seeds):\n\n" + loss_table(runs))
     print(f"wall time: {time.monotonic() - t0:.0f} s")
     if args.out:
         Path(args.out).write_text(text)

@@ -4,6 +4,7 @@ table's verdicts, counted into the summary line (a diverged run counts as diverg
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,19 @@ def test_summary_counts_rows_better_on_every_seed_and_diverged_rows(study):
     assert line["FitNet"].endswith("| not run |")
     # a row that ran on fewer seeds than the study never counts as better on every seed
     assert "yes" not in study._verdict([1.0], seeds=2, failed=[])
+
+
+def test_loss_table_shares_of_ce_and_distillation_terms(study, tmp_path):
+    kd = _run("kd", 0, +1.0)
+    kd.results["distill"] = {"alpha": 0.9, "gamma": None}  # Hinton's convention: CE weighs 1 - alpha
+    at = _run("at", 0, -5.0)
+    at.results["distill"] = {"alpha": 0.0, "gamma": 1.0}
+    for run, (loss, ce) in ((kd, (1.0, 0.2)), (at, (10.0, 1.0))):
+        run.path = tmp_path / run.results["method"]
+        run.path.mkdir()
+        records = [{"stage": "baseline", "train_loss": 0.1, "train_ce": 0.1, "train_top1": 98.0},
+                   {"stage": "distilled", "train_loss": loss, "train_ce": ce, "train_top1": 95.0}]
+        (run.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = study.loss_table([kd, at])
+    assert "| KD | 0.20 | 98.00% | 95.00 |" in text and "| AT | 1.00 | 90.00% | 95.00 |" in text
+    assert "| baseline (labels only) | 0.10 | 0% | 98.00 |" in text

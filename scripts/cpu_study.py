@@ -97,13 +97,23 @@ def run_sweeps(root: Path, seeds: list[str], jobs: int, extra: list[str], **sett
 def _run_side_by_side(commands: list[list[str]], env: dict[str, str]) -> None:
     for command in commands:
         print("$ " + " ".join(command), flush=True)
-    running = [subprocess.Popen(command, env=env) for command in commands]
+    # kdrun gives a lone sweep job every core it may use (device.threads=null: cores / jobs at once): two
+    # side by side would run two threads each on two cores, ten times slower on a loaded machine (see
+    # the one-thread note above), so each one gets a core of its own
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = len(commands) > 1 and len(cores) >= len(commands)
+    running = [subprocess.Popen(command, env=env, preexec_fn=_on_core(cores[i]) if pin else None)
+               for i, command in enumerate(commands)]
     for command, process in zip(commands, running):
         # a failed job (a diverged run among them) makes kdrun exit non-zero after its sweep: go on,
         # the table shows it
         if process.wait():
             where = next((a for a in command if a.startswith("hydra.sweep.dir=")), "")
             print(f"cpu_study: {where} exited with {process.returncode}; the table shows its failed runs", flush=True)
+
+
+def _on_core(core: int):
+    return lambda: os.sched_setaffinity(0, {core})
 
 
 def row_of(run: Job) -> str:

@@ -266,7 +266,8 @@ def loss_table(runs: list[Job]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", default="0,1,2", help="run in this order, each seed's runs before the next's")
+    p.add_argument("--seeds", default="0,1,2",
+                   help="run in this order, each seed's runs before the next's; the table shows only these")
     p.add_argument("--lr", type=float, help="the students' lr (default: the recipe's 0.05)")
     p.add_argument("--norm", choices=NORMS, default="batch", help="teacher.norm and student.norm (default: batch)")
     p.add_argument("--width", type=int, default=WIDTH, help=f"the narrow students' channels per layer ({WIDTH})")
@@ -284,7 +285,8 @@ def main() -> int:
     t0 = time.monotonic()
     if not args.report_only:
         run_sweeps(root, args.seeds.split(","), args.jobs, args.overrides, **settings)
-    runs = find_runs(root, *(Path(r).resolve() for r in args.also))
+    seeds = {int(seed) for seed in args.seeds.split(",")}  # a report of the finished seeds: --seeds 0,1
+    runs = [r for r in find_runs(root, *(Path(r).resolve() for r in args.also)) if r.seed in seeds]
     text = table(runs, **settings)
     print(text)
     print("Training loss at the last epoch (mean ± std over seeds):\n\n" + loss_table(runs))

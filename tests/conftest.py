@@ -47,6 +47,16 @@ def compose_config(overrides: list[str] | None = None, hydra: bool = False):
         return compose(config_name="config", overrides=overrides or [], return_hydra_config=hydra)
 
 
+def load_script(name: str):
+    """scripts/<name>.py as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def kdrun_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a kdrun subprocess: this checkout's sources, data under ``cwd``."""
     threads = {"OMP_NUM_THREADS": "1"} if XDIST else {}

@@ -6,7 +6,6 @@ Every preset is composed through Hydra's compose API on the real config tree (wh
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from conftest import CONF, REPO
+from conftest import CONF, load_script
 from kdrun.benchmarks.compare import find_runs, report
 from kdrun.benchmarks.presets import all_presets, preset_name, select
 from kdrun.benchmarks.published import METRICS, SUPERVISED_ROWS, load_table, tables
@@ -260,10 +259,7 @@ def test_report_of_teacher_presets_and_of_nothing(tmp_path):
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("benchmark_script", REPO / "scripts" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark")
 
 
 def test_script_run_builds_one_multirun_over_presets_and_seeds(script, capsys, tmp_path):

@@ -3,23 +3,19 @@ table's verdicts, counted into the summary line (a diverged run counts as diverg
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import load_script
 from kdrun.engine.finite import NonFiniteError
 from kdrun.report.jobs import COMPLETED, FAILED, Job
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("cpu_study_script", REPO / "scripts" / "cpu_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("cpu_study")
 
 
 def test_seeds_run_in_order_with_the_default_transfer_set_unless_labeled_only(study, monkeypatch, tmp_path, capsys):

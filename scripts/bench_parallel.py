@@ -58,6 +58,9 @@ def main() -> None:
     p.add_argument("extra", nargs="*", help="kdrun overrides after --")
     a = p.parse_args()
     names = [n for n in SWEEPS if n in a.sweeps.split(",")]
+    unknown = sorted(set(a.sweeps.split(",")) - set(SWEEPS))
+    if unknown or not names:
+        p.error(f"--sweeps={a.sweeps}: unknown {', '.join(unknown) or 'empty'}; choose from {', '.join(SWEEPS)}")
     ratios = {}
     with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp:
         for name in names:  # datasets generated or read once, outside the timings

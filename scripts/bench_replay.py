@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,33 +50,39 @@ from bench_epoch import write_cifar100  # noqa: E402
 WAYS = ("compute", "record", "present")
 
 
-def kdrun(root: Path, args: argparse.Namespace, *overrides: str, multirun: bool = False) -> None:
-    """One ``python -m kdrun`` process on the generated CIFAR-100 files, output under ``root/out``."""
+def kdrun(root: Path, args: argparse.Namespace, *overrides: str, multirun: bool = False) -> float:
+    """One ``python -m kdrun`` process on the generated CIFAR-100 files, output under ``root/out``; returns the
+    CPU seconds it used (user + system: less sensitive than wall time to other load on a shared machine)."""
     common = ["dataset=cifar100", f"dataset.root={root / 'data'}", "dataset.verify=false", "dataset.download=false",
               "trainer=cifar", f"teacher={args.teacher}", f"student={args.student}", "stages=[teacher,distilled]",
               f"trainer.epochs={args.epochs}", "trainer.milestones=[]", f"trainer.max_eval_batches={args.eval_batches}",
               "measure.enabled=false", f"paths.outputs={root / 'out'}"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "kdrun", *(["-m"] if multirun else []), *common, *overrides], cwd=root, env=env,
                           capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"kdrun {' '.join(overrides)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def sweep(root: Path, args: argparse.Namespace, name: str, way: str) -> dict[float, dict]:
-    """One ``kdrun -m distill.T=...`` sweep; per temperature the distilled stage's results and folder."""
+def sweep(root: Path, args: argparse.Namespace, name: str, way: str) -> tuple[dict[float, dict], float]:
+    """One ``kdrun -m distill.T=...`` sweep: per temperature the distilled stage's results and folder, and the
+    CPU seconds of the whole sweep process."""
     if way == "record":
         shutil.rmtree(root / "out/cache/teacher_outputs", ignore_errors=True)
     mode = "compute" if way == "compute" else "replay"
     temperatures = ",".join(f"{T:g}" for T in args.temperatures)
-    kdrun(root, args, f"distill.T={temperatures}", f"distill.teacher_outputs={mode}", f"name={name}", multirun=True)
+    cpu = kdrun(root, args, f"distill.T={temperatures}", f"distill.teacher_outputs={mode}", f"name={name}",
+                multirun=True)
     jobs = {}
     for results in (root / "out/sweeps" / name).glob("*/results.json"):
         r = json.loads(results.read_text())
         jobs[float(r["distill"]["T"])] = {**r["stages"]["distilled"], "folder": results.parent}
     if len(jobs) != len(args.temperatures):
         sys.exit(f"sweep {name}: {len(jobs)} of {len(args.temperatures)} jobs wrote results.json")
-    return jobs
+    return jobs, cpu
 
 
 def sweep_rounds(args: argparse.Namespace, root: Path) -> None:
@@ -86,22 +93,27 @@ def sweep_rounds(args: argparse.Namespace, root: Path) -> None:
     print(f"teacher {args.teacher} trained and cached ({n_train} images x {args.epochs} epochs) in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     totals: dict[str, list[float]] = {way: [] for way in WAYS}
+    cpu: dict[str, list[float]] = {way: [] for way in WAYS}
     exact = True
     for i in range(args.rounds):
         order = WAYS if i % 2 == 0 else ("record", "present", "compute")  # present needs record's recording
-        jobs = {way: sweep(root, args, f"round{i + 1}_{way}", way) for way in order}
+        jobs = {}
         for way in order:
+            jobs[way], seconds = sweep(root, args, f"round{i + 1}_{way}", way)
             times = [jobs[way][T]["wall_time"] for T in args.temperatures]
             sources = [dict(jobs[way][T].get("teacher_outputs") or {}) for T in args.temperatures]
             totals[way].append(sum(times))
-            print(f"round {i + 1} {way:8s}: {sum(times):6.1f} s  (jobs {[round(t, 1) for t in times]}, "
-                  f"teacher outputs {sources})", flush=True)
+            cpu[way].append(seconds)
+            print(f"round {i + 1} {way:8s}: students' stages {sum(times):6.1f} s  (jobs {[round(t, 1) for t in times]}, "
+                  f"teacher outputs {sources}); whole sweep process {seconds:.0f} CPU s, load average "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
         for T in args.temperatures:
             w_c = torch.load(jobs["compute"][T]["folder"] / "checkpoints/distilled/last.pt", weights_only=True)["model"]
             for way in ("record", "present"):
                 w_r = torch.load(jobs[way][T]["folder"] / "checkpoints/distilled/last.pt", weights_only=True)["model"]
                 exact &= all(torch.equal(w_c[k], w_r[k]) for k in w_c)
     c, r, p = (statistics.median(totals[way]) for way in WAYS)
+    cc, cr, cp = (statistics.median(cpu[way]) for way in WAYS)
     folder = root / "out/cache/teacher_outputs"
     epoch_file = next(folder.glob("*/epoch0001.fp32"))
     print(f"disk: {epoch_file.stat().st_size / 1e6:.2f} MB per epoch ({n_train} images); {fp16_error(folder)}")
@@ -109,6 +121,8 @@ def sweep_rounds(args: argparse.Namespace, root: Path) -> None:
     print(f"{len(args.temperatures)}-job sweeps, {args.teacher} -> {args.student}, {n_train} CIFAR-shaped images x "
           f"{args.epochs} epochs, median of {args.rounds} rounds: computed {c:.1f} s, first job recording {r:.1f} s "
           f"({c / r:.2f}x), recording present {p:.1f} s ({c / p:.2f}x); replayed students bit-identical: {exact}")
+    print(f"whole sweep processes (startup, data, teacher load, evaluation, report included), CPU seconds: computed "
+          f"{cc:.0f}, first job recording {cr:.0f} ({cc / cr:.2f}x), recording present {cp:.0f} ({cc / cp:.2f}x)")
     print(f"students' stages speed-up with replay: {c / r:.2f}x")
 
 
@@ -173,7 +187,8 @@ def step_rounds(args: argparse.Namespace, root: Path) -> None:
     print(f"steps: {args.rounds} alternating rounds of {args.steps} steps, {args.teacher} -> {args.student}, batch 64 "
           f"of {channels}x{args.size}x{args.size}: median round {c:.2f} s computed, {r:.2f} s replayed: {c / r:.2f}x "
           f"(rounds computed {[round(v, 2) for v in computed]}, replayed {[round(v, 2) for v in replayed]}); "
-          f"the teacher's forward is {f / c:.0%} of a computed step (at most {c / (c - f):.2f}x to gain)")
+          f"the teacher's forward alone takes {f / c:.0%} of a computed round's time (removing it: "
+          f"{c / (c - f):.2f}x expected)")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The one place that turns config into objects (and the only caller of ``hydra.utils.instantiate``)."""
+"""The one place that turns config into runtime objects: data, models, methods, settings (through kdrun/objects.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from dataclasses import fields
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
@@ -19,25 +17,12 @@ from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_tra
 from kdrun.engine.speed import resolve_amp
 from kdrun.engine.stage import OptimSettings
 from kdrun.errors import KdrunError
-from kdrun.io import one_line
 from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.models.catalog import RESERVED_MODEL_KEYS
 from kdrun.models.registry import create_model, list_models, model_spec
+from kdrun.objects import from_config
 from kdrun.quant.measure import MeasureSettings
-
-
-def _instantiate(node: Any, **kwargs: Any) -> Any:
-    """``instantiate`` that lets kdrun's own one-line errors through instead of Hydra's wrapper."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as e:
-        cause = e.__cause__
-        while cause is not None and not isinstance(cause, KdrunError):
-            cause = cause.__cause__
-        if cause is not None:
-            raise cause from None
-        raise
 
 
 def resolve_device(node: DictConfig) -> torch.device:
@@ -50,7 +35,7 @@ def resolve_device(node: DictConfig) -> torch.device:
 
 def build_data(cfg: DictConfig) -> DataBundle:
     """The dataset, with its transfer set attached when ``distill`` asks for one."""
-    data = _instantiate(cfg.dataset, _convert_="all")
+    data = from_config(cfg.dataset, _convert_="all")
     data.transfer = build_transfer(cfg, data)
     return data
 
@@ -66,11 +51,8 @@ def build_transfer(cfg: DictConfig, data: DataBundle) -> Dataset | None:
     if spec is None:
         return generated_transfer(data, size)
     if isinstance(spec, DictConfig):
-        try:
-            bundle = instantiate(spec, _convert_="all")
-        except InstantiationException as e:
-            raise KdrunError(f"distill.transfer_set._target_={spec.get('_target_')} cannot be built: "
-                             f"{one_line(e)}; give a dataset builder such as kdrun.data.cifar.load_cifar100") from None
+        bundle = from_config(spec, f"distill.transfer_set._target_={spec.get('_target_')}",
+                             "give a dataset builder such as kdrun.data.cifar.load_cifar100", _convert_="all")
         return dataset_transfer(bundle, data.info, size, str(spec.get("_target_")))
     return folder_transfer(str(spec), data, size)
 
@@ -107,7 +89,7 @@ def build_method(cfg: DictConfig, ctx: MethodContext) -> Method:
     node = OmegaConf.to_container(cfg.method, resolve=True)
     node.pop("name", None)
     # Partial first: the context holds tensors and dataclasses, which cannot pass through OmegaConf.
-    return _instantiate(node, _partial_=True, _convert_="all")(ctx=ctx)
+    return from_config(node, _partial_=True, _convert_="all")(ctx=ctx)
 
 
 def loss_weights(cfg: DictConfig) -> LossWeights:

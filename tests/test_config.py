@@ -78,3 +78,22 @@ def test_recipe_lr_lives_in_the_registry_and_agrees_with_the_published_table():
     table = load_table("cifar100")
     lowered = sorted(a for a in list_models() if model_spec(a).recipe_lr.get(table.trainer) == table.low_lr)
     assert lowered == sorted(table.low_lr_archs)
+
+
+
+def test_objects_are_built_with_one_line_errors():
+    """kdrun/objects.py: kdrun's own errors come through unwrapped; other failures name the config entry."""
+    from hydra.errors import InstantiationException
+
+    from kdrun.errors import KdrunError
+    from kdrun.objects import from_config
+
+    assert from_config({"_target_": "builtins.int", "_args_": ["7"]}) == 7
+    with pytest.raises(KdrunError, match=r"^teacher.arch=nope") as e:  # the registry's own one-line error
+        from_config({"_target_": "kdrun.models.registry.model_spec", "name": "nope", "key": "teacher.arch"}, "x")
+    assert "cannot be built" not in str(e.value)
+    with pytest.raises(KdrunError, match=r"^scheme=nope cannot be built: .*; hint$") as e:
+        from_config({"_target_": "no.such.module.Scheme"}, "scheme=nope", "hint")
+    assert "\n" not in str(e.value)
+    with pytest.raises(InstantiationException):
+        from_config({"_target_": "no.such.module.Scheme"})

@@ -25,11 +25,13 @@ from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import ConvRegressor, regressor_fits
 from kdrun.methods.pairing import feature_parameters, require_maps, stage_pairs
+from kdrun.methods.precision import in_float32
 from kdrun.models.features import Features
 
 REFERENCE_SCALE = 3 / 1000  # the authors' code divides the summed loss by 1000 and multiplies it by 3
 
 
+@in_float32
 def boundary_loss(source: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     """Summed squared hinge pushing ``source`` to ``target``'s side of zero, at least ``margin`` past it."""
     off = (source + margin).pow(2) * ((source > -margin) & (target <= 0))

@@ -21,6 +21,7 @@ from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import match_sizes
 from kdrun.methods.pairing import require_maps, stage_pairs
+from kdrun.methods.precision import in_float32
 from kdrun.models.features import Features
 
 
@@ -29,6 +30,7 @@ def attention_map(f: torch.Tensor, p: float) -> torch.Tensor:
     return F.normalize(f.pow(p).mean(1).flatten(1), dim=1)
 
 
+@in_float32
 def at_loss(f_s: torch.Tensor, f_t: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     """Mean squared difference of the two attention maps (larger map pooled to the smaller first)."""
     f_s, f_t = match_sizes(f_s, f_t)

@@ -25,6 +25,7 @@ from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import match_sizes
 from kdrun.methods.pairing import archs_matching, feature_parameters, require_maps
+from kdrun.methods.precision import in_float32
 from kdrun.models.features import Features
 
 
@@ -35,6 +36,7 @@ def fsp_matrix(bottom: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
     return torch.bmm(t, b.transpose(1, 2)) / b.shape[2]
 
 
+@in_float32
 def fsp_loss(s_maps: list[torch.Tensor], t_maps: list[torch.Tensor]) -> torch.Tensor:
     """Sum over consecutive pairs of the mean squared difference of student and teacher FSP matrices."""
     losses = [(fsp_matrix(s_maps[i], s_maps[i + 1]) - fsp_matrix(t_maps[i], t_maps[i + 1])).pow(2).mean()

@@ -29,6 +29,7 @@ from kdrun.errors import KdrunError, choice_error
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import batch_norm, conv, conv_transpose, match_sizes
 from kdrun.methods.pairing import require_maps
+from kdrun.methods.precision import in_float32
 from kdrun.models.features import Features
 
 FACTORS = ("map", "paper")
@@ -69,6 +70,13 @@ def map_factor(f: torch.Tensor) -> torch.Tensor:
     return F.normalize(f.pow(2).mean(1).flatten(1), dim=1)
 
 
+@in_float32
+def reconstruction_loss(rebuilt: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The paraphraser's init-stage term: mean squared error of its reconstruction of the teacher's map."""
+    return F.mse_loss(rebuilt, target)
+
+
+@in_float32
 def ft_loss(factor_s: torch.Tensor, factor_t: torch.Tensor, form: str = "map") -> torch.Tensor:
     """L1 distance of L2-normalized factors (larger factor map pooled to the smaller first)."""
     factor_s, factor_t = match_sizes(factor_s, factor_t)
@@ -109,7 +117,7 @@ class FT(Method):
 
     def init_terms(self, s: Features, t: Features, batch: Batch, progress: Progress) -> dict[str, torch.Tensor]:
         target = t.stages[-1]
-        return {"reconstruction": F.mse_loss(self.paraphraser(target), target)}
+        return {"reconstruction": reconstruction_loss(self.paraphraser(target), target)}
 
     def init_parameters(self, student: nn.Module) -> Iterable[nn.Parameter]:
         return self.paraphraser.parameters()

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from kdrun.methods.base import Method
+from kdrun.methods.precision import in_float32
 
 
+@in_float32
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
     """T^2 * KL(softmax(t/T) || softmax(s/T)), summed over classes and averaged over the batch.
 

@@ -21,6 +21,7 @@ from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import Method, MethodContext, Needs
 from kdrun.methods.feature_maps import match_sizes
 from kdrun.methods.pairing import require_maps, stage_pairs
+from kdrun.methods.precision import in_float32
 from kdrun.models.features import Features
 
 
@@ -29,6 +30,7 @@ def poly_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(b, a.transpose(1, 2)).pow(2)
 
 
+@in_float32
 def nst_loss(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
     """Squared MMD between the channel distributions of two maps, polynomial kernel of degree 2."""
     f_s, f_t = match_sizes(f_s, f_t)

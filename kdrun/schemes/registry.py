@@ -7,13 +7,11 @@ classes (a test keeps it equal to the config group); nothing here imports torch.
 
 from __future__ import annotations
 
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from kdrun.errors import KdrunError
-from kdrun.io import one_line
+from kdrun.objects import from_config
 from kdrun.schemes.assistant import Assistant
 from kdrun.schemes.base import Scheme
 from kdrun.schemes.born_again import BornAgain
@@ -31,7 +29,7 @@ def scheme_from_config(cfg: DictConfig) -> Scheme:
     """The scheme ``cfg.scheme`` describes: its ``_target_`` class, built from its other keys but ``name``.
 
     (Built here rather than in kdrun/build.py, which imports torch: preflight checks the scheme, and a
-    command must answer without loading torch.)
+    command must answer without loading torch; kdrun/objects.py is the torch-free instantiate.)
     """
     node = cfg.get("scheme")
     if node is None or "_target_" not in node:
@@ -39,10 +37,7 @@ def scheme_from_config(cfg: DictConfig) -> Scheme:
                          + ", ".join(s.name for s in SCHEMES))
     kwargs = OmegaConf.to_container(node, resolve=True)
     name = kwargs.pop("name", None)
-    try:
-        scheme = instantiate(kwargs, _convert_="all")
-    except InstantiationException as e:
-        raise KdrunError(f"scheme={name} cannot be built: {one_line(e)}") from None
+    scheme = from_config(kwargs, f"scheme={name}", _convert_="all")
     if not isinstance(scheme, Scheme):
         raise KdrunError(f"scheme._target_={node._target_} is not a scheme (a subclass of kdrun.schemes.base.Scheme)")
     if name is not None and name != scheme.name:

@@ -40,7 +40,7 @@ def selects_every_module(config: pytest.Config, session: pytest.Session) -> bool
     """Whether this run is the whole suite or its not-slow part (no -k, no files or nodes picked, not stopped
     early): only such a run is expected to import every module."""
     tests = Path(__file__).resolve().parent
-    if config.option.keyword or config.option.markexpr not in COVERED_SELECTIONS:
+    if config.option.collectonly or config.option.keyword or config.option.markexpr not in COVERED_SELECTIONS:
         return False
     if config.getoption("deselect", None) or getattr(config.option, "lf", False):
         return False

@@ -19,6 +19,8 @@ must fail with its one line. One line per command, then a summary; exit status 1
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -117,7 +119,8 @@ def runnable_arguments(command: str, index: int, work: Path) -> list[str]:
     args = arguments(command, work)
     if prints_and_stops(args) or command in EXPECTED_ERRORS:
         return args
-    _, cfg = checked_arguments([*args, "debug=fast"])
+    with contextlib.redirect_stderr(io.StringIO()):  # the headline rule's note: the run itself prints it
+        _, cfg = checked_arguments([*args, "debug=fast"])
     extra = ["debug=fast", "measure.enabled=false"]
     name = cfg.dataset._target_.rsplit("_", 1)[-1]  # kdrun.data.cifar.load_cifar100 -> cifar100
     extra += DOWNLOADED.get(name, [])

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import sys
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -26,14 +27,18 @@ from omegaconf import DictConfig, read_write
 import kdrun
 from kdrun.benchmark_default import apply_benchmark_default
 from kdrun.config_store import register_configs
+from kdrun.environment import PARALLEL_JOBS_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
-from kdrun.preflight import passes_through, parse_overrides, preflight
+from kdrun.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.run_lock import reserve_run_dir, run_dir_lock
 from kdrun.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
 _new_parents: list[Path] = []  # the folders above it that do not exist yet
+# What a sweep's jobs import before their first step: its worker processes import them while they
+# start, all at once (kdrun/sweep_workers.py)
+WORKER_MODULES = ("kdrun.cli", "kdrun.pipeline")
 PRINTS_CONFIG = ("-c", "--cfg", "-p", "--package", "--resolve", "--info", "-i")
 
 
@@ -183,9 +188,8 @@ def main() -> None:
         hydra_app()
         return
     try:
-        args, cfg = checked_arguments(args)
-        if is_multirun(args):
-            _plan_parallel_jobs(cfg, parse_overrides([a for a in args if not a.startswith("-")]))
+        plan = partial(_plan_parallel_jobs, args) if is_multirun(args) else check_pairs_here
+        args, cfg = checked_arguments(args, plan)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -195,26 +199,31 @@ def main() -> None:
     _exit_if_jobs_failed()
 
 
-def _plan_parallel_jobs(cfg: DictConfig, parsed: list) -> None:
-    """Tell the sweep's jobs how many run at once (they share the cores and pack the GPUs by it),
-    and refuse a packing that would not fit the GPUs' free memory."""
-    import os
-
-    from kdrun.distributed.packing import check_packing, free_gpu_memory
-    from kdrun.engine.speed import PARALLEL_JOBS_ENV
-
-    at_once = jobs_at_once(cfg.hydra.get("launcher"), parsed)
+def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:
+    """Preflight's last check for a sweep (``args``: its command line). Its jobs learn how many run at
+    once (they share the cores and pack the GPUs by it); in a parallel sweep the checks that import
+    torch (model pairs, GPU packing) run in the launcher's worker processes, started and warmed here
+    (kdrun/sweep_workers.py), so that this process, which only launches and reports, never imports torch."""
+    at_once = jobs_at_once(cfg.hydra.get("launcher"), parse_overrides([a for a in args if not a.startswith("-")]))
     os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
-    if at_once > 1 and cfg.device.type != "cpu" and cfg.device.get("nproc", 1) == 1:
-        check_packing(at_once, free_gpu_memory(), float(cfg.device.get("job_memory", 4)))
+    if at_once == 1:
+        check_pairs_here(cfg, pair_jobs)
+        return
+    from kdrun.sweep_workers import start_workers
+
+    packing = None
+    if cfg.device.type != "cpu" and cfg.device.get("nproc", 1) == 1:
+        packing = {"jobs": at_once, "job_memory": float(cfg.device.get("job_memory", 4))}
+    start_workers(cfg.hydra.launcher, at_once, list(WORKER_MODULES), pair_jobs, packing)
 
 
-def checked_arguments(args: list[str]) -> tuple[list[str], DictConfig]:
+def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here) -> tuple[list[str], DictConfig]:
     """The command line as Hydra will get it (the headline rule, a sweep's stable folders) and the
-    composed, checked config of its (first) job. Raises KdrunError; creates nothing."""
+    composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
+    main()'s ``pair_check``, a parallel sweep's worker processes."""
     args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
     args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
-    return args, preflight(CONFIG_DIR, args)
+    return args, preflight(CONFIG_DIR, args, pair_check)
 
 
 def _print_listing(args: list[str]) -> None:
@@ -249,8 +258,6 @@ def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:
         return args
     pinned = any(a.startswith("hydra.run.dir=") for a in args)
     if cfg.get("name") is None and not pinned:  # an automatic name: reserve a folder no other process shares
-        from kdrun.distributed.launch import started_by_torchrun
-
         if started_by_torchrun() and os.environ.get("RANK", "0") != "0":
             return args  # rank 0 reserves it; _join_torchrun hands its name to every rank
         _new_parents.extend(p for p in run_dir.resolve().parents if not p.exists())
@@ -269,9 +276,11 @@ def _pin_run_dir(args: list[str], cfg: DictConfig) -> list[str]:
 
 def _join_torchrun(args: list[str], cfg: DictConfig) -> list[str]:
     """Under torchrun, join the process group now and use rank 0's run (or sweep) directory."""
-    from kdrun.distributed.launch import agree_on_run_dir, init_from_environment, started_by_torchrun
+    if not started_by_torchrun():
+        return args
+    from kdrun.distributed.launch import agree_on_run_dir, init_from_environment
 
-    if not started_by_torchrun() or not init_from_environment(cfg.device):
+    if not init_from_environment(cfg.device):
         return args
     return agree_on_run_dir(args, str(cfg.hydra.run.dir), str(cfg.hydra.sweep.dir))
 

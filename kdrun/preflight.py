@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -37,9 +38,22 @@ def passes_through(args: list[str]) -> bool:
     return any(a.split("=")[0] in PASS_THROUGH for a in args)
 
 
-def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
+PairCheck = Callable[[DictConfig, list[DictConfig]], None]
+
+
+def check_pairs_here(cfg: DictConfig, jobs: list[DictConfig]) -> None:
+    """Check the pairs of these jobs' configs in this process (imports torch)."""
+    for job_cfg in jobs:
+        check_pairs(job_cfg)
+
+
+def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pairs_here) -> DictConfig | None:
     """Check the command; return the composed config of its (first) job, hydra node included,
-    or None for flags after which nothing runs (help, printing the config)."""
+    or None for flags after which nothing runs (help, printing the config).
+
+    The architecture/method pair checks import torch, so they run last, through ``pair_check``
+    (given the composed config and the job configs to check): a parallel sweep hands them to its
+    worker processes (kdrun/sweep_workers.py) so that the sweep's own process never imports torch."""
     if passes_through(args):
         return None
     multirun = is_multirun(args)
@@ -53,21 +67,22 @@ def preflight(config_dir: str, args: list[str]) -> DictConfig | None:
             cfg = compose_checked(first)
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
             check_job(job_cfg, _defaults_of(first, groups))
+            pair_jobs = [job_cfg]
             master = None
             if multirun:
-                _check_every_swept_value(parsed, first, groups)
+                pair_jobs += _check_every_swept_value(parsed, first, groups)
                 # a sweep's own config (Hydra's multirun.yaml) is composed without the swept values
                 master = compose_checked([o.input_line for o in parsed if not o.is_sweep_override()])
     finally:
         GlobalHydra.instance().clear()
     check_scheme(job_cfg)
-    check_pairs(job_cfg)
     if multirun:
         check_sweep_dir(Path(master.hydra.sweep.dir), master, swept_keys(parsed))
         check_writable(Path(master.hydra.sweep.dir), "hydra.sweep.dir")
     else:
         check_run_dir(Path(cfg.hydra.run.dir), job_cfg)
         check_writable(Path(cfg.hydra.run.dir), "hydra.run.dir")
+    pair_check(cfg, pair_jobs)
     return cfg
 
 
@@ -90,9 +105,11 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
-def _check_every_swept_value(parsed: list, first: list[str], groups: set[str]) -> None:
+def _check_every_swept_value(parsed: list, first: list[str], groups: set[str]) -> list[DictConfig]:
     """Each value of each swept key, in the first job's config: a bad value in the middle of a long
-    sweep is reported now, not when its job starts hours later."""
+    sweep is reported now, not when its job starts hours later. Returns the configs whose model
+    pairs need checking (a swept teacher, student, method, ...)."""
+    pair_jobs = []
     for i, o in enumerate(parsed):
         if not o.is_sweep_override():
             continue
@@ -102,7 +119,8 @@ def _check_every_swept_value(parsed: list, first: list[str], groups: set[str]) -
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
             check_job(job_cfg, _defaults_of(overrides, groups))
             if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
-                check_pairs(job_cfg)
+                pair_jobs.append(job_cfg)
+    return pair_jobs
 
 
 def check_job(job_cfg: DictConfig, defaults: DictConfig) -> None:

@@ -1,11 +1,19 @@
 """Two sweep jobs at once (joblib, ``hydra.launcher.n_jobs=2``) against the same two jobs one after the other.
 
 Each kdrun process takes cores / processes-at-once threads (kdrun/engine/speed.py), so the two parallel
-jobs share the cores instead of each spinning up every core. Rounds alternate (sequential, parallel,
-...) in fresh output folders (no cache reuse); the last line is the wall-time ratio.
+jobs share the cores instead of each spinning up every core; the sweep's own process imports no torch
+and its workers are warmed while it checks the command (kdrun/sweep_workers.py). Two sweeps:
 
-    python scripts/bench_parallel.py                       # 2 seeds of a small digits distillation
-    python scripts/bench_parallel.py --rounds 2 -- trainer.epochs=10
+* ``small`` (the headline, last line): 2 seeds of a small CNN sweep -- MNIST-1D, a cnn1d teacher for 15
+  epochs, then an mlp student distilled for 15 -- where the training, not the start-up, takes the time;
+* ``tiny``: 2 seeds of a 4-epoch digits mlp teacher + distillation, ~1 s of training per job: what is
+  left is mostly process start-up, which a parallel worker pays once more (it is a fresh interpreter).
+
+Rounds alternate (sequential, parallel, ...) in fresh output folders (no cache reuse) after one untimed
+run that prepares the datasets; medians are compared. The last line is the ``small`` sweep's ratio.
+
+    python scripts/bench_parallel.py --rounds 2                   # both sweeps
+    python scripts/bench_parallel.py --sweeps tiny -- trainer.epochs=10
 """
 
 from __future__ import annotations
@@ -20,35 +28,57 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-JOBS = ["dataset=digits", "teacher=mlp", "student=mlp", "teacher.hidden=[256]", "student.hidden=[64]",
-        "trainer.epochs=4", "stages=[teacher,distilled]", "measure.enabled=false", "seed=0,1"]
+COMMON = ["stages=[teacher,distilled]", "measure.enabled=false", "seed=0,1"]
+SWEEPS = {
+    "small": ["dataset=mnist1d", "teacher=cnn1d", "student=mlp", "distill.transfer_size=0", "trainer.epochs=15"],
+    "tiny": ["dataset=digits", "teacher=mlp", "student=mlp", "teacher.hidden=[256]", "student.hidden=[64]",
+             "trainer.epochs=4"],
+}
 
 
-def sweep(folder: Path, parallel: bool, extra: list[str]) -> float:
-    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if parallel else []
-    command = [sys.executable, "-m", "kdrun", "-m", *JOBS, *launcher, f"paths.outputs={folder}",
-               f"paths.cache={folder / 'cache'}", f"hydra.sweep.dir={folder / 'sweep'}", *extra]
+def kdrun(args: list[str], folder: Path) -> float:
+    command = [sys.executable, "-m", "kdrun", *args, f"paths.outputs={folder}", f"paths.cache={folder / 'cache'}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t0 = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"{' '.join(command)}\nfailed:\n{proc.stderr[-3000:]}")
     return time.perf_counter() - t0
+
+
+def sweep(jobs: list[str], folder: Path, parallel: bool, extra: list[str]) -> float:
+    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if parallel else []
+    return kdrun(["-m", *jobs, *COMMON, *launcher, f"hydra.sweep.dir={folder / 'sweep'}", *extra], folder)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--sweeps", default="tiny,small", help="which sweeps, comma-separated: " + ", ".join(SWEEPS))
     p.add_argument("extra", nargs="*", help="kdrun overrides after --")
     a = p.parse_args()
-    times: dict[str, list[float]] = {"sequential": [], "parallel": []}
+    names = [n for n in SWEEPS if n in a.sweeps.split(",")]
+    unknown = sorted(set(a.sweeps.split(",")) - set(SWEEPS))
+    if unknown or not names:
+        p.error(f"--sweeps={a.sweeps}: unknown {', '.join(unknown) or 'empty'}; choose from {', '.join(SWEEPS)}")
+    ratios = {}
     with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp:
-        for r in range(a.rounds):
-            for name in times:
-                t = sweep(Path(tmp) / f"{name}{r}", name == "parallel", a.extra)
-                times[name].append(t)
-                print(f"round {r} {name:10s} {t:7.1f} s", flush=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
+        for name in names:  # datasets generated or read once, outside the timings
+            kdrun([*SWEEPS[name], "debug=fast", "stages=[teacher]", "measure.enabled=false"], Path(tmp) / f"prepare_{name}")
+        for name in names:
+            times: dict[str, list[float]] = {"sequential": [], "parallel": []}
+            for r in range(a.rounds):
+                for mode in times:
+                    t = sweep(SWEEPS[name], Path(tmp) / f"{name}_{mode}{r}", mode == "parallel", a.extra)
+                    times[mode].append(t)
+                    print(f"{name:5s} round {r} {mode:10s} {t:7.1f} s", flush=True)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            ratios[name] = med["sequential"] / med["parallel"]
+            print(f"{name:5s} sequential {med['sequential']:.1f} s, parallel {med['parallel']:.1f} s (medians): "
+                  f"{ratios[name]:.2f}x", flush=True)
     print(f"cores={len(os.sched_getaffinity(0))} load average={os.getloadavg()[0]:.1f} (1 min, at the end)")
-    print(f"parallel sweep speed-up vs one after another: {med['sequential'] / med['parallel']:.2f}x")
+    headline = "small" if "small" in ratios else names[-1]
+    print(f"parallel sweep speed-up vs one after another: {ratios[headline]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,24 @@ def test_tab_completion_answers_without_torch():
     assert "torch imported: []" in proc.stderr
 
 
+@pytest.mark.parametrize("pair, code, output", [
+    (["teacher=mlp", "student=mlp", "teacher.hidden=[32]", "student.hidden=[16]"], 0, "2 completed"),
+    (["method=at", "teacher=resnet20", "student=mlp", "student.hidden=[16]"], 2, "method=at needs spatial feature maps"),
+])
+def test_a_parallel_sweeps_own_process_imports_no_torch(pair, code, output, tmp_path):
+    """Its workers import torch and make the pair checks (kdrun/sweep_workers.py); the sweep's process
+    only launches them and writes the report."""
+    args = ["-m", "debug=fast", "dataset=digits", *pair, "seed=0,1",
+            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"paths.outputs={tmp_path}/out",
+            f"paths.cache={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/sweep"]
+    proc = probe(args, env={"KDRUN_DATA": str(tmp_path / "data")})
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert output in proc.stdout + proc.stderr
+    assert "torch imported: []" in proc.stderr
+    if code:
+        assert proc.stderr.startswith("kdrun: error: ") and not (tmp_path / "sweep").exists()
+
+
 def test_version_is_kdruns_own():
     from importlib.metadata import version
 

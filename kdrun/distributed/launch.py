@@ -32,18 +32,14 @@ from omegaconf import DictConfig, OmegaConf
 from kdrun.distributed import state
 from kdrun.distributed.packing import GIB, claim_gpu, jobs_per_gpu, release_gpus
 from kdrun.engine.speed import parallel_jobs
+from kdrun.environment import started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.sweeps import quote
 
 log = logging.getLogger("kdrun")
 
 RunFn = Callable[[DictConfig, Path], dict]
-TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 IN_SWEEP_ENV = "KDRUN_IN_SWEEP"  # set in workers spawned by a sweep job
-
-
-def started_by_torchrun() -> bool:
-    return all(v in os.environ for v in TORCHRUN_VARS)
 
 
 def submitit_tasks() -> int:

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from kdrun.environment import PARALLEL_JOBS_ENV
 from kdrun.errors import KdrunError
 
 log = logging.getLogger("kdrun")
-PARALLEL_JOBS_ENV = "KDRUN_PARALLEL_JOBS"  # set by the kdrun command for the jobs of a parallel sweep
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,23 @@ class KDModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x).logits
 
-    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
-        """``(trunk, head, channels)``: ``head(trunk(x)) == forward(x)``, both sharing this model's modules;
-        ``channels`` is the trunk output's channel count. Models that declare their last stage implement it
-        (schemes that branch a model, such as ONE, copy the head); the others raise NotImplementedError."""
+    def split_stages(self) -> tuple[list[nn.Module], list[int]]:
+        """``(parts, channels)``: the model as a chain of parts, ``forward(x) == parts[-1](...parts[0](x))``,
+        sharing this model's modules. Each boundary between two parts is a depth where the model can be branched
+        (collaborative learning's heads split at several; ONE's at the last, before the last stage); the last
+        part holds the classifier. ``channels[i]`` is the channel count after part ``i`` (one entry per
+        boundary). Models that declare their stages implement it; the others raise NotImplementedError."""
         raise NotImplementedError
 
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
+        """``(trunk, head, channels)``: ``head(trunk(x)) == forward(x)``, the head being the last stage and the
+        classifier, both sharing this model's modules; ``channels`` is the trunk output's channel count."""
+        parts, channels = self.split_stages()
+        return nn.Sequential(*parts[:-1]), parts[-1], channels[-1]
+
     @property
-    def declares_last_stage(self) -> bool:
-        return type(self).split_last_stage is not KDModel.split_last_stage
+    def declares_stages(self) -> bool:
+        return type(self).split_stages is not KDModel.split_stages
 
     @property
     def num_parameters(self) -> int:

@@ -62,19 +62,20 @@ class CNN1D(KDModel):
             x = torch.relu(self._layer(i, x))
         return self.fc(x.flatten(1))
 
-    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
-        trunk = Part(_trunk, convs=nn.ModuleList(self.convs[:-1]))
-        return trunk, Part(_head, conv=self.convs[-1], fc=self.fc), self.convs[-1].in_channels
+    def split_stages(self) -> tuple[list[nn.Module], list[int]]:
+        """Each conv layer (with its batch norm, if any); the last one with the classifier."""
+        norms = self.norms if self.norms is not None else [nn.Identity() for _ in self.convs]
+        layers = [Part(_layer, conv=conv, norm=norm) for conv, norm in zip(self.convs[:-1], norms)]
+        head = Part(_head, conv=self.convs[-1], norm=norms[-1], fc=self.fc)
+        return [*layers, head], [conv.out_channels for conv in self.convs[:-1]]
 
 
-def _trunk(p: Part, x: torch.Tensor) -> torch.Tensor:
-    for conv in p.convs:
-        x = torch.relu(conv(x))
-    return x
+def _layer(p: Part, x: torch.Tensor) -> torch.Tensor:
+    return torch.relu(p.norm(p.conv(x)))
 
 
 def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
-    return p.fc(torch.relu(p.conv(h)).flatten(1))
+    return p.fc(_layer(p, h).flatten(1))
 
 
 @register_model(family="cnn1d", input_kind="signal", channels=[64, 64, 64], norm="none")

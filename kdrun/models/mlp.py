@@ -42,22 +42,24 @@ class MLP(KDModel):
             h = self.dropout(torch.relu(layer(h)))
         return self.fc(h)
 
-    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
-        """The trunk is every hidden layer but the last (just the flattening for one hidden layer)."""
-        trunk = Part(_trunk, layers=nn.ModuleList(self.layers[:-1]), dropout=self.dropout)
+    def split_stages(self) -> tuple[list[nn.Module], list[int]]:
+        """The flattening, each hidden layer, and the last hidden layer with the classifier: a boundary before
+        each hidden layer (before the first one, branches share nothing but the input)."""
+        hidden = [Part(_hidden, layer=layer, dropout=self.dropout) for layer in self.layers[:-1]]
         head = Part(_head, layer=self.layers[-1], dropout=self.dropout, fc=self.fc)
-        return trunk, head, self.layers[-1].in_features
+        return [Part(_flatten), *hidden, head], [layer.in_features for layer in self.layers]
 
 
-def _trunk(p: Part, x: torch.Tensor) -> torch.Tensor:
-    h = x.flatten(1)
-    for layer in p.layers:
-        h = p.dropout(torch.relu(layer(h)))
-    return h
+def _flatten(p: Part, x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1)
+
+
+def _hidden(p: Part, h: torch.Tensor) -> torch.Tensor:
+    return p.dropout(torch.relu(p.layer(h)))
 
 
 def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
-    return p.fc(p.dropout(torch.relu(p.layer(h))))
+    return p.fc(_hidden(p, h))
 
 
 @register_model(family="mlp", input_kind="any", hidden=[100, 100], dropout=0.0)

@@ -16,6 +16,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from kdrun.environment import started_by_torchrun
+
 log = logging.getLogger("kdrun")
 
 
@@ -31,11 +33,13 @@ LAST_SWEEP: SweepOutcome | None = None
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP
-        from kdrun.distributed.state import is_main
         from kdrun.report.report_cli import build_report
 
-        if not is_main():  # torchrun: each rank ran the sweep; one reports it
-            return
+        if started_by_torchrun():  # each rank ran the sweep; one reports it (a plain sweep: no torch import)
+            from kdrun.distributed.state import is_main
+
+            if not is_main():
+                return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         report = build_report(sweep_dir)
         LAST_SWEEP = SweepOutcome(sweep_dir, [j.path for j in report.summary.jobs if j.status == "failed"])

@@ -96,13 +96,15 @@ class ResNet(KDModel):
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(global_pool(x))
 
-    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
-        trunk = Part(_trunk, conv1=self.conv1, bn1=self.bn1, layer1=self.layer1, layer2=self.layer2)
-        return trunk, Part(_head, layer3=self.layer3, fc=self.fc), self.feature_info.stage_channels[2]
+    def split_stages(self) -> tuple[list[nn.Module], list[int]]:
+        """Stem, stage 1, stage 2, then stage 3 with the classifier."""
+        stem = Part(_stem, conv1=self.conv1, bn1=self.bn1)
+        return [stem, self.layer1, self.layer2, Part(_head, layer3=self.layer3, fc=self.fc)], \
+            list(self.feature_info.stage_channels[:3])
 
 
-def _trunk(p: Part, x: torch.Tensor) -> torch.Tensor:
-    return p.layer2(p.layer1(F.relu(p.bn1(p.conv1(x)))))
+def _stem(p: Part, x: torch.Tensor) -> torch.Tensor:
+    return F.relu(p.bn1(p.conv1(x)))
 
 
 def _head(p: Part, h: torch.Tensor) -> torch.Tensor:

@@ -106,14 +106,10 @@ class WideResNet(KDModel):
         x = self.block3(self.block2(self.block1(self.conv1(x))))
         return self.fc(global_pool(F.relu(self.bn1(x))))
 
-    def split_last_stage(self) -> tuple[nn.Module, nn.Module, int]:
-        trunk = Part(_trunk, conv1=self.conv1, block1=self.block1, block2=self.block2)
+    def split_stages(self) -> tuple[list[nn.Module], list[int]]:
+        """Stem, stage 1, stage 2, then stage 3 with the final batch norm and the classifier."""
         head = Part(_head, block3=self.block3, bn1=self.bn1, fc=self.fc)
-        return trunk, head, self.feature_info.stage_channels[2]
-
-
-def _trunk(p: Part, x: torch.Tensor) -> torch.Tensor:
-    return p.block2(p.block1(p.conv1(x)))
+        return [self.conv1, self.block1, self.block2, head], list(self.feature_info.stage_channels[:3])
 
 
 def _head(p: Part, h: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,22 @@ def run_kdrun(args: list[str], cwd: Path, check: bool = True, timeout: float = 6
     return proc
 
 
+def kdrun_in_process(args: list[str]) -> int:
+    """``kdrun <args>`` through the real entry point (``kdrun.cli.main``: preflight, Hydra, the pipeline) in this
+    process; its exit status. Output goes to this process's stdout/stderr (read it with ``capsys``)."""
+    from kdrun import cli
+
+    cli._new_run_dir = None
+    old_argv, sys.argv = sys.argv, ["kdrun", *args]
+    try:
+        cli.main()
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = old_argv
+    return 0
+
+
 def read_results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
@@ -85,3 +101,34 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to start kdrun from (its outputs/ and data/ land here)."""
     return tmp_path
+
+
+# --- every module covered by the not-slow selection (tests/module_coverage.py says what "covered" means) ----
+_worker_modules: list[list[str]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist: a worker finished; keep the kdrun modules it imported."""
+    _worker_modules.append(getattr(node, "workeroutput", {}).get("kdrun_modules", []))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from module_coverage import imported_here, selects_every_module, unimported
+
+    config = session.config
+    if hasattr(config, "workeroutput"):  # an xdist worker: the controller checks the union of all workers
+        config.workeroutput["kdrun_modules"] = imported_here()
+        return
+    if not selects_every_module(config, session):
+        return
+    imported = {m for modules in _worker_modules for m in modules} if _worker_modules else set(imported_here())
+    missing = unimported(imported)
+    if missing:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        line = (f"module coverage: {len(missing)} kdrun module(s) not imported by this selection "
+                f"(-m {config.option.markexpr or 'all'!r}): {', '.join(missing)}; give each a cheap test")
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -45,6 +45,7 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # zoo models through the pipeline; every preset composed and checked: test_benchmarks.py
 @pytest.mark.parametrize("preset", SUBSET)
 def test_preset_runs_in_smoke_mode(workdir, preset):
     results = smoke_run(preset, workdir / "data", workdir / "outputs")
@@ -61,6 +62,7 @@ def test_preset_runs_in_smoke_mode(workdir, preset):
         assert {lrs[s] for s in ("teacher", "baseline", "distilled")} == {0.2}
 
 
+@pytest.mark.slow  # trains a resnet56; archived_teacher/export in-process: test_benchmarks.py
 def test_teachers_dir_supplies_the_teacher(workdir, tmp_path):
     """An exported teacher (mdistiller's layout) is loaded and evaluated, not trained."""
     first = smoke_run("cifar100/teachers/resnet56", workdir / "data", workdir / "outputs")
@@ -76,6 +78,7 @@ def test_teachers_dir_supplies_the_teacher(workdir, tmp_path):
     assert teacher["last_top1"] == pytest.approx(first["stages"]["teacher"]["last_top1"])
 
 
+@pytest.mark.slow  # a subprocess
 def test_preset_through_the_cli(workdir):
     """The real command line: the preset's cell is saved with the run, for the comparison to read."""
     args = smoke_overrides("cifar100/resnet56-resnet20/kd", workdir / "data", workdir / "outputs")
@@ -86,6 +89,7 @@ def test_preset_through_the_cli(workdir):
     assert "benchmark:" in saved and "pair: resnet56-resnet20" in saved
 
 
+@pytest.mark.slow  # a subprocess; --help printed in-process: test_readme.py
 def test_help_lists_the_presets(workdir):
     text = run_kdrun(["--help"], workdir).stdout
     assert "experiment/cifar100/resnet56-resnet20:" in text and "crd_kd" in text

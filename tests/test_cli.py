@@ -38,6 +38,7 @@ def test_tiny_run_writes_every_output(workdir):
 DISTILL = [*TINY, "stages=[teacher,distilled]"]
 
 
+@pytest.mark.slow  # the cache in-process: test_faults.py (corrupt entry retrained, then reused)
 def test_teacher_is_reused_from_cache_and_from_checkpoint(workdir):
     run_kdrun([*DISTILL, "hydra.run.dir=outputs/runs/a"], workdir)
     second = run_kdrun([*DISTILL, "distill.T=2", "hydra.run.dir=outputs/runs/b"], workdir)
@@ -50,6 +51,7 @@ def test_teacher_is_reused_from_cache_and_from_checkpoint(workdir):
     assert results["stages"]["teacher"]["source"] == "checkpoint" and "loaded from" in third.stderr
 
 
+@pytest.mark.slow  # checkpoint formats in-process: test_bad_input.py, test_transfer.py
 def test_reference_format_checkpoint_loads_as_teacher(workdir):
     from kdrun.models import create_model
 
@@ -59,6 +61,7 @@ def test_reference_format_checkpoint_loads_as_teacher(workdir):
     assert read_results(workdir / "outputs/runs/r")["stages"]["teacher"]["source"] == "checkpoint"
 
 
+@pytest.mark.slow  # a second full run; loader order by seed in-process: test_data.py
 def test_same_seed_gives_identical_metrics(workdir):
     for name in ("x", "y"):
         run_kdrun([*DISTILL, f"paths.outputs=out_{name}", f"hydra.run.dir=out_{name}/run"], workdir)
@@ -97,6 +100,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow  # real signals; Ctrl-C and resume in-process: test_faults.py
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_run_resumes_to_the_same_result(resume_env, sig):
     cwd, env = resume_env
@@ -131,10 +135,12 @@ def test_help_and_cfg(workdir):
     assert "T: 2" in job and "arch: cnn1d" in job
 
 
+@pytest.mark.slow  # two interpreters for one --cfg job
 def test_python_m_and_console_script_agree(workdir):
     assert run_kdrun(["--cfg", "job"], workdir).stdout == run_kdrun(["--cfg", "job"], workdir, module="kdrun.cli").stdout
 
 
+@pytest.mark.slow  # bf16 steps in-process: test_methods.py
 def test_bf16_autocast_runs_on_cpu(workdir):
     run_kdrun([*DISTILL, "device=cpu", "device.amp=bf16", "hydra.run.dir=run"], workdir)
     assert read_results(workdir / "run")["status"] == "completed"

@@ -33,6 +33,7 @@ def test_other_datasets_distil_on_their_labeled_batches(dataset):
     ["distill.transfer_size=100"],  # generated
     ["distill.transfer_set={_target_:kdrun.data.synthetic.load_synthetic,num_train:50,seed:3}"],  # a dataset
 ])
+@pytest.mark.slow  # subprocess runs; transfer and mix in-process: test_transfer.py, test_mix.py
 def test_transfer_set_with_mixup(workdir, transfer):
     run_dir = workdir / "run"
     run_kdrun([*SYNTHETIC, *transfer, "distill.mix=mixup", "distill.transfer_batch_size=16",
@@ -45,6 +46,7 @@ def test_transfer_set_with_mixup(workdir, transfer):
     assert "train_kd" not in baseline[0], "only the distillation stage uses the transfer set"
 
 
+@pytest.mark.slow  # a subprocess run; test_transfer.py, test_mix.py
 def test_folder_transfer_set_with_cutmix_on_cifar_files(workdir):
     write_cifar10(workdir / "data")
     write_png_tree(workdir / "unlabeled", {"a": ["x"]}, per_class=6, size=(20, 24))

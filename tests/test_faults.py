@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, TINY
+from conftest import REPO, TINY, kdrun_in_process
 from kdrun.engine.finite import is_divergence
 from kdrun.errors import KdrunError
 
@@ -34,18 +34,7 @@ TWO_EPOCHS = ["trainer.epochs=2", "trainer.max_epochs=2"]
 
 def kdrun(args: list[str], capsys) -> tuple[int, str]:
     """Run ``kdrun <args>`` in this process; (exit status, stderr)."""
-    from kdrun import cli
-
-    cli._new_run_dir = None
-    old_argv = sys.argv
-    sys.argv = ["kdrun", *args]
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    finally:
-        sys.argv = old_argv
+    code = kdrun_in_process(args)
     return code, capsys.readouterr().err
 
 

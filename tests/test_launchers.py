@@ -10,6 +10,7 @@ from conftest import TINY, read_results, run_kdrun
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
 
+@pytest.mark.slow  # submitit processes; sweeps with the basic launcher: test_sweeps.py
 def test_submitit_local_sweep(workdir):
     proc = run_kdrun(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "name=slurmish",
                       *TINY, "stages=[teacher,distilled]", "distill.T=1,4"], workdir)
@@ -24,6 +25,7 @@ def test_submitit_local_sweep(workdir):
     assert sources == ["cache", "trained"]
 
 
+@pytest.mark.slow  # two submitit tasks; data-parallel in-process: test_distributed.py
 def test_submitit_tasks_train_data_parallel(workdir):
     run_kdrun(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
                "hydra.launcher.tasks_per_node=2", "name=tasks", *TINY, "stages=[teacher,distilled]", "device=cpu",

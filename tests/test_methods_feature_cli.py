@@ -34,6 +34,7 @@ def test_every_map_method_on_a_same_family_pair(cli):
     assert_completed_with_init_stages(sweep_results(cwd / "sweep"), methods)
 
 
+@pytest.mark.slow  # two subprocess runs; init stages in-process: test_methods.py
 def test_fsp_init_stage_runs_and_resumes(cli):
     run, cwd = cli
     args = ["method=fsp", *SMOKE, "student.channels=[16,16,16]", "hydra.run.dir=fsp"]
@@ -65,6 +66,7 @@ def test_fsp_incompatible_pair_fails_before_training_in_one_line(cli):
     assert not (cwd / "fsp_bad" / "checkpoints").exists()  # nothing trained, not even the teacher
 
 
+@pytest.mark.slow  # two subprocess runs; FitNet's stages in-process: test_methods.py
 def test_fitnet_two_stage_is_a_hint_stage_then_kd(cli):
     run, cwd = cli
     run(["method=fitnet", "method.two_stage=true", "distill.alpha=0.9", "distill.gamma=0.1", *SMOKE,

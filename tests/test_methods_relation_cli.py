@@ -1,14 +1,14 @@
 """Every method that serves an MLP student (KD, DKD, RKD, SP, CC, PKT, CRD: method_pairs.serving) end to
-end through the CLI, a few steps each, on same-family and cross-family pairs. One multirun per dataset:
-one process, each teacher trained once and cached."""
+end through kdrun's entry point, a few steps each, on same-family and cross-family pairs: one in-process test
+per method and pair family (so they spread over the xdist workers), each teacher trained once per worker and
+cached in the module's working directory."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import read_metrics, read_results, run_kdrun
+from conftest import kdrun_in_process, read_metrics, read_results, run_kdrun
 from method_pairs import VECTOR, serving
 
 SMOKE = ["debug=fast", "stages=[teacher,distilled]"]
@@ -20,45 +20,53 @@ def vector_methods() -> tuple[str, ...]:
     return methods
 
 
-def sweep(workdir: Path, args: list[str]) -> dict[tuple[str, str], Path]:
-    """Run every method on every pair in ``args``; returns (teacher, method) -> run directory."""
-    methods = f"method={','.join(vector_methods())}"
-    run_kdrun(["-m", *SMOKE, methods, *args, f"hydra.sweep.dir={workdir / 'sweep'}"], workdir)
-    runs = {}
-    for results in sorted((workdir / "sweep").glob("*/results.json")):
-        record = json.loads(results.read_text())
-        runs[record["stages"]["teacher"]["arch"], record["method"]] = results.parent
-    return runs
+@pytest.fixture(scope="module")
+def cwd(tmp_path_factory) -> Path:
+    from feature_cli import shared_data_env
+
+    work = tmp_path_factory.mktemp("relation_cli")
+    (work / "data").symlink_to(shared_data_env(tmp_path_factory)["KDRUN_DATA"])  # MNIST-1D generated once
+    return work
 
 
-def check_distilled(runs: dict[tuple[str, str], Path], teachers: tuple[str, ...], student: str) -> None:
-    assert set(runs) == {(t, m) for t in teachers for m in vector_methods()}
-    for (_, method), run_dir in runs.items():
-        results = read_results(run_dir)
-        distilled = results["stages"]["distilled"]
-        assert results["status"] == "completed"
-        assert (distilled["method"], distilled["arch"], distilled["source"]) == (method, student, "trained")
-        last = [r for r in read_metrics(run_dir) if r["stage"] == "distilled"][-1]
-        terms = {k: v for k, v in last.items() if k.startswith("train_") and k not in ("train_ce", "train_loss")}
-        assert terms and all(v == v for v in terms.values()), (method, terms)  # logged, not NaN
-        assert (run_dir / "checkpoints" / "distilled" / "last.pt").is_file()
+def distilled_run(cwd: Path, args: list[str], name: str, monkeypatch, capsys) -> Path:
+    """``kdrun <SMOKE> <args>`` in this process; checks the distilled stage; returns its run directory."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("KDRUN_DATA", str(cwd / "data"))
+    assert kdrun_in_process([*SMOKE, *args, f"hydra.run.dir=runs/{name}"]) == 0, capsys.readouterr().err[-3000:]
+    run_dir = cwd / "runs" / name
+    results = read_results(run_dir)
+    method, student = args[0].split("=")[1], next(a for a in args if a.startswith("student=")).split("=")[1]
+    distilled = results["stages"]["distilled"]
+    assert results["status"] == "completed"
+    assert (distilled["method"], distilled["arch"], distilled["source"]) == (method, student, "trained")
+    last = [r for r in read_metrics(run_dir) if r["stage"] == "distilled"][-1]
+    terms = {k: v for k, v in last.items() if k.startswith("train_") and k not in ("train_ce", "train_loss")}
+    assert terms and all(v == v for v in terms.values()), (method, terms)  # logged, not NaN
+    assert (run_dir / "checkpoints" / "distilled" / "last.pt").is_file()
+    return run_dir
 
 
+# mlp -> mlp (same family) and cnn1d -> mlp (cross family) on MNIST-1D, the embedded default
 @pytest.mark.slow
-def test_same_and_cross_family_pairs_on_the_default_dataset(workdir):
-    # mlp -> mlp (same family) and cnn1d -> mlp (cross family) on MNIST-1D, the embedded default
-    runs = sweep(workdir, ["teacher=cnn1d,mlp", "student.hidden=[32]"])
-    check_distilled(runs, ("cnn1d", "mlp"), "mlp")
-    assert read_results(runs["cnn1d", "crd"])["dataset"] == "mnist1d"
-    # the default dataset's largest class has 411 of 4000 samples: 3589 negatives per sample
-    assert "crd: 3589 negatives per sample" in (runs["cnn1d", "crd"] / "kdrun.log").read_text()
+@pytest.mark.parametrize("teacher", ["cnn1d", "mlp"])
+@pytest.mark.parametrize("method", vector_methods())
+def test_same_and_cross_family_pairs_on_the_default_dataset(cwd, method, teacher, monkeypatch, capsys):
+    args = [f"method={method}", f"teacher={teacher}", "student=mlp", "student.hidden=[32]"]
+    run_dir = distilled_run(cwd, args, f"mnist1d_{teacher}_{method}", monkeypatch, capsys)
+    assert read_results(run_dir)["dataset"] == "mnist1d"
+    if (teacher, method) == ("cnn1d", "crd"):
+        # the default dataset's largest class has 411 of 4000 samples: 3589 negatives per sample
+        assert "crd: 3589 negatives per sample" in (run_dir / "kdrun.log").read_text()
 
 
+# resnet14 -> resnet8 (same family) and wrn_16_1 -> resnet8 (cross family)
 @pytest.mark.slow
-def test_zoo_pairs_on_digits(workdir):
-    # resnet14 -> resnet8 (same family) and wrn_16_1 -> resnet8 (cross family)
-    runs = sweep(workdir, ["dataset=digits", "teacher=resnet14,wrn_16_1", "student=resnet8"])
-    check_distilled(runs, ("resnet14", "wrn_16_1"), "resnet8")
+@pytest.mark.parametrize("teacher", ["resnet14", "wrn_16_1"])
+@pytest.mark.parametrize("method", vector_methods())
+def test_zoo_pairs_on_digits(cwd, method, teacher, monkeypatch, capsys):
+    distilled_run(cwd, [f"method={method}", "dataset=digits", f"teacher={teacher}", "student=resnet8"],
+                  f"digits_{teacher}_{method}", monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -157,6 +157,7 @@ def test_bad_select_is_one_line(overrides, fragment):
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # two subprocesses; selection in-process above
 def test_cli_logs_the_share_and_refuses_feature_methods(workdir):
     select = ["distill.select.by=student_ce", "distill.select.fraction=0.5", "distill.select.warmup_epochs=1",
               "trainer.epochs=2", "trainer.max_epochs=2", "stages=[teacher,distilled]", "measure.enabled=false"]

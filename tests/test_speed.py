@@ -124,6 +124,7 @@ def _null():
     return contextlib.nullcontext()
 
 
+@pytest.mark.slow  # a subprocess; the choices in-process above
 def test_results_record_the_speed_choices(workdir):
     run_kdrun([*TINY, "device=cpu", "device.threads=1", "stages=[teacher]", "hydra.run.dir=run"], workdir)
     speed = read_results(workdir / "run")["speed"]
@@ -131,6 +132,7 @@ def test_results_record_the_speed_choices(workdir):
                      "data_path": "device"}
 
 
+@pytest.mark.slow  # two subprocess runs; loader order: test_data.py
 def test_dataloader_option_gives_the_same_run_on_augmented_cifar(workdir):
     """Real CIFAR-100 files, augmented: batched on the device or through DataLoader workers, the
     run's every metric is the same (same views, same order)."""

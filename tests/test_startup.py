@@ -85,3 +85,14 @@ def test_version_is_kdruns_own():
 
     proc = probe(["--version"])
     assert proc.stdout.startswith(f"kdrun {version('kdrun')} ")
+
+
+def test_python_m_kdrun_is_the_cli_entry_point(monkeypatch, capsys):
+    """``python -m kdrun`` runs ``kdrun.cli.main`` (in this process: the module imported fresh, as -m runs it)."""
+    import importlib
+    from importlib.metadata import version
+
+    monkeypatch.setattr(sys, "argv", ["kdrun", "--version"])
+    sys.modules.pop("kdrun.__main__", None)  # not monkeypatched: it stays imported, for module_coverage
+    importlib.import_module("kdrun.__main__")
+    assert capsys.readouterr().out.startswith(f"kdrun {version('kdrun')} ")

@@ -50,6 +50,7 @@ def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_running(workdir):
     assert not (workdir / "outputs").exists()
 
 
+@pytest.mark.slow  # joblib processes, two sweeps
 def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     proc = run_kdrun(["-m", *launcher, *SWEEP, *GRID], workdir)
@@ -94,6 +95,7 @@ def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     assert "holds a sweep with a different config (differs in: trainer.lr)" in refused.stderr
 
 
+@pytest.mark.slow  # a sweep in a subprocess; failed-job tables in-process: test_report.py, test_faults.py
 def test_a_failing_job_is_recorded_and_the_others_reported(workdir):
     methods = "method._target_=kdrun.methods.kd.KD,kdrun_test_methods.Fails"
     proc = run_kdrun(["-m", *SWEEP, methods, "distill.beta=1"], workdir, check=False,

@@ -28,6 +28,7 @@ def wheel(tmp_path_factory) -> Path:
     return next(out.glob("kdrun-*.whl"))
 
 
+@pytest.mark.slow  # builds a wheel (pip); the package list: pyproject's, checked by this file only
 def test_wheel_carries_every_package_and_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for init in (REPO / "kdrun").rglob("__init__.py"):
@@ -36,6 +37,7 @@ def test_wheel_carries_every_package_and_config(wheel):
         assert f"kdrun/conf/{conf.relative_to(REPO / 'conf').as_posix()}" in names, f"{conf} missing from the wheel"
 
 
+@pytest.mark.slow  # a venv, pip install, three processes
 def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

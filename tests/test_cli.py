@@ -104,15 +104,22 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_run_resumes_to_the_same_result(resume_env, sig):
     cwd, env = resume_env
-    run_dir = cwd / f"outputs/runs/resume_{sig.name}"
-    args = [*RESUME, f"hydra.run.dir={run_dir}"]
-    proc = _start(cwd, args, env)
-    ckpt = run_dir / "checkpoints/distilled/last.pt"
-    _wait_for(ckpt, proc)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    interrupted_at = torch.load(ckpt, weights_only=True)["epoch"]
-    assert interrupted_at < 30, "the run finished before it could be interrupted"
+    # The signal goes out as soon as the first checkpoint exists; on 2 cores shared with another xdist
+    # worker this test's process can be starved long enough for the whole short stage to finish first
+    # (seen in CI). That attempt proves nothing either way, so it is repeated in a fresh folder.
+    for attempt in range(3):
+        run_dir = cwd / f"outputs/runs/resume_{sig.name}_{attempt}"
+        args = [*RESUME, f"hydra.run.dir={run_dir}"]
+        proc = _start(cwd, args, env)
+        ckpt = run_dir / "checkpoints/distilled/last.pt"
+        _wait_for(ckpt, proc)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        interrupted_at = torch.load(ckpt, weights_only=True)["epoch"]
+        if interrupted_at < 30:
+            break
+        assert proc.returncode in (0, 130, -signal.SIGKILL), err  # a signal after the last epoch: not a crash
+    assert interrupted_at < 30, "three runs finished before they could be interrupted"
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "to resume" in err
     resumed = run_kdrun(args, cwd, env=env)

@@ -87,9 +87,16 @@ def resume_env(tmp_path_factory):
     return cwd, env
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs (`cmd &`) with SIGINT ignored, and Python keeps an ignored SIGINT
+    # ignored: under such a parent (a CI script run in the background) the test's Ctrl-C would never
+    # reach kdrun and the run would finish. Give kdrun the SIGINT a terminal gives.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(workdir: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kdrun", *args], cwd=workdir, env=kdrun_env(workdir, env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
@@ -104,9 +111,8 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_run_resumes_to_the_same_result(resume_env, sig):
     cwd, env = resume_env
-    # The signal goes out as soon as the first checkpoint exists; on 2 cores shared with another xdist
-    # worker this test's process can be starved long enough for the whole short stage to finish first
-    # (seen in CI). That attempt proves nothing either way, so it is repeated in a fresh folder.
+    # The signal goes out as soon as the first checkpoint exists; should the whole short stage still
+    # finish first (a starved test process), that attempt proves nothing and is repeated in a fresh folder.
     for attempt in range(3):
         run_dir = cwd / f"outputs/runs/resume_{sig.name}_{attempt}"
         args = [*RESUME, f"hydra.run.dir={run_dir}"]

@@ -19,7 +19,7 @@ from kdrun.data.loaders import make_loader
 from kdrun.data.synthetic import load_synthetic
 from kdrun.data.torchvision_sets import load_mnist
 from kdrun.data.transfer import TransferPairs, dataset_transfer, folder_transfer, generated_transfer, pair_with_transfer
-from kdrun.data.unlabeled import NO_LABEL
+from kdrun.data.base import NO_LABEL
 from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import LossWeights, Method, Needs

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+NO_LABEL = -1  # the label of a transfer-set input: it batches like labeled data and must never reach a CE loss
+
 
 @dataclass(frozen=True)
 class DataInfo:

@@ -25,11 +25,9 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset
-from torchvision import transforms
 
-from kdrun.data.base import DataBundle, DataInfo, TensorData
+from kdrun.data.base import NO_LABEL, DataBundle, DataInfo, TensorData
 from kdrun.data.loaders import EpochLoader, make_loader, mix_seed
-from kdrun.data.unlabeled import NO_LABEL, UnlabeledFolder
 from kdrun.errors import KdrunError
 
 SUBSET_SEED = 0  # which N inputs of a folder or dataset form the transfer set: fixed, not per run
@@ -55,6 +53,10 @@ def folder_transfer(root: str, data: DataBundle, size: int) -> Dataset:
             "transform to apply to a folder of images; folders work with cifar10, cifar100, mnist, fashion_mnist, "
             "imagefolder (for mnist1d and synthetic use distill.transfer_size=N)"
         )
+    from torchvision import transforms  # here: a run without an image folder never imports torchvision
+
+    from kdrun.data.unlabeled import UnlabeledFolder
+
     info = data.info
     shape = [transforms.Grayscale(1)] if info.in_channels == 1 else []
     shape += [transforms.Resize(min(info.input_size)), transforms.CenterCrop(info.input_size)]

@@ -1,6 +1,6 @@
 """Every image under a folder, searched recursively, without labels: a transfer set for distillation
 on data the teacher labels itself. Items are ``(image, -1)`` so they batch with the same loaders and
-the same ``(x, y)`` contract as labeled data; -1 marks "no label" and must never reach a CE loss."""
+the same ``(x, y)`` contract as labeled data (``NO_LABEL``, kdrun/data/base.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, pil_loader
 
+from kdrun.data.base import NO_LABEL
 from kdrun.errors import KdrunError
-
-NO_LABEL = -1
 
 
 class UnlabeledFolder(Dataset):

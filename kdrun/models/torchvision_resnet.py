@@ -1,6 +1,7 @@
 """torchvision's ImageNet ResNets as kdrun models: ``tv_resnet18`` ... ``tv_resnet152``,
 ``tv_wide_resnet50_2``, ``tv_resnext50_32x4d`` (He et al., "Deep Residual Learning for Image
-Recognition", CVPR 2016; torchvision's implementation).
+Recognition", CVPR 2016; torchvision's implementation). Their names are registered by
+kdrun/models/torchvision_names.py, which imports this module (and torchvision) only to build one.
 
 Each is a subclass of ``torchvision.models.ResNet``, so ``forward`` and the state-dict keys are
 torchvision's own: the released ImageNet weights (e.g. ``resnet34-b627a593.pth``) load strictly as
@@ -31,18 +32,9 @@ from kdrun.errors import KdrunError
 from kdrun.models.base import KDModel
 from kdrun.models.cifar.common import conv_size, image_size
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
+from kdrun.models.torchvision_names import ARCHS
 
-# kdrun name -> (torchvision name, block, blocks per stage, ResNet kwargs)
-ARCHS: dict[str, tuple[str, type[nn.Module], list[int], dict]] = {
-    "tv_resnet18": ("resnet18", BasicBlock, [2, 2, 2, 2], {}),
-    "tv_resnet34": ("resnet34", BasicBlock, [3, 4, 6, 3], {}),
-    "tv_resnet50": ("resnet50", Bottleneck, [3, 4, 6, 3], {}),
-    "tv_resnet101": ("resnet101", Bottleneck, [3, 4, 23, 3], {}),
-    "tv_resnet152": ("resnet152", Bottleneck, [3, 8, 36, 3], {}),
-    "tv_wide_resnet50_2": ("wide_resnet50_2", Bottleneck, [3, 4, 6, 3], {"width_per_group": 128}),
-    "tv_resnext50_32x4d": ("resnext50_32x4d", Bottleneck, [3, 4, 6, 3], {"groups": 32, "width_per_group": 4}),
-}
+BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 def _block_pair(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,18 +120,11 @@ def load_torchvision_weights(model: TorchvisionResNet, weights: str, tv_name: st
     model.load_state_dict(state, strict=False)
 
 
-def _register(name: str) -> None:
+def build(name: str, num_classes: int, in_channels: int, input_size: tuple[int, ...],
+          weights: str | None) -> KDModel:
+    """The model ``name`` of kdrun/models/torchvision_names.py, initialized from ``weights`` if given."""
     tv_name, block, layers, kwargs = ARCHS[name]
-
-    def build(num_classes: int, in_channels: int, input_size: tuple[int, ...], weights: str | None) -> KDModel:
-        model = TorchvisionResNet(block, layers, num_classes, in_channels, image_size(input_size, name), **kwargs)
-        if weights:
-            load_torchvision_weights(model, str(weights), tv_name)
-        return model
-
-    build.__doc__ = f"torchvision's {tv_name} (ImageNet architecture; weights=hub|<file>: released weights)."
-    register_model(name, family="torchvision", input_kind="image", weights=None)(build)
-
-
-for _name in ARCHS:
-    _register(_name)
+    model = TorchvisionResNet(BLOCKS[block], layers, num_classes, in_channels, image_size(input_size, name), **kwargs)
+    if weights:
+        load_torchvision_weights(model, str(weights), tv_name)
+    return model

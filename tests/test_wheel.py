@@ -1,6 +1,7 @@
 """A plain ``pip install .`` (a wheel, not the checkout) carries the configs and runs from anywhere."""
 
 import json
+import os
 import shutil
 import site
 import subprocess
@@ -48,16 +49,18 @@ def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
                    check=True)
     work = tmp_path / "elsewhere"
     work.mkdir()
+    # The installed wheel, not a checkout a developer's PYTHONPATH may point at.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run([venv / "bin" / "python", "-c", "import kdrun; print(kdrun.__file__)"], cwd=work,
-                           capture_output=True, text=True, check=True).stdout
+                           env=env, capture_output=True, text=True, check=True).stdout
     assert str(site_dir) in where
     args = ["debug=fast", "dataset=digits", "teacher=mlp", "student=mlp", "student.hidden=[8]", "hydra.run.dir=run"]
-    proc = subprocess.run([venv / "bin" / "kdrun", *args], cwd=work, capture_output=True, text=True)
+    proc = subprocess.run([venv / "bin" / "kdrun", *args], cwd=work, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((work / "run" / "results.json").read_text())["status"] == "completed"
-    report = subprocess.run([venv / "bin" / "kdrun-report", "run"], cwd=work, capture_output=True, text=True)
+    report = subprocess.run([venv / "bin" / "kdrun-report", "run"], cwd=work, env=env, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
     assert (work / "run" / "report.md").is_file() and (work / "run" / "plots" / "curves.png").is_file()
-    help_text = subprocess.run([venv / "bin" / "python", "-m", "kdrun", "--help"], cwd=work, capture_output=True,
-                               text=True, check=True).stdout
+    help_text = subprocess.run([venv / "bin" / "python", "-m", "kdrun", "--help"], cwd=work, env=env,
+                               capture_output=True, text=True, check=True).stdout
     assert "resnet110" in help_text and "mnist1d" in help_text

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import kdrun_in_process, read_metrics, read_results, run_kdrun
+from conftest import kdrun_in_process, read_metrics, read_results
+from in_process import run_here
 from method_pairs import VECTOR, serving
 
 SMOKE = ["debug=fast", "stages=[teacher,distilled]"]
@@ -73,9 +74,9 @@ def test_zoo_pairs_on_digits(cwd, method, teacher, monkeypatch, capsys):
     (["method=cc", "method.form=taylor"], ["method.form=taylor", "gaussian", "reference"]),
     (["method=crd", "method.nce_t=0"], ["method.nce_t=0", "nce_t > 0"]),
 ])
-def test_bad_method_constants_fail_in_one_line_before_training(workdir, args, fragments):
+def test_bad_method_constants_fail_in_one_line_before_training(workdir, args, fragments, monkeypatch, capsys):
     from test_bad_input import assert_one_line_error
 
-    proc = run_kdrun(["debug=fast", "hydra.run.dir=run", *args], workdir, check=False)
+    proc = run_here(["debug=fast", "hydra.run.dir=run", *args], workdir, monkeypatch, capsys, check=False)
     assert_one_line_error(proc, fragments)
     assert not (workdir / "run" / "checkpoints").exists()  # not a single stage trained

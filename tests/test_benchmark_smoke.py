@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import read_metrics, run_kdrun
-from in_process import run_here
+from in_process import run_here, skip_run_plots
 from kdrun.benchmarks.presets import all_presets
 from kdrun.benchmarks.smoke import compose_run_config, smoke_overrides, smoke_run, write_smoke_data
 from kdrun.benchmarks.teachers import archived_teacher, export_teacher
@@ -44,6 +44,11 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _no_run_plots(monkeypatch):
+    skip_run_plots(monkeypatch)  # these runs are about stages and settings (tests/in_process.py says why)
 
 
 @pytest.mark.slow  # zoo models through the pipeline; every preset composed and checked: test_benchmarks.py

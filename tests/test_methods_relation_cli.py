@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import kdrun_in_process, read_metrics, read_results
-from in_process import run_here
+from in_process import run_here, skip_run_plots
 from method_pairs import VECTOR, serving
 
 SMOKE = ["debug=fast", "stages=[teacher,distilled]"]
@@ -34,6 +34,7 @@ def distilled_run(cwd: Path, args: list[str], name: str, monkeypatch, capsys) ->
     """``kdrun <SMOKE> <args>`` in this process; checks the distilled stage; returns its run directory."""
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("KDRUN_DATA", str(cwd / "data"))
+    skip_run_plots(monkeypatch)
     assert kdrun_in_process([*SMOKE, *args, f"hydra.run.dir=runs/{name}"]) == 0, capsys.readouterr().err[-3000:]
     run_dir = cwd / "runs" / name
     results = read_results(run_dir)

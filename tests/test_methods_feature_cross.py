@@ -19,7 +19,7 @@ from method_pairs import map_methods
 pytestmark = pytest.mark.slow
 
 SMOKE = ["debug=fast", "dataset=synthetic", "dataset.size=16", "trainer.batch_size=16", "student=resnet8",
-         "stages=[teacher,distilled]"]
+         "stages=[teacher,distilled]", "trainer.max_train_batches=1", "trainer.max_eval_batches=1"]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ from conftest import kdrun_in_process, read_metrics, read_results
 from in_process import run_here, skip_run_plots
 from method_pairs import VECTOR, serving
 
-SMOKE = ["debug=fast", "stages=[teacher,distilled]"]
+# One step and one evaluation batch of 16 per stage: each run proves the method's wiring, not its learning.
+SMOKE = ["debug=fast", "stages=[teacher,distilled]", "trainer.batch_size=16", "trainer.max_train_batches=1",
+         "trainer.max_eval_batches=1"]
 
 
 def vector_methods() -> tuple[str, ...]:

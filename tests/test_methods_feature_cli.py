@@ -15,7 +15,8 @@ from in_process import run_here
 from method_pairs import map_methods
 
 SMOKE = ["debug=fast", "dataset=mnist1d", "teacher=cnn1d", "student=cnn1d", "teacher.channels=[16,16,16]",
-         "trainer.batch_size=16", "stages=[teacher,distilled]"]
+         "trainer.batch_size=16", "stages=[teacher,distilled]", "trainer.max_train_batches=1",
+         "trainer.max_eval_batches=1"]
 
 
 @pytest.fixture(scope="module")

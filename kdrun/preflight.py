@@ -42,9 +42,13 @@ PairCheck = Callable[[DictConfig, list[DictConfig]], None]
 
 
 def check_pairs_here(cfg: DictConfig, jobs: list[DictConfig]) -> None:
-    """Check the pairs of these jobs' configs in this process (imports torch)."""
+    """Architecture/dataset/method compatibility of these jobs' pairs, on the dataset's static facts, in
+    this process: before any data work and before Hydra creates a run folder. Imports torch, so it runs
+    after every torch-free check (a parallel sweep runs the same check in its workers instead)."""
+    from kdrun.schemes.registry import check_before_data
+
     for job_cfg in jobs:
-        check_pairs(job_cfg)
+        check_before_data(job_cfg)
 
 
 def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pairs_here) -> DictConfig | None:
@@ -144,14 +148,6 @@ def _defaults_of(overrides: list[str], groups: set[str]) -> DictConfig:
 
 # Top-level keys whose swept values change which models a job builds or how they pair up.
 PAIR_KEYS = ("teacher", "student", "assistant", "method", "dataset", "scheme", "experiment")
-
-
-def check_pairs(job_cfg: DictConfig) -> None:
-    """Architecture/dataset/method compatibility, on the dataset's static facts: before any data work
-    and before Hydra creates a run folder. Imports torch, so it runs after every torch-free check."""
-    from kdrun.schemes.registry import check_before_data
-
-    check_before_data(job_cfg)
 
 
 def parse_overrides(overrides: list[str]) -> list:

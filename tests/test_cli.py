@@ -1,4 +1,5 @@
-"""The CLI end to end, in a subprocess, as a user runs it."""
+"""The CLI end to end, as a user runs it: through the real entry point in this process (conftest.run_kdrun),
+and in a process of its own where the process is the point (signals, ``python -m``)."""
 
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from conftest import TINY, kdrun_env, read_metrics, read_results, run_kdrun
+from in_process import skip_run_plots
 
 
 def test_tiny_run_writes_every_output(workdir):
@@ -30,16 +32,23 @@ def test_tiny_run_writes_every_output(workdir):
     table = (run_dir / "table.md").read_text()
     assert all(f"| {name} |" in table for name in ("teacher", "baseline", "distilled"))
     assert "distilled" in (run_dir / "table.csv").read_text()
+    assert (run_dir / "plots" / "curves.png").read_bytes().startswith(b"\x89PNG")  # the run's own plots
     assert "Δ vs baseline" in table and "Δ" in proc.stdout and "distilled" in proc.stdout
     assert proc.stdout.splitlines()[-1].endswith(str(run_dir / "table.md"))  # the run ends naming its full table
 
 
-# The runs below are about the teacher, seeds and precision: the teacher and distilled rows say it all.
+# The runs below are about the teacher, seeds and precision: the teacher and distilled rows say it all,
+# and they draw no plots (the run above does; tests/in_process.py says why).
 DISTILL = [*TINY, "stages=[teacher,distilled]"]
 
 
+@pytest.fixture
+def no_plots(monkeypatch):
+    skip_run_plots(monkeypatch)
+
+
 @pytest.mark.slow  # the cache in-process: test_faults.py (corrupt entry retrained, then reused)
-def test_teacher_is_reused_from_cache_and_from_checkpoint(workdir):
+def test_teacher_is_reused_from_cache_and_from_checkpoint(workdir, no_plots):
     run_kdrun([*DISTILL, "hydra.run.dir=outputs/runs/a"], workdir)
     second = run_kdrun([*DISTILL, "distill.T=2", "hydra.run.dir=outputs/runs/b"], workdir)
     assert "reusing cached mlp teacher" in second.stderr
@@ -52,7 +61,7 @@ def test_teacher_is_reused_from_cache_and_from_checkpoint(workdir):
 
 
 @pytest.mark.slow  # checkpoint formats in-process: test_bad_input.py, test_transfer.py
-def test_reference_format_checkpoint_loads_as_teacher(workdir):
+def test_reference_format_checkpoint_loads_as_teacher(workdir, no_plots):
     from kdrun.models import create_model
 
     model = create_model("mlp", num_classes=10, in_channels=1, input_size=(8, 8), hidden=[32])
@@ -62,7 +71,7 @@ def test_reference_format_checkpoint_loads_as_teacher(workdir):
 
 
 @pytest.mark.slow  # a second full run; loader order by seed in-process: test_data.py
-def test_same_seed_gives_identical_metrics(workdir):
+def test_same_seed_gives_identical_metrics(workdir, no_plots):
     for name in ("x", "y"):
         run_kdrun([*DISTILL, f"paths.outputs=out_{name}", f"hydra.run.dir=out_{name}/run"], workdir)
     strip = lambda ms: [{k: v for k, v in m.items() if k != "epoch_time"} for m in ms]  # noqa: E731
@@ -72,9 +81,10 @@ def test_same_seed_gives_identical_metrics(workdir):
 # The default data (MNIST-1D with its generated transfer set), 20 steps an epoch, and a distilled stage of 30
 # epochs (each evaluated and checkpointed): long enough to be interrupted (12 epochs finished before the
 # signal landed on a quiet machine). The teacher trains once per
-# worker (cached under outputs/cache) and is reused by every run.
+# worker (cached under outputs/cache) and is reused by every run. No latency timing: not what resumes.
 RESUME = ["dataset=mnist1d", "teacher=mlp", "teacher.hidden=[64]", "student=mlp", "student.hidden=[16]",
-          "trainer.epochs=30", "trainer.milestones=[15]", "trainer.max_train_batches=20", "stages=[teacher,distilled]"]
+          "trainer.epochs=30", "trainer.milestones=[15]", "trainer.max_train_batches=20", "stages=[teacher,distilled]",
+          "measure.enabled=false"]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +93,9 @@ def resume_env(tmp_path_factory):
     from feature_cli import shared_data_env
 
     cwd, env = tmp_path_factory.mktemp("resume"), shared_data_env(tmp_path_factory)
-    run_kdrun([*RESUME, "hydra.run.dir=outputs/runs/straight"], cwd, env=env)
+    with pytest.MonkeyPatch.context() as mp:
+        skip_run_plots(mp)
+        run_kdrun([*RESUME, "hydra.run.dir=outputs/runs/straight"], cwd, env=env)
     return cwd, env
 
 
@@ -109,7 +121,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
 
 @pytest.mark.slow  # real signals; Ctrl-C and resume in-process: test_faults.py
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-def test_interrupted_run_resumes_to_the_same_result(resume_env, sig):
+def test_interrupted_run_resumes_to_the_same_result(resume_env, sig, no_plots):
     cwd, env = resume_env
     # The signal goes out as soon as the first checkpoint exists; should the whole short stage still
     # finish first (a starved test process), that attempt proves nothing and is repeated in a fresh folder.
@@ -150,10 +162,11 @@ def test_help_and_cfg(workdir):
 
 @pytest.mark.slow  # two interpreters for one --cfg job
 def test_python_m_and_console_script_agree(workdir):
-    assert run_kdrun(["--cfg", "job"], workdir).stdout == run_kdrun(["--cfg", "job"], workdir, module="kdrun.cli").stdout
+    python_m = run_kdrun(["--cfg", "job"], workdir, in_process=False).stdout
+    assert python_m == run_kdrun(["--cfg", "job"], workdir, module="kdrun.cli", in_process=False).stdout
 
 
 @pytest.mark.slow  # bf16 steps in-process: test_methods.py
-def test_bf16_autocast_runs_on_cpu(workdir):
+def test_bf16_autocast_runs_on_cpu(workdir, no_plots):
     run_kdrun([*DISTILL, "device=cpu", "device.amp=bf16", "hydra.run.dir=run"], workdir)
     assert read_results(workdir / "run")["status"] == "completed"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO, TINY, read_metrics, read_results, run_kdrun
+from in_process import skip_run_plots
 
 from kdrun.data.base import TensorData
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
@@ -30,17 +31,39 @@ LOSS_RTOL, TOP1_ATOL = 1e-4, 0.5
 # batch-norm statistics), so the fake-quantized model differs slightly from one process's. Its rows are
 # not compared with one process; the data-parallel run must still complete them (deployed by rank 0).
 PER_RANK_STATISTICS = ("quantized",)
-RUN = [*TINY, "trainer.epochs=2", "trainer.max_epochs=2", "device=cpu", "method._target_=kdrun_test_methods.RowBank", "distill.beta=1"]
+# A teacher, its distilled student and the int8 row: a stage trained from scratch, one taught by a teacher
+# rank 0 trained, and one fine-tuned from that student and deployed by rank 0 (the baseline and
+# self-distilled rows run the same code paths again).
+RUN = [*TINY, "trainer.epochs=2", "trainer.max_epochs=2", "device=cpu", "method._target_=kdrun_test_methods.RowBank",
+       "distill.beta=1", "stages=[teacher,distilled,quantized]"]
 ENV = {"PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
 
 
-def _collectives(rank: int, store: str, out: str) -> None:
+def _two_ranks(rank: int, store: str, out: str) -> None:
+    """One process group of two ranks for both tests below (one spawn of two interpreters, not two)."""
+    from kdrun.distributed import state
+
+    state.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    _collectives(rank, out)
+    _crd_rank(rank, out)
+    state.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> Path:
+    """The folder where each of two spawned ranks wrote what it computed (rank<r>.json, crd<r>.pt)."""
+    out = tmp_path_factory.mktemp("ranks")
+    torch.multiprocessing.start_processes(_two_ranks, args=(str(out / "store"), str(out)), nprocs=2,
+                                          start_method="spawn")
+    return out
+
+
+def _collectives(rank: int, out: str) -> None:
     """Each rank holds a different number of rows and its own shard of a batch."""
-    from kdrun.distributed import all_gather_rows, all_reduce_mean, state
+    from kdrun.distributed import all_gather_rows, all_reduce_mean
     from kdrun.engine.data_parallel import average_buffers
     from kdrun.engine.meters import EpochMeter
 
-    state.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     rows = torch.arange(3 - rank, dtype=torch.float32) + 10 * rank  # rank 0: 3 rows, rank 1: 2 rows
     index = torch.arange(3 - rank) + 100 * rank
     gathered_rows, gathered_index = all_gather_rows(rows.unsqueeze(1), index)
@@ -56,13 +79,10 @@ def _collectives(rank: int, store: str, out: str) -> None:
     Path(out, f"rank{rank}.json").write_text(json.dumps({
         "rows": gathered_rows.squeeze(1).tolist(), "index": gathered_index.tolist(), "mean": mean.item(),
         "meter": meter.compute(), "bn": bn.running_mean.tolist()}))
-    state.destroy_process_group()
 
 
-def test_collectives_across_two_ranks(tmp_path: Path):
-    torch.multiprocessing.start_processes(_collectives, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2,
-                                          start_method="spawn")
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+def test_collectives_across_two_ranks(two_ranks: Path):
+    r0, r1 = (json.loads((two_ranks / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0 == r1  # every rank ends with the same numbers
     assert r0["rows"] == [0.0, 1.0, 2.0, 10.0, 11.0] and r0["index"] == [0, 1, 2, 100, 101]
     assert r0["mean"] == 0.5 and r0["bn"] == [0.5, 0.5]
@@ -93,22 +113,16 @@ def _crd_step(method, s, t, index) -> None:
     method(Features(s, pooled=s), Features(t, pooled=t), Batch(s, torch.zeros(len(s)), index), Progress(1, 1))
 
 
-def _crd_rank(rank: int, store: str, out: str) -> None:
-    from kdrun.distributed import state
-
-    state.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+def _crd_rank(rank: int, out: str) -> None:
     method, s, t, index = _crd_method()
     half = slice(4 * rank, 4 * rank + 4)  # each rank holds half of the global batch
     torch.manual_seed(10 + rank)  # and draws its own negatives
     _crd_step(method, s[half], t[half], index[half])
     torch.save({k: v for k, v in method.state_dict().items() if k.startswith("memory.")}, Path(out, f"crd{rank}.pt"))
-    state.destroy_process_group()
 
 
-def test_crd_memory_banks_stay_equal_across_ranks(tmp_path: Path):
-    torch.multiprocessing.start_processes(_crd_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2,
-                                          start_method="spawn")
-    r0, r1 = (torch.load(tmp_path / f"crd{r}.pt", weights_only=True) for r in (0, 1))
+def test_crd_memory_banks_stay_equal_across_ranks(two_ranks: Path):
+    r0, r1 = (torch.load(two_ranks / f"crd{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(r0[k], r1[k]) for k in r0)  # every rank holds the same banks and constants
     one, s, t, index = _crd_method()
     _crd_step(one, s, t, index)  # one process, the whole batch
@@ -154,24 +168,42 @@ def _compare(one: Path, other: Path) -> None:
     assert torch.allclose(bank_a["method.bank"], bank_b["method.bank"], atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> Path:
+    """The reference: the same run in one process (this one)."""
+    workdir = tmp_path_factory.mktemp("one")
+    with pytest.MonkeyPatch.context() as mp:
+        skip_run_plots(mp)  # tests/in_process.py says why
+        run_kdrun([*RUN, "name=one", "paths.cache=cache1"], workdir, env=ENV)
+    return workdir / "outputs" / "runs" / "one"
+
+
+def _matches_one_process(run: Path, one: Path) -> None:
+    _compare(one, run)
+    assert read_results(run)["status"] == "completed"
+    # rank 0 alone wrote: one event file, one line per stage epoch, one copy of every log line
+    assert len(list((run / "tb").iterdir())) == 1
+    assert len(read_metrics(run)) == len(read_metrics(one))
+    assert (run / "kdrun.log").read_text().count("] distilled epoch 2/2") == 1
+
+
+# Two tests, not one: under -n 2 they run side by side (each ~half of the old one's time).
 @pytest.mark.slow  # the collectives and CRD's banks across two ranks: the in-process tests above
-def test_two_processes_match_one(workdir: Path):
-    """``device.nproc=2`` (kdrun spawns the ranks) and ``torchrun`` (the ranks start kdrun) against one process."""
-    run_kdrun([*RUN, "name=one", "paths.cache=cache1"], workdir, env=ENV)
+def test_spawned_processes_match_one(one_process: Path, workdir: Path):
+    """``device.nproc=2``: kdrun spawns the ranks."""
     spawned = run_kdrun([*RUN, "name=two", "device.nproc=2", "paths.cache=cache2"], workdir, env=ENV)
     assert "spawning 2 processes (gloo)" in spawned.stderr
+    _matches_one_process(workdir / "outputs" / "runs" / "two", one_process)
+
+
+@pytest.mark.slow  # the collectives and CRD's banks across two ranks: the in-process tests above
+def test_torchrun_processes_match_one(one_process: Path, workdir: Path):
+    """``torchrun``: the ranks start kdrun, and all of them use rank 0's automatically named folder."""
     env = {**os.environ, **ENV, "KDRUN_DATA": str(workdir / "data")}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kdrun",
                 *RUN, "paths.cache=cache3"]
     proc = subprocess.run(torchrun, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    runs = workdir / "outputs" / "runs"
-    (started,) = [d for d in runs.iterdir() if d.name not in ("one", "two")]  # all ranks used rank 0's folder
+    (started,) = (workdir / "outputs" / "runs").iterdir()  # all ranks used rank 0's folder
     assert "data-parallel run: 2 processes (gloo)" in (started / "kdrun.log").read_text()
-    for run in (runs / "two", started):
-        _compare(runs / "one", run)
-        assert read_results(run)["status"] == "completed"
-        # rank 0 alone wrote: one event file, one line per stage epoch, one copy of every log line
-        assert len(list((run / "tb").iterdir())) == 1
-        assert len(read_metrics(run)) == len(read_metrics(runs / "one"))
-        assert (run / "kdrun.log").read_text().count("] distilled epoch 2/2") == 1
+    _matches_one_process(started, one_process)

@@ -52,8 +52,13 @@ def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_running(workdir):
 
 @pytest.mark.slow  # joblib processes, two sweeps
 def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
+    from test_startup import probe
+
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    proc = run_kdrun(["-m", *launcher, *SWEEP, *GRID], workdir)
+    # a process of its own, which says at exit whether it imported torch (test_startup.py)
+    proc = probe(["-m", *launcher, *SWEEP, *GRID], env={"KDRUN_DATA": str(workdir / "data")}, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "torch imported: []" in proc.stderr  # it launched, waited for and reported jobs that train
     sweep = _sweep_dir(workdir)
     jobs = _jobs(sweep)
     assert sorted(j.name for j in jobs) == ["distill.T=1,distill.alpha=0.1", "distill.T=1,distill.alpha=0.9",
@@ -95,7 +100,7 @@ def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     assert "holds a sweep with a different config (differs in: trainer.lr)" in refused.stderr
 
 
-@pytest.mark.slow  # a sweep in a subprocess; failed-job tables in-process: test_report.py, test_faults.py
+@pytest.mark.slow  # a whole sweep; failed-job tables alone: test_report.py, test_faults.py
 def test_a_failing_job_is_recorded_and_the_others_reported(workdir):
     methods = "method._target_=kdrun.methods.kd.KD,kdrun_test_methods.Fails"
     proc = run_kdrun(["-m", *SWEEP, methods, "distill.beta=1"], workdir, check=False,

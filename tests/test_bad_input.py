@@ -3,7 +3,8 @@
 The checks run in-process, through the function that raises them: ``preflight`` (everything decided
 before Hydra creates a run folder), ``build_data`` and ``load_weights`` (what fails once the run has
 started). Two CLI runs check what only the command adds: exit code 2, one line on stderr, no
-traceback, and nothing created or overwritten, before Hydra starts and after.
+traceback, and nothing created or overwritten, before Hydra starts (``python -m kdrun``, its real
+exit) and after (the same entry point in this process).
 """
 
 from pathlib import Path
@@ -128,7 +129,7 @@ def keep_run(workdir: Path) -> Path:
 
 def test_cli_refuses_bad_input_before_hydra_starts(workdir):
     existing = keep_run(workdir)
-    proc = run_kdrun(["debug=fast", "method=magic"], workdir, check=False)
+    proc = run_kdrun(["debug=fast", "method=magic"], workdir, check=False, in_process=False)  # the real exit
     assert_one_line_error(proc, ["method=magic", "kd"])
     assert sorted(p.name for p in (workdir / "outputs" / "runs").iterdir()) == ["keep"]
     assert (existing / "results.json").read_text() == '{"status": "completed"}'

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import TINY, compose_config, read_metrics, read_results, run_kdrun
+from in_process import skip_run_plots
 from kdrun.build import build_data
 from kdrun.data.loaders import make_loader
 from kdrun.engine.finish import FixedBatch
@@ -107,7 +108,8 @@ def test_a_model_that_fails_to_compile_is_recorded_not_fatal(monkeypatch):
 
 
 @pytest.mark.slow
-def test_quantized_rows_end_to_end(workdir):
+def test_quantized_rows_end_to_end(workdir, monkeypatch):
+    skip_run_plots(monkeypatch)  # tests/in_process.py says why
     run_kdrun(QUANT, cwd=workdir)
     run = workdir / "outputs/run"
     stages = read_results(run)["stages"]

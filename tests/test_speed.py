@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from conftest import TINY, read_metrics, read_results, run_kdrun
+from in_process import skip_run_plots
 from kdrun.data.base import TensorData
 from kdrun.data.loaders import batch_on_device
 from kdrun.engine import compile as compile_mod
@@ -124,22 +125,25 @@ def _null():
     return contextlib.nullcontext()
 
 
-@pytest.mark.slow  # a subprocess; the choices in-process above
-def test_results_record_the_speed_choices(workdir):
+@pytest.mark.slow  # a whole run; the choices one by one above
+def test_results_record_the_speed_choices(workdir, monkeypatch):
+    skip_run_plots(monkeypatch)  # tests/in_process.py says why
     run_kdrun([*TINY, "device=cpu", "device.threads=1", "stages=[teacher]", "hydra.run.dir=run"], workdir)
     speed = read_results(workdir / "run")["speed"]
     assert speed == {"amp": None, "channels_last": False, "tf32": False, "threads": 1, "compile": False,
                      "data_path": "device"}
 
 
-@pytest.mark.slow  # two subprocess runs; loader order: test_data.py
-def test_dataloader_option_gives_the_same_run_on_augmented_cifar(workdir):
+@pytest.mark.slow  # two whole runs; loader order: test_data.py
+def test_dataloader_option_gives_the_same_run_on_augmented_cifar(workdir, monkeypatch):
     """Real CIFAR-100 files, augmented: batched on the device or through DataLoader workers, the
-    run's every metric is the same (same views, same order)."""
+    run's every metric is the same (same views, same order). A small mlp on the flattened images sees
+    every pixel of every view (a resnet8 only made each step ~20x slower)."""
+    skip_run_plots(monkeypatch)
     write_cifar100(workdir / "data", n_train=40, n_test=10)
-    common = ["dataset=cifar100", f"dataset.root={workdir / 'data'}", "dataset.verify=false", "teacher=resnet8",
-              "student=resnet8", "trainer.batch_size=8", "trainer.epochs=2", "trainer.max_train_batches=3", "stages=[baseline]",
-              "measure.enabled=false"]
+    common = ["dataset=cifar100", f"dataset.root={workdir / 'data'}", "dataset.verify=false", "teacher=mlp",
+              "student=mlp", "student.hidden=[16]", "trainer.batch_size=8", "trainer.epochs=2",
+              "trainer.max_train_batches=3", "stages=[baseline]", "measure.enabled=false"]
     run_kdrun([*common, "hydra.run.dir=a"], workdir)
     run_kdrun([*common, "trainer.loader=dataloader", "trainer.num_workers=2", "paths.outputs=o2",
                "hydra.run.dir=b"], workdir)

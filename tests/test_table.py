@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_kdrun
 from rich.console import Console
 
 from kdrun.report.table import OVERLAP, markdown_table, rich_table, table_rows, table_title, write_tables
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(full_ms: float, spread: float, b1_ms: float = 0.1) -> dict:
@@ -101,16 +97,16 @@ def test_eager_only_timings_name_only_eager(tmp_path: Path):
     assert "eager ms, batch N" in md and "compiled" not in md.splitlines()[0]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("columns", ["80", "100"])
-def test_a_runs_printed_table_fits_columns_and_names_table_md(tmp_path: Path, columns: str):
-    cmd = [sys.executable, "-m", "kdrun", "debug=fast", "dataset=digits", "teacher=mlp", "student=mlp",
-           "teacher.hidden=[16]", "student.hidden=[8]", "stages=[teacher,baseline,distilled]",
-           f"paths.outputs={tmp_path}", "name=run"]
-    env = {**os.environ, "COLUMNS": columns, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+@pytest.mark.slow  # the table's layout in-process: test_the_terminal_table_fits_the_terminal
+@pytest.mark.parametrize("columns, in_process", [("80", False), ("100", True)])
+def test_a_runs_printed_table_fits_columns_and_names_table_md(tmp_path: Path, columns: str, in_process: bool):
+    """At 80 columns in a process of its own (what a user's terminal gets: the first import of torch's
+    CUDA_HOME warning, Hydra's own log lines), at 100 through the same entry point in this process."""
+    args = ["debug=fast", "dataset=digits", "teacher=mlp", "student=mlp", "teacher.hidden=[16]", "student.hidden=[8]",
+            "stages=[teacher,baseline,distilled]", f"paths.outputs={tmp_path}", "name=run"]
+    done = run_kdrun(args, tmp_path, env={"COLUMNS": columns}, in_process=in_process)
     lines = done.stdout.splitlines()
     assert max(len(line) for line in lines[:-1]) <= int(columns)  # the table; the path on the last line may not
+    assert len(lines) > 5 and any(line.lstrip().startswith("distilled ") for line in lines)  # a table it is
     assert lines[-1].endswith(str(tmp_path / "runs" / "run" / "table.md"))
     assert "[HYDRA]" not in done.stdout + done.stderr and "CUDA_HOME" not in done.stderr

@@ -91,8 +91,10 @@ def register_configs() -> None:
 
 def leave_registration_to_the_jobs() -> None:
     """In a parallel sweep's worker process (kdrun/sweep_workers.py): each job arrives with the sweep's
-    ConfigStore and resolvers (Hydra's singleton state), so registering them here would be wasted
-    (~0.7 CPU-s per worker). Compositions still share the store instead of copying it."""
+    ConfigStore (Hydra's singleton state), so storing its nodes here would be wasted (~0.7 CPU-s per
+    worker). The resolvers are registered (the pair checks resolve ``${kdrun.data_root:}`` before any
+    job), and compositions still share the store instead of copying it."""
     global _registered
+    register_resolvers()
     _share_store_between_compositions()
     _registered = True

@@ -88,15 +88,16 @@ def warm_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], pac
     from kdrun.config_store import leave_registration_to_the_jobs
 
     leave_registration_to_the_jobs()  # before kdrun.cli is imported: it registers on import
-    atexit.register(_exit_without_collecting)  # registered early, so it runs after the others
+    atexit.register(_exit_without_collecting)
     return prepare_worker(index, modules, pair_jobs, packing)
 
 
 def _exit_without_collecting() -> None:
-    """The last exit handler: the process is about to go, freeing its objects one by one is wasted
-    work (every result is written; the OS reclaims the memory), and the sweep's process waits for it:
-    2 workers that imported torch took 3.2-4.3 s to exit on 2 cores, 0.8-1.0 s with this
-    (docs/benchmarks.md)."""
+    """An exit handler: no garbage collection while the interpreter shuts down. The process is about to
+    go, freeing its objects one by one is wasted work (every result is written; the OS reclaims the
+    memory; the other exit handlers still run), and the sweep's process waits for it:
+    2 workers that imported torch took 3.2-4.3 s to exit on the loaded 2-core VM, 0.8-1.0 s with
+    this (docs/benchmarks.md)."""
     gc.disable()
     gc.freeze()
 
@@ -119,7 +120,7 @@ class _Warmup:
             self.pids = [pid for pid, _ in results]
             self.error = next((error for _, error in results if error), "")
         except Exception as e:  # a worker that could not start or import: the sweep must not launch
-            self.error = f"the sweep's worker processes could not start ({type(e).__name__}: {e})"
+            self.error = f"the sweep's worker processes failed before any job ran ({type(e).__name__}: {e})"
         finally:
             self.done.set()
 

@@ -60,3 +60,13 @@ def test_a_failed_check_is_raised_where_the_sweep_awaits_its_workers():
 def test_the_sweep_config_awaits_the_workers_before_launching():
     callbacks = compose_config(["hydra/launcher=joblib"], hydra=True).hydra.callbacks
     assert callbacks.await_workers._target_ == "kdrun.sweep_workers.AwaitWorkers"
+
+
+def test_a_warmed_worker_resolves_kdruns_interpolations_in_the_pair_checks():
+    """The workers leave kdrun's config nodes to the jobs (kdrun/config_store.py), not its resolvers:
+    mnist1d's ``root: ${kdrun.data_root:}`` is resolved by the check before any job has run."""
+    job = compose_config(["dataset=mnist1d", "teacher=cnn1d", "student=mlp"])
+    assert str(job.dataset._get_node("root")._value()) == "${paths.data}"
+    assert str(job.paths._get_node("data")._value()) == "${kdrun.data_root:}"
+    start_workers(_launcher(2), 2, [], [job])
+    assert len(await_workers()) == 2

@@ -56,7 +56,8 @@ class _Loader(importlib.abc.Loader):
         for path in FUNCTIONS.get(self.name, []):
             *cls, attr = path.split(".")
             owner = getattr(module, cls[0]) if cls else module
-            setattr(owner, attr, _traced(getattr(owner, attr), f"{self.name.rsplit('.', 1)[-1]}.{path}"))
+            if hasattr(owner, attr):  # an older checkout may not have it
+                setattr(owner, attr, _traced(getattr(owner, attr), f"{self.name.rsplit('.', 1)[-1]}.{path}"))
 
 
 class _Finder(importlib.abc.MetaPathFinder):

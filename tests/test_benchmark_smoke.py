@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import read_metrics, run_kdrun
+from in_process import run_here, skip_run_plots
 from kdrun.benchmarks.presets import all_presets
 from kdrun.benchmarks.smoke import compose_run_config, smoke_overrides, smoke_run, write_smoke_data
 from kdrun.benchmarks.teachers import archived_teacher, export_teacher
@@ -43,6 +44,11 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _no_run_plots(monkeypatch):
+    skip_run_plots(monkeypatch)  # these runs are about stages and settings (tests/in_process.py says why)
 
 
 @pytest.mark.slow  # zoo models through the pipeline; every preset composed and checked: test_benchmarks.py
@@ -78,11 +84,11 @@ def test_teachers_dir_supplies_the_teacher(workdir, tmp_path):
     assert teacher["last_top1"] == pytest.approx(first["stages"]["teacher"]["last_top1"])
 
 
-@pytest.mark.slow  # a subprocess
-def test_preset_through_the_cli(workdir):
+@pytest.mark.slow  # the pipeline with a preset: test_preset_runs_in_smoke_mode
+def test_preset_through_the_cli(workdir, monkeypatch, capsys):
     """The real command line: the preset's cell is saved with the run, for the comparison to read."""
     args = smoke_overrides("cifar100/resnet56-resnet20/kd", workdir / "data", workdir / "outputs")
-    run_kdrun([*args, "hydra.run.dir=outputs/runs/cli"], workdir)
+    run_here([*args, "hydra.run.dir=outputs/runs/cli"], workdir, monkeypatch, capsys)
     run_dir = workdir / "outputs" / "runs" / "cli"
     assert json.loads((run_dir / "results.json").read_text())["status"] == "completed"
     saved = (run_dir / ".hydra" / "config.yaml").read_text()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CONF, run_kdrun
+from in_process import run_here
 from kdrun.benchmark_default import benchmark_overrides
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
@@ -49,11 +50,12 @@ def test_headline_command_says_what_it_runs_and_stops_at_the_data_step(workdir, 
     assert list(workdir.iterdir()) == [] and not xdg.exists()
 
 
-def test_incompatible_pair_fails_before_any_data_work(workdir, tmp_path):
-    """The issue's case: image models on the default signal dataset. No MNIST-1D generated, no run folder."""
+def test_incompatible_pair_fails_before_any_data_work(workdir, tmp_path, monkeypatch, capsys):
+    """The issue's case: image models on the default signal dataset. No MNIST-1D generated, no run folder.
+    (In this process; the test above runs the real first contact in a process of its own.)"""
     xdg = tmp_path / "xdg"
-    proc = run_kdrun(["teacher=resnet110", "student=resnet20", "dataset=mnist1d"], workdir, check=False,
-                     env={"KDRUN_DATA": "", "XDG_CACHE_HOME": str(xdg)})
+    proc = run_here(["teacher=resnet110", "student=resnet20", "dataset=mnist1d"], workdir, monkeypatch, capsys,
+                    check=False, env={"KDRUN_DATA": "", "XDG_CACHE_HOME": str(xdg)})
     assert proc.returncode == 2
     assert "teacher=resnet110 needs image input but dataset mnist1d gives signals" in proc.stderr
     assert list(workdir.iterdir()) == [] and not xdg.exists()

@@ -9,20 +9,27 @@ import json
 import shutil
 
 import pytest
-from conftest import read_metrics, read_results, run_kdrun
+from conftest import read_metrics, read_results
 from feature_cli import assert_completed_with_init_stages, shared_data_env, sweep_results
+from in_process import run_here
 from method_pairs import map_methods
 
 SMOKE = ["debug=fast", "dataset=mnist1d", "teacher=cnn1d", "student=cnn1d", "teacher.channels=[16,16,16]",
-         "trainer.batch_size=16", "stages=[teacher,distilled]"]
+         "trainer.batch_size=16", "stages=[teacher,distilled]", "trainer.max_train_batches=1",
+         "trainer.max_eval_batches=1"]
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory):
-    """Run kdrun in one working directory per module (the teacher is trained once and cached)."""
-    cwd = tmp_path_factory.mktemp("feature_cli")
-    env = shared_data_env(tmp_path_factory)
-    return lambda args, **kw: run_kdrun(args, cwd, env=env, **kw), cwd
+def module_cwd(tmp_path_factory):
+    """One working directory per module: the teacher is trained once and cached."""
+    return tmp_path_factory.mktemp("feature_cli")
+
+
+@pytest.fixture
+def cli(module_cwd, tmp_path_factory, monkeypatch, capsys):
+    """Run kdrun in the module's working directory, in this process (tests/in_process.py)."""
+    env = {"KDRUN_DATA": shared_data_env(tmp_path_factory)["KDRUN_DATA"]}
+    return lambda args, **kw: run_here(args, module_cwd, monkeypatch, capsys, env=env, **kw), module_cwd
 
 
 @pytest.mark.slow  # each method's stages in-process: test_methods.py; the pipeline: the tests below, test_cli.py
@@ -34,7 +41,7 @@ def test_every_map_method_on_a_same_family_pair(cli):
     assert_completed_with_init_stages(sweep_results(cwd / "sweep"), methods)
 
 
-@pytest.mark.slow  # two subprocess runs; init stages in-process: test_methods.py
+@pytest.mark.slow  # two runs; init stages on their own: test_methods.py
 def test_fsp_init_stage_runs_and_resumes(cli):
     run, cwd = cli
     args = ["method=fsp", *SMOKE, "student.channels=[16,16,16]", "hydra.run.dir=fsp"]
@@ -66,7 +73,7 @@ def test_fsp_incompatible_pair_fails_before_training_in_one_line(cli):
     assert not (cwd / "fsp_bad" / "checkpoints").exists()  # nothing trained, not even the teacher
 
 
-@pytest.mark.slow  # two subprocess runs; FitNet's stages in-process: test_methods.py
+@pytest.mark.slow  # two runs; FitNet's stages on their own: test_methods.py
 def test_fitnet_two_stage_is_a_hint_stage_then_kd(cli):
     run, cwd = cli
     run(["method=fitnet", "method.two_stage=true", "distill.alpha=0.9", "distill.gamma=0.1", *SMOKE,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from conftest import kdrun_in_process, read_results
 from feature_cli import assert_completed_with_init_stages
+from in_process import skip_run_plots
 from method_pairs import map_methods
 
 # End to end only: every method's build, step, gradients and pair checks run in-process in the not-slow
@@ -18,7 +19,7 @@ from method_pairs import map_methods
 pytestmark = pytest.mark.slow
 
 SMOKE = ["debug=fast", "dataset=synthetic", "dataset.size=16", "trainer.batch_size=16", "student=resnet8",
-         "stages=[teacher,distilled]"]
+         "stages=[teacher,distilled]", "trainer.max_train_batches=1", "trainer.max_eval_batches=1"]
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,7 @@ def cwd(tmp_path_factory):
 def run(cwd, args: list[str], name: str, monkeypatch, capsys) -> dict:
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("KDRUN_DATA", str(cwd / "data"))
+    skip_run_plots(monkeypatch)
     assert kdrun_in_process([*args, *SMOKE, f"hydra.run.dir=runs/{name}"]) == 0, capsys.readouterr().err[-3000:]
     return {**read_results(cwd / "runs" / name), "dir": cwd / "runs" / name}
 

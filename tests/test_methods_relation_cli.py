@@ -8,10 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import kdrun_in_process, read_metrics, read_results, run_kdrun
+from conftest import kdrun_in_process, read_metrics, read_results
+from in_process import run_here, skip_run_plots
 from method_pairs import VECTOR, serving
 
-SMOKE = ["debug=fast", "stages=[teacher,distilled]"]
+# One step and one evaluation batch of 16 per stage: each run proves the method's wiring, not its learning.
+SMOKE = ["debug=fast", "stages=[teacher,distilled]", "trainer.batch_size=16", "trainer.max_train_batches=1",
+         "trainer.max_eval_batches=1"]
 
 
 def vector_methods() -> tuple[str, ...]:
@@ -33,6 +36,7 @@ def distilled_run(cwd: Path, args: list[str], name: str, monkeypatch, capsys) ->
     """``kdrun <SMOKE> <args>`` in this process; checks the distilled stage; returns its run directory."""
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("KDRUN_DATA", str(cwd / "data"))
+    skip_run_plots(monkeypatch)
     assert kdrun_in_process([*SMOKE, *args, f"hydra.run.dir=runs/{name}"]) == 0, capsys.readouterr().err[-3000:]
     run_dir = cwd / "runs" / name
     results = read_results(run_dir)
@@ -73,9 +77,9 @@ def test_zoo_pairs_on_digits(cwd, method, teacher, monkeypatch, capsys):
     (["method=cc", "method.form=taylor"], ["method.form=taylor", "gaussian", "reference"]),
     (["method=crd", "method.nce_t=0"], ["method.nce_t=0", "nce_t > 0"]),
 ])
-def test_bad_method_constants_fail_in_one_line_before_training(workdir, args, fragments):
+def test_bad_method_constants_fail_in_one_line_before_training(workdir, args, fragments, monkeypatch, capsys):
     from test_bad_input import assert_one_line_error
 
-    proc = run_kdrun(["debug=fast", "hydra.run.dir=run", *args], workdir, check=False)
+    proc = run_here(["debug=fast", "hydra.run.dir=run", *args], workdir, monkeypatch, capsys, check=False)
     assert_one_line_error(proc, fragments)
     assert not (workdir / "run" / "checkpoints").exists()  # not a single stage trained

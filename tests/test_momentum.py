@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from conftest import TINY, compose_config, read_results, run_kdrun
+from conftest import TINY, compose_config, read_results
+from in_process import run_here
 from one_line import assert_one_line_error
 from kdrun.build import build_data
 from kdrun.schemes.context import SchemeContext
@@ -71,9 +72,9 @@ def test_bad_momentum_options_are_one_line_errors(tmp_path, override, message):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["kd", "dkd"])
-def test_momentum_cli_gives_a_row_for_the_student_and_its_ema(workdir, method):
-    run_kdrun([*TINY, "measure.enabled=false", "scheme=momentum", f"method={method}", "hydra.run.dir=outputs/run"],
-              cwd=workdir)
+def test_momentum_cli_gives_a_row_for_the_student_and_its_ema(workdir, method, monkeypatch, capsys):
+    run_here([*TINY, "measure.enabled=false", "scheme=momentum", f"method={method}", "hydra.run.dir=outputs/run"],
+             workdir, monkeypatch, capsys)
     results = read_results(workdir / "outputs/run")
     models = results["stages"]["momentum"]["models"]
     assert set(models) == {"student", "ema"} and all(m["last_top1"] is not None for m in models.values())

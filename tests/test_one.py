@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY, compose_config, read_results, run_kdrun
+from conftest import TINY, compose_config, read_results
+from in_process import run_here
 from one_line import assert_one_line_error
 from kdrun.build import build_data
 from kdrun.engine.task import Batch, Progress
@@ -168,9 +169,9 @@ def test_bad_one_options_are_one_line_errors(tmp_path, override, message):
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [["scheme.variant=one"], ["scheme.variant=collaborative"],
                                      ["scheme.variant=collaborative", "scheme.splits=[2,2]"]])
-def test_one_cli_deploys_a_branch_and_the_ensemble(workdir, options):
-    run_kdrun([*TINY, "student.hidden=[16,16,16]", "measure.enabled=false", "scheme=one", *options,
-               "hydra.run.dir=outputs/run"], cwd=workdir)
+def test_one_cli_deploys_a_branch_and_the_ensemble(workdir, options, monkeypatch, capsys):
+    run_here([*TINY, "student.hidden=[16,16,16]", "measure.enabled=false", "scheme=one", *options,
+              "hydra.run.dir=outputs/run"], workdir, monkeypatch, capsys)
     run = workdir / "outputs/run"
     stage = read_results(run)["stages"]["one"]
     assert set(stage["models"]) == {"branch1", "ensemble"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import compose_config, read_results, run_kdrun
+from conftest import compose_config, read_results
+from in_process import run_here
 from kdrun.build import build_data
 from kdrun.data.base import DataInfo
 from kdrun.errors import KdrunError
@@ -60,10 +61,10 @@ def test_every_scheme_builds_its_stages_for_the_pair_without_options(scheme, pai
     assert set(cfg.stages) <= {s.name for s in scheme.stages(ctx)}
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # every scheme's stages built for the pair without options: the test above
 @pytest.mark.parametrize("scheme", [s.name for s in SCHEMES])
-def test_every_scheme_runs_with_an_image_pair(scheme, workdir):
-    run_kdrun([*QUICK, f"scheme={scheme}", *PAIRS["image"], "hydra.run.dir=outputs/run"], cwd=workdir)
+def test_every_scheme_runs_with_an_image_pair(scheme, workdir, monkeypatch, capsys):
+    run_here([*QUICK, f"scheme={scheme}", *PAIRS["image"], "hydra.run.dir=outputs/run"], workdir, monkeypatch, capsys)
     results = read_results(workdir / "outputs/run")
     assert results["status"] == "completed"
     if scheme == "assistant":

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import TINY, compose_config, read_metrics, run_kdrun
+from conftest import TINY, compose_config, read_metrics
+from in_process import run_here
 from kdrun.config_checks import check_config
 from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
@@ -157,14 +158,15 @@ def test_bad_select_is_one_line(overrides, fragment):
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.slow  # two subprocesses; selection in-process above
-def test_cli_logs_the_share_and_refuses_feature_methods(workdir):
+@pytest.mark.slow  # two end-to-end runs; selection on its own above
+def test_cli_logs_the_share_and_refuses_feature_methods(workdir, monkeypatch, capsys):
     select = ["distill.select.by=student_ce", "distill.select.fraction=0.5", "distill.select.warmup_epochs=1",
               "trainer.epochs=2", "trainer.max_epochs=2", "stages=[teacher,distilled]", "measure.enabled=false"]
-    run_kdrun([*TINY, *select, "hydra.run.dir=outputs/runs/sel"], workdir)
+    run_here([*TINY, *select, "hydra.run.dir=outputs/runs/sel"], workdir, monkeypatch, capsys)
     shares = [r["train_selected"] for r in read_metrics(workdir / "outputs/runs/sel") if r["stage"] == "distilled"]
     assert shares == [1.0, 0.5]  # warm-up epoch, then half of every batch
-    proc = run_kdrun([*TINY, *select, "method=rkd"], workdir, check=False)  # RKD: relations within the batch
+    # RKD: relations within the batch
+    proc = run_here([*TINY, *select, "method=rkd"], workdir, monkeypatch, capsys, check=False)
     assert proc.returncode == 2 and "method=rkd uses features" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -8,9 +8,15 @@ import pytest
 import torch
 
 from conftest import TINY, compose_config
+from in_process import skip_run_plots
 from one_line import assert_one_line_error
 from kdrun.engine.teacher_outputs import OutputStore, TeacherLogits, weights_digest
 from kdrun.pipeline import run
+
+@pytest.fixture(autouse=True)
+def _no_run_plots(monkeypatch):
+    skip_run_plots(monkeypatch)  # these runs are about the distilled weights (tests/in_process.py says why)
+
 
 RUN = [*TINY, "measure.enabled=false", "stages=[teacher,distilled]", "trainer.epochs=2", "trainer.max_epochs=2"]
 

@@ -1,14 +1,20 @@
-"""Shared test helpers: compose the real configs, run the real CLI in a subprocess."""
+"""Shared test helpers: compose the real configs, run the real CLI (in this process, or in its own)."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
 import json
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -63,30 +69,153 @@ def kdrun_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **threads, "PYTHONPATH": str(REPO), "KDRUN_DATA": str(cwd / "data"), **(env or {})}
 
 
+# Runs whose own processes are what they exercise: they always get a real ``python -m kdrun`` (see run_kdrun).
+_OWN_PROCESS = ("hydra/launcher=joblib", "hydra/launcher=submitit", "device.nproc=")
+
+
 def run_kdrun(args: list[str], cwd: Path, check: bool = True, timeout: float = 600,
-              env: dict[str, str] | None = None, module: str = "kdrun") -> subprocess.CompletedProcess:
-    """``python -m kdrun <args>`` in ``cwd`` against this checkout's sources."""
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=kdrun_env(cwd, env), capture_output=True,
-                          text=True, timeout=timeout)
+              env: dict[str, str] | None = None, module: str = "kdrun",
+              in_process: bool | None = None) -> subprocess.CompletedProcess:
+    """``kdrun <args>`` in ``cwd`` against this checkout's sources, with the environment of
+    :func:`kdrun_env`; its exit status and output as a ``CompletedProcess``.
+
+    By default it runs in this process (:func:`kdrun_in_folder`: the real ``kdrun.cli.main``, output
+    captured, every global a run changes put back), which saves a Python + torch + Hydra start per run.
+    A real ``python -m <module>`` process is started when ``in_process=False``, for another ``module``,
+    and for runs whose processes are the point (a joblib or submitit launcher, ``device.nproc``):
+    signals, kill -9, two processes on one folder, what a process imports. ``timeout`` applies to
+    a process only."""
+    if in_process is None:
+        in_process = module == "kdrun" and not any(a.startswith(_OWN_PROCESS) for a in args)
+    if in_process:
+        if module != "kdrun":
+            raise ValueError(f"module={module!r} runs as a process: pass in_process=False")
+        proc = kdrun_in_folder(args, cwd, env)
+    else:
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=kdrun_env(cwd, env),
+                              capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"kdrun {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
+def kdrun_in_folder(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """What ``python -m kdrun <args>`` started in ``cwd`` with :func:`kdrun_env` would do, run in this
+    process: its exit status (an uncaught exception: its traceback on stderr and 1, as Python does),
+    its stdout and stderr. Everything the run changes in this process is put back afterwards
+    (:func:`kdrun_globals_restored`)."""
+    out, err = io.StringIO(), io.StringIO()
+    with kdrun_globals_restored():
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(kdrun_env(Path(cwd), env))
+        # Hydra's and kdrun's logging handlers bind sys.stdout/sys.stderr when the run configures them
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = _exit_status(args)
+            except Exception:  # noqa: BLE001 - what the interpreter would print before exiting 1
+                traceback.print_exc()
+                code = 1
+    return subprocess.CompletedProcess(["kdrun", *args], code, out.getvalue(), err.getvalue())
+
+
 def kdrun_in_process(args: list[str]) -> int:
     """``kdrun <args>`` through the real entry point (``kdrun.cli.main``: preflight, Hydra, the pipeline) in this
-    process; its exit status. Output goes to this process's stdout/stderr (read it with ``capsys``)."""
+    process and its folder; its exit status. Output goes to this process's stdout/stderr (read it with
+    ``capsys``); an uncaught exception propagates. What the run changes in this process is put back."""
+    with kdrun_globals_restored():
+        return _exit_status(args)
+
+
+def _exit_status(args: list[str]) -> int:
     from kdrun import cli
 
-    cli._new_run_dir = None
-    old_argv, sys.argv = sys.argv, ["kdrun", *args]
+    sys.argv = ["kdrun", *args]
     try:
         cli.main()
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 1
-    finally:
-        sys.argv = old_argv
+    except SystemExit as e:  # as the interpreter turns it into a status
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        print(e.code, file=sys.stderr)
+        return 1
     return 0
+
+
+@contextlib.contextmanager
+def kdrun_globals_restored():
+    """Put back what a kdrun run changes in its process: working folder, environment, argv, signal
+    handlers, warning filters, logging (Hydra configures the root logger and opens <run>/kdrun.log),
+    torch's thread count and the global RNGs, Hydra's singletons and kdrun's own module state."""
+    import random
+
+    import numpy as np
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+
+    cwd, environ, argv, argv_items = os.getcwd(), dict(os.environ), sys.argv, list(sys.argv)
+    handlers = {s: signal.getsignal(s) for s in _settable_signals()}
+    threads, rng = torch.get_num_threads(), (torch.get_rng_state(), random.getstate(), np.random.get_state())
+    hydra_cfg, logs = HydraConfig.instance().cfg, _logging_state()
+    _reset_kdrun_state()
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        _reset_kdrun_state()
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = hydra_cfg
+        _restore_logging(logs)
+        for s, handler in handlers.items():
+            if signal.getsignal(s) is not handler and handler is not None:
+                signal.signal(s, handler)
+        torch.set_rng_state(rng[0])
+        random.setstate(rng[1])
+        np.random.set_state(rng[2])
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        argv[:] = argv_items
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
+
+
+def _settable_signals() -> list[signal.Signals]:
+    return [s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
+
+
+def _reset_kdrun_state() -> None:
+    """kdrun's module-level state of one invocation: the folder it created, the last sweep's outcome,
+    the consoles (they read COLUMNS when made)."""
+    from kdrun import cli, logs
+    from kdrun.report import sweep_callback
+
+    cli._new_run_dir = None
+    cli._new_parents.clear()
+    sweep_callback.LAST_SWEEP = None
+    logs._console = logs._out = None
+
+
+def _logging_state() -> tuple:
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    state = {lg: (list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in loggers}
+    return state, logging.raiseExceptions, logging.root.manager.disable  # kdrun.cli.main clears raiseExceptions
+
+
+def _restore_logging(before: tuple) -> None:
+    """The loggers that existed before the run as they were (Hydra's dictConfig resets the root logger and
+    the ones it names), the handlers it added (its console, its kdrun.log) closed. Loggers created during
+    the run (a library imported for the first time) keep what their library gave them."""
+    state, logging.raiseExceptions, disable = before
+    kept = {h for handlers, *_ in state.values() for h in handlers}
+    for lg, (handlers, level, propagate, disabled) in state.items():
+        for h in lg.handlers:
+            if h not in kept:
+                h.close()
+        lg.handlers, lg.propagate, lg.disabled = list(handlers), propagate, disabled
+        lg.setLevel(level)  # also clears the loggers' cached levels
+    logging.disable(disable)
 
 
 def read_results(run_dir: Path) -> dict:

@@ -185,14 +185,15 @@ def _settable_signals() -> list[signal.Signals]:
 
 
 def _reset_kdrun_state() -> None:
-    """kdrun's module-level state of one invocation: the folder it created, the last sweep's outcome,
-    the consoles (they read COLUMNS when made)."""
-    from kdrun import cli, logs
+    """kdrun's module-level state of one invocation: the folder it created, the last sweep's outcome and
+    its workers' warm-up, the consoles (they read COLUMNS when made)."""
+    from kdrun import cli, logs, sweep_workers
     from kdrun.report import sweep_callback
 
     cli._new_run_dir = None
     cli._new_parents.clear()
     sweep_callback.LAST_SWEEP = None
+    sweep_workers._warmup = None
     logs._console = logs._out = None
 
 

@@ -31,13 +31,14 @@ from kdrun.environment import PARALLEL_JOBS_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.run_lock import reserve_run_dir, run_dir_lock
+from kdrun.sweep_workers import WorkerCheckFailed, start_workers
 from kdrun.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
 _new_parents: list[Path] = []  # the folders above it that do not exist yet
 # What a sweep's jobs import before their first step: its worker processes import them while they
-# start, all at once (kdrun/sweep_workers.py)
+# start, all at once, while this process composes the sweep (kdrun/sweep_workers.py)
 WORKER_MODULES = ("kdrun.cli", "kdrun.pipeline")
 PRINTS_CONFIG = ("-c", "--cfg", "-p", "--package", "--resolve", "--info", "-i")
 
@@ -195,22 +196,25 @@ def main() -> None:
         fail(str(e))
         sys.exit(2)
     sys.argv = [sys.argv[0], *args]
-    hydra_app()
+    try:
+        hydra_app()
+    except WorkerCheckFailed as e:  # raised before any job was launched (conf/config.yaml's await_workers)
+        fail(str(e))
+        sys.exit(2)
     _exit_if_jobs_failed()
 
 
 def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:
     """Preflight's last check for a sweep (``args``: its command line). Its jobs learn how many run at
     once (they share the cores and pack the GPUs by it); in a parallel sweep the checks that import
-    torch (model pairs, GPU packing) run in the launcher's worker processes, started and warmed here
+    torch (model pairs, GPU packing) run in the launcher's worker processes, started here and warmed in
+    the background while Hydra composes the sweep; their result is awaited before Hydra launches any job
     (kdrun/sweep_workers.py), so that this process, which only launches and reports, never imports torch."""
     at_once = jobs_at_once(cfg.hydra.get("launcher"), parse_overrides([a for a in args if not a.startswith("-")]))
     os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
     if at_once == 1:
         check_pairs_here(cfg, pair_jobs)
         return
-    from kdrun.sweep_workers import start_workers
-
     packing = None
     if cfg.device.type != "cpu" and cfg.device.get("nproc", 1) == 1:
         packing = {"jobs": at_once, "job_memory": float(cfg.device.get("job_memory", 4))}

@@ -87,3 +87,14 @@ def register_configs() -> None:
             cs.store(group=group, name=name, node=model_node(name, group))
     register_presets()
     _registered = True
+
+
+def leave_registration_to_the_jobs() -> None:
+    """In a parallel sweep's worker process (kdrun/sweep_workers.py): each job arrives with the sweep's
+    ConfigStore (Hydra's singleton state), so storing its nodes here would be wasted (~0.7 CPU-s per
+    worker). The resolvers are registered (the pair checks resolve ``${kdrun.data_root:}`` before any
+    job), and compositions still share the store instead of copying it."""
+    global _registered
+    register_resolvers()
+    _share_store_between_compositions()
+    _registered = True

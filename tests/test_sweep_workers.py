@@ -1,6 +1,6 @@
 """A parallel sweep's workers are started, warmed and used for the torch checks before Hydra launches
-(kdrun/sweep_workers.py): Hydra's joblib launcher must find that very pool, and the sweep's own process
-must not import torch."""
+(kdrun/sweep_workers.py): Hydra's joblib launcher must find that very pool, the sweep's own process
+must not import torch, and the checks' result is awaited before any job starts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import os
 import pytest
 from conftest import compose_config
 
-from kdrun.sweep_workers import joblib_settings, prepare_worker, start_workers
+from kdrun.sweep_workers import (WorkerCheckFailed, await_workers, joblib_settings, prepare_worker,
+                                 start_workers)
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 
@@ -25,7 +26,8 @@ def test_hydras_joblib_launcher_reuses_the_warmed_workers():
     from joblib import Parallel, delayed
 
     launcher = _launcher(2)
-    warmed = start_workers(launcher, 2, ["json"], [])
+    start_workers(launcher, 2, ["json"], [])
+    warmed = await_workers()
     assert len(set(warmed)) == 2 and os.getpid() not in warmed
     hydra_kwargs = {k: v for k, v in launcher.items() if k != "_target_"}  # JoblibLauncher(**kwargs).joblib
     hydra_kwargs["backend"] = "loky"
@@ -42,3 +44,29 @@ def test_the_first_worker_checks_the_pairs_and_reports_one_line():
     assert pid == os.getpid() and "method=at needs spatial feature maps" in error and "\n" not in error
     assert prepare_worker(1, [], [bad_job], None)[1] == ""  # the others only import
     assert prepare_worker(0, [], [compose_config(["dataset=digits", "teacher=mlp", "student=mlp"])], None)[1] == ""
+
+
+def test_a_failed_check_is_raised_where_the_sweep_awaits_its_workers():
+    """start_workers returns at once (Hydra composes the sweep meanwhile); the first worker's one-line
+    error stops the sweep at await_workers, which Hydra's callbacks cannot swallow (not an Exception)."""
+    bad = compose_config(["method=at", "teacher=resnet20", "student=mlp", "dataset=digits"])
+    start_workers(_launcher(2), 2, [], [bad])
+    with pytest.raises(WorkerCheckFailed, match="method=at needs spatial feature maps") as failed:
+        await_workers()
+    assert "\n" not in str(failed.value) and not isinstance(failed.value, Exception)
+    assert await_workers() == []  # awaited once: a second sweep in this process starts its own
+
+
+def test_the_sweep_config_awaits_the_workers_before_launching():
+    callbacks = compose_config(["hydra/launcher=joblib"], hydra=True).hydra.callbacks
+    assert callbacks.await_workers._target_ == "kdrun.sweep_workers.AwaitWorkers"
+
+
+def test_a_warmed_worker_resolves_kdruns_interpolations_in_the_pair_checks():
+    """The workers leave kdrun's config nodes to the jobs (kdrun/config_store.py), not its resolvers:
+    mnist1d's ``root: ${kdrun.data_root:}`` is resolved by the check before any job has run."""
+    job = compose_config(["dataset=mnist1d", "teacher=cnn1d", "student=mlp"])
+    assert str(job.dataset._get_node("root")._value()) == "${paths.data}"
+    assert str(job.paths._get_node("data")._value()) == "${kdrun.data_root:}"
+    start_workers(_launcher(2), 2, [], [job])
+    assert len(await_workers()) == 2

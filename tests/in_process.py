@@ -1,13 +1,9 @@
-"""Run ``kdrun <args>`` through its real entry point in this test process, as ``run_kdrun`` would in a subprocess.
+"""kdrun runs of tests that are not about plots: in this process (conftest.run_kdrun, in_process=True) and without
+the run's own plots.
 
-A CLI test that is about what a run does (its stages, rows, checkpoints, messages) gains nothing from a fresh
-process, which costs python + torch + hydra + kdrun imports (and sklearn for digits) on every run: ~3-5 s on
-a loaded core. The subprocess cases that stay are those about the process itself (exit codes and stderr of
-the installed entry point, signals, two processes on one folder, the wheel).
-
-These runs skip the run's own plots (``skip_run_plots``): drawing two PNGs with matplotlib was ~40% of a tiny
-run here, and a failed plot is only a warning (kdrun/report/run_end.py), so no assertion of theirs could see
-one. The plots are tested where they are the subject: test_report.py, test_wheel.py, the runs of test_cli.py.
+Drawing the run's two PNGs with matplotlib was ~40% of a tiny in-process run here (1.5-2.5 s of ~5 s, loaded
+machine), and a failed plot is only a warning (kdrun/report/run_end.py), so no assertion of these tests could
+see one. The plots are tested where they are the subject: test_report.py, test_wheel.py, the runs of test_cli.py.
 """
 
 from __future__ import annotations
@@ -17,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kdrun_in_process
+from conftest import run_kdrun
 
 
 def skip_run_plots(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,22 +21,9 @@ def skip_run_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("kdrun.report.run_end._run_plots", lambda run_dir: [])
 
 
-def run_here(args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
-             check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``kdrun <args>`` started from ``cwd`` with its data under ``cwd/data`` (``env`` may point KDRUN_DATA
-    elsewhere), in this process, without the run's plots; its exit status and what it printed, as
-    ``run_kdrun`` returns them. The working directory and environment are restored after the test."""
-    from kdrun.environment import PARALLEL_JOBS_ENV
-
+def run_here(args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, check: bool = True,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``kdrun <args>`` in ``cwd`` in this process (conftest.run_kdrun's in-process run: its exit status and
+    output, every global it changes put back), without the run's own plots."""
     skip_run_plots(monkeypatch)
-    monkeypatch.chdir(cwd)
-    monkeypatch.delenv(PARALLEL_JOBS_ENV, raising=False)  # a sweep sets it for its jobs
-    for key, value in {"KDRUN_DATA": str(cwd / "data"), **(env or {})}.items():
-        monkeypatch.setenv(key, value)
-    capsys.readouterr()
-    code = kdrun_in_process(args)
-    out = capsys.readouterr()
-    proc = subprocess.CompletedProcess(["kdrun", *args], code, out.out, out.err)
-    if check and code != 0:
-        raise AssertionError(f"kdrun {' '.join(args)} exited {code}\n{out.out}\n{out.err[-5000:]}")
-    return proc
+    return run_kdrun(args, cwd, check=check, env=env, in_process=True)

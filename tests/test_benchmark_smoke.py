@@ -85,10 +85,10 @@ def test_teachers_dir_supplies_the_teacher(workdir, tmp_path):
 
 
 @pytest.mark.slow  # the pipeline with a preset: test_preset_runs_in_smoke_mode
-def test_preset_through_the_cli(workdir, monkeypatch, capsys):
+def test_preset_through_the_cli(workdir, monkeypatch):
     """The real command line: the preset's cell is saved with the run, for the comparison to read."""
     args = smoke_overrides("cifar100/resnet56-resnet20/kd", workdir / "data", workdir / "outputs")
-    run_here([*args, "hydra.run.dir=outputs/runs/cli"], workdir, monkeypatch, capsys)
+    run_here([*args, "hydra.run.dir=outputs/runs/cli"], workdir, monkeypatch)
     run_dir = workdir / "outputs" / "runs" / "cli"
     assert json.loads((run_dir / "results.json").read_text())["status"] == "completed"
     saved = (run_dir / ".hydra" / "config.yaml").read_text()

@@ -35,11 +35,10 @@ def test_other_datasets_distil_on_their_labeled_batches(dataset):
     ["distill.transfer_set={_target_:kdrun.data.synthetic.load_synthetic,num_train:50,seed:3}"],  # a dataset
 ])
 @pytest.mark.slow  # end-to-end runs; transfer and mix on their own: test_transfer.py, test_mix.py
-def test_transfer_set_with_mixup(workdir, transfer, monkeypatch, capsys):
+def test_transfer_set_with_mixup(workdir, transfer, monkeypatch):
     run_dir = workdir / "run"
     run_here([*SYNTHETIC, *transfer, "distill.mix=mixup", "distill.transfer_batch_size=16",
-              "stages=[teacher,baseline,distilled]", f"hydra.run.dir={run_dir}"], workdir, monkeypatch,
-             capsys)
+              "stages=[teacher,baseline,distilled]", f"hydra.run.dir={run_dir}"], workdir, monkeypatch)
     results = read_results(run_dir)
     assert results["status"] == "completed" and results["distill"]["mix"] == "mixup"
     distilled = [m for m in read_metrics(run_dir) if m["stage"] == "distilled"]
@@ -49,14 +48,14 @@ def test_transfer_set_with_mixup(workdir, transfer, monkeypatch, capsys):
 
 
 @pytest.mark.slow  # an end-to-end run; test_transfer.py, test_mix.py
-def test_folder_transfer_set_with_cutmix_on_cifar_files(workdir, monkeypatch, capsys):
+def test_folder_transfer_set_with_cutmix_on_cifar_files(workdir, monkeypatch):
     write_cifar10(workdir / "data")
     write_png_tree(workdir / "unlabeled", {"a": ["x"]}, per_class=6, size=(20, 24))
     run_dir = workdir / "run"
     run_here(["debug=fast", "dataset=cifar10", "dataset.verify=false", "teacher=mlp", "student=mlp",
               "teacher.hidden=[16]", "student.hidden=[8]", "trainer.batch_size=4",
               f"distill.transfer_set={workdir / 'unlabeled'}", "distill.mix=cutmix", "stages=[teacher,distilled]",
-              f"hydra.run.dir={run_dir}"], workdir, monkeypatch, capsys)
+              f"hydra.run.dir={run_dir}"], workdir, monkeypatch)
     assert read_results(run_dir)["status"] == "completed"
 
 
@@ -84,8 +83,8 @@ def test_bad_distill_data_options_are_caught_before_running(args, parts):
         (["distill.transfer_size=10"], ["distill.transfer_size=10", "digits", "distill.transfer_set"]),  # at build
     ],
 )
-def test_bad_distill_data_options_fail_in_one_line(workdir, args, parts, monkeypatch, capsys):
-    proc = run_here([*TINY, *args, f"hydra.run.dir={workdir / 'run'}"], workdir, monkeypatch, capsys, check=False)
+def test_bad_distill_data_options_fail_in_one_line(workdir, args, parts, monkeypatch):
+    proc = run_here([*TINY, *args, f"hydra.run.dir={workdir / 'run'}"], workdir, monkeypatch, check=False)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("kdrun: error:")]
     assert len(lines) == 1, proc.stderr

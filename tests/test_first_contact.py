@@ -40,7 +40,7 @@ def test_headline_command_says_what_it_runs_and_stops_at_the_data_step(workdir, 
     one error saying where to put the archive; nothing is left in the folder or the data cache."""
     xdg = tmp_path / "xdg"
     proc = run_kdrun([*HEADLINE, "debug=fast", "dataset.download=false"], workdir, check=False,
-                     env={"KDRUN_DATA": "", "XDG_CACHE_HOME": str(xdg)})
+                     env={"KDRUN_DATA": "", "XDG_CACHE_HOME": str(xdg)}, in_process=False)  # the real first contact
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2, proc.stderr
     assert "CIFAR-100 benchmark setting (dataset=cifar100 trainer=cifar" in lines[0]
@@ -50,11 +50,11 @@ def test_headline_command_says_what_it_runs_and_stops_at_the_data_step(workdir, 
     assert list(workdir.iterdir()) == [] and not xdg.exists()
 
 
-def test_incompatible_pair_fails_before_any_data_work(workdir, tmp_path, monkeypatch, capsys):
+def test_incompatible_pair_fails_before_any_data_work(workdir, tmp_path, monkeypatch):
     """The issue's case: image models on the default signal dataset. No MNIST-1D generated, no run folder.
     (In this process; the test above runs the real first contact in a process of its own.)"""
     xdg = tmp_path / "xdg"
-    proc = run_here(["teacher=resnet110", "student=resnet20", "dataset=mnist1d"], workdir, monkeypatch, capsys,
+    proc = run_here(["teacher=resnet110", "student=resnet20", "dataset=mnist1d"], workdir, monkeypatch,
                     check=False, env={"KDRUN_DATA": "", "XDG_CACHE_HOME": str(xdg)})
     assert proc.returncode == 2
     assert "teacher=resnet110 needs image input but dataset mnist1d gives signals" in proc.stderr

@@ -26,10 +26,10 @@ def module_cwd(tmp_path_factory):
 
 
 @pytest.fixture
-def cli(module_cwd, tmp_path_factory, monkeypatch, capsys):
+def cli(module_cwd, tmp_path_factory, monkeypatch):
     """Run kdrun in the module's working directory, in this process (tests/in_process.py)."""
     env = {"KDRUN_DATA": shared_data_env(tmp_path_factory)["KDRUN_DATA"]}
-    return lambda args, **kw: run_here(args, module_cwd, monkeypatch, capsys, env=env, **kw), module_cwd
+    return lambda args, **kw: run_here(args, module_cwd, monkeypatch, env=env, **kw), module_cwd
 
 
 @pytest.mark.slow  # each method's stages in-process: test_methods.py; the pipeline: the tests below, test_cli.py

@@ -77,9 +77,9 @@ def test_zoo_pairs_on_digits(cwd, method, teacher, monkeypatch, capsys):
     (["method=cc", "method.form=taylor"], ["method.form=taylor", "gaussian", "reference"]),
     (["method=crd", "method.nce_t=0"], ["method.nce_t=0", "nce_t > 0"]),
 ])
-def test_bad_method_constants_fail_in_one_line_before_training(workdir, args, fragments, monkeypatch, capsys):
+def test_bad_method_constants_fail_in_one_line_before_training(workdir, args, fragments, monkeypatch):
     from test_bad_input import assert_one_line_error
 
-    proc = run_here(["debug=fast", "hydra.run.dir=run", *args], workdir, monkeypatch, capsys, check=False)
+    proc = run_here(["debug=fast", "hydra.run.dir=run", *args], workdir, monkeypatch, check=False)
     assert_one_line_error(proc, fragments)
     assert not (workdir / "run" / "checkpoints").exists()  # not a single stage trained

@@ -72,9 +72,9 @@ def test_bad_momentum_options_are_one_line_errors(tmp_path, override, message):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["kd", "dkd"])
-def test_momentum_cli_gives_a_row_for_the_student_and_its_ema(workdir, method, monkeypatch, capsys):
+def test_momentum_cli_gives_a_row_for_the_student_and_its_ema(workdir, method, monkeypatch):
     run_here([*TINY, "measure.enabled=false", "scheme=momentum", f"method={method}", "hydra.run.dir=outputs/run"],
-             workdir, monkeypatch, capsys)
+             workdir, monkeypatch)
     results = read_results(workdir / "outputs/run")
     models = results["stages"]["momentum"]["models"]
     assert set(models) == {"student", "ema"} and all(m["last_top1"] is not None for m in models.values())

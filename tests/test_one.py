@@ -169,9 +169,9 @@ def test_bad_one_options_are_one_line_errors(tmp_path, override, message):
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [["scheme.variant=one"], ["scheme.variant=collaborative"],
                                      ["scheme.variant=collaborative", "scheme.splits=[2,2]"]])
-def test_one_cli_deploys_a_branch_and_the_ensemble(workdir, options, monkeypatch, capsys):
+def test_one_cli_deploys_a_branch_and_the_ensemble(workdir, options, monkeypatch):
     run_here([*TINY, "student.hidden=[16,16,16]", "measure.enabled=false", "scheme=one", *options,
-              "hydra.run.dir=outputs/run"], workdir, monkeypatch, capsys)
+              "hydra.run.dir=outputs/run"], workdir, monkeypatch)
     run = workdir / "outputs/run"
     stage = read_results(run)["stages"]["one"]
     assert set(stage["models"]) == {"branch1", "ensemble"}

@@ -63,8 +63,8 @@ def test_every_scheme_builds_its_stages_for_the_pair_without_options(scheme, pai
 
 @pytest.mark.slow  # every scheme's stages built for the pair without options: the test above
 @pytest.mark.parametrize("scheme", [s.name for s in SCHEMES])
-def test_every_scheme_runs_with_an_image_pair(scheme, workdir, monkeypatch, capsys):
-    run_here([*QUICK, f"scheme={scheme}", *PAIRS["image"], "hydra.run.dir=outputs/run"], workdir, monkeypatch, capsys)
+def test_every_scheme_runs_with_an_image_pair(scheme, workdir, monkeypatch):
+    run_here([*QUICK, f"scheme={scheme}", *PAIRS["image"], "hydra.run.dir=outputs/run"], workdir, monkeypatch)
     results = read_results(workdir / "outputs/run")
     assert results["status"] == "completed"
     if scheme == "assistant":

@@ -230,8 +230,8 @@ def test_bad_scheme_options_are_one_line_errors(tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_born_again_cli(workdir, monkeypatch, capsys):
-    run_here([*FAST, "scheme=born_again", "hydra.run.dir=outputs/run"], workdir, monkeypatch, capsys)
+def test_born_again_cli(workdir, monkeypatch):
+    run_here([*FAST, "scheme=born_again", "hydra.run.dir=outputs/run"], workdir, monkeypatch)
     run = workdir / "outputs/run"
     results = read_results(run)
     assert table_stages(run) == ["baseline", "generation2", "self_distilled", "born_again_ensemble"]
@@ -242,8 +242,8 @@ def test_born_again_cli(workdir, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir, monkeypatch, capsys):
-    run_here([*FAST, "scheme=dml", "hydra.run.dir=outputs/run"], workdir, monkeypatch, capsys)
+def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir, monkeypatch):
+    run_here([*FAST, "scheme=dml", "hydra.run.dir=outputs/run"], workdir, monkeypatch)
     run = workdir / "outputs/run"
     assert table_stages(run) == ["baseline", "dml/peer1", "dml/peer2"]
     epoch = [r for r in read_metrics(run) if r["stage"] == "dml"][-1]
@@ -263,9 +263,9 @@ def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir, monkeypatc
 
 
 @pytest.mark.slow
-def test_assistant_cli(workdir, monkeypatch, capsys):
+def test_assistant_cli(workdir, monkeypatch):
     run_here([*FAST, "scheme=assistant", "assistant=mlp", "assistant.hidden=[24]", "hydra.run.dir=outputs/run"],
-             workdir, monkeypatch, capsys)
+             workdir, monkeypatch)
     results = read_results(workdir / "outputs/run")
     assert list(results["stages"]) == ["teacher", "baseline", "assistant", "distilled"]
     assert results["stages"]["distilled"]["teacher_stage"] == "assistant"
@@ -273,8 +273,8 @@ def test_assistant_cli(workdir, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_ensemble_cli(workdir, monkeypatch, capsys):
-    run_here([*FAST, "scheme=ensemble", "hydra.run.dir=outputs/run"], workdir, monkeypatch, capsys)
+def test_ensemble_cli(workdir, monkeypatch):
+    run_here([*FAST, "scheme=ensemble", "hydra.run.dir=outputs/run"], workdir, monkeypatch)
     results = read_results(workdir / "outputs/run")
     s = results["stages"]
     assert list(s) == ["teacher1", "teacher2", "teacher", "baseline", "distilled"]

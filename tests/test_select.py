@@ -159,14 +159,14 @@ def test_bad_select_is_one_line(overrides, fragment):
 
 
 @pytest.mark.slow  # two end-to-end runs; selection on its own above
-def test_cli_logs_the_share_and_refuses_feature_methods(workdir, monkeypatch, capsys):
+def test_cli_logs_the_share_and_refuses_feature_methods(workdir, monkeypatch):
     select = ["distill.select.by=student_ce", "distill.select.fraction=0.5", "distill.select.warmup_epochs=1",
               "trainer.epochs=2", "trainer.max_epochs=2", "stages=[teacher,distilled]", "measure.enabled=false"]
-    run_here([*TINY, *select, "hydra.run.dir=outputs/runs/sel"], workdir, monkeypatch, capsys)
+    run_here([*TINY, *select, "hydra.run.dir=outputs/runs/sel"], workdir, monkeypatch)
     shares = [r["train_selected"] for r in read_metrics(workdir / "outputs/runs/sel") if r["stage"] == "distilled"]
     assert shares == [1.0, 0.5]  # warm-up epoch, then half of every batch
     # RKD: relations within the batch
-    proc = run_here([*TINY, *select, "method=rkd"], workdir, monkeypatch, capsys, check=False)
+    proc = run_here([*TINY, *select, "method=rkd"], workdir, monkeypatch, check=False)
     assert proc.returncode == 2 and "method=rkd uses features" in proc.stderr and "Traceback" not in proc.stderr
 
 

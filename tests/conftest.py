@@ -106,9 +106,10 @@ def kdrun_in_folder(args: list[str], cwd: Path, env: dict[str, str] | None = Non
     (:func:`kdrun_globals_restored`)."""
     out, err = io.StringIO(), io.StringIO()
     with kdrun_globals_restored():
+        run_env = kdrun_env(Path(cwd), env)  # from this process's environment: before clearing it
         os.chdir(cwd)
         os.environ.clear()
-        os.environ.update(kdrun_env(Path(cwd), env))
+        os.environ.update(run_env)
         # Hydra's and kdrun's logging handlers bind sys.stdout/sys.stderr when the run configures them
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:

@@ -39,6 +39,19 @@ if XDIST:
 
     torch.set_num_threads(1)
 
+def quick_sample(params: list, every: int, unpack: bool = False) -> list:
+    """An exhaustive parametrization (every preset, every config option, every model): README's test
+    command runs every case; the quick loop (``-m "not slow"``) runs every ``every``-th, spread over the
+    list, and the rest are marked slow. ``unpack``: each param is a tuple of several arguments."""
+    sampled = []
+    for i, p in enumerate(params):
+        if i % every == 0:
+            sampled.append(p)
+        else:
+            sampled.append(pytest.param(*(p if unpack else (p,)), marks=pytest.mark.slow))
+    return sampled
+
+
 # Tiny settings any CLI test can add: fast smoke epochs on the embedded digits data.
 TINY = ["debug=fast", "dataset=digits", "teacher=mlp", "student=mlp", "teacher.hidden=[32]", "student.hidden=[16]"]
 

@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from conftest import CONF, load_script
+from conftest import CONF, load_script, quick_sample
 from kdrun.benchmarks.compare import find_runs, report
 from kdrun.benchmarks.presets import all_presets, preset_name, select
 from kdrun.benchmarks.published import METRICS, SUPERVISED_ROWS, load_table, tables
@@ -138,7 +138,7 @@ def _expected_lr(table, arch: str) -> float:
     return table.low_lr if arch in table.low_lr_archs else table.lr
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", quick_sample(sorted(PRESETS), every=10))
 def test_preset_composes_with_its_cells_recipe(name):
     b = PRESETS[name]["benchmark"]
     table = load_table(b["table"])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF, compose_config
+from conftest import CONF, compose_config, quick_sample
 from kdrun.config_checks import check_config
 from kdrun.models import list_models
 from kdrun.schemes.registry import STAGE_NAMES
@@ -23,7 +23,7 @@ REQUIRED = {("dataset", "imagefolder"): ["dataset.root=/tmp/x"]}
 GROUP_REQUIRES = {"assistant": ["scheme=assistant"]}  # a group that only the assistant scheme puts in the defaults
 
 
-@pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+@pytest.mark.parametrize("group,option", quick_sample(OPTIONS, every=4, unpack=True), ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_with_debug_fast(group, option):
     overrides = [*GROUP_REQUIRES.get(group, []), f"{group}={option}", "debug=fast",
                  *REQUIRED.get((group, option), [])]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import quick_sample
 from kdrun.models import KDModel, create_model, list_models, model_spec
 
 # name -> (parameters, head key, stage channels as listed in the table, pooled dim).
@@ -104,7 +105,7 @@ class Case:
 
 # Module-scoped parametrized fixtures: pytest groups the tests that share a model, so each
 # model is built once and only one of them is held in memory at a time.
-@pytest.fixture(scope="module", params=CASES, ids=CASE_IDS)
+@pytest.fixture(scope="module", params=quick_sample(CASES, every=3), ids=CASE_IDS)
 def case(request: pytest.FixtureRequest) -> Case:
     name, shape, num_classes = request.param
     return Case(name, shape, num_classes, _build(name, shape, num_classes).eval())
@@ -143,7 +144,7 @@ def test_feature_info_matches_real_shapes(case: Case) -> None:
     assert case.model.forward_features(torch.randn(2, *case.shape)).preact == []
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", quick_sample(list_models(), every=4))
 def test_train_step_then_strict_checkpoint_roundtrip(name: str, tmp_path: Path) -> None:
     """Gradients reach every parameter through logits and features (no in-place op breaks autograd);
     the model, its BN statistics moved by that step, is saved as the published teachers are

@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from conftest import REPO, kdrun_in_process, read_results
+from conftest import REPO, kdrun_in_process, quick_sample, read_results
 from kdrun.cli import checked_arguments
 from kdrun.config_store import register_configs
 from kdrun.errors import KdrunError
@@ -42,7 +42,7 @@ def test_extraction_keeps_commands_and_drops_printed_output():
     assert check_readme.readme_commands(text) == ["kdrun method=kd", "kdrun --help", "kdrun seed=1"]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", quick_sample(COMMANDS, every=2))
 def test_readme_command_passes_every_check(command, tmp_path, monkeypatch, capsys):
     args = check_readme.arguments(command, tmp_path)
     monkeypatch.chdir(tmp_path)

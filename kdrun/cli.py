@@ -10,6 +10,7 @@ command finds its earlier jobs again: :func:`hydra_app` skips those that complet
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import platform
@@ -195,13 +196,44 @@ def main() -> None:
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)
+    except KeyboardInterrupt:
+        fail("interrupted while checking the command; nothing ran")
+        sys.exit(130)
     sys.argv = [sys.argv[0], *args]
     try:
         hydra_app()
     except WorkerCheckFailed as e:  # raised before any job was launched (conf/config.yaml's await_workers)
         fail(str(e))
         sys.exit(2)
+    except KeyboardInterrupt:  # a job catches its own (_run_job): this is a parallel sweep's own process
+        _stop_interrupted_sweep(cfg)
     _exit_if_jobs_failed()
+
+
+def _stop_interrupted_sweep(cfg: DictConfig) -> None:
+    """Ctrl-C in a parallel sweep's own process. joblib has stopped the workers by now; a job that was
+    killed before it could record its interruption (the signal went to this process alone) would keep
+    "running" or no status at all: it is marked interrupted, so its folder tells the truth (the next
+    run of the same command resumes it either way)."""
+    from kdrun.report.files import RESULTS_FILE
+    from kdrun.report.run_status import mark
+
+    try:
+        sweep_dir = Path(str(cfg.hydra.sweep.dir))
+    except Exception:  # noqa: BLE001 - an unresolvable folder: nothing to mark, the line below still holds
+        sweep_dir = None
+    job_dirs = sorted(d.parent for d in sweep_dir.glob("**/.hydra")) if sweep_dir and sweep_dir.is_dir() else []
+    for job_dir in job_dirs:  # the folders Hydra made for the jobs that started
+        try:
+            status = json.loads((job_dir / RESULTS_FILE).read_text()).get("status")
+        except FileNotFoundError:
+            status = None
+        except (OSError, ValueError):
+            continue
+        if status in (None, "running"):
+            mark(job_dir, "interrupted")
+    fail("sweep interrupted; finished jobs are kept; to resume the others, run the same command again")
+    sys.exit(130)
 
 
 def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:

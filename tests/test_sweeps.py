@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY, read_results, run_kdrun
+from conftest import REPO, TINY, kdrun_env, read_results, run_kdrun
 
 from kdrun.preflight import parse_overrides
 from kdrun.sweeps import default_sweep_name, quote, sweep_arguments
@@ -116,3 +120,39 @@ def test_a_failing_job_is_recorded_and_the_others_reported(workdir):
     report = (sweep / "report.md").read_text()
     assert "1 done" in report and "1 failed" in report and "this method always fails" in report
     assert "Traceback" in (sweep / "method._target_=kdrun_test_methods.Fails" / "kdrun.log").read_text()
+
+
+@pytest.mark.slow  # a real parallel sweep: its own process and joblib's workers, and a real signal
+def test_ctrl_c_to_a_parallel_sweeps_own_process_is_one_line_and_marks_its_jobs_interrupted(workdir):
+    args = ["-m", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "dataset=digits", "teacher=mlp",
+            "teacher.hidden=[32]", "trainer.epochs=3000", "stages=[teacher]", "measure.enabled=false",
+            "hydra.sweep.dir=sweep"]
+    proc = subprocess.Popen([sys.executable, "-m", "kdrun", *args], cwd=workdir, env=kdrun_env(workdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def statuses() -> list[str]:
+        found = []
+        for path in (workdir / "sweep").glob("**/results.json"):
+            try:
+                found.append(json.loads(path.read_text()).get("status"))
+            except (OSError, ValueError):  # being written
+                found.append(None)
+        return found
+
+    def training() -> int:
+        return sum(1 for m in (workdir / "sweep").glob("**/metrics.jsonl") if m.stat().st_size)
+
+    deadline = time.monotonic() + 180
+    while training() < 2:  # both jobs are training in the workers
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the sweep's jobs did not both start: {statuses()}\n{proc.communicate()[1][-3000:]}")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # to the sweep's own process alone, as `kill -INT <pid>` does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert [line for line in err.splitlines() if "error" in line] == [
+        "kdrun: error: sweep interrupted; finished jobs are kept; to resume the others, run the same command again"]
+    assert statuses() == ["interrupted", "interrupted"]  # joblib stopped the workers; the folders say so

@@ -247,6 +247,14 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long end-to-end (slow) tests first, the short ones after them: under ``-n 2`` the short tests
+    then fill both workers to the end, instead of a long test running alone at the tail while the
+    other worker idles (the suite's wall time varied 344-367 s with the same tests in file order).
+    A stable sort: each group keeps its order."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # --- every module covered by the not-slow selection (tests/module_coverage.py says what "covered" means) ----
 _worker_modules: list[list[str]] = []
 

@@ -69,10 +69,9 @@ def prepare_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], 
         return os.getpid(), ""
     try:
         if pair_jobs:
-            from kdrun.schemes.registry import check_before_data
+            from kdrun.preflight import check_pairs_here
 
-            for job in pair_jobs:
-                check_before_data(job)
+            check_pairs_here(pair_jobs[0], pair_jobs)  # the check preflight makes in a sequential command
         if packing is not None:
             from kdrun.distributed.packing import check_packing, free_gpu_memory
 

@@ -45,12 +45,13 @@ def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
     # Dependencies come from this environment (a .pth line, not a site dir: its editable kdrun stays out).
     site_dir = next(venv.glob("lib/python*/site-packages"))
     (site_dir / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # The installed wheel, not a checkout a developer's PYTHONPATH may point at (pip would also take a
+    # kdrun.egg-info there for an installed kdrun and skip the wheel).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True)
+                   check=True, env=env)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    # The installed wheel, not a checkout a developer's PYTHONPATH may point at.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run([venv / "bin" / "python", "-c", "import kdrun; print(kdrun.__file__)"], cwd=work,
                            env=env, capture_output=True, text=True, check=True).stdout
     assert str(site_dir) in where

@@ -70,6 +70,26 @@ def test_converted_model_stores_int8_weights_and_compiles_to_int8_kernels():
     assert kernel_counts(compiled.code[0]) == {"int8": {"qlinear_pointwise": 2}, "float": {}}
 
 
+def test_convert_folds_batch_norm_into_the_convs_the_graph_has():
+    # kdrun runs torchao's conv + BN folding for the conv kinds present only (kdrun/quant/pt2e.py): the BN
+    # must still be gone from the int8 graph, its scale in the int8 conv weights (eval outputs unchanged)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, bias=False), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
+    x = torch.randn(8, 1, 8, 8)
+    prepared = prepare_qat(model, x)
+    for _ in range(3):
+        prepared(x)  # BN statistics and activation ranges
+    prepared.eval()
+    int8 = convert(prepared)
+    code = int8.graph.code
+    assert "batch_norm" not in code and "conv2d" in code
+    conv_weight = next(v for v in int8_state(int8).values() if v.dim() == 4)
+    assert conv_weight.dtype == torch.int8
+    with torch.no_grad():
+        assert torch.allclose(int8(x), prepared(x), atol=0.05)
+
+
 def test_kernel_counts_read_call_sites_only():
     code = """# Topologically Sorted Source Nodes: [conv1d], Original ATen: [aten.convolution]
 buf0 = extern_kernels.convolution(arg0_1, _frozen_param0, _frozen_param1, stride=(2,))

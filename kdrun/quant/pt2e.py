@@ -16,7 +16,8 @@ import copy
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -98,9 +99,46 @@ def convert(prepared: ExportedModel) -> ExportedModel:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     model = copy.deepcopy(prepared).cpu().eval()  # inference-mode graph, frozen ranges
-    converted = convert_pt2e(model.graph)
+    with _fold_only_present_convs(model.graph):
+        converted = convert_pt2e(model.graph)
     _drop_unused(converted)
     return ExportedModel(converted).eval()
+
+
+CONV_KINDS = ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d")
+
+
+@contextmanager
+def _fold_only_present_convs(gm: torch.fx.GraphModule) -> Iterator[None]:
+    """Fold batch norm into the conv kinds the graph has, not all four.
+
+    ``convert_pt2e`` folds each QAT conv + BN by matching the graph against patterns that it exports
+    afresh on every call, two dozen per conv kind (conv1d, conv2d and their transposes), three quarters
+    of them for kinds the graph does not contain and so cannot match. torchao folds kind by kind
+    (``qat_utils._fold_conv_bn_qat_helper``); this skips the absent kinds. The converted graph is the
+    same, code and outputs (checked for resnet8 and a batch-norm cnn1d), and the convert of resnet8 took
+    5.0 s instead of 19.4 s on the 2-core CPU. Should torchao's private helper move, the convert runs as
+    it is."""
+    try:
+        from torchao.quantization.pt2e import qat_utils
+        fold_kind = qat_utils._fold_conv_bn_qat_helper
+    except (ImportError, AttributeError):
+        yield
+        return
+    present = {getattr(getattr(n.target, "_overloadpacket", None), "__name__", None)
+               for n in gm.graph.nodes if n.op == "call_function"} & set(CONV_KINDS)
+
+    def fold_if_present(m, conv_fn, *args, **kwargs):
+        return fold_kind(m, conv_fn, *args, **kwargs) if getattr(conv_fn, "__name__", None) in present else m
+
+    if not present:  # batch norm without a conv (or an op torchao names otherwise): torchao's own path
+        yield
+        return
+    qat_utils._fold_conv_bn_qat_helper = fold_if_present
+    try:
+        yield
+    finally:
+        qat_utils._fold_conv_bn_qat_helper = fold_kind
 
 
 def _drop_unused(gm: torch.fx.GraphModule) -> None:

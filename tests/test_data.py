@@ -371,3 +371,25 @@ def test_loader_augmentation_resumes_exactly_with_persistent_workers(tmp_path):
 
 def train_targets_at(dataset, index: torch.Tensor) -> torch.Tensor:
     return torch.tensor([dataset.targets[i] for i in index.tolist()])
+
+
+def test_digits_are_scikit_learns_read_without_importing_it(monkeypatch):
+    import importlib.util
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from kdrun.data.digits import digits_arrays
+
+    raw = sk_load_digits()
+    images, labels = digits_arrays()
+    assert np.array_equal(images, raw.images) and np.array_equal(labels, raw.target)
+    # where the bundled file is not on disk, load_digits itself
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    images, labels = digits_arrays()
+    assert np.array_equal(images, raw.images) and np.array_equal(labels, raw.target)
+    # the fast path leaves scikit-learn out of the process (its import was half of a digits run's start)
+    code = "import sys; from kdrun.data.digits import digits_arrays; digits_arrays(); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

@@ -70,11 +70,12 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
             first = [_first_value(o) for o in parsed]
             cfg = compose_checked(first)
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-            check_job(job_cfg, _defaults_of(first, groups))
+            defaults = Defaults(groups, first, job_cfg)
+            check_job(job_cfg, defaults.of(first))
             pair_jobs = [job_cfg]
             master = None
             if multirun:
-                pair_jobs += _check_every_swept_value(parsed, first, groups)
+                pair_jobs += _check_every_swept_value(parsed, first, defaults)
                 # a sweep's own config (Hydra's multirun.yaml) is composed without the swept values
                 master = compose_checked([o.input_line for o in parsed if not o.is_sweep_override()])
     finally:
@@ -109,7 +110,7 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
-def _check_every_swept_value(parsed: list, first: list[str], groups: set[str]) -> list[DictConfig]:
+def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults) -> list[DictConfig]:
     """Each value of each swept key, in the first job's config: a bad value in the middle of a long
     sweep is reported now, not when its job starts hours later. Returns the configs whose model
     pairs need checking (a swept teacher, student, method, ...)."""
@@ -121,7 +122,7 @@ def _check_every_swept_value(parsed: list, first: list[str], groups: set[str]) -
             overrides = [*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]]
             cfg = compose_checked(overrides)
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-            check_job(job_cfg, _defaults_of(overrides, groups))
+            check_job(job_cfg, defaults.of(overrides))
             if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
                 pair_jobs.append(job_cfg)
     return pair_jobs
@@ -138,12 +139,28 @@ def check_job(job_cfg: DictConfig, defaults: DictConfig) -> None:
     check_config(job_cfg, STAGE_NAMES)
 
 
-def _defaults_of(overrides: list[str], groups: set[str]) -> DictConfig:
-    """The config the chosen options' files give, without the command line's value overrides:
-    where the types of open-ended groups (a method's options, ...) come from."""
-    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in groups]
-    cfg = compose_checked(keep)
-    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+class Defaults:
+    """The config the chosen options' files give, without the command line's value overrides: where the
+    types of open-ended groups (a method's options, ...) come from. Composed once per set of options: a
+    command of group choices only is its own default (``kdrun method=rkd``), and the values of a swept key
+    (``distill.T=1,2,4,8``) share their options' defaults."""
+
+    def __init__(self, groups: set[str], first: list[str], first_job: DictConfig) -> None:
+        self.groups = groups
+        self.composed: dict[tuple[str, ...], DictConfig] = {}
+        keep = self._options(first)
+        if len(keep) == len(first):
+            self.composed[keep] = first_job
+
+    def _options(self, overrides: list[str]) -> tuple[str, ...]:
+        return tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~") in self.groups)
+
+    def of(self, overrides: list[str]) -> DictConfig:
+        keep = self._options(overrides)
+        if keep not in self.composed:
+            cfg = compose_checked(list(keep))
+            self.composed[keep] = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        return self.composed[keep]
 
 
 # Top-level keys whose swept values change which models a job builds or how they pair up.

@@ -97,3 +97,30 @@ def test_objects_are_built_with_one_line_errors():
     assert "\n" not in str(e.value)
     with pytest.raises(InstantiationException):
         from_config({"_target_": "no.such.module.Scheme"})
+
+
+def test_type_defaults_are_composed_once_per_set_of_options(monkeypatch):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from kdrun import preflight
+    from kdrun.config_store import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    composed = []
+    real = preflight.compose_checked
+    monkeypatch.setattr(preflight, "compose_checked", lambda o: composed.append(list(o)) or real(o))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="kdrun"):
+        first = ["method=kd", "distill.T=1"]
+        job = preflight.compose_checked(first)
+        defaults = preflight.Defaults({"method", "teacher"}, first, job)
+        a = defaults.of(first)
+        assert defaults.of(["method=kd", "distill.T=4"]) is a  # a swept value: the same options' defaults
+        assert a.distill.T == 4 and job.distill.T == 1  # the options' file value, not the command line's
+        assert defaults.of(["method=rkd", "distill.T=4"]).method.name == "rkd"
+        only_options = ["method=kd", "teacher=mlp"]
+        job = preflight.compose_checked(only_options)
+        assert preflight.Defaults({"method", "teacher"}, only_options, job).of(only_options) is job
+    GlobalHydra.instance().clear()
+    assert composed == [first, ["method=kd"], ["method=rkd"], only_options]

@@ -1,7 +1,10 @@
 """Every method that serves an MLP student (KD, DKD, RKD, SP, CC, PKT, CRD: method_pairs.serving) end to
-end through kdrun's entry point, a few steps each, on same-family and cross-family pairs: one in-process test
-per method and pair family (so they spread over the xdist workers), each teacher trained once per worker and
-cached in the module's working directory."""
+end through kdrun's entry point, a few steps each: once on the default dataset (MNIST-1D, mlp student) and
+once on digits (resnet8 student), with a same-family teacher on one and a cross-family teacher on the other
+(alternating over the methods, so that both datasets see both kinds of pair). One in-process test per
+method and dataset (they spread over the xdist workers); each teacher trains once per worker and is cached
+in the module's working directory.
+"""
 
 from __future__ import annotations
 
@@ -51,26 +54,38 @@ def distilled_run(cwd: Path, args: list[str], name: str, monkeypatch, capsys) ->
     return run_dir
 
 
-# mlp -> mlp (same family) and cnn1d -> mlp (cross family) on MNIST-1D, the embedded default
+def with_teachers(same: str, cross: str, same_first: bool) -> list[tuple[str, str]]:
+    """(method, teacher): the same-family and cross-family teachers taken in turn down the method list."""
+    turn = (same, cross) if same_first else (cross, same)
+    return [(method, turn[i % 2]) for i, method in enumerate(vector_methods())]
+
+
+# mlp -> mlp (same family) or cnn1d -> mlp (cross family) on MNIST-1D, the embedded default
 @pytest.mark.slow
-@pytest.mark.parametrize("teacher", ["cnn1d", "mlp"])
-@pytest.mark.parametrize("method", vector_methods())
-def test_same_and_cross_family_pairs_on_the_default_dataset(cwd, method, teacher, monkeypatch, capsys):
+@pytest.mark.parametrize("method, teacher", with_teachers("mlp", "cnn1d", same_first=False))
+def test_each_method_on_the_default_dataset(cwd, method, teacher, monkeypatch, capsys):
     args = [f"method={method}", f"teacher={teacher}", "student=mlp", "student.hidden=[32]"]
     run_dir = distilled_run(cwd, args, f"mnist1d_{teacher}_{method}", monkeypatch, capsys)
     assert read_results(run_dir)["dataset"] == "mnist1d"
-    if (teacher, method) == ("cnn1d", "crd"):
+    if method == "crd":
         # the default dataset's largest class has 411 of 4000 samples: 3589 negatives per sample
         assert "crd: 3589 negatives per sample" in (run_dir / "kdrun.log").read_text()
 
 
-# resnet14 -> resnet8 (same family) and wrn_16_1 -> resnet8 (cross family)
+# resnet14 -> resnet8 (same family) or wrn_16_1 -> resnet8 (cross family) on digits
 @pytest.mark.slow
-@pytest.mark.parametrize("teacher", ["resnet14", "wrn_16_1"])
-@pytest.mark.parametrize("method", vector_methods())
-def test_zoo_pairs_on_digits(cwd, method, teacher, monkeypatch, capsys):
+@pytest.mark.parametrize("method, teacher", with_teachers("resnet14", "wrn_16_1", same_first=True))
+def test_each_method_on_a_zoo_pair(cwd, method, teacher, monkeypatch, capsys):
     distilled_run(cwd, [f"method={method}", "dataset=digits", f"teacher={teacher}", "student=resnet8"],
                   f"digits_{teacher}_{method}", monkeypatch, capsys)
+
+
+def test_both_datasets_see_both_kinds_of_pair():
+    for same, cross, first in (("mlp", "cnn1d", False), ("resnet14", "wrn_16_1", True)):
+        assert {t for _, t in with_teachers(same, cross, first)} == {same, cross}
+    default = dict(with_teachers("mlp", "cnn1d", False))
+    zoo = dict(with_teachers("resnet14", "wrn_16_1", True))
+    assert all((default[m] == "mlp") != (zoo[m] == "resnet14") for m in default)  # each method: one of each
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -70,6 +70,7 @@ def test_converted_model_stores_int8_weights_and_compiles_to_int8_kernels():
     assert kernel_counts(compiled.code[0]) == {"int8": {"qlinear_pointwise": 2}, "float": {}}
 
 
+@pytest.mark.slow  # torchao exports the conv2d fold patterns (~5 s); conversion is covered quickly above
 def test_convert_folds_batch_norm_into_the_convs_the_graph_has():
     # kdrun runs torchao's conv + BN folding for the conv kinds present only (kdrun/quant/pt2e.py): the BN
     # must still be gone from the int8 graph, its scale in the int8 conv weights (eval outputs unchanged)

@@ -82,6 +82,16 @@ def kdrun_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **threads, "PYTHONPATH": str(REPO), "KDRUN_DATA": str(cwd / "data"), **(env or {})}
 
 
+def start_kdrun(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m kdrun <args>`` started in ``cwd`` (the environment of :func:`kdrun_env`), output piped, for
+    tests that signal it. It gets the SIGINT a terminal gives: a shell starts background jobs (``cmd &``)
+    with SIGINT ignored, and Python keeps an ignored SIGINT ignored, so under such a parent (a CI script
+    run in the background) a test's Ctrl-C would never reach kdrun."""
+    return subprocess.Popen([sys.executable, "-m", "kdrun", *args], cwd=cwd, env=kdrun_env(Path(cwd), env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
 # Runs whose own processes are what they exercise: they always get a real ``python -m kdrun`` (see run_kdrun).
 _OWN_PROCESS = ("hydra/launcher=joblib", "hydra/launcher=submitit", "device.nproc=")
 

@@ -3,14 +3,13 @@ and in a process of its own where the process is the point (signals, ``python -m
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import TINY, kdrun_env, read_metrics, read_results, run_kdrun
+from conftest import TINY, read_metrics, read_results, run_kdrun, start_kdrun
 from in_process import skip_run_plots
 
 
@@ -99,18 +98,6 @@ def resume_env(tmp_path_factory):
     return cwd, env
 
 
-def _default_sigint() -> None:
-    # A shell starts background jobs (`cmd &`) with SIGINT ignored, and Python keeps an ignored SIGINT
-    # ignored: under such a parent (a CI script run in the background) the test's Ctrl-C would never
-    # reach kdrun and the run would finish. Give kdrun the SIGINT a terminal gives.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _start(workdir: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "kdrun", *args], cwd=workdir, env=kdrun_env(workdir, env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
-
-
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
     deadline = time.time() + timeout
     while not path.exists():
@@ -128,7 +115,7 @@ def test_interrupted_run_resumes_to_the_same_result(resume_env, sig, no_plots):
     for attempt in range(3):
         run_dir = cwd / f"outputs/runs/resume_{sig.name}_{attempt}"
         args = [*RESUME, f"hydra.run.dir={run_dir}"]
-        proc = _start(cwd, args, env)
+        proc = start_kdrun(args, cwd, env)
         ckpt = run_dir / "checkpoints/distilled/last.pt"
         _wait_for(ckpt, proc)
         proc.send_signal(sig)

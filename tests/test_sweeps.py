@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY, kdrun_env, read_results, run_kdrun
+from conftest import REPO, TINY, read_results, run_kdrun, start_kdrun
 
 from kdrun.preflight import parse_overrides
 from kdrun.sweeps import default_sweep_name, quote, sweep_arguments
@@ -127,9 +125,7 @@ def test_ctrl_c_to_a_parallel_sweeps_own_process_is_one_line_and_marks_its_jobs_
     args = ["-m", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "dataset=digits", "teacher=mlp",
             "teacher.hidden=[32]", "trainer.epochs=3000", "stages=[teacher]", "measure.enabled=false",
             "hydra.sweep.dir=sweep"]
-    proc = subprocess.Popen([sys.executable, "-m", "kdrun", *args], cwd=workdir, env=kdrun_env(workdir),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = start_kdrun(args, workdir)
 
     def statuses() -> list[str]:
         found = []

@@ -35,6 +35,7 @@ def test_headline_rule_adds_the_benchmark_setting_only_when_nothing_chose_a_data
     assert benchmark_overrides(parse_overrides(args)) == added
 
 
+@pytest.mark.slow  # a real first contact, a process of its own (its parts quickly: the rule above, test_data)
 def test_headline_command_says_what_it_runs_and_stops_at_the_data_step(workdir, tmp_path):
     """As typed (offline here, so dataset.download=false): the first line names the benchmark setting, the last is
     one error saying where to put the archive; nothing is left in the folder or the data cache."""

@@ -30,6 +30,7 @@ from kdrun.benchmark_default import apply_benchmark_default
 from kdrun.config_store import register_configs
 from kdrun.environment import PARALLEL_JOBS_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
+from kdrun.interrupts import exit_status, how, stop_on_sigterm
 from kdrun.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.run_lock import reserve_run_dir, run_dir_lock
 from kdrun.sweep_workers import WorkerCheckFailed, start_workers
@@ -98,11 +99,11 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
                 return None
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (kdrun/interrupts.py)
             mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
-            fail(f"interrupted; to resume, {again}")
-            sys.exit(130)
+            fail(f"{how(e)}; to resume, {again}")
+            sys.exit(exit_status(e))
         except OSError as e:  # a write kdrun does not wrap itself (a library's file): still one line
             message = f"{e.strerror or type(e).__name__}: {e.filename}" if e.filename else f"{type(e).__name__}: {e}"
             fail(f"could not complete the run ({message}); what was written before is kept")
@@ -178,6 +179,7 @@ def main() -> None:
     # A log file on a full or read-only disk: no "--- Logging error ---" traceback per record (the
     # library's advice for production); the write that matters fails in one line of its own.
     logging.raiseExceptions = False
+    stop_on_sigterm()  # kill, timeout, a scheduler's end of job: stop as on Ctrl-C (kdrun/interrupts.py)
     args = sys.argv[1:]
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
         print(f"kdrun {kdrun.__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
@@ -196,22 +198,22 @@ def main() -> None:
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)
-    except KeyboardInterrupt:
-        fail("interrupted while checking the command; nothing ran")
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        fail(f"{how(e)} while checking the command; nothing ran")
+        sys.exit(exit_status(e))
     sys.argv = [sys.argv[0], *args]
     try:
         hydra_app()
     except WorkerCheckFailed as e:  # raised before any job was launched (conf/config.yaml's await_workers)
         fail(str(e))
         sys.exit(2)
-    except KeyboardInterrupt:  # a job catches its own (_run_job): this is a parallel sweep's own process
-        _stop_interrupted_sweep(cfg)
+    except KeyboardInterrupt as e:  # a job catches its own (_run_job): this is a parallel sweep's own process
+        _stop_interrupted_sweep(cfg, e)
     _exit_if_jobs_failed()
 
 
-def _stop_interrupted_sweep(cfg: DictConfig) -> None:
-    """Ctrl-C in a parallel sweep's own process. joblib has stopped the workers by now; a job that was
+def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> None:
+    """Ctrl-C (or SIGTERM) in a parallel sweep's own process. joblib has stopped the workers by now; a job that was
     killed before it could record its interruption (the signal went to this process alone) would keep
     "running" or no status at all: it is marked interrupted, so its folder tells the truth (the next
     run of the same command resumes it either way)."""
@@ -232,8 +234,8 @@ def _stop_interrupted_sweep(cfg: DictConfig) -> None:
             continue
         if status in (None, "running"):
             mark(job_dir, "interrupted")
-    fail("sweep interrupted; finished jobs are kept; to resume the others, run the same command again")
-    sys.exit(130)
+    fail(f"sweep {how(interrupt)}; finished jobs are kept; to resume the others, run the same command again")
+    sys.exit(exit_status(interrupt))
 
 
 def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:

@@ -401,22 +401,29 @@ def test_write_error_names_path_and_what(tmp_path):
 # --- Ctrl-C ----------------------------------------------------------------------------------------
 
 
-def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(here, capsys, monkeypatch):
+@pytest.mark.parametrize("stop, code, said", [("ctrl-c", 130, "interrupted"),
+                                               ("sigterm", 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_it_resumes(stop, code, said, here, capsys, monkeypatch):
     import kdrun.engine.fit as fit
 
     real = fit.train_one_epoch
 
     def interrupted(*args, **kwargs):
-        if args[6] == 2:  # the epoch argument: Ctrl-C during epoch 2
-            raise KeyboardInterrupt
+        if args[6] == 2:  # the epoch argument: stopped during epoch 2
+            if stop == "ctrl-c":
+                raise KeyboardInterrupt
+            # kill <pid>, timeout, a scheduler: the signal itself (without kdrun's handler it would end pytest)
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None), "kdrun handles no SIGTERM"
+            os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(fit, "train_one_epoch", interrupted)
     run_dir = here / "run"
-    code, err = kdrun([*FAST, *TWO_EPOCHS, f"hydra.run.dir={run_dir}"], capsys)
-    assert code == 130
-    assert_one_line(err, "interrupted", "resume")
+    got, err = kdrun([*FAST, *TWO_EPOCHS, f"hydra.run.dir={run_dir}"], capsys)
+    assert got == code
+    assert_one_line(err, said, "to resume")
     assert results(run_dir)["status"] == "interrupted"
+    assert (run_dir / "checkpoints" / "teacher" / "last.pt").is_file()  # the teacher's epoch 1 is kept
     monkeypatch.setattr(fit, "train_one_epoch", real)
     assert kdrun([*FAST, *TWO_EPOCHS, f"hydra.run.dir={run_dir}"], capsys)[0] == 0
     assert results(run_dir)["status"] == "completed"

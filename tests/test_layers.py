@@ -20,8 +20,9 @@ UPWARD_MARK = "# upward import:"
 # Lowest layer first; a module imports from its own layer or lower ones. Longest prefix wins.
 LAYERS: dict[str, int] = {
     "kdrun": 1, "kdrun.errors": 1, "kdrun.logs": 1, "kdrun.io": 1,
-    "kdrun.run_lock": 1,
-    "kdrun.objects": 1,  # Hydra instantiate with kdrun's one-line errors (torch-free)  # one process per run folder: an OS lock, like io's atomic writes
+    "kdrun.run_lock": 1,  # one process per run folder: an OS lock, like io's atomic writes
+    "kdrun.interrupts": 1,  # SIGTERM stops a run as Ctrl-C does
+    "kdrun.objects": 1,  # Hydra instantiate with kdrun's one-line errors (torch-free)
     "kdrun.models": 2, "kdrun.data": 2, "kdrun.quant": 2, "kdrun.distributed": 2,
     "kdrun.benchmarks.published": 2,  # the published tables: data, read by presets and teacher lookup
     "kdrun.benchmarks.teachers": 2,  # where trained teachers lie: the zoo's weights

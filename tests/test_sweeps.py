@@ -121,7 +121,10 @@ def test_a_failing_job_is_recorded_and_the_others_reported(workdir):
 
 
 @pytest.mark.slow  # a real parallel sweep: its own process and joblib's workers, and a real signal
-def test_ctrl_c_to_a_parallel_sweeps_own_process_is_one_line_and_marks_its_jobs_interrupted(workdir):
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                              (signal.SIGTERM, 143, "terminated (SIGTERM)")], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_to_a_parallel_sweeps_own_process_is_one_line_and_marks_its_jobs_interrupted(
+        workdir, sig, code, said):
     args = ["-m", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "dataset=digits", "teacher=mlp",
             "teacher.hidden=[32]", "trainer.epochs=3000", "stages=[teacher]", "measure.enabled=false",
             "hydra.sweep.dir=sweep"]
@@ -145,10 +148,23 @@ def test_ctrl_c_to_a_parallel_sweeps_own_process_is_one_line_and_marks_its_jobs_
             proc.kill()
             pytest.fail(f"the sweep's jobs did not both start: {statuses()}\n{proc.communicate()[1][-3000:]}")
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)  # to the sweep's own process alone, as `kill -INT <pid>` does
+    proc.send_signal(sig)  # to the sweep's own process alone, as `kill -INT <pid>` (or `kill <pid>`) does
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-3000:]
+    assert proc.returncode == code, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert [line for line in err.splitlines() if "error" in line] == [
-        "kdrun: error: sweep interrupted; finished jobs are kept; to resume the others, run the same command again"]
+        f"kdrun: error: sweep {said}; finished jobs are kept; to resume the others, run the same command again"]
     assert statuses() == ["interrupted", "interrupted"]  # joblib stopped the workers; the folders say so
+    assert _processes_in(workdir) == []  # and none is left training
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """PIDs of the processes working in ``folder`` (a sweep's workers start in its folder), from /proc."""
+    found = []
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            if Path(os.readlink(proc_dir / "cwd")).is_relative_to(folder.resolve()):
+                found.append(int(proc_dir.name))
+        except OSError:  # gone, or another user's
+            continue
+    return found

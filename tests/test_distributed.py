@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,6 +144,38 @@ def test_batches_and_evaluation_shards():
     # capped at 2 batches of 4 *before* sharding (as one process evaluates), each sample once
     assert sorted(int(y) for s in shards for y in s.y) == list(range(8))
     assert eval_shard(data, 4, None, 0, 1) is data
+
+
+def _train_on_ignoring_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as the children of a job started in the background
+    time.sleep(600)
+
+
+def test_an_interrupted_run_stops_its_spawned_ranks(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM to the process that spawned the ranks: it ends them before it exits (it would
+    wait for them at exit while they trained on), even ranks that ignore SIGINT."""
+    from omegaconf import OmegaConf
+
+    from kdrun.distributed import launch
+
+    fork = multiprocessing.get_context("fork")
+    ranks = [fork.Process(target=_train_on_ignoring_sigint), fork.Process(target=time.sleep, args=(0.5,))]
+    for rank in ranks:
+        rank.start()
+
+    class Interrupted:  # what torch's start_processes(join=False) returns, its join() interrupted
+        processes = ranks
+
+        def join(self):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.multiprocessing, "start_processes", lambda *a, **k: Interrupted())
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        launch.spawn(lambda cfg, run_dir: {}, OmegaConf.create({"device": {"backend": "gloo"}}), tmp_path, 2)
+    assert not any(rank.is_alive() for rank in ranks)
+    assert ranks[1].exitcode == 0 and ranks[0].exitcode == -signal.SIGTERM  # one stopped by itself
+    assert time.monotonic() - started < 5  # a moment's grace, then SIGTERM: not the 5 s to SIGKILL
 
 
 def test_sweep_jobs_spread_over_the_gpus():

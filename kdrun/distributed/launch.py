@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
@@ -151,7 +152,14 @@ def spawn(fn: RunFn, cfg: DictConfig, run_dir: Path, nproc: int) -> dict:
     try:
         with _standard_start_method():
             args = (nproc, backend, fn, resolved, str(run_dir), _job_logging(), str(scratch), in_sweep())
-            torch.multiprocessing.start_processes(_worker, args=args, nprocs=nproc, join=True, start_method="spawn")
+            ranks = torch.multiprocessing.start_processes(_worker, args=args, nprocs=nproc, join=False,
+                                                          start_method="spawn")
+            try:
+                while not ranks.join():  # what join=True does; raises when a rank fails
+                    pass
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM (kdrun/interrupts.py) in this process
+                _stop_ranks(ranks.processes)
+                raise
     except torch.multiprocessing.ProcessRaisedException:
         messages = sorted(scratch.glob("rank*.error"))
         if messages:
@@ -160,6 +168,28 @@ def spawn(fn: RunFn, cfg: DictConfig, run_dir: Path, nproc: int) -> dict:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return json.loads((run_dir / "results.json").read_text())
+
+
+def _stop_ranks(processes: list, grace: float = 5.0) -> None:
+    """Stop the ranks of an interrupted run before this process exits (it would wait for them at exit,
+    and they would train on). A Ctrl-C typed in a terminal reached them too: they get a moment to stop by
+    themselves. The others are ended with SIGTERM (not SIGINT: a process started in the background
+    ignores SIGINT, and so do its children), and killed if still there after ``grace`` seconds. Their
+    checkpoints are written atomically, so the run resumes from the last one either way."""
+    def wait(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+
+    wait(2.0)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    wait(grace)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 @contextlib.contextmanager

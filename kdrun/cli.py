@@ -100,9 +100,12 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (kdrun/interrupts.py)
+            from kdrun.distributed.state import is_main
+
             mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
-            fail(f"{how(e)}; to resume, {again}")
+            if is_main():  # torchrun: every rank got the signal; one line says it
+                fail(f"{how(e)}; to resume, {again}")
             sys.exit(exit_status(e))
         except OSError as e:  # a write kdrun does not wrap itself (a library's file): still one line
             message = f"{e.strerror or type(e).__name__}: {e.filename}" if e.filename else f"{type(e).__name__}: {e}"

@@ -429,6 +429,20 @@ def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_it_resumes(stop, code, 
     assert results(run_dir)["status"] == "completed"
 
 
+def test_an_interrupted_rank_other_than_0_leaves_the_line_to_rank_0(here, capsys, monkeypatch):
+    """torchrun passes a Ctrl-C or SIGTERM on to every rank: one line on the terminal, not one per rank."""
+    import kdrun.distributed.state as state
+    import kdrun.engine.fit as fit
+
+    def interrupted(*args, **kwargs):
+        monkeypatch.setattr(state, "is_main", lambda: False)  # as rank 1 sees itself
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "train_one_epoch", interrupted)
+    code, err = kdrun([*FAST, f"hydra.run.dir={here / 'run'}"], capsys)
+    assert code == 130 and "kdrun: error" not in err
+
+
 # --- config values ---------------------------------------------------------------------------------
 
 TYPE_ERRORS = {

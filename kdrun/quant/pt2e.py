@@ -129,7 +129,10 @@ def _fold_only_present_convs(gm: torch.fx.GraphModule) -> Iterator[None]:
                for n in gm.graph.nodes if n.op == "call_function"} & set(CONV_KINDS)
 
     def fold_if_present(m, conv_fn, *args, **kwargs):
-        return fold_kind(m, conv_fn, *args, **kwargs) if getattr(conv_fn, "__name__", None) in present else m
+        kind = getattr(conv_fn, "__name__", None)
+        if kind in CONV_KINDS and kind not in present:  # a kind torchao names otherwise: folded as usual
+            return m
+        return fold_kind(m, conv_fn, *args, **kwargs)
 
     if not present:  # batch norm without a conv (or an op torchao names otherwise): torchao's own path
         yield

@@ -130,9 +130,9 @@ def _fold_only_present_convs(gm: torch.fx.GraphModule) -> Iterator[None]:
 
     def fold_if_present(m, conv_fn, *args, **kwargs):
         kind = getattr(conv_fn, "__name__", None)
-        if kind in CONV_KINDS and kind not in present:  # a kind torchao names otherwise: folded as usual
+        if kind in CONV_KINDS and kind not in present:  # none in the graph: no pattern can match
             return m
-        return fold_kind(m, conv_fn, *args, **kwargs)
+        return fold_kind(m, conv_fn, *args, **kwargs)  # present, or a kind kdrun does not know: as torchao does
 
     if not present:  # batch norm without a conv (or an op torchao names otherwise): torchao's own path
         yield

@@ -23,7 +23,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, read_write
+from omegaconf import DictConfig, OmegaConf, read_write
 
 import kdrun
 from kdrun.benchmark_default import apply_benchmark_default
@@ -219,10 +219,17 @@ def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> No
     """Ctrl-C (or SIGTERM) in a parallel sweep's own process. joblib has stopped the workers by now; a job that was
     killed before it could record its interruption (the signal went to this process alone) would keep
     "running" or no status at all: it is marked interrupted, so its folder tells the truth (the next
-    run of the same command resumes it either way)."""
+    run of the same command resumes it either way). Submitit's jobs are not this process's to stop: Slurm
+    jobs run on by design, and so do local ones the signal did not reach (they ignore SIGTERM, waiting for
+    Slurm's preemption signal); their folders are left to them, and the line says so."""
     from kdrun.report.files import RESULTS_FILE
     from kdrun.report.run_status import mark
 
+    if "submitit" in str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or ""):
+        fail(f"sweep {how(interrupt)}; its submitit jobs run on unless the signal reached them too (scancel "
+             f"Slurm jobs; local ones ignore SIGTERM: kill -9 them); run the same command again to resume or "
+             f"collect them")
+        sys.exit(exit_status(interrupt))
     try:
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
     except Exception:  # noqa: BLE001 - an unresolvable folder: nothing to mark, the line below still holds

@@ -168,3 +168,29 @@ def _processes_in(folder: Path) -> list[int]:
         except OSError:  # gone, or another user's
             continue
     return found
+
+
+@pytest.mark.parametrize("launcher, marked", [
+    ("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "interrupted"),
+    ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", "running"),
+    ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", "running"),
+])
+def test_an_interrupted_sweep_marks_only_the_jobs_it_stopped(launcher, marked, tmp_path, capsys):
+    """joblib's workers stop with the sweep's process; submitit's jobs run on (Slurm's by design), so their
+    folders are theirs to write, and the line says they were not stopped."""
+    from omegaconf import OmegaConf
+
+    from kdrun import cli
+    from kdrun.interrupts import Terminated
+
+    job = tmp_path / "sweep" / "seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / "results.json").write_text(json.dumps({"status": "running"}))
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "launcher": {"_target_": launcher}}})
+    with pytest.raises(SystemExit) as stopped:
+        cli._stop_interrupted_sweep(cfg, Terminated())
+    assert stopped.value.code == 143
+    assert read_results(job)["status"] == marked
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("kdrun: error: sweep terminated (SIGTERM); ")
+    assert ("submitit jobs run on" in err) == (marked == "running")

@@ -10,7 +10,6 @@ command finds its earlier jobs again: :func:`hydra_app` skips those that complet
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import platform
@@ -222,8 +221,7 @@ def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> No
     run of the same command resumes it either way). Submitit's jobs are not this process's to stop: Slurm
     jobs run on by design, and so do local ones the signal did not reach (they ignore SIGTERM, waiting for
     Slurm's preemption signal); their folders are left to them, and the line says so."""
-    from kdrun.report.files import RESULTS_FILE
-    from kdrun.report.run_status import mark
+    from kdrun.report.run_status import mark_if_unfinished
 
     if "submitit" in str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or ""):
         fail(f"sweep {how(interrupt)}; its submitit jobs run on unless the signal reached them too (scancel "
@@ -236,14 +234,7 @@ def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> No
         sweep_dir = None
     job_dirs = sorted(d.parent for d in sweep_dir.glob("**/.hydra")) if sweep_dir and sweep_dir.is_dir() else []
     for job_dir in job_dirs:  # the folders Hydra made for the jobs that started
-        try:
-            status = json.loads((job_dir / RESULTS_FILE).read_text()).get("status")
-        except FileNotFoundError:
-            status = None
-        except (OSError, ValueError):
-            continue
-        if status in (None, "running"):
-            mark(job_dir, "interrupted")
+        mark_if_unfinished(job_dir, "interrupted")
     fail(f"sweep {how(interrupt)}; finished jobs are kept; to resume the others, run the same command again")
     sys.exit(exit_status(interrupt))
 

@@ -127,6 +127,9 @@ def _fold_only_present_convs(gm: torch.fx.GraphModule) -> Iterator[None]:
         return
     present = {getattr(getattr(n.target, "_overloadpacket", None), "__name__", None)
                for n in gm.graph.nodes if n.op == "call_function"} & set(CONV_KINDS)
+    if not present:  # batch norm without a conv (or an op torchao names otherwise): torchao's own path
+        yield
+        return
 
     def fold_if_present(m, conv_fn, *args, **kwargs):
         kind = getattr(conv_fn, "__name__", None)
@@ -134,9 +137,6 @@ def _fold_only_present_convs(gm: torch.fx.GraphModule) -> Iterator[None]:
             return m
         return fold_kind(m, conv_fn, *args, **kwargs)  # present, or a kind kdrun does not know: as torchao does
 
-    if not present:  # batch norm without a conv (or an op torchao names otherwise): torchao's own path
-        yield
-        return
     qat_utils._fold_conv_bn_qat_helper = fold_if_present
     try:
         yield

@@ -39,6 +39,19 @@ def mark(run_dir: Path, status: str, error: str | None = None) -> bool:
     return True
 
 
+def mark_if_unfinished(run_dir: Path, status: str) -> None:
+    """Set ``status`` on a run that recorded no final one (no results.json yet, or "running"); a completed,
+    failed or interrupted run, or an unreadable file, is left as it is."""
+    try:
+        recorded = json.loads((Path(run_dir) / RESULTS_FILE).read_text()).get("status")
+    except FileNotFoundError:
+        recorded = None
+    except (OSError, ValueError):
+        return
+    if recorded in (None, "running"):
+        mark(run_dir, status)
+
+
 def completed_results(run_dir: Path) -> dict | None:
     """The results of a run that already completed (a re-run of a sweep skips it), else None."""
     path = Path(run_dir) / RESULTS_FILE

@@ -37,7 +37,9 @@ def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]
     temporary name is unique (``mkstemp``), so two writers (threads, sweep jobs) never share one; it
     keeps ``path``'s suffix (``torch.export.save`` and ``np.save`` look at it). When the block fails
     the temporary file is removed and ``path`` is left as it was; an ``OSError`` (disk full,
-    read-only) becomes a one-line :class:`KdrunError` naming ``path`` and ``what`` was being written.
+    read-only) becomes a one-line :class:`KdrunError` naming ``path`` and ``what`` was being written,
+    also where a writer met it and then failed otherwise (torch.save's zip writer: the OSError, then a
+    RuntimeError closing the archive).
     """
     path = Path(path)
     try:
@@ -53,9 +55,18 @@ def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise write_error(path, what, e) from None
+        os_error = _os_error_in(e) if isinstance(e, Exception) else None  # Ctrl-C stays an interrupt
+        if os_error is not None:
+            raise write_error(path, what, os_error) from None
         raise
+
+
+def _os_error_in(error: BaseException) -> OSError | None:
+    """``error`` if it is an OSError, else the OSError it was raised while handling (``__context__``), if any."""
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
 
 
 def _current_umask() -> int:

@@ -330,6 +330,21 @@ def test_disk_full_on_a_real_small_tmpfs_keeps_the_old_file(small_tmpfs):
     assert target.read_bytes() == b"old" and os.listdir(small_tmpfs) == ["results.json"]
 
 
+def test_a_checkpoint_on_a_real_full_disk_is_one_line_and_keeps_the_old_one(small_tmpfs):
+    """torch.save's zip writer meets ENOSPC as an OSError, then fails closing the archive with a
+    RuntimeError ("unexpected pos"): the write is still a full disk, said in one line."""
+    from kdrun.io import save_atomic
+
+    if small_tmpfs is None:
+        pytest.skip("cannot mount a tmpfs here; test_disk_full_during_training covers ENOSPC with a patched write")
+    target = small_tmpfs / "last.pt"
+    save_atomic({"epoch": 1}, target)
+    with pytest.raises(KdrunError) as e:
+        save_atomic({"epoch": 2, "w": torch.zeros(100_000)}, target, "a checkpoint")
+    assert "\n" not in str(e.value) and str(target) in str(e.value) and "No space left on device" in str(e.value)
+    assert torch.load(target, weights_only=True)["epoch"] == 1 and os.listdir(small_tmpfs) == ["last.pt"]
+
+
 def test_disk_full_during_training_is_one_line_and_loses_nothing(here, capsys, monkeypatch):
     """ENOSPC from a patched ``torch.save`` (the checkpoint write of epoch 2)."""
     real_save, calls = torch.save, []

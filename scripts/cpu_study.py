@@ -45,7 +45,7 @@ ORDER = ["kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "ab", "ft", "fsp
 # The rows of the target "at least 10 of 14 beat the baseline on every seed": one per method kdrun
 # implements; CRD+KD is the same CRD with the KD term added, shown beside it but not counted twice.
 COUNTED = [row for row in ORDER if row != "crd_kd"]
-SAME = "[64,64,64]"
+TEACHER_WIDTH = 64  # the teacher's channels per stage
 NORMS = ("batch", "none")  # cnn1d's option norm, for the teacher and the students
 WIDTH = 12  # the narrow students' channels: why 12, docs/cpu_study.md ("Choosing the student")
 TEACHER_LR = 0.05  # the default recipe's: with --lr, only the students' lr changes
@@ -55,11 +55,16 @@ LABELS = {"kd": "KD", "fitnet": "FitNet", "at": "AT", "sp": "SP", "cc": "CC", "v
 
 
 def sweeps(seed: str, lr: float | None = None, norm: str = "batch", width: int = WIDTH,
-           labeled_only: bool = False) -> dict[str, list[str]]:
+           labeled_only: bool = False, teacher_width: int = TEACHER_WIDTH,
+           teacher_depth: int = 1) -> dict[str, list[str]]:
     """name -> kdrun multirun overrides (the rows compared here only)."""
     common = ["dataset=mnist1d", "teacher=cnn1d", "student=cnn1d", f"seed={seed}",
               "stages=[teacher,baseline,distilled]", "measure.enabled=false",
               f"teacher.norm={norm}", f"student.norm={norm}"]
+    if teacher_width != TEACHER_WIDTH:
+        common.append(f"teacher.channels={narrow(teacher_width)}")
+    if teacher_depth != 1:  # a deeper teacher, as the CIFAR zoo's same-width pairs (resnet56 -> resnet20)
+        common.append(f"teacher.depth={teacher_depth}")
     if labeled_only:  # the published protocol; by default the dataset's transfer set feeds the distillation terms
         common.append("distill.transfer_size=0")
     if lr is not None:
@@ -67,7 +72,7 @@ def sweeps(seed: str, lr: float | None = None, norm: str = "batch", width: int =
     return {
         "methods": [*common, f"student.channels={narrow(width)}", f"method={','.join(METHODS)}"],
         "crd_kd": [*common, f"student.channels={narrow(width)}", "method=crd", "distill.alpha=1"],
-        "fsp": [*common, f"student.channels={SAME}", "method=fsp"],
+        "fsp": [*common, f"student.channels={narrow(teacher_width)}", "method=fsp"],
     }
 
 
@@ -165,14 +170,17 @@ def _verdict(deltas: list[float], seeds: int, failed: list[Job]) -> str:
     return "mixed" if len(deltas) == seeds else f"mixed ({len(deltas)} of {seeds} seeds)"
 
 
-def _row_line(row: str, group: list[Job], everyone: list[Job], verdict: str, norm: str, width: int) -> str:
+def _row_line(row: str, group: list[Job], everyone: list[Job], verdict: str, norm: str, width: int,
+              teacher_width: int) -> str:
     if not group:
         return f"| {LABELS[row]} | – | – | – | – | – | – | – | – | {verdict} |"
     last = Stat.of([r.stages["distilled"]["last_top1"] for r in group])
     best = Stat.of([r.stages["distilled"]["best_top1"] for r in group])
     deltas = _deltas(group)
     delta = Stat.of(deltas)
-    size = f"{width}-{width}-{width}" if row != "fsp" else "64-64-64 (FSP needs the teacher's width)"
+    size = f"{width}-{width}-{width}"
+    if row == "fsp" and teacher_width != width:
+        size = f"{teacher_width}-{teacher_width}-{teacher_width} (FSP needs the teacher's width)"
     bn = " + BN" if norm == "batch" else ""
     baseline_train = train_top1([r for r in everyone if _size(r) == _size(group[0])], "baseline")
     return (f"| {LABELS[row]} | cnn1d {size}{bn} | {_fmt(last)} | {_fmt(best)} | {_fmt(_per_seed(group, 'baseline'))} "
@@ -210,7 +218,7 @@ def summary(verdict: dict[str, str]) -> str:
 
 
 def table(runs: list[Job], lr: float | None, norm: str = "batch", width: int = WIDTH,
-          labeled_only: bool = False) -> str:
+          labeled_only: bool = False, teacher_width: int = TEACHER_WIDTH, teacher_depth: int = 1) -> str:
     """One row per method: distilled top-1, its baseline, the per-seed difference (paired by seed), then the summary."""
     done, verdict, seeds = verdicts(runs)
     completed = [r for group in done.values() for r in group]
@@ -219,14 +227,16 @@ def table(runs: list[Job], lr: float | None, norm: str = "batch", width: int = W
             "distillation terms on the dataset's generated transfer set (the default)")
     models = "teacher and students with batch norm" if norm == "batch" else "no batch norm"
     bn = " + BN" if norm == "batch" else ""
-    lines = [f"Teacher cnn1d 64-64-64{bn}: {_fmt(_per_seed(completed, 'teacher'))}; {recipe}; {data}; {models}; "
+    deeper = f", {teacher_depth} conv layers per stage" if teacher_depth != 1 else ""
+    teacher = f"cnn1d {teacher_width}-{teacher_width}-{teacher_width}{bn}{deeper}"
+    lines = [f"Teacher {teacher}: {_fmt(_per_seed(completed, 'teacher'))}; {recipe}; {data}; {models}; "
              f"{seeds} seed(s). Top-1 (%) on the 1000 test signals, mean ± std over seeds; train: top-1 on the "
              "4000 labeled training signals, last epoch.", "",
              "| method | student | distilled (last epoch) | distilled (best epoch) | baseline (last epoch) "
              "| Δ vs baseline (last, paired by seed) | distilled train | baseline train | seeds better "
              "| beats the baseline? |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [_row_line(row, done.get(row, []), completed, verdict[row], norm, width) for row in ORDER]
+    lines += [_row_line(row, done.get(row, []), completed, verdict[row], norm, width, teacher_width) for row in ORDER]
     unfinished = [r for r in runs if r.status not in (COMPLETED, FAILED)]
     if unfinished:
         lines += ["", f"{len(unfinished)} run(s) unfinished: " + ", ".join(str(r.path) for r in unfinished)]
@@ -271,6 +281,11 @@ def main() -> int:
     p.add_argument("--lr", type=float, help="the students' lr (default: the recipe's 0.05)")
     p.add_argument("--norm", choices=NORMS, default="batch", help="teacher.norm and student.norm (default: batch)")
     p.add_argument("--width", type=int, default=WIDTH, help=f"the narrow students' channels per layer ({WIDTH})")
+    p.add_argument("--teacher-width", type=int, default=TEACHER_WIDTH,
+                   help=f"the teacher's channels per stage ({TEACHER_WIDTH}); FSP's student takes the same")
+    p.add_argument("--teacher-depth", type=int, default=1,
+                   help="the teacher's conv layers per stage (1); e.g. --teacher-width 12 --teacher-depth 3 "
+                        "makes a deeper teacher of the students' width, as the CIFAR zoo's same-width pairs")
     p.add_argument("--labeled-only", action="store_true",
                    help="distil on the labeled training set only (distill.transfer_size=0: the published protocol)")
     p.add_argument("--also", nargs="*", default=[], help="more roots whose runs join the table (e.g. other seeds)")
@@ -281,7 +296,8 @@ def main() -> int:
     p.add_argument("overrides", nargs="*", help="extra kdrun overrides, after --")
     args = p.parse_args()
     root = Path(args.root).resolve()
-    settings = dict(lr=args.lr, norm=args.norm, width=args.width, labeled_only=args.labeled_only)
+    settings = dict(lr=args.lr, norm=args.norm, width=args.width, labeled_only=args.labeled_only,
+                    teacher_width=args.teacher_width, teacher_depth=args.teacher_depth)
     t0 = time.monotonic()
     if not args.report_only:
         run_sweeps(root, args.seeds.split(","), args.jobs, args.overrides, **settings)

@@ -32,6 +32,21 @@ def test_seeds_run_in_order_with_the_default_transfer_set_unless_labeled_only(st
     assert all("distill.transfer_size=0" in overrides for overrides in labeled.values())
 
 
+def test_a_same_width_deeper_teacher_as_in_the_cifar_zoo(study):
+    """--teacher-width 12 --teacher-depth 3: the teacher is the students' width, three conv layers per stage;
+    FSP, which needs equal widths, then uses the same student as every other row."""
+    pair = study.sweeps("0", width=12, teacher_width=12, teacher_depth=3)
+    assert all("teacher.channels=[12,12,12]" in o and "teacher.depth=3" in o for o in pair.values())
+    assert "student.channels=[12,12,12]" in pair["fsp"]
+    default = study.sweeps("0", width=12)  # the default teacher's config is left as it is (same cache keys)
+    assert not any(a.startswith(("teacher.channels", "teacher.depth")) for o in default.values() for a in o)
+    runs = [_run("fsp", 0, +1.0), _run("kd", 0, +1.0)]
+    text = study.table(runs, lr=None, width=12, teacher_width=12, teacher_depth=3)
+    assert text.startswith("Teacher cnn1d 12-12-12 + BN, 3 conv layers per stage: 97.00;")
+    assert "| FSP | cnn1d 12-12-12 + BN |" in text
+    assert "| FSP | cnn1d 64-64-64 (FSP needs the teacher's width) + BN |" in study.table(runs, lr=None, width=12)
+
+
 class _Done:
     returncode = 1  # a sweep with a failed job: the study goes on to the next one
 

@@ -242,6 +242,38 @@ def test_cnn1d_norm_option_keeps_the_default_model() -> None:
         build(norm="layer")
 
 
+def test_cnn1d_depth_makes_a_deeper_model_with_the_same_widths_and_maps() -> None:
+    """teacher.depth=3: three conv layers per stage (the strided one, then two that keep the length), as the
+    CIFAR zoo's teachers are deeper versions of their students; depth 1 is the default model, unchanged."""
+    build = lambda **kw: create_model("cnn1d", num_classes=10, in_channels=1, input_size=(40,), **kw)  # noqa: E731
+    torch.manual_seed(0)
+    default = build(channels=[8, 8, 8], norm="batch")
+    torch.manual_seed(0)
+    explicit = build(channels=[8, 8, 8], norm="batch", depth=1)
+    assert list(default.state_dict()) == list(explicit.state_dict()) and default.deep is None
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values()))
+    deep = build(channels=[8, 8, 8], norm="batch", depth=3).eval()
+    assert deep.feature_info == default.feature_info  # same stage widths and map sizes: the features pair up
+    # 2 more conv layers (8x8x3, no bias) and batch norms (2x8 weights and biases) in each of the 3 stages
+    assert deep.num_parameters - default.num_parameters == 3 * 2 * (8 * 8 * 3 + 2 * 8)
+    assert "deep.2.convs.1.weight" in deep.state_dict() and "deep.2.norms.1.running_var" in deep.state_dict()
+    x = torch.randn(4, 1, 40)
+    features = deep.forward_features(x, preact=True)
+    torch.testing.assert_close(features.logits, deep(x))
+    assert [tuple(s.shape[1:]) for s in features.stages] == [(8, 19), (8, 9), (8, 4)]
+    assert all(torch.equal(s, p.relu()) for s, p in zip(features.stages, features.preact))
+    parts, channels = deep.split_stages()  # the schemes that branch a model (ONE) see whole stages
+    y = x
+    for part in parts:
+        y = part(y)
+    torch.testing.assert_close(y, deep(x))
+    assert channels == [8, 8]
+    assert sum(p.numel() for part in parts for p in part.parameters()) == deep.num_parameters
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=f"depth={bad} is not valid"):
+            build(depth=bad)
+
+
 def test_the_torch_free_catalog_equals_the_registry():
     """kdrun/models/catalog.py (read by config options, checks and --help without torch) holds every
     registered architecture with the same facts; a mismatch names the line to write there."""

@@ -34,8 +34,8 @@ class Arch:
 
 
 ARCHS: dict[str, Arch] = {a.name: a for a in (
-    Arch('cnn1d', 'cnn1d', 'signal', {'channels': [64, 64, 64], 'norm': 'none'},
-         '1-D CNN for signals (MNIST-1D); ``channels`` sets the width of each conv layer, ``norm`` none|batch.'),
+    Arch('cnn1d', 'cnn1d', 'signal', {'channels': [64, 64, 64], 'norm': 'none', 'depth': 1},
+         "1-D CNN for signals (MNIST-1D); ``channels`` per stage, ``norm`` none|batch, ``depth`` convs per stage."),
     Arch('mlp', 'mlp', 'any', {'hidden': [100, 100], 'dropout': 0.0},
          'Multi-layer perceptron on flattened inputs; ``hidden`` sets the layer widths.'),
     Arch('mobilenetv2', 'mobilenetv2', 'image', {'width_mult': 0.5, 'expansion': 6},

@@ -254,7 +254,7 @@ def loss_table(runs: list[Job]) -> str:
     done, _, _ = verdicts(runs)
     lines = ["| method | train CE | distillation terms' share of the loss | train top-1 |", "|---|---|---|---|"]
     for row in ORDER:
-        ce, share, top1 = [], [], []
+        ce, share, top1, terms = [], [], [], []
         for run in done.get(row, []):
             last = _last_epoch(run, "distilled")
             distill = run.results.get("distill") or {}
@@ -263,9 +263,13 @@ def loss_table(runs: list[Job]) -> str:
             if last and last["train_loss"]:
                 ce.append(last["train_ce"])
                 share.append(100 * (1 - gamma * last["train_ce"] / last["train_loss"]))
+                terms.append(last["train_loss"] - gamma * last["train_ce"])
                 top1.append(last["train_top1"])
         if ce:
-            lines.append(f"| {LABELS[row]} | {_fmt(Stat.of(ce))} | {_fmt(Stat.of(share))}% | {_fmt(Stat.of(top1))} |")
+            # a term below zero (VID's is a negative log-likelihood with a learned variance) is no share
+            part = (f"{_fmt(Stat.of(share))}%" if min(terms) >= 0 else
+                    f"– (the terms sum to {_fmt(Stat.of(terms))}, below zero)")
+            lines.append(f"| {LABELS[row]} | {_fmt(Stat.of(ce))} | {part} | {_fmt(Stat.of(top1))} |")
     per_seed = {(r.seed, _size(r)): _last_epoch(r, "baseline") for r in runs if r.status == COMPLETED}
     baseline = [m for (_, size), m in per_seed.items() if m and size == min(s for _, s in per_seed)]
     if baseline:  # the narrow students' baseline, one per seed

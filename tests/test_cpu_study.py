@@ -87,12 +87,15 @@ def test_loss_table_shares_of_ce_and_distillation_terms(study, tmp_path):
     kd.results["distill"] = {"alpha": 0.9, "gamma": None}  # Hinton's convention: CE weighs 1 - alpha
     at = _run("at", 0, -5.0)
     at.results["distill"] = {"alpha": 0.0, "gamma": 1.0}
-    for run, (loss, ce) in ((kd, (1.0, 0.2)), (at, (10.0, 1.0))):
+    vid = _run("vid", 0, +1.0)  # VID's term is a negative log-likelihood: it can be below zero
+    vid.results["distill"] = {"alpha": 0.0, "gamma": 1.0}
+    for run, (loss, ce) in ((kd, (1.0, 0.2)), (at, (10.0, 1.0)), (vid, (0.1, 0.3))):
         run.path = tmp_path / run.results["method"]
         run.path.mkdir()
         records = [{"stage": "baseline", "train_loss": 0.1, "train_ce": 0.1, "train_top1": 98.0},
                    {"stage": "distilled", "train_loss": loss, "train_ce": ce, "train_top1": 95.0}]
         (run.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    text = study.loss_table([kd, at])
+    text = study.loss_table([kd, at, vid])
     assert "| KD | 0.20 | 98.00% | 95.00 |" in text and "| AT | 1.00 | 90.00% | 95.00 |" in text
+    assert "| VID | 0.30 | – (the terms sum to -0.20, below zero) | 95.00 |" in text
     assert "| baseline (labels only) | 0.10 | 0% | 98.00 |" in text

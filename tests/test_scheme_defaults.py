@@ -43,6 +43,11 @@ def test_configurable_families_get_intermediate_widths():
     cnn = pick_assistant(node("cnn1d"), node("mlp"), SIGNAL)  # the default pair: half the teacher's widths
     assert (cnn.arch, list(cnn.channels)) == ("cnn1d", [32, 32, 32])
     assert cnn.get("lr", None) is None and cnn.checkpoint is None  # the teacher's checkpoint is not the assistant's
+    # a deeper teacher of the student's widths (the zoo's pair shape): the assistant is between them in depth
+    deep = pick_assistant(node("cnn1d", channels=[12, 12, 12], depth=4), node("cnn1d", channels=[12, 12, 12]), SIGNAL)
+    assert (list(deep.channels), deep.depth) == ([12, 12, 12], 2)
+    both = pick_assistant(node("cnn1d", depth=3), node("cnn1d", channels=[16, 16, 16]), SIGNAL)
+    assert (list(both.channels), both.depth) == ([32, 32, 32], 2)
 
 
 def test_no_model_between_is_one_line_naming_the_option():

@@ -39,14 +39,23 @@ def _line(arch: str) -> str:
     return re.sub(r"\d+", "#", arch)
 
 
+def _between(a: int, b: int) -> int:
+    return max(1, round(math.sqrt(a * b)))
+
+
 def _narrower(teacher: DictConfig, student: DictConfig, key: str) -> DictConfig:
+    """The teacher's architecture with widths between the two (half the teacher's against another family),
+    and any other whole-number option the two set apart (cnn1d's ``depth``) between theirs as well."""
     widths = list(teacher[key])
-    theirs = list(student.get(key) or []) if student.arch == teacher.arch else []
+    same_arch = student.arch == teacher.arch
+    theirs = list(student.get(key) or []) if same_arch else []
     if len(theirs) == len(widths):
-        middle = [max(1, round(math.sqrt(a * b))) for a, b in zip(widths, theirs)]
+        middle = [_between(a, b) for a, b in zip(widths, theirs)]
     else:
         middle = [max(1, w // 2) for w in widths]
-    return OmegaConf.merge(teacher, {key: middle, "checkpoint": None})
+    counts = {k: _between(teacher[k], student[k]) for k, v in model_spec(teacher.arch).defaults.items()
+              if same_arch and type(v) is int and teacher.get(k) != student.get(k)}
+    return OmegaConf.merge(teacher, {key: middle, **counts, "checkpoint": None})
 
 
 def pick_assistant(teacher: DictConfig, student: DictConfig, info: DataInfo) -> DictConfig:

@@ -136,7 +136,7 @@ def test_terms_are_float32_under_bf16_autocast_and_close_to_float32(name):
         for term, value in out.terms.items():
             where = f"method={name}, stage {stage.name}, term {term}"
             assert value.dtype == torch.float32 and torch.isfinite(value), where
-            assert float(value) == pytest.approx(float(full[term]), rel=0.05, abs=1e-6), where
+            assert value.item() == pytest.approx(full[term].item(), rel=0.05, abs=1e-6), where
         out.loss.backward()
 
 

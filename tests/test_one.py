@@ -161,7 +161,7 @@ def test_a_student_without_a_declared_last_stage_is_refused_in_one_line(tmp_path
 @pytest.mark.parametrize("override, message", [("scheme.variant=nope", "scheme.variant=nope"),
                                                ("scheme.branches=1", "scheme.branches=1"),
                                                ("scheme.splits=[2,2]", "needs scheme.variant=collaborative"),
-                                               ("scheme.variant=collaborative scheme.splits=[2,1]", "scheme.splits=\[2, 1\] must be")])
+                                               ("scheme.variant=collaborative scheme.splits=[2,1]", r"scheme.splits=\[2, 1\] must be")])
 def test_bad_one_options_are_one_line_errors(tmp_path, override, message):
     assert_one_line_error(tmp_path, ["scheme=one", *override.split()], message)
 

@@ -11,6 +11,8 @@ kdrun's default 30-epoch MNIST-1D recipe (lr 0.05); the distillation terms see t
 generated transfer set (``conf/dataset/mnist1d.yaml``: 20,000 signals): nothing is tuned.
 ``--labeled-only`` distils on the labeled training set only (``distill.transfer_size=0``, the published
 tables' protocol). ``--lr 0.02`` lowers the students' lr (the teacher keeps 0.05 through ``teacher.lr``).
+``--teacher-width 12 --teacher-depth 3`` pairs the students with a deeper teacher of their own width, as the
+CIFAR zoo's same-architecture pairs are built (resnet56 -> resnet20); FSP then uses the narrow student too.
 
 Seeds run in order (every run of seed 0, then seed 1, ...), each seed's sweeps in their own folder under
 ``--root``, sharing the seed's cached teacher and baseline. Running the same command again skips the

@@ -13,7 +13,7 @@ NORMS = ("none", "batch")
 
 
 class CNN1D(KDModel):
-    """Stages of strided conv layers (kernel 5, stride 2, padding 1) + ReLU, then a linear head on the flattened map.
+    """Stages, each a strided conv (kernel 5, stride 2, padding 1) + ReLU; a linear head on the flattened map.
 
     ``norm="batch"`` puts batch norm between each conv and its ReLU (conv without bias, as in the CIFAR zoo).
     Without it a narrow student is unstable under the distillation losses at the default lr 0.05 (see

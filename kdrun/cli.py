@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 import kdrun
 from kdrun.benchmark_default import apply_benchmark_default
-from kdrun.config_store import register_configs
+from kdrun.config_store import presets_needed, register_configs
 from kdrun.environment import PARALLEL_JOBS_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.interrupts import exit_status, how, stop_on_sigterm
@@ -53,7 +53,7 @@ def config_dir() -> str:
 
 
 CONFIG_DIR = config_dir()
-register_configs()
+register_configs(presets=presets_needed(sys.argv[1:]))  # main() adds the presets if its command line needs them
 
 
 def fail(message: str) -> None:
@@ -183,6 +183,7 @@ def main() -> None:
     logging.raiseExceptions = False
     stop_on_sigterm()  # kill, timeout, a scheduler's end of job: stop as on Ctrl-C (kdrun/interrupts.py)
     args = sys.argv[1:]
+    register_configs(presets=presets_needed(args))
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
         print(f"kdrun {kdrun.__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
         return
@@ -260,6 +261,7 @@ def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here)
     """The command line as Hydra will get it (the headline rule, a sweep's stable folders) and the
     composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
     main()'s ``pair_check``, a parallel sweep's worker processes."""
+    register_configs(presets=presets_needed(args))
     args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
     args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
     return args, preflight(CONFIG_DIR, args, pair_check)

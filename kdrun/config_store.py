@@ -10,7 +10,9 @@
   lowering the lr of some students (MobileNetV2, ShuffleNets) to 0.01 (trainer=cifar sets both from
   the catalog's ``recipe_lr``).
 * ``experiment=``: a preset for every cell of the published benchmark tables
-  (:mod:`kdrun.benchmarks.presets`, generated from ``kdrun/benchmarks/*.yaml``).
+  (:mod:`kdrun.benchmarks.presets`, generated from ``kdrun/benchmarks/*.yaml``). Storing their ~200
+  nodes took half a second of every start, so they are registered only for a command line that can use
+  them (:func:`presets_needed`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,17 @@ def run_name(name: object) -> str:
     return str(name)
 
 
-_registered = False
+_registered = False  # the teacher=/student=/assistant= options and the resolvers
+_presets_registered = False  # the experiment= presets
+# Flags that run something without asking kdrun or Hydra to list or print anything
+RUN_FLAGS = ("-m", "--multirun")
+
+
+def presets_needed(args: list[str]) -> bool:
+    """Whether a command line can use the benchmark presets: it names ``experiment`` (a preset, a value in a
+    sweep, ``+experiment=``), or it has a flag other than ``-m`` (``--help``, ``--list``, ``--cfg``,
+    ``--info``, shell completion, ``--config-dir``...), which may list or load them."""
+    return any("experiment" in a or (a.startswith("-") and a not in RUN_FLAGS) for a in args)
 
 
 def _share_store_between_compositions() -> None:
@@ -72,21 +84,23 @@ def _share_store_between_compositions() -> None:
         ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
 
 
-def register_configs() -> None:
-    """Idempotent: storing ~270 nodes costs about a second, and tests compose configs many times."""
-    global _registered
-    if _registered:
-        return
-    from kdrun.benchmarks.presets import register_presets  # after the models: presets name them
+def register_configs(presets: bool = True) -> None:
+    """Idempotent (tests compose configs many times). ``presets=False`` leaves out the experiment= presets;
+    a later call with ``presets=True`` adds them."""
+    global _registered, _presets_registered
+    if not _registered:
+        register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir, paths.data, trainer=cifar's lr
+        _share_store_between_compositions()
+        cs = ConfigStore.instance()
+        for name in list_archs():
+            for group in MODEL_GROUPS:
+                cs.store(group=group, name=name, node=model_node(name, group))
+        _registered = True
+    if presets and not _presets_registered:
+        from kdrun.benchmarks.presets import register_presets  # after the models: presets name them
 
-    register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir, paths.data, trainer=cifar's lr
-    _share_store_between_compositions()
-    cs = ConfigStore.instance()
-    for name in list_archs():
-        for group in MODEL_GROUPS:
-            cs.store(group=group, name=name, node=model_node(name, group))
-    register_presets()
-    _registered = True
+        register_presets()
+        _presets_registered = True
 
 
 def leave_registration_to_the_jobs() -> None:
@@ -94,7 +108,7 @@ def leave_registration_to_the_jobs() -> None:
     ConfigStore (Hydra's singleton state), so storing its nodes here would be wasted (~0.7 CPU-s per
     worker). The resolvers are registered (the pair checks resolve ``${kdrun.data_root:}`` before any
     job), and compositions still share the store instead of copying it."""
-    global _registered
+    global _registered, _presets_registered
     register_resolvers()
     _share_store_between_compositions()
-    _registered = True
+    _registered = _presets_registered = True

@@ -19,7 +19,10 @@ from conftest import REPO
 
 PROBE = """
 import atexit, sys
+from hydra.core.config_store import ConfigStore
 atexit.register(lambda: print("torch imported: " + str(sorted({"torch", "torchvision"} & set(sys.modules))),
+                              file=sys.stderr))
+atexit.register(lambda: print("presets registered: " + str("experiment" in ConfigStore.instance().repo),
                               file=sys.stderr))
 sys.argv = ["kdrun", *sys.argv[1:]]
 from kdrun.cli import main
@@ -55,6 +58,19 @@ def test_commands_and_config_errors_answer_without_torch(args, code, output):
     assert proc.returncode == code, proc.stderr[-2000:]
     assert output in proc.stdout + proc.stderr
     assert "torch imported: []" in proc.stderr
+
+
+@pytest.mark.parametrize("args, code, said, presets", [
+    (["teacher=nope"], 2, "teacher=nope", False),  # storing the ~200 presets took half a second of every start
+    (["-m", "distill.T=1,2", "teacher=nope"], 2, "teacher=nope", False),
+    (["experiment=nope"], 2, "all 205 choices: kdrun --list presets", True),
+    (["-m", "experiment=cifar100/resnet56-resnet20/kd,nope"], 2, "experiment=nope", True),
+    (["--help"], 0, "experiment/cifar100/resnet56-resnet20: ", True),
+])
+def test_presets_are_registered_only_for_command_lines_that_can_use_them(args, code, said, presets):
+    proc = probe(args)
+    assert proc.returncode == code and said in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert f"presets registered: {presets}" in proc.stderr
 
 
 def test_tab_completion_answers_without_torch():

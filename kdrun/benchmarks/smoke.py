@@ -83,10 +83,12 @@ def smoke_overrides(preset: str, data_root: str | Path, outputs: str | Path) -> 
 
 def compose_run_config(overrides: list[str]) -> DictConfig:
     """The job config ``kdrun <overrides>`` would run, checked as the CLI checks it."""
-    from kdrun.cli import CONFIG_DIR  # registers the generated config options
+    from kdrun.cli import CONFIG_DIR
     from kdrun.config_checks import check_config
+    from kdrun.config_store import register_configs
     from kdrun.schemes.registry import STAGE_NAMES
 
+    register_configs()  # the generated options, the experiment= presets included
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="kdrun"):

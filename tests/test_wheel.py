@@ -41,15 +41,16 @@ def test_wheel_carries_every_package_and_config(wheel):
 @pytest.mark.slow  # a venv, pip install, three processes
 def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # without pip of its own (ensurepip took 8 s of this test): this environment's pip installs into it
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     # Dependencies come from this environment (a .pth line, not a site dir: its editable kdrun stays out).
     site_dir = next(venv.glob("lib/python*/site-packages"))
     (site_dir / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     # The installed wheel, not a checkout a developer's PYTHONPATH may point at (pip would also take a
     # kdrun.egg-info there for an installed kdrun and skip the wheel).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, env=env)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                    "--no-deps", "--no-index", str(wheel)], check=True, env=env)
     work = tmp_path / "elsewhere"
     work.mkdir()
     where = subprocess.run([venv / "bin" / "python", "-c", "import kdrun; print(kdrun.__file__)"], cwd=work,

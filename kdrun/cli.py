@@ -42,6 +42,8 @@ _new_parents: list[Path] = []  # the folders above it that do not exist yet
 # start, all at once, while this process composes the sweep (kdrun/sweep_workers.py)
 WORKER_MODULES = ("kdrun.cli", "kdrun.pipeline")
 PRINTS_CONFIG = ("-c", "--cfg", "-p", "--package", "--resolve", "--info", "-i")
+# Hydra's modes besides a run: one at a time, so none of them goes with -m
+OTHER_MODES = ("-c", "--cfg", "--info", "-i", "-sc", "--shell-completion")
 
 
 def config_dir() -> str:
@@ -191,6 +193,11 @@ def main() -> None:
         _print_listing(args)
         return
     if passes_through(args):  # --help, --cfg job, ...: Hydra answers, nothing runs
+        mode = next((a.split("=")[0] for a in args if a.split("=")[0] in OTHER_MODES), None)
+        if mode and is_multirun(args):  # Hydra raised a ValueError traceback
+            fail(f"-m cannot be combined with {mode} (Hydra does one at a time); to see one job's config, leave "
+                 f"out -m and give each swept option one value, e.g. kdrun --cfg job distill.T=1")
+            sys.exit(2)
         sys.argv = [sys.argv[0], *_printed_config_args(args)]
         hydra_app()
         return

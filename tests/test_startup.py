@@ -52,6 +52,7 @@ def test_importing_the_cli_imports_no_torch():
     (["distill.T=-1"], 2, "distill.T=-1"),
     (["scheme=born_again", "scheme.generations=1"], 2, "scheme.generations=1"),
     (["stages=[nope]"], 2, "stages=nope"),
+    (["-m", "distill.T=1,2", "--cfg", "job"], 2, "-m cannot be combined with --cfg"),
 ])
 def test_commands_and_config_errors_answer_without_torch(args, code, output):
     proc = probe(args)

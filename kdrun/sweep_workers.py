@@ -30,7 +30,11 @@ import atexit
 import gc
 import importlib
 import os
+import shutil
+import tempfile
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -81,14 +85,28 @@ def prepare_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], 
     return os.getpid(), ""
 
 
-def warm_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], packing: dict | None) -> tuple[int, str]:
+def warm_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], packing: dict | None,
+                meeting: str, workers: int) -> tuple[int, str]:
     """What :func:`start_workers` runs in each worker: :func:`prepare_worker`, in a process that from
-    now on only runs sweep jobs."""
+    now on only runs sweep jobs; then it waits until every worker has taken its task (:func:`meet`)."""
     from kdrun.config_store import leave_registration_to_the_jobs
 
     leave_registration_to_the_jobs()  # before kdrun.cli is imported: it registers on import
     atexit.register(_exit_without_collecting)
-    return prepare_worker(index, modules, pair_jobs, packing)
+    result = prepare_worker(index, modules, pair_jobs, packing)
+    meet(meeting, workers)
+    return result
+
+
+def meet(folder: str, workers: int, timeout: float = 60.0) -> None:
+    """Hold this warm-up task until ``workers`` processes have each taken one (each leaves its pid in
+    ``folder``): a worker that started early and warmed fast would otherwise take a second task while
+    another stayed cold (seen on a loaded machine). Gives up after ``timeout`` seconds: a worker that never
+    started must not hold the sweep; the others are warm."""
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + timeout
+    while len(os.listdir(folder)) < workers and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _exit_without_collecting() -> None:
@@ -113,14 +131,16 @@ class _Warmup:
             packing: dict | None) -> None:
         from joblib import Parallel, delayed
 
+        meeting = tempfile.mkdtemp(prefix="kdrun-warmup-")
         try:
-            results = Parallel(**settings)(delayed(warm_worker)(i, modules, pair_jobs, packing)
+            results = Parallel(**settings)(delayed(warm_worker)(i, modules, pair_jobs, packing, meeting, workers)
                                            for i in range(workers))
             self.pids = [pid for pid, _ in results]
             self.error = next((error for _, error in results if error), "")
         except Exception as e:  # a worker that could not start or import: the sweep must not launch
             self.error = f"the sweep's worker processes failed before any job ran ({type(e).__name__}: {e})"
         finally:
+            shutil.rmtree(meeting, ignore_errors=True)
             self.done.set()
 
 

@@ -9,7 +9,7 @@ import os
 import pytest
 from conftest import compose_config
 
-from kdrun.sweep_workers import (WorkerCheckFailed, await_workers, joblib_settings, prepare_worker,
+from kdrun.sweep_workers import (WorkerCheckFailed, await_workers, joblib_settings, meet, prepare_worker,
                                  start_workers)
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
@@ -35,6 +35,24 @@ def test_hydras_joblib_launcher_reuses_the_warmed_workers():
     assert hydra_kwargs == joblib_settings(launcher)
     ran_in = Parallel(**hydra_kwargs)(delayed(os.getpid)() for _ in range(4))
     assert set(ran_in) <= set(warmed)
+
+
+def test_a_warm_up_task_waits_until_every_worker_has_one(tmp_path):
+    """A worker that warmed fast must not take a second warm-up task while another stays cold (it did on a
+    loaded machine: both tasks ran in one process): each task waits until every worker has checked in."""
+    import threading
+    import time
+
+    done = threading.Event()
+    threading.Thread(target=lambda: (meet(str(tmp_path), 2), done.set()), daemon=True).start()
+    assert not done.wait(0.3)  # alone: still waiting
+    (tmp_path / "424242").touch()  # the other worker checks in
+    assert done.wait(10)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    start = time.monotonic()
+    meet(str(alone), 3, timeout=0.2)
+    assert 0.2 <= time.monotonic() - start < 5  # a worker that never came does not hold the sweep
 
 
 def test_the_first_worker_checks_the_pairs_and_reports_one_line():

@@ -63,10 +63,11 @@ def test_commands_and_config_errors_answer_without_torch(args, code, output):
 
 @pytest.mark.parametrize("args, code, said, presets", [
     (["teacher=nope"], 2, "teacher=nope", False),  # storing the ~200 presets took half a second of every start
-    (["-m", "distill.T=1,2", "teacher=nope"], 2, "teacher=nope", False),
+    pytest.param(["-m", "distill.T=1,2", "teacher=nope"], 2, "teacher=nope", False, marks=pytest.mark.slow),
     (["experiment=nope"], 2, "all 205 choices: kdrun --list presets", True),
-    (["-m", "experiment=cifar100/resnet56-resnet20/kd,nope"], 2, "experiment=nope", True),
-    (["--help"], 0, "experiment/cifar100/resnet56-resnet20: ", True),
+    pytest.param(["-m", "experiment=cifar100/resnet56-resnet20/kd,nope"], 2, "experiment=nope", True,
+                 marks=pytest.mark.slow),
+    pytest.param(["--help"], 0, "experiment/cifar100/resnet56-resnet20: ", True, marks=pytest.mark.slow),
 ])
 def test_presets_are_registered_only_for_command_lines_that_can_use_them(args, code, said, presets):
     proc = probe(args)

@@ -55,7 +55,7 @@ def config_dir() -> str:
 
 
 CONFIG_DIR = config_dir()
-register_configs(presets=presets_needed(sys.argv[1:]))  # main() adds the presets if its command line needs them
+register_configs(presets=False)  # the presets are added by main() and checked_arguments() where the command needs them
 
 
 def fail(message: str) -> None:

@@ -72,10 +72,9 @@ class CNN1D(KDModel):
         """Each stage (its conv layers and their batch norm, if any); the last one with the classifier."""
         norms = self.norms if self.norms is not None else [nn.Identity() for _ in self.convs]
         tails = self.deep if self.deep is not None else [nn.Identity() for _ in self.convs]
-        parts = zip(self.convs, norms, tails)
-        layers = [Part(_layer, conv=conv, norm=norm, tail=tail) for conv, norm, tail in list(parts)[:-1]]
-        head = Part(_head, conv=self.convs[-1], norm=norms[-1], tail=tails[-1], fc=self.fc)
-        return [*layers, head], [conv.out_channels for conv in self.convs[:-1]]
+        stages = [dict(conv=conv, norm=norm, tail=tail) for conv, norm, tail in zip(self.convs, norms, tails)]
+        parts = [Part(_layer, **stage) for stage in stages[:-1]] + [Part(_head, **stages[-1], fc=self.fc)]
+        return parts, [conv.out_channels for conv in self.convs[:-1]]
 
 
 class StageTail(nn.Module):

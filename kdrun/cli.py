@@ -127,9 +127,12 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
 
 
 def sweep_value(results: dict) -> float | None:
-    """What a sweeper optimizes: the last top-1 of the row the run's scheme is about (its primary stage)."""
-    primary = results.get("primary_stage") or "distilled"  # runs written before schemes declared it
-    return results["stages"].get(primary, {}).get("last_top1")
+    """What a sweeper (Optuna) optimizes, from the row the run's scheme is about (its primary stage): with a
+    validation split (dataset.val_split), its best validation top-1, the epoch the stage kept; without one, its
+    last-epoch test top-1 (the published protocol, which has nothing else). results.json's ``objective`` names it."""
+    from kdrun.report.jobs import objective
+
+    return (results.get("objective") or objective(results))["value"]
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

@@ -127,12 +127,10 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
 
 
 def sweep_value(results: dict) -> float | None:
-    """What a sweeper (Optuna) optimizes, from the row the run's scheme is about (its primary stage): with a
-    validation split (dataset.val_split), its best validation top-1, the epoch the stage kept; without one, its
-    last-epoch test top-1 (the published protocol, which has nothing else). results.json's ``objective`` names it."""
-    from kdrun.report.jobs import objective
+    """What a sweeper optimizes (Optuna maximizes it): kdrun/report/study.py's objective."""
+    from kdrun.report.study import objective
 
-    return (results.get("objective") or objective(results))["value"]
+    return objective(results)
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

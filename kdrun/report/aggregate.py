@@ -51,6 +51,7 @@ class Group:
     best: Stat = Stat(None, None, 0)  # best-epoch top-1 of the primary stage
     delta: Stat = Stat(None, None, 0)  # primary minus baseline, per seed
     params: dict[str, int] = field(default_factory=dict)
+    objective: Stat = Stat(None, None, 0)  # what the sweeper got back (kdrun/report/study.py), when ranked
 
     def count(self, status: str) -> int:
         return sum(j.status == status for j in self.jobs)
@@ -71,6 +72,7 @@ class Summary:
     primary: str | None  # the stage the sweep is about (as the runs' scheme declared it)
     reference: str = "baseline"  # the stage differences are taken against
     per_epoch: str = "test"  # the set evaluated every epoch, whose best epoch ``Group.best`` is: val or test
+    ranked: bool = False  # groups in order of the search's objective, best first (a study, kdrun/report/study.py)
 
     @property
     def jobs(self) -> list[Job]:

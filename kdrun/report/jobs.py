@@ -80,7 +80,7 @@ def per_epoch_set(results: dict[str, Any]) -> str:
     return (results.get("evaluation") or {}).get("per_epoch", "test")
 
 
-def objective(results: dict[str, Any]) -> dict[str, Any]:
+def objective_record(results: dict[str, Any]) -> dict[str, Any]:
     """What a sweeper (Optuna) optimizes, and what it is: the primary stage's best validation top-1 with a
     validation split (the epoch the stage kept), else its last-epoch test top-1 (the published protocol has
     nothing else); the stage, the results.json key and the set it was measured on."""

@@ -37,7 +37,7 @@ def resolve_device(node: DictConfig) -> torch.device:
 def build_data(cfg: DictConfig) -> DataBundle:
     """The dataset, with its validation split held out (``dataset.val_split``) and its transfer set attached
     when ``distill`` asks for one."""
-    node = OmegaConf.masked_copy(cfg.dataset, [k for k in cfg.dataset if k not in SPLIT_KEYS])
+    node = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items() if k not in SPLIT_KEYS}
     data = from_config(node, _convert_="all")
     fraction = cfg.dataset.get("val_split") or 0
     if fraction:

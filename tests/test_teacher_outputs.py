@@ -11,7 +11,7 @@ from conftest import TINY, compose_config
 from in_process import skip_run_plots
 from one_line import assert_one_line_error
 from kdrun.engine.teacher_outputs import OutputStore, TeacherLogits, weights_digest
-from kdrun.pipeline import run
+from kdrun.runs.pipeline import run
 
 @pytest.fixture(autouse=True)
 def _no_run_plots(monkeypatch):
@@ -65,7 +65,7 @@ def test_fp16_recording_is_shared_exactly_and_close_to_fp32(tmp_path):
 
 
 def test_methods_that_need_features_still_run_the_teacher(tmp_path):
-    from kdrun.build import build_data
+    from kdrun.tasks.build import build_data
     from kdrun.schemes.context import SchemeContext
     from kdrun.schemes.registry import scheme_from_config
 

@@ -20,12 +20,12 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from kdrun.config_checks import check_config
-from kdrun.config_schema import check_types
+from kdrun.config.checks import check_config
+from kdrun.config.schema import check_types
 from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
-from kdrun.sweeps import check_sweep_dir, config_differences, is_multirun, swept_keys
+from kdrun.config.sweeps import check_sweep_dir, config_differences, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
@@ -57,7 +57,7 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
 
     The architecture/method pair checks import torch, so they run last, through ``pair_check``
     (given the composed config and the job configs to check): a parallel sweep hands them to its
-    worker processes (kdrun/sweep_workers.py) so that the sweep's own process never imports torch."""
+    worker processes (kdrun/config/sweep_workers.py) so that the sweep's own process never imports torch."""
     if passes_through(args):
         return None
     multirun = is_multirun(args)

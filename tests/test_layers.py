@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "kdrun"
-README = ROOT.parent / "README.md"
+LAYER_TABLE = ROOT.parent / "docs" / "development.md"  # the layer table newcomers read
 
 # One line per top-level folder of kdrun/, lowest layer first: a module imports from its own layer or lower ones.
-# The path of a file says its layer; README's layer table says the same (test_readme_table_matches).
+# The path of a file says its layer; docs/development.md's layer table says the same.
 LAYERS: dict[str, int] = {
     "kdrun": 1,  # the top-level files: environment, errors, interrupts, io, logs, objects
     "kdrun.models": 2, "kdrun.data": 2, "kdrun.quant": 2, "kdrun.distributed": 2, "kdrun.benchmarks": 2,
@@ -160,11 +160,11 @@ def test_no_import_points_up():
         "\n".join(upward)
 
 
-def readme_layers() -> dict[str, int]:
-    """README's layer table as {module prefix: layer}: ``kdrun/runs/`` -> kdrun.runs, ``data/`` -> kdrun.data,
+def documented_layers() -> dict[str, int]:
+    """The documented layer table as {module prefix: layer}: ``kdrun/runs/`` -> kdrun.runs, ``data/`` -> kdrun.data,
     ``kdrun/cli.py`` -> kdrun.cli, ``kdrun/*.py`` -> kdrun (the top-level files)."""
     table = {}
-    for number, cell in re.findall(r"^\| (\d) \| ([^|]+) \|", README.read_text(), re.M):
+    for number, cell in re.findall(r"^\| (\d) \| ([^|]+) \|", LAYER_TABLE.read_text(), re.M):
         for path in re.findall(r"`([^`]+)`", cell):
             path = path if path.startswith("kdrun/") else f"kdrun/{path}"
             name = "kdrun" if path == "kdrun/*.py" else path.rstrip("/").removesuffix(".py").replace("/", ".")
@@ -172,12 +172,12 @@ def readme_layers() -> dict[str, int]:
     return table
 
 
-def test_readme_table_matches_the_layers():
-    """README's table, the folders on disk and LAYERS say the same thing (LAYERS may name a folder the layout
+def test_documented_table_matches_the_layers():
+    """docs/development.md's table, the folders on disk and LAYERS say the same (LAYERS may name a folder the layout
     plans and no file has yet)."""
     existing = {name: n for name, n in LAYERS.items()
                 if name == "kdrun" or _is_module(name) or (ROOT.parent / name.replace(".", "/")).is_dir()}
-    assert readme_layers() == existing
+    assert documented_layers() == existing
     folders = {f"kdrun.{p.name}" for p in ROOT.iterdir() if p.is_dir() and any(p.rglob("*.py"))}
     assert folders <= set(LAYERS), f"folders without a layer: {sorted(folders - set(LAYERS))}"
 

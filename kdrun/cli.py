@@ -145,9 +145,10 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
 
 
 def sweep_value(results: dict) -> float | None:
-    """What a sweeper optimizes: the last top-1 of the row the run's scheme is about (its primary stage)."""
-    primary = results.get("primary_stage") or "distilled"  # runs written before schemes declared it
-    return results["stages"].get(primary, {}).get("last_top1")
+    """What a sweeper optimizes (Optuna maximizes it): kdrun/report/study.py's objective."""
+    from kdrun.report.study import objective
+
+    return objective(results)
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

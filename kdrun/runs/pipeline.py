@@ -13,8 +13,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import kdrun
-from kdrun.build import build_data, measure_settings, resolve_device, transfer_batch_size
-from kdrun.config_checks import check_config
+from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
+from kdrun.config.checks import check_config
 from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
@@ -28,8 +28,8 @@ from kdrun.engine.speed import (SpeedSettings, apply_tf32, apply_threads, cpu_co
 from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.jobs import objective_record
-from kdrun.report.run_end import finish_run
-from kdrun.report.writer import RunWriter
+from kdrun.runs.end import finish_run
+from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
 

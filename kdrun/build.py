@@ -17,9 +17,10 @@ from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_tra
 from kdrun.engine.speed import resolve_amp
 from kdrun.engine.stage import OptimSettings
 from kdrun.errors import KdrunError
+from kdrun.io import one_line
 from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.models.catalog import RESERVED_MODEL_KEYS
+from kdrun.models.foreign_nodes import RESERVED_MODEL_KEYS, is_foreign, model_label
 from kdrun.models.registry import create_model, list_models, model_spec
 from kdrun.objects import from_config
 from kdrun.quant.measure import MeasureSettings
@@ -73,6 +74,8 @@ def model_kwargs(node: DictConfig) -> dict[str, Any]:
 
 def build_model(node: DictConfig, data: DataInfo, key: str) -> KDModel:
     """Build ``teacher``/``student`` for the dataset's input shape and class count."""
+    if is_foreign(node):
+        return _build_foreign(node, data, key)
     spec = model_spec(node.arch, f"{key}.arch")
     if spec.input_kind not in ("any", data.input_kind):
         fits = ", ".join(list_models(input_kind=data.input_kind))
@@ -83,6 +86,25 @@ def build_model(node: DictConfig, data: DataInfo, key: str) -> KDModel:
                             input_size=data.input_size, **model_kwargs(node))
     except (ValueError, RuntimeError) as e:
         raise KdrunError(f"{key}={node.arch} cannot be built for dataset {data.name}: {e}") from None
+
+
+def _build_foreign(node: DictConfig, data: DataInfo, key: str) -> KDModel:
+    """A user's, timm or Hugging Face model behind kdrun's contract (kdrun/models/foreign.py)."""
+    from kdrun.models.foreign_build import build_foreign
+
+    kind = node.get("input_kind")
+    if kind not in (None, "any", data.input_kind):
+        raise KdrunError(f"{key}={model_label(node)} needs {kind} input but dataset {data.name} gives "
+                         f"{data.input_kind}s")
+    try:
+        return build_foreign(OmegaConf.to_container(node, resolve=True), data.num_classes, data.in_channels,
+                             tuple(data.input_size), key)
+    except KdrunError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's constructor raised: one line naming it
+        raise KdrunError(f"{key}={model_label(node)} cannot be built for dataset {data.name} "
+                         f"({data.in_channels}x{'x'.join(map(str, data.input_size))}, {data.num_classes} classes): "
+                         f"{type(e).__name__}: {one_line(e, limit=160)}") from None
 
 
 def build_method(cfg: DictConfig, ctx: MethodContext) -> Method:
@@ -139,8 +161,16 @@ def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: 
                if k not in ("num_workers", "loader", "compile")}
     trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
     amp = resolve_amp(cfg.device.amp, resolve_device(cfg.device))  # what the run computes in ("auto" is not)
-    blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
-                       "seed": seed, "amp": amp, "files": data_fingerprint, "format": 2},
-                      sort_keys=True)
-    digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    return f"{node.arch}-{data_name}-seed{seed}-{digest}"
+    what = {"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
+            "seed": seed, "amp": amp, "files": data_fingerprint, "format": 2}
+    if is_foreign(node):  # the user's code (import path + source digest), timm's version, the hub revision
+        from kdrun.models.foreign_build import model_identity
+
+        what["code"] = model_identity(OmegaConf.to_container(node, resolve=True))
+    digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{safe_name(model_label(node))}-{data_name}-seed{seed}-{digest}"
+
+
+def safe_name(label: str) -> str:
+    """A model label as part of a file name (``timm/resnet18`` -> ``timm_resnet18``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:80]

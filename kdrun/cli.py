@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 import kdrun
 from kdrun.benchmark_default import apply_benchmark_default
-from kdrun.config_store import presets_needed, register_configs
+from kdrun.config_store import open_model_options, presets_needed, register_configs
 from kdrun.environment import PARALLEL_JOBS_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.interrupts import exit_status, how, stop_on_sigterm
@@ -269,6 +269,7 @@ def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here)
     composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
     main()'s ``pair_check``, a parallel sweep's worker processes."""
     register_configs(presets=presets_needed(args))
+    args = open_model_options(args)
     args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
     args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
     return args, preflight(CONFIG_DIR, args, pair_check)
@@ -292,6 +293,7 @@ def _printed_config_args(args: list[str]) -> list[str]:
     if not any(a.split("=")[0] in PRINTS_CONFIG for a in args):
         return args
     try:
+        args = open_model_options(args)
         return apply_benchmark_default(args, parse_overrides([a for a in args if "=" in a and not a.startswith("-")]))
     except KdrunError:
         return args  # Hydra reports the bad override itself

@@ -13,6 +13,7 @@ from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
 from kdrun.models.catalog import arch_info
+from kdrun.models.foreign_nodes import check_foreign_node, is_foreign
 
 DEVICE_TYPES = ("auto", "cpu", "cuda")
 AMP_CHOICES = ("auto", None, "bf16", "fp16")
@@ -28,10 +29,13 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     _check_distill(cfg.distill)
     _check_select(cfg)
     for key in ("teacher", "student"):
-        arch_info(cfg[key].arch, f"{key}.arch")
+        if is_foreign(cfg[key]):
+            check_foreign_node(cfg[key], key)
+        else:
+            arch_info(cfg[key].arch, f"{key}.arch")
         ckpt = cfg[key].get("checkpoint")
         if ckpt and not Path(ckpt).is_file():
-            raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth checkpoint file")
+            raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth/.safetensors checkpoint file")
     _check_teacher(cfg)
     for stage in cfg.stages:
         if stage not in stage_names:

@@ -24,14 +24,37 @@ from omegaconf import OmegaConf
 
 from kdrun.data.cache_dir import data_root
 from kdrun.models.catalog import arch_info, list_archs, recipe_lr
+from kdrun.models.foreign_nodes import FOREIGN_NODES
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 
 
 def model_node(name: str, group: str = "student") -> dict:
-    spec = arch_info(name)
     extra = {"lr": None} if group == "teacher" else {}
+    if name in FOREIGN_NODES:
+        return {"arch": name, "checkpoint": None, **extra, **FOREIGN_NODES[name]}
+    spec = arch_info(name)
     return {"arch": name, "checkpoint": None, **extra, **spec.defaults}
+
+
+def open_model_options(args: list[str]) -> list[str]:
+    """``teacher.width=64`` for a ``custom``/``timm``/``hf`` teacher becomes ``++teacher.width=64``: such a node's
+    options are its builder's arguments, not keys of the node (the builder's signature checks them, in one line:
+    kdrun/models/targets.py). Other overrides are left as they are (a mistyped key of a zoo model stays an error)."""
+    chosen = {}
+    for a in args:
+        key, _, value = a.partition("=")
+        if key in MODEL_GROUPS and value in FOREIGN_NODES:
+            chosen[key] = value
+    out = []
+    for a in args:
+        key, eq, _ = a.partition("=")
+        group, _, sub = key.partition(".")
+        kind = chosen.get(group)
+        if eq and kind and sub and "." not in sub and sub not in (*model_node(kind, group), "lr"):
+            a = f"++{a}"
+        out.append(a)
+    return out
 
 
 def register_resolvers() -> None:
@@ -92,7 +115,7 @@ def register_configs(presets: bool = True) -> None:
         register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir, paths.data, trainer=cifar's lr
         _share_store_between_compositions()
         cs = ConfigStore.instance()
-        for name in list_archs():
+        for name in [*list_archs(), *FOREIGN_NODES]:
             for group in MODEL_GROUPS:
                 cs.store(group=group, name=name, node=model_node(name, group))
         _registered = True

@@ -27,9 +27,10 @@ from omegaconf import DictConfig, OmegaConf, read_write
 import kdrun
 from kdrun.benchmark_default import apply_benchmark_default
 from kdrun.config_store import open_model_options, presets_needed, register_configs
-from kdrun.environment import PARALLEL_JOBS_ENV, started_by_torchrun
+from kdrun.environment import PARALLEL_JOBS_ENV, SWEEP_PID_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.interrupts import exit_status, how, stop_on_sigterm
+from kdrun.parent_watch import die_with_parent
 from kdrun.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.run_lock import reserve_run_dir, run_dir_lock
 from kdrun.sweep_workers import WorkerCheckFailed, start_workers
@@ -59,7 +60,19 @@ register_configs(presets=False)  # the presets are added by main() and checked_a
 
 
 def fail(message: str) -> None:
-    print(f"kdrun: error: {message}", file=sys.stderr)
+    try:
+        print(f"kdrun: error: {message}", file=sys.stderr)
+    except OSError:  # a terminal that hung up (SIGHUP): the line cannot be shown; kdrun.log has what matters
+        pass
+
+
+def log_to_file(message: str) -> None:
+    """``message`` as a warning in the run's log files (kdrun.log) only: the console already gets it
+    from :func:`fail`, once."""
+    record = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -70,6 +83,9 @@ def hydra_app(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    if multirun and os.environ.get(SWEEP_PID_ENV) == str(os.getppid()):  # a parallel sweep's worker process
+        stop_on_sigterm()  # a worker's main thread runs the job: stop it as the sweep's own process stops
+        die_with_parent()  # a sweep killed outright (kill -9) leaves no worker training (kdrun/parent_watch.py)
     with contextlib.ExitStack() as held:
         try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
             if is_main() and launcher_rank() == 0:  # the group may not exist yet: ask the launcher
@@ -100,13 +116,15 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
                 return None
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
-        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (kdrun/interrupts.py)
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (kdrun/interrupts.py)
             from kdrun.distributed.state import is_main
 
             mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
             if is_main():  # torchrun: every rank got the signal; one line says it
-                fail(f"{how(e)}; to resume, {again}")
+                line = f"{how(e)}; to resume, {again}"
+                log_to_file(line)  # after SIGHUP the terminal is gone: kdrun.log keeps the line
+                fail(line)
             sys.exit(exit_status(e))
         except OSError as e:  # a write kdrun does not wrap itself (a library's file): still one line
             message = f"{e.strerror or type(e).__name__}: {e.filename}" if e.filename else f"{type(e).__name__}: {e}"
@@ -127,9 +145,10 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
 
 
 def sweep_value(results: dict) -> float | None:
-    """What a sweeper optimizes: the last top-1 of the row the run's scheme is about (its primary stage)."""
-    primary = results.get("primary_stage") or "distilled"  # runs written before schemes declared it
-    return results["stages"].get(primary, {}).get("last_top1")
+    """What a sweeper optimizes (Optuna maximizes it): kdrun/report/study.py's objective."""
+    from kdrun.report.study import objective
+
+    return objective(results)
 
 
 def mark_failed(run_dir: Path, error: str) -> None:
@@ -255,6 +274,7 @@ def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictCo
     (kdrun/sweep_workers.py), so that this process, which only launches and reports, never imports torch."""
     at_once = jobs_at_once(cfg.hydra.get("launcher"), parse_overrides([a for a in args if not a.startswith("-")]))
     os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
+    os.environ[SWEEP_PID_ENV] = str(os.getpid())  # their parent: they die with it (kdrun/parent_watch.py)
     if at_once == 1:
         check_pairs_here(cfg, pair_jobs)
         return

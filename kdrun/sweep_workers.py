@@ -41,6 +41,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from kdrun.errors import KdrunError
+from kdrun.parent_watch import die_with_parent
 
 
 class WorkerCheckFailed(BaseException):
@@ -93,6 +94,7 @@ def warm_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], pac
 
     leave_registration_to_the_jobs()  # before kdrun.cli is imported: it registers on import
     atexit.register(_exit_without_collecting)
+    die_with_parent()  # the sweep's process killed outright: no worker trains on (kdrun/parent_watch.py)
     result = prepare_worker(index, modules, pair_jobs, packing)
     meet(meeting, workers)
     return result

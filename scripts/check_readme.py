@@ -1,4 +1,5 @@
-"""Run every ``kdrun`` command README.md shows, for real, end to end, each as its own ``kdrun`` process.
+"""Run every ``kdrun`` command README.md (and the docs pages it hands its details to, ``DOCUMENTS``) shows, for
+real, end to end, each as its own ``kdrun`` process.
 
 The test suite proves in-process that every command README shows parses, composes and passes the checks the
 CLI makes (``tests/test_readme.py``) and runs the headline few; running all of them belongs here, because
@@ -33,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
+# README and the pages its sections moved to: their commands are README's commands, checked alike.
+DOCUMENTS = [README, REPO / "docs" / "guide.md", REPO / "docs" / "development.md"]
 sys.path.insert(0, str(REPO))
 
 # Commands README shows failing on purpose, with the start of the one line they must print.
@@ -46,9 +49,9 @@ SMALL_BATCHES = ["trainer.batch_size=8", "trainer.num_workers=0"]  # the CIFAR r
 
 
 def readme_commands(text: str | None = None) -> list[str]:
-    """``kdrun ...`` commands of README.md (indented code lines and inline code), comments dropped, in order,
-    once each."""
-    text = README.read_text() if text is None else text
+    """``kdrun ...`` commands of README.md and ``DOCUMENTS`` (indented code lines and inline code), comments
+    dropped, in order, once each; of ``text`` alone when given."""
+    text = "\n".join(p.read_text() for p in DOCUMENTS) if text is None else text
     found = [ln.strip() for ln in text.splitlines() if re.match(r"    (\$ )?kdrun( |$)", ln)]
     found += [" ".join(m.split()) for m in re.findall(r"`(kdrun(?: [^`]*)?)`", text)]
     commands = [" ".join(shlex.split(c.removeprefix("$ "), comments=True)) for c in found]

@@ -21,7 +21,8 @@ UPWARD_MARK = "# upward import:"
 LAYERS: dict[str, int] = {
     "kdrun": 1, "kdrun.errors": 1, "kdrun.logs": 1, "kdrun.io": 1,
     "kdrun.run_lock": 1,  # one process per run folder: an OS lock, like io's atomic writes
-    "kdrun.interrupts": 1,  # SIGTERM stops a run as Ctrl-C does
+    "kdrun.interrupts": 1,  # SIGTERM and SIGHUP stop a run as Ctrl-C does
+    "kdrun.parent_watch": 1,  # a parallel sweep's worker dies with the sweep's process
     "kdrun.objects": 1,  # Hydra instantiate with kdrun's one-line errors (torch-free)
     "kdrun.models": 2, "kdrun.data": 2, "kdrun.quant": 2, "kdrun.distributed": 2,
     "kdrun.benchmarks.published": 2,  # the published tables: data, read by presets and teacher lookup

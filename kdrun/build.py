@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
+from kdrun.data.arrays import as_bundle
 from kdrun.data.base import DataBundle, DataInfo
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
@@ -36,7 +37,13 @@ def resolve_device(node: DictConfig) -> torch.device:
 
 def build_data(cfg: DictConfig) -> DataBundle:
     """The dataset, with its transfer set attached when ``distill`` asks for one."""
-    data = from_config(cfg.dataset, _convert_="all")
+    target = str(cfg.dataset.get("_target_"))
+    data = as_bundle(from_config(cfg.dataset, f"dataset._target_={target}", _convert_="all"),
+                     target, f"dataset._target_={target}")
+    if not target.startswith("kdrun."):  # the user's loader: another version of it is other data
+        from kdrun.models.targets import source_digest
+
+        data.fingerprint = f"{source_digest(target)}:{data.fingerprint}"
     data.transfer = build_transfer(cfg, data)
     return data
 

@@ -37,6 +37,11 @@ def model_node(name: str, group: str = "student") -> dict:
     return {"arch": name, "checkpoint": None, **extra, **spec.defaults}
 
 
+# dataset= options whose other keys are their loader's arguments (dataset.root=... for a user's loader)
+OPEN_DATASETS = {"custom": ("_target_",), "torchvision": ("_target_", "name", "root", "download", "image_size",
+                                                           "normalize")}
+
+
 def open_model_options(args: list[str]) -> list[str]:
     """``teacher.width=64`` for a ``custom``/``timm``/``hf`` teacher becomes ``++teacher.width=64``: such a node's
     options are its builder's arguments, not keys of the node (the builder's signature checks them, in one line:
@@ -44,14 +49,15 @@ def open_model_options(args: list[str]) -> list[str]:
     chosen = {}
     for a in args:
         key, _, value = a.partition("=")
-        if key in MODEL_GROUPS and value in FOREIGN_NODES:
+        if key in MODEL_GROUPS and value in FOREIGN_NODES or key == "dataset" and value in OPEN_DATASETS:
             chosen[key] = value
     out = []
     for a in args:
         key, eq, _ = a.partition("=")
         group, _, sub = key.partition(".")
         kind = chosen.get(group)
-        if eq and kind and sub and "." not in sub and sub not in (*model_node(kind, group), "lr"):
+        known = OPEN_DATASETS.get(kind, ()) if group == "dataset" else (*model_node(kind, group), "lr") if kind else ()
+        if eq and kind and sub and "." not in sub and sub not in known:
             a = f"++{a}"
         out.append(a)
     return out

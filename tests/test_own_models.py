@@ -146,6 +146,8 @@ def test_feature_and_relation_methods_accept_mixed_foreign_pairs_before_any_data
     (["teacher=custom", "teacher._target_={mod}.Net", "method=at"], "exposes none; name its modules with teacher.taps"),
     (["teacher=custom", "teacher._target_={mod}.Net", "teacher.taps=[layer9]", "method=at"],
      "teacher.taps: {mod}.Net has no module 'layer9'; its top-level modules: stem, layer1, layer2, fc"),
+    (["teacher=custom", "teacher._target_={mod}.Net", "teacher.taps=[layer1,layer2]", "method=ab"],
+     "method=ab needs pre-activation features, which teacher={mod}.Net (a foreign model) does not expose"),
 ])
 def test_bad_foreign_models_are_one_line_before_any_data_work(tmp_path, args, said):
     mod = user_module(tmp_path, "mynets_bad")

@@ -58,6 +58,7 @@ class ForeignModel(KDModel):
     """``net`` behind kdrun's contract; ``label`` names it in logs and errors (``timm/resnet18``)."""
 
     gives_preact = False
+    provenance: dict = {}  # where its weights came from (a hub revision), recorded in results.json
 
     def __init__(self, net: nn.Module, label: str, num_classes: int, example: torch.Tensor,
                  taps: Sequence[str] | None = None, call: Call = plain_call, tap_key: str = "taps") -> None:

@@ -96,8 +96,13 @@ def build_foreign(node: dict[str, Any], num_classes: int, in_channels: int, inpu
     elif taps is not None and isinstance(taps, str):
         taps = [taps]
     try:
-        return ForeignModel(net, model_label(node), num_classes, example_input(in_channels, input_size),
-                            taps, call, tap_key=f"{key}.taps")
+        model = ForeignModel(net, model_label(node), num_classes, example_input(in_channels, input_size),
+                             taps, call, tap_key=f"{key}.taps")
+        if arch == "hf":  # the hub commit it came from (results.json); teacher.revision pins it
+            from kdrun.models.hf_build import resolved_revision
+
+            model.provenance = {"hub_revision": resolved_revision(net)}
+        return model
     except KdrunError:
         raise
     except (RuntimeError, ValueError, TypeError, IndexError) as e:

@@ -47,6 +47,11 @@ class SchemeContext:
             method = self.method(student, teacher, model_label(self.node(pair.student)), teacher_arch)
             uses_features = method.has_terms and self.cfg.distill.beta > 0 and (method.needs.features or
                                                                                  method.needs.preact)
+            for role, model in (("teacher", teacher), ("student", student)):
+                if method.needs.preact and not getattr(model, "gives_preact", True):
+                    raise KdrunError(f"method={self.cfg.method.name} needs pre-activation features, which "
+                                     f"{role}={model_label(self.node(getattr(pair, role)))} (a foreign model) does "
+                                     f"not expose; use a zoo model there or another feature method (at, fitnet)")
             if pair.logits_only and uses_features:
                 raise KdrunError(f"method={self.cfg.method.name} needs the teacher's features, but scheme={scheme} "
                                  f"gives only averaged soft targets; use a logit method (e.g. method=kd) or "
@@ -98,6 +103,7 @@ class SchemeContext:
                       cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
                                                      seed=self.cfg.seed + seed_offset,
                                                      data_fingerprint=self.data.fingerprint))
+        stage.info.update(getattr(model, "provenance", {}))  # a Hugging Face model's hub revision
         loads = key == "teacher" if loads_checkpoint is None else loads_checkpoint
         checkpoint = None
         if loads:

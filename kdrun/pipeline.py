@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import kdrun
 from kdrun.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.config_checks import check_config
 from kdrun.data.loaders import batch_on_device, make_loader
@@ -31,6 +30,7 @@ from kdrun.report.run_end import finish_run
 from kdrun.report.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
+from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
@@ -39,7 +39,7 @@ RANK_SEED_STRIDE = 1_000_003
 def library_versions() -> dict[str, str]:
     import hydra
 
-    return {"kdrun": kdrun.__version__, "torch": torch.__version__, "hydra": hydra.__version__,
+    return {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
             "python": platform.python_version()}
 
 

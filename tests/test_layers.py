@@ -37,10 +37,12 @@ LAYERS: dict[str, int] = {
     "kdrun.benchmark_default": 7,  # the headline rule: rewrites the overrides before Hydra composes
     "kdrun.listing": 7,  # kdrun --list: what the config groups, the registry and the presets offer
     "kdrun.pipeline": 8,
+    "kdrun.runs": 8,  # a run from its files: the Result of the Python API, its models
     "kdrun.report": 8,  # reads only the files a run wrote; sits beside the pipeline
     "kdrun.distributed.launch": 8,  # starts the pipeline's processes (torchrun, sweep jobs)
     "kdrun.benchmarks.compare": 8,  # a report against the published tables
     "kdrun.cli": 9, "kdrun.__main__": 9,
+    "kdrun.api": 9,  # the Python API: the command line's path, called from Python
     "kdrun.benchmarks.smoke": 9,  # runs the command line on every preset
 }
 

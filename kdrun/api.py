@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from kdrun.errors import KdrunError
 from kdrun.runs.result import Result
 from kdrun.runs.stage_model import load_stage_model
-from kdrun.sweeps import MULTIRUN_FLAGS, quote
+from kdrun.config.sweeps import MULTIRUN_FLAGS, quote
 
 __all__ = ["Result", "compose", "load", "run"]
 

@@ -69,7 +69,7 @@ def _test_top1(run_dir, model) -> float:
     """The model's top-1 on the part of the test set the run evaluated (debug=fast: two batches)."""
     import torch
 
-    from kdrun.build import build_data
+    from kdrun.tasks.build import build_data
     from kdrun.data.loaders import make_loader
     from kdrun.distributed.data import eval_shard
     from kdrun.engine.loop import evaluate

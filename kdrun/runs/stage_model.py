@@ -68,7 +68,7 @@ def load_stage_model(run_dir: str | Path, stage: str = "distilled") -> Any:
 
 
 def _build(cfg: DictConfig, record: dict[str, Any], stage: str) -> Any:
-    from kdrun.build import build_data, build_model
+    from kdrun.tasks.build import build_data, build_model
     from kdrun.data.static_info import static_info
 
     key = MODEL_NODE.get(record.get("role", ""), "student")

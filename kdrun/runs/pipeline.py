@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from kdrun.build import build_data, measure_settings, resolve_device, transfer_batch_size
-from kdrun.config_checks import check_config
+from kdrun.config.checks import check_config
+from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
@@ -26,8 +26,8 @@ from kdrun.engine.speed import (SpeedSettings, apply_tf32, apply_threads, cpu_co
                                 resolve_amp, resolve_channels_last, threads_for)
 from kdrun.errors import write_error
 from kdrun.logs import console
-from kdrun.report.run_end import finish_run
-from kdrun.report.writer import RunWriter
+from kdrun.runs.end import finish_run
+from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
 from kdrun.version import __version__

@@ -91,7 +91,7 @@ def test_a_hugging_face_classifier_from_a_config_folder_teaches_with_rkd(tmp_pat
 
 
 def build(node: dict, info=None, key: str = "teacher"):
-    from kdrun.build import build_model
+    from kdrun.tasks.build import build_model
     from kdrun.data.static_info import STATIC
 
     return build_model(OmegaConf.create(node), info or STATIC["kdrun.data.digits.load_digits"](), key)

@@ -20,12 +20,12 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from kdrun.config_checks import check_config
-from kdrun.config_schema import check_types
+from kdrun.config.checks import check_config
+from kdrun.config.schema import check_types
 from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
-from kdrun.sweeps import check_sweep_dir, config_differences, enumerable, inside, is_multirun, swept_keys
+from kdrun.config.sweeps import check_sweep_dir, config_differences, enumerable, inside, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
@@ -57,7 +57,7 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
 
     The architecture/method pair checks import torch, so they run last, through ``pair_check``
     (given the composed config and the job configs to check): a parallel sweep hands them to its
-    worker processes (kdrun/sweep_workers.py) so that the sweep's own process never imports torch."""
+    worker processes (kdrun/config/sweep_workers.py) so that the sweep's own process never imports torch."""
     if passes_through(args):
         return None
     multirun = is_multirun(args)
@@ -132,7 +132,7 @@ def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults)
 def _check_sweeper_params(cfg: DictConfig, first: list[str], defaults: Defaults) -> None:
     """A search sweeper's space given in config (``hydra.sweeper.params``, conf/hparams_search/): each key
     exists and a value inside each range makes a valid job. The values a trial samples are checked when
-    its job starts (kdrun/pipeline.py)."""
+    its job starts (kdrun/runs/pipeline.py)."""
     params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None)
     if not isinstance(params, DictConfig) or not params:
         return
@@ -195,7 +195,7 @@ def parse_overrides(overrides: list[str]) -> list:
 
 def _first_value(o) -> str:
     """The override with a sweep (a,b,c) replaced by its first value: the config of the first job
-    (``interval(a,b)``: a value inside it, see kdrun/sweeps.py)."""
+    (``interval(a,b)``: a value inside it, see kdrun/config/sweeps.py)."""
     if o.is_sweep_override() and not enumerable(o):
         return f"{o.get_key_element()}={inside(o)}"
     if o.is_sweep_override():

@@ -21,7 +21,7 @@ from kdrun.engine.teacher_outputs import TeacherLogits, weights_digest
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.schemes.base import Pair
+from kdrun.schemes.pair import Pair
 from kdrun.tasks.distill import DistillTask, InitTask
 from kdrun.tasks.select import SampleSelection, refuse_features, selection_from
 

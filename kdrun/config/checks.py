@@ -26,6 +26,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     if not 0 <= cfg.seed < 2**63:
         raise KdrunError(f"seed={cfg.seed} must be an integer from 0 to 2^63-1")
     _check_distill(cfg.distill)
+    _check_split(cfg.dataset)
     _check_select(cfg)
     for key in ("teacher", "student"):
         arch_info(cfg[key].arch, f"{key}.arch")
@@ -47,6 +48,15 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
         raise KdrunError("device.amp=fp16 needs CUDA; on the CPU use device.amp=bf16 or null")
     _check_speed(cfg.device, cfg.trainer)
     _check_data_parallel(cfg.device, cfg.trainer.batch_size)
+
+
+def _check_split(dataset: DictConfig) -> None:
+    fraction, seed = dataset.get("val_split") or 0, dataset.get("val_seed") or 0
+    if not 0 <= fraction < 1:
+        raise KdrunError(f"dataset.val_split={fraction} must be a fraction in [0, 1) of the training set to hold out "
+                         "for validation (e.g. 0.1), or 0 for none")
+    if not isinstance(seed, int) or seed < 0:
+        raise KdrunError(f"dataset.val_seed={seed} must be a non-negative integer")
 
 
 def _check_teacher(cfg: DictConfig) -> None:

@@ -65,9 +65,8 @@ def _check_split(dataset: DictConfig) -> None:
 
 
 def _check_teacher(cfg: DictConfig) -> None:
-    lr = cfg.teacher.get("lr")
-    if lr is not None and lr <= 0:
-        raise KdrunError(f"teacher.lr={lr} must be > 0, or null to train the teacher with trainer.lr")
+    _check_own_lr("teacher.lr", cfg.teacher.get("lr"), "train the teacher")
+    _check_own_lr("method.init_lr", cfg.method.get("init_lr"), "run the method's init stage")
     teachers_dir = cfg.get("teachers_dir")
     if not teachers_dir or cfg.teacher.get("checkpoint") or not {"teacher", "distilled"} & set(cfg.stages):
         return
@@ -143,6 +142,13 @@ def _check_distill_data(d: DictConfig) -> None:
         raise choice_error("distill.teacher_outputs", d.teacher_outputs, TEACHER_OUTPUT_MODES)
     if d.get("teacher_outputs_precision", "fp32") not in TEACHER_OUTPUT_PRECISIONS:
         raise choice_error("distill.teacher_outputs_precision", d.teacher_outputs_precision, TEACHER_OUTPUT_PRECISIONS)
+
+
+def _check_own_lr(key: str, lr: float | None, what: str) -> None:
+    """A learning rate that may be null (then trainer.lr is used); 0 would train nothing, so it is refused
+    rather than replaced."""
+    if lr is not None and lr <= 0:
+        raise KdrunError(f"{key}={lr} must be > 0, or null to {what} with trainer.lr")
 
 
 def _check_trainer(t: DictConfig) -> None:

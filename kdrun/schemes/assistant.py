@@ -24,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from kdrun.models.foreign_nodes import model_label
 from kdrun.models.catalog import arch_info
-from kdrun.schemes.base import Pair, Scheme
+from kdrun.schemes.base import Scheme
+from kdrun.schemes.pair import Pair
 
 if TYPE_CHECKING:
     from kdrun.engine.stage import Stage

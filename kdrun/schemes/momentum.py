@@ -27,7 +27,8 @@ from omegaconf import DictConfig
 
 from kdrun.models.foreign_nodes import model_label
 from kdrun.errors import KdrunError
-from kdrun.schemes.base import Pair, Scheme
+from kdrun.schemes.base import Scheme
+from kdrun.schemes.pair import Pair
 
 if TYPE_CHECKING:
     from kdrun.engine.stage import Stage

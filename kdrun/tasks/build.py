@@ -133,8 +133,8 @@ def loss_weights(cfg: DictConfig) -> LossWeights:
 
 
 def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSettings:
-    """SGD settings of ``trainer``; ``lr`` replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
-    return OptimSettings(lr=lr or trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
+    """SGD settings of ``trainer``; ``lr``, unless None, replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
+    return OptimSettings(lr=trainer.lr if lr is None else lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
@@ -179,7 +179,7 @@ def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: 
     # how batches are made and whether the step is compiled don't change what is computed
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                if k not in ("num_workers", "loader", "compile")}
-    trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
+    trainer["lr"] = trainer["lr"] if lr is None else lr  # the lr the model actually trains with (teacher.lr may differ)
     amp = resolve_amp(cfg.device.amp, resolve_device(cfg.device))  # what the run computes in ("auto" is not)
     what = {"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
             "seed": seed, "amp": amp, "files": data_fingerprint, "format": 2}

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "kdrun.config_checks": 7, "kdrun.preflight": 7, "kdrun.sweeps": 7, "kdrun.config_store": 7,
     "kdrun.sweep_workers": 7,  # a parallel sweep's worker processes: warmed, and the torch checks run there
     "kdrun.config_schema": 7,  # the types of every config value (torch-free)
+    "kdrun.config_keys": 7,  # every key of the config is one something reads (torch-free)
     "kdrun.benchmarks.presets": 7,  # experiment= options, registered into the config store
     "kdrun.benchmark_default": 7,  # the headline rule: rewrites the overrides before Hydra composes
     "kdrun.listing": 7,  # kdrun --list: what the config groups, the registry and the presets offer

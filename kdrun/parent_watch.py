@@ -11,7 +11,7 @@ the lock goes), and SIGKILL if it is still there ``grace`` seconds later.
 
 Not Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``): it fires when the *thread* that started
 the child exits, and the sweep's pool is started by a background thread that ends after the warm-up
-(kdrun/sweep_workers.py), so every worker would be killed right away; it is also Linux-only.
+(kdrun/config/sweep_workers.py), so every worker would be killed right away; it is also Linux-only.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def arguments(command: str, tmp: Path) -> list[str]:
 
 def prints_and_stops(args: list[str]) -> bool:
     """``--help``, ``--cfg job``, ``--list``: nothing trains."""
-    from kdrun.preflight import passes_through
+    from kdrun.config.preflight import passes_through
 
     return passes_through(args) or args[:1] == ["--list"]
 
@@ -94,7 +94,7 @@ def _write_data(work: Path) -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from test_data import write_mnist  # the IDX writer the data tests use
 
-    from kdrun.benchmarks.smoke import write_smoke_data
+    from kdrun.runs.smoke import write_smoke_data
 
     placeholders(work)
     write_smoke_data(work / "data")  # cifar-100-python/ and an ImageFolder tree

@@ -1,5 +1,5 @@
 """Every key of the composed config is one that kdrun, or the chosen model, method or dataset, reads
-(kdrun/config_keys.py): a ``+key`` nothing reads is one line naming the closest valid key, never a run
+(kdrun/config/keys.py): a ``+key`` nothing reads is one line naming the closest valid key, never a run
 that silently ignores it; the keys a ``_target_`` of the user's own takes pass."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import TINY, run_kdrun
 
-from kdrun.config_keys import added_key_target, check_known_keys, unknown_key_message
+from kdrun.config.keys import added_key_target, check_known_keys, unknown_key_message
 from kdrun.errors import KdrunError
 
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import TINY, compose_config, read_results, run_kdrun
 
 from kdrun.errors import KdrunError
-from kdrun.preflight import parse_overrides, preflight
-from kdrun.sweeps import inside, sweep_arguments
+from kdrun.config.preflight import parse_overrides, preflight
+from kdrun.config.sweeps import inside, sweep_arguments
 
 import hydra_plugins.hydra_optuna_sweeper  # noqa: F401 - the optuna extra, installed by CI (.ci/run)
 
@@ -57,7 +57,7 @@ def test_the_optuna_sweeper_maximizes_and_is_seeded_unless_the_command_says_othe
 
 
 def test_a_trials_sampled_value_is_checked_when_its_job_starts(tmp_path):
-    from kdrun.pipeline import run
+    from kdrun.runs.pipeline import run
 
     cfg = compose_config([*TINY, "distill.T=-0.5"])
     with pytest.raises(KdrunError, match="distill.T=-0.5 must be > 0"):

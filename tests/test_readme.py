@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO, kdrun_in_process, quick_sample, read_results
 from kdrun.cli import checked_arguments
-from kdrun.config_store import register_configs
+from kdrun.config.store import register_configs
 from kdrun.errors import KdrunError
 
 register_configs()
@@ -104,7 +104,7 @@ DEFAULT_STAGES = ["teacher", "baseline", "distilled", "self_distilled", "quantiz
 @pytest.mark.parametrize("command", list(HEADLINE))
 def test_headline_command_runs(command, tmp_path, tmp_path_factory, monkeypatch, capsys):
     from feature_cli import shared_data_env
-    from kdrun.benchmarks.smoke import write_tiny_cifar100
+    from kdrun.runs.smoke import write_tiny_cifar100
 
     assert command in COMMANDS
     monkeypatch.chdir(tmp_path)

@@ -14,7 +14,7 @@ from conftest import TINY, compose_config
 from in_process import skip_run_plots
 from one_line import assert_one_line_error
 from kdrun.engine.teacher_outputs import OutputStore, TeacherLogits, weights_digest
-from kdrun.pipeline import run
+from kdrun.runs.pipeline import run
 
 @pytest.fixture(autouse=True)
 def _no_run_plots(monkeypatch):
@@ -107,7 +107,7 @@ def test_a_recording_of_another_shape_is_not_replayed(tmp_path, caplog):
 
 
 def test_methods_that_need_features_still_run_the_teacher(tmp_path):
-    from kdrun.build import build_data
+    from kdrun.tasks.build import build_data
     from kdrun.schemes.context import SchemeContext
     from kdrun.schemes.registry import scheme_from_config
 

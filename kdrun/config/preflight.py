@@ -20,13 +20,13 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from kdrun.config_checks import check_config
-from kdrun.config_keys import added_key_target, check_known_keys, unknown_key_message
-from kdrun.config_schema import check_types
+from kdrun.config.checks import check_config
+from kdrun.config.keys import added_key_target, check_known_keys, unknown_key_message
+from kdrun.config.schema import check_types
 from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
-from kdrun.sweeps import check_sweep_dir, config_differences, enumerable, inside, is_multirun, swept_keys
+from kdrun.config.sweeps import check_sweep_dir, config_differences, enumerable, inside, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
@@ -58,7 +58,7 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
 
     The architecture/method pair checks import torch, so they run last, through ``pair_check``
     (given the composed config and the job configs to check): a parallel sweep hands them to its
-    worker processes (kdrun/sweep_workers.py) so that the sweep's own process never imports torch."""
+    worker processes (kdrun/config/sweep_workers.py) so that the sweep's own process never imports torch."""
     if passes_through(args):
         return None
     multirun = is_multirun(args)
@@ -133,7 +133,7 @@ def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults)
 def _check_sweeper_params(cfg: DictConfig, first: list[str], defaults: Defaults) -> None:
     """A search sweeper's space given in config (``hydra.sweeper.params``, conf/hparams_search/): each key
     exists and a value inside each range makes a valid job. The values a trial samples are checked when
-    its job starts (kdrun/pipeline.py)."""
+    its job starts (kdrun/runs/pipeline.py)."""
     params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None)
     if not isinstance(params, DictConfig) or not params:
         return
@@ -149,8 +149,8 @@ def _check_sweeper_params(cfg: DictConfig, first: list[str], defaults: Defaults)
 
 
 def check_job(job_cfg: DictConfig, defaults: DictConfig, groups: Iterable[str] = ()) -> None:
-    """Keys first (config_keys: each one something reads), types (config_schema), then values and
-    combinations (config_checks). ``groups``: the config groups, for the did-you-mean of a key."""
+    """Keys first (config/keys.py: each one something reads), types (config/schema.py), then values and
+    combinations (config/checks.py). ``groups``: the config groups, for the did-you-mean of a key."""
     try:
         given = OmegaConf.to_container(job_cfg, resolve=True)
         default = OmegaConf.to_container(defaults, resolve=True)
@@ -199,7 +199,7 @@ def parse_overrides(overrides: list[str]) -> list:
 
 def _first_value(o) -> str:
     """The override with a sweep (a,b,c) replaced by its first value: the config of the first job
-    (``interval(a,b)``: a value inside it, see kdrun/sweeps.py)."""
+    (``interval(a,b)``: a value inside it, see kdrun/config/sweeps.py)."""
     if o.is_sweep_override() and not enumerable(o):
         return f"{o.get_key_element()}={inside(o)}"
     if o.is_sweep_override():
@@ -264,7 +264,7 @@ def compose_checked(overrides: list[str]) -> DictConfig:
 
 def _unknown_key(key: str, overrides: list[str]) -> str:
     """``distill.alhpa=0.5``: name the key, the closest existing one, and the keys beside it; the ``+`` form
-    only where a key may be added (below a ``_target_`` that takes it: kdrun/config_keys.py)."""
+    only where a key may be added (below a ``_target_`` that takes it: kdrun/config/keys.py)."""
     rest = [o for o in overrides if o.split("=")[0] != key]
     value = next((o.split("=", 1)[1] for o in overrides if o.split("=")[0] == key and "=" in o), None)
     try:

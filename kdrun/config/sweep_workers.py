@@ -74,7 +74,7 @@ def prepare_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], 
         return os.getpid(), ""
     try:
         if pair_jobs:
-            from kdrun.preflight import check_pairs_here
+            from kdrun.config.preflight import check_pairs_here
 
             check_pairs_here(pair_jobs[0], pair_jobs)  # the check preflight makes in a sequential command
         if packing is not None:
@@ -90,7 +90,7 @@ def warm_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], pac
                 meeting: str, workers: int) -> tuple[int, str]:
     """What :func:`start_workers` runs in each worker: :func:`prepare_worker`, in a process that from
     now on only runs sweep jobs; then it waits until every worker has taken its task (:func:`meet`)."""
-    from kdrun.config_store import leave_registration_to_the_jobs
+    from kdrun.config.store import leave_registration_to_the_jobs
 
     leave_registration_to_the_jobs()  # before kdrun.cli is imported: it registers on import
     atexit.register(_exit_without_collecting)

@@ -4,7 +4,7 @@ Hydra adds any key written as ``+key=value`` without asking whether some code re
 ``+distill.alhpa=0.5`` ran with alpha still 0.9 and ``+trainer.optimizer=adam`` ran SGD, both without a
 word. The keys that exist are derived, never listed by hand: those the chosen options' config files give
 (the command's group choices composed without its value overrides, preflight's ``Defaults``), and the
-typed fields of config_schema.py. A new group or option (``optimizer=``, a user's own YAML) brings its
+typed fields of kdrun/config/schema.py. A new group or option (``optimizer=``, a user's own YAML) brings its
 keys with it.
 
 A node with a ``_target_`` hands its keys to that callable as keyword arguments. Below a ``_target_`` of
@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from kdrun.config_schema import SCHEMAS, TopSchema
+from kdrun.config.schema import SCHEMAS, TopSchema
 from kdrun.errors import KdrunError
 
 OWN_TARGETS = "kdrun."  # the _target_s whose keyword arguments kdrun's own files list

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from kdrun.models.catalog import ARCHS
-from kdrun.sweeps import enumerable
+from kdrun.config.sweeps import enumerable
 
 BENCHMARK = ("dataset=cifar100", "trainer=cifar")
 

@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from kdrun.config.headline import apply_benchmark_default
 from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
-from kdrun.config.store import config_dir, open_model_options, presets_needed, register_configs
+from kdrun.conf_dir import config_dir
+from kdrun.config.store import open_model_options, presets_needed, register_configs
 from kdrun.config.sweep_workers import WorkerCheckFailed, start_workers
 from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 from kdrun.environment import PARALLEL_JOBS_ENV, SWEEP_PID_ENV, started_by_torchrun

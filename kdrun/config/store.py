@@ -18,8 +18,6 @@
 from __future__ import annotations
 
 import datetime
-from importlib import resources
-from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -27,14 +25,6 @@ from omegaconf import OmegaConf
 from kdrun.data.cache_dir import data_root
 from kdrun.models.catalog import arch_info, list_archs, recipe_lr
 from kdrun.models.foreign_nodes import FOREIGN_NODES
-
-def config_dir() -> str:
-    """``conf/`` of a source checkout, or the copy shipped inside the installed wheel (``kdrun/conf``)."""
-    shipped = resources.files("kdrun") / "conf"
-    if shipped.is_dir() and (shipped / "config.yaml").is_file():
-        return str(shipped)
-    return str(Path(__file__).resolve().parents[2] / "conf")
-
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 

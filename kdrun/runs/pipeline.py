@@ -12,10 +12,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import kdrun
-from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.config.checks import check_config
 from kdrun.data.fingerprint import data_fingerprint
+from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
@@ -33,6 +32,7 @@ from kdrun.runs.end import finish_run
 from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
+from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
@@ -48,7 +48,7 @@ def library_versions() -> dict[str, str]:
 
     import hydra
 
-    versions = {"kdrun": kdrun.__version__, "torch": torch.__version__, "hydra": hydra.__version__,
+    versions = {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
                 "python": platform.python_version()}
     for name in NUMERIC_LIBRARIES:
         try:
@@ -177,7 +177,11 @@ def evaluation_record(cfg: DictConfig, info) -> dict[str, Any]:
 def _dataset_choice(cfg: DictConfig) -> str:
     from hydra.core.hydra_config import HydraConfig
 
+    what = cfg.dataset.get("name") or cfg.dataset.get("path")  # torchvision's or hf's name, an .npz file
     if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.choices.get("dataset"))
+        choice = str(HydraConfig.get().runtime.choices.get("dataset"))
+        if choice == "custom" or not str(cfg.dataset.get("_target_", "")).startswith("kdrun."):
+            what = cfg.dataset.get("_target_")  # the user's loader
+        return f"{choice} ({what})" if what else choice
     return str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1]
 

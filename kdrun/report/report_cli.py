@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from kdrun.errors import KdrunError
 from kdrun.io import write_text_atomic
@@ -74,14 +73,15 @@ def _print(report: Report, console: Console) -> None:
     if single and s.jobs[0].stages:
         console.print(rich_table(table_rows(s.jobs[0].results), title=table_title(s.jobs[0].results)))
     console.print(rich_sweep_table(s, title=None if single else f"kdrun sweep: {report.path.name} ({_counts(s)})"))
-    console.print(LEGEND + f"; every stage's column: {report.path / REPORT_MD}", style="dim")
+    # markup=False: paths and settings such as [a,b] print as they are (a path a user can copy)
+    console.print(LEGEND + f"; every stage's column: {report.path / REPORT_MD}", style="dim", markup=False)
     if s.common:
-        console.print("common settings: " + escape(_common(s)), style="dim")  # [a,b] is not rich markup
+        console.print("common settings: " + _common(s), style="dim", markup=False)
     if best_line(s):
-        console.print(escape(best_line(s)), style="bold")
+        console.print(best_line(s), style="bold", markup=False)
     for job in report.problems:
-        console.print(escape(f"{job.status}: {_rel(job, report.path)}" + (f": {job.error}" if job.error else "")),
-                      style="red" if job.status == "failed" else "yellow")
+        console.print(f"{job.status}: {_rel(job, report.path)}" + (f": {job.error}" if job.error else ""),
+                      style="red" if job.status == "failed" else "yellow", markup=False)
 
 
 def markdown_report(report: Report) -> str:

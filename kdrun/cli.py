@@ -31,6 +31,7 @@ from kdrun.environment import PARALLEL_JOBS_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.interrupts import exit_status, how, stop_on_sigterm
 from kdrun.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
+from kdrun.run_folders import check_run_folder, check_sweep_folder, claim_run_folder
 from kdrun.run_lock import reserve_run_dir, run_dir_lock
 from kdrun.sweep_workers import WorkerCheckFailed, start_workers
 from kdrun.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
@@ -74,7 +75,8 @@ def hydra_app(cfg: DictConfig) -> float | None:
         try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
             if is_main() and launcher_rank() == 0:  # the group may not exist yet: ask the launcher
                 held.enter_context(run_dir_lock(run_dir))
-        except KdrunError as e:  # the folder is another process's: leave everything in it alone
+                claim_run_folder(run_dir, hc, sweep_job=multirun)  # what kdrun may replace or delete in it
+        except KdrunError as e:  # the folder is another process's, or holds another's files: leave it alone
             fail(str(e))
             if multirun:
                 return None
@@ -84,9 +86,19 @@ def hydra_app(cfg: DictConfig) -> float | None:
 
 def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
     from kdrun.distributed.launch import run_data_parallel
+    from kdrun.distributed.state import is_main
     from kdrun.pipeline import run
-    from kdrun.report.run_status import completed_results
+    from kdrun.report.run_status import completed_results, set_aside_invalid
 
+    try:
+        invalid = set_aside_invalid(run_dir) if is_main() else None  # never counted as completed, nor lost
+    except KdrunError as e:
+        fail(str(e))
+        if multirun:
+            return None
+        sys.exit(2)
+    if invalid:
+        log.warning("%s; set aside as %s, running it again", invalid, run_dir / "results.json.invalid")
     results = completed_results(run_dir)
     if results is not None:
         _skip(run_dir, results, multirun)
@@ -101,8 +113,6 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (kdrun/interrupts.py)
-            from kdrun.distributed.state import is_main
-
             mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
             if is_main():  # torchrun: every rank got the signal; one line says it
@@ -204,6 +214,7 @@ def main() -> None:
     try:
         plan = partial(_plan_parallel_jobs, args) if is_multirun(args) else check_pairs_here
         args, cfg = checked_arguments(args, plan)
+        check_output_folder(args, cfg)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -245,6 +256,14 @@ def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> No
         mark_if_unfinished(job_dir, "interrupted")
     fail(f"sweep {how(interrupt)}; finished jobs are kept; to resume the others, run the same command again")
     sys.exit(exit_status(interrupt))
+
+
+def check_output_folder(args: list[str], cfg: DictConfig) -> None:
+    """The run or sweep folder holds nothing of another's where kdrun would write (kdrun/run_folders.py)."""
+    if is_multirun(args):
+        check_sweep_folder(Path(str(cfg.hydra.sweep.dir)))
+    else:
+        check_run_folder(Path(str(cfg.hydra.run.dir)), cfg.hydra)
 
 
 def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:
@@ -337,8 +356,11 @@ def _exit_if_jobs_failed() -> None:
     from kdrun.report import sweep_callback
 
     outcome = sweep_callback.LAST_SWEEP
+    if outcome is not None and outcome.report_error:
+        fail(f"the sweep's report could not be made: {outcome.report_error}")
+        sys.exit(1)
     if outcome is not None and outcome.failed:
-        fail(f"{len(outcome.failed)} job(s) of the sweep failed (see the report above and "
+        fail(f"{len(outcome.failed)} job(s) of the sweep failed or hold invalid files (see the report above and "
              f"{outcome.failed[0] / 'kdrun.log'}); re-run the same command to retry them")
         sys.exit(1)
 

@@ -79,7 +79,7 @@ def default_sweep_name(overrides: list) -> str:
     command in any order (:func:`folder_name`; constant overrides that do not fit are left to the hash)."""
     swept = sorted((o for o in overrides if o.is_sweep_override()), key=lambda o: o.input_line)
     fixed = sorted((o for o in overrides if not o.is_sweep_override()), key=lambda o: o.input_line)
-    items = [(_key_text(o), _swept_text(o) if o.is_sweep_override() else _value_text(o.value())) for o in swept + fixed]
+    items = [(_key_text(o), _swept_text(o) if o.is_sweep_override() else _value_text(_typed(o))) for o in swept + fixed]
     return folder_name(items, "__", [o.input_line for o in swept + fixed]) or "multirun"
 
 
@@ -90,7 +90,7 @@ def job_dir_name(task_overrides, exclude_keys) -> str:
 
     parsed = OverridesParser.create().parse_overrides([str(o) for o in task_overrides])
     kept = sorted((o for o in parsed if o.key_or_group not in set(exclude_keys or ())), key=lambda o: o.input_line)
-    items = [(_key_text(o), _value_text(o.value())) for o in kept]
+    items = [(_key_text(o), _value_text(_typed(o))) for o in kept]
     return folder_name(items, ",", [o.input_line for o in kept]) or "job"
 
 
@@ -119,6 +119,12 @@ def _key_text(o) -> tuple[str, bool]:
     key = o.key_or_group
     text = re.sub(r"[^A-Za-z0-9._-]+", ".", key)
     return text, text == key
+
+
+def _typed(o):
+    """An override's value as typed (``false``, not Python's ``False``); a list as a list."""
+    value = o.value()
+    return value if isinstance(value, list) else o.input_line.split("=", 1)[1]
 
 
 def _swept_text(o) -> tuple[str, bool]:

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "kdrun": 1, "kdrun.errors": 1, "kdrun.logs": 1, "kdrun.io": 1,
     "kdrun.run_lock": 1,  # one process per run folder: an OS lock, like io's atomic writes
     "kdrun.interrupts": 1,  # SIGTERM stops a run as Ctrl-C does
+    "kdrun.owned_files": 1,  # the manifest of what kdrun made in a folder, like io's atomic writes
     "kdrun.objects": 1,  # Hydra instantiate with kdrun's one-line errors (torch-free)
     "kdrun.models": 2, "kdrun.data": 2, "kdrun.quant": 2, "kdrun.distributed": 2,
     "kdrun.benchmarks.published": 2,  # the published tables: data, read by presets and teacher lookup
@@ -38,6 +39,7 @@ LAYERS: dict[str, int] = {
     "kdrun.listing": 7,  # kdrun --list: what the config groups, the registry and the presets offer
     "kdrun.pipeline": 8,
     "kdrun.report": 8,  # reads only the files a run wrote; sits beside the pipeline
+    "kdrun.run_folders": 8,  # which folders a run or sweep may write into (the names: kdrun.report.files)
     "kdrun.distributed.launch": 8,  # starts the pipeline's processes (torchrun, sweep jobs)
     "kdrun.benchmarks.compare": 8,  # a report against the published tables
     "kdrun.cli": 9, "kdrun.__main__": 9,

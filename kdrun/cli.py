@@ -113,6 +113,8 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (kdrun/interrupts.py)
+            from kdrun.distributed.state import is_main  # noqa: F811 - as the rank sees itself now
+
             mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
             if is_main():  # torchrun: every rank got the signal; one line says it

@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kdrun.benchmarks.compare import find_runs  # noqa: E402
+from kdrun.report.compare import find_runs  # noqa: E402
 from kdrun.engine.finite import is_divergence  # noqa: E402
 from kdrun.report.aggregate import Stat  # noqa: E402
 from kdrun.report.jobs import COMPLETED, FAILED, Job  # noqa: E402

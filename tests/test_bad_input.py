@@ -37,8 +37,8 @@ PREFLIGHT = {
 
 
 def run_preflight(args: list[str]):
-    from kdrun.config_store import register_configs
-    from kdrun.preflight import preflight
+    from kdrun.config.store import register_configs
+    from kdrun.config.preflight import preflight
 
     register_configs()  # what importing kdrun.cli does
     return preflight(str(CONF), args)
@@ -61,7 +61,7 @@ def test_preflight_refuses_in_one_line_before_a_run_folder_exists(tmp_path, name
 
 
 def test_missing_dataset_files_are_one_line_when_the_data_is_built(tmp_path):
-    from kdrun.build import build_data
+    from kdrun.tasks.build import build_data
 
     cfg = compose_config(["dataset=cifar100", f"dataset.root={tmp_path / 'nope'}", "dataset.download=false"])
     with pytest.raises(KdrunError) as e:
@@ -83,7 +83,7 @@ def test_a_run_folder_is_reused_only_by_the_same_config(tmp_path):
 
 
 def tiny_teacher():
-    from kdrun.build import build_model
+    from kdrun.tasks.build import build_model
     from kdrun.data.base import DataInfo
 
     return build_model(compose_config(TINY).teacher, DataInfo("digits", "image", 1, (8, 8), 10, 1, 1), "teacher")

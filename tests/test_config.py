@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_config, quick_sample
-from kdrun.config_checks import check_config
+from kdrun.config.checks import check_config
 from kdrun.models import list_models
 from kdrun.schemes.registry import STAGE_NAMES
 
@@ -103,8 +103,8 @@ def test_type_defaults_are_composed_once_per_set_of_options(monkeypatch):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from kdrun import preflight
-    from kdrun.config_store import register_configs
+    from kdrun.config import preflight
+    from kdrun.config.store import register_configs
 
     register_configs()
     GlobalHydra.instance().clear()

@@ -11,7 +11,7 @@ import torch
 
 from conftest import TINY, compose_config, read_metrics, read_results, run_kdrun
 from in_process import skip_run_plots
-from kdrun.build import build_data
+from kdrun.tasks.build import build_data
 from kdrun.data.loaders import make_loader
 from kdrun.engine.finish import FixedBatch
 from kdrun.engine.loop import evaluate

@@ -13,7 +13,7 @@ from conftest import TINY, kdrun_in_process, read_results, run_kdrun
 
 from kdrun.report.report_cli import main as report_main
 from kdrun.report.run_files import InvalidRunFile, read_metrics, read_results as read_valid
-from kdrun.report.run_status import completed_results
+from kdrun.runs.status import completed_results
 
 FAST = [*TINY, "stages=[teacher,baseline]", "measure.enabled=false"]
 SWEEP = ["-m", *FAST, "distill.T=1,4"]

@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from conftest import TINY, compose_config, read_metrics, read_results
 from in_process import run_here
 from test_quant import tb_tags
-from kdrun.build import build_data
+from kdrun.tasks.build import build_data
 from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import LossWeights
-from kdrun.preflight import preflight
+from kdrun.config.preflight import preflight
 from kdrun.models.ensemble import EnsembleModel
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import DMLTask
+from kdrun.tasks.distill import DMLTask
 from kdrun.schemes.registry import SCHEMES, scheme_from_config
 
 FAST = [*TINY, "measure.enabled=false"]  # scheme tests check wiring and rows, not timings

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import read_results, run_kdrun
 
-from kdrun.preflight import parse_overrides
-from kdrun.sweeps import FOLDER_NAME_MAX, default_sweep_name, job_dir_name
+from kdrun.config.preflight import parse_overrides
+from kdrun.config.sweeps import FOLDER_NAME_MAX, default_sweep_name, job_dir_name
 
 EXCLUDED = ["name", "debug"]
 SHELL_SAFE = re.compile(r"[A-Za-z0-9._,=+~-]+")  # no quoting, no glob, no markup ([...]), no path separator

@@ -50,6 +50,7 @@ class Group:
     best: Stat = Stat(None, None, 0)  # best-epoch top-1 of the primary stage
     delta: Stat = Stat(None, None, 0)  # primary minus baseline, per seed
     params: dict[str, int] = field(default_factory=dict)
+    objective: Stat = Stat(None, None, 0)  # what the sweeper got back (kdrun/report/study.py), when ranked
 
     def count(self, status: str) -> int:
         return sum(j.status == status for j in self.jobs)
@@ -69,6 +70,7 @@ class Summary:
     stages: list[str]  # stages shown in tables, in run order
     primary: str | None  # the stage the sweep is about (as the runs' scheme declared it)
     reference: str = "baseline"  # the stage differences are taken against
+    ranked: bool = False  # groups in order of the search's objective, best first (a study, kdrun/report/study.py)
 
     @property
     def jobs(self) -> list[Job]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kdrun.run_lock import LOCK_FILE
-
+LOCK_FILE = ".kdrun.lock"  # one process per run folder (kdrun/runs/lock.py)
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 INVALID_RESULTS = "results.json.invalid"  # a results.json of another shape, set aside before its job runs again
@@ -19,10 +18,11 @@ TB_DIR = "tb"
 PLOTS_DIR = "plots"
 REPORT_MD, REPORT_CSV = "report.md", "report.csv"
 SWEEP_CONFIG = "multirun.yaml"  # Hydra's record of a sweep
-GPU_SLOTS = ".gpu_slots"  # a packed parallel sweep's GPU claims (kdrun/distributed/launch.py)
+OPTUNA_RESULTS = "optimization_results.yaml"  # written by hydra-optuna-sweeper at the end of a study
+GPU_SLOTS = ".gpu_slots"  # a packed parallel sweep's GPU claims (kdrun/runs/launch.py)
 
 REPORT_ENTRIES = (REPORT_MD, REPORT_CSV, PLOTS_DIR)
-SWEEP_ENTRIES = (SWEEP_CONFIG, GPU_SLOTS, *REPORT_ENTRIES)
+SWEEP_ENTRIES = (SWEEP_CONFIG, OPTUNA_RESULTS, GPU_SLOTS, *REPORT_ENTRIES)
 KDRUN_RUN_ENTRIES = (LOCK_FILE, RESOLVED_CONFIG, RESULTS_FILE, INVALID_RESULTS, METRICS_FILE, TB_DIR, CHECKPOINTS_DIR,
                      TABLE_MD, TABLE_CSV, *REPORT_ENTRIES)
 

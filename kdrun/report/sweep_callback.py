@@ -5,7 +5,7 @@ Runs in the process that started the sweep, after every job returned -- for ever
 The sweep's failed and invalid jobs, and a report that could not be made, are remembered in
 :data:`LAST_SWEEP` so that ``kdrun`` can exit non-zero after reporting them (Hydra itself only logs a
 callback's exception and exits 0). Before any job starts, the sweep folder is claimed as kdrun's
-(kdrun/run_folders.py): the jobs' folders and the report are what kdrun may write there.
+(kdrun/runs/folders.py): the jobs' folders and the report are what kdrun may write there.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ LAST_SWEEP: SweepOutcome | None = None
 
 class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from kdrun.run_folders import claim_sweep_folder
+        from kdrun.owned_files import claim
+        from kdrun.report.files import SWEEP_ENTRIES
 
         if not _reports():
             return
-        claim_sweep_folder(Path(str(config.hydra.sweep.dir)))
+        claim(Path(str(config.hydra.sweep.dir)), SWEEP_ENTRIES, "sweep")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP

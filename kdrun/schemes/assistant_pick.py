@@ -9,7 +9,7 @@ import re
 
 from omegaconf import DictConfig, OmegaConf
 
-from kdrun.build import build_model
+from kdrun.tasks.build import build_model
 from kdrun.data.base import DataInfo
 from kdrun.errors import KdrunError
 from kdrun.models.registry import list_models, model_spec

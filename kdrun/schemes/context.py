@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kdrun.benchmarks.teachers import teacher_checkpoint
-from kdrun.build import (build_method, build_mix, build_model, loss_weights, optim_settings, resolve_device,
+from kdrun.tasks.build import (build_method, build_mix, build_model, loss_weights, optim_settings, resolve_device,
                          supervised_cache_key, teacher_outputs_key)
 from kdrun.data.base import DataBundle
 from kdrun.distributed.state import rank, world_size
@@ -22,8 +22,8 @@ from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
 from kdrun.schemes.base import Pair
-from kdrun.schemes.distill_task import DistillTask, InitTask
-from kdrun.schemes.select import SampleSelection, refuse_features, selection_from
+from kdrun.tasks.distill import DistillTask, InitTask
+from kdrun.tasks.select import SampleSelection, refuse_features, selection_from
 
 log = logging.getLogger("kdrun")
 

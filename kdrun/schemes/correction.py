@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from omegaconf import OmegaConf
 
-from kdrun.build import optim_settings
+from kdrun.tasks.build import optim_settings
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
 from kdrun.engine.teacher_outputs import weights_digest

@@ -48,9 +48,9 @@ class DML(Scheme):
             raise KdrunError(f"scheme.peers={self.peers} needs at least two peers, e.g. [student, student]")
 
     def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
-        from kdrun.build import loss_weights, optim_settings
+        from kdrun.tasks.build import loss_weights, optim_settings
         from kdrun.engine.stage import Stage
-        from kdrun.schemes.distill_task import DMLTask
+        from kdrun.tasks.distill import DMLTask
 
         wanted = self.wanted(ctx.cfg)
         if "baseline" in wanted:

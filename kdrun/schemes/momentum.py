@@ -58,10 +58,10 @@ class Momentum(Scheme):
     def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
         import copy
 
-        from kdrun.build import build_mix, loss_weights, optim_settings
+        from kdrun.tasks.build import build_mix, loss_weights, optim_settings
         from kdrun.engine.stage import Stage
-        from kdrun.schemes.distill_task import DistillTask
-        from kdrun.schemes.momentum_task import MomentumTask
+        from kdrun.tasks.distill import DistillTask
+        from kdrun.tasks.momentum import MomentumTask
 
         wanted = self.wanted(ctx.cfg)
         if "baseline" in wanted:

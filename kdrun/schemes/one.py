@@ -87,7 +87,7 @@ class One(Scheme):
             raise KdrunError(f"scheme.beta={self.beta} must be in [0, 1] (collaborative learning's KL weight)")
 
     def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
-        from kdrun.build import optim_settings
+        from kdrun.tasks.build import optim_settings
         from kdrun.engine.stage import Stage
         from kdrun.schemes.one_task import OneTask, branched_student
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from kdrun.build import build_model
+from kdrun.tasks.build import build_model
 from kdrun.engine.task import Batch, Progress, StepOutput, Task
 from kdrun.errors import KdrunError
 from kdrun.methods.kd import kd_loss

@@ -28,7 +28,7 @@ STAGE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s for scheme in SCHEMES for s
 def scheme_from_config(cfg: DictConfig) -> Scheme:
     """The scheme ``cfg.scheme`` describes: its ``_target_`` class, built from its other keys but ``name``.
 
-    (Built here rather than in kdrun/build.py, which imports torch: preflight checks the scheme, and a
+    (Built here rather than in kdrun/tasks/build.py, which imports torch: preflight checks the scheme, and a
     command must answer without loading torch; kdrun/objects.py is the torch-free instantiate.)
     """
     node = cfg.get("scheme")

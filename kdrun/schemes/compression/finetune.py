@@ -8,13 +8,13 @@ from dataclasses import replace
 from omegaconf import DictConfig
 from torch import nn
 
-from kdrun.build import optim_settings
+from kdrun.tasks.build import optim_settings
 from kdrun.engine.stage import Stage
 from kdrun.methods.base import LossWeights, MethodContext
 from kdrun.methods.kd import KD
 from kdrun.models.base import KDModel
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import DistillTask
+from kdrun.tasks.distill import DistillTask
 
 
 def kd_finetune_stage(ctx: SchemeContext, name: str, role: str, method: str, model: nn.Module, student: KDModel,

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from kdrun.report.jobs import primary_stage, reference_stage
 from kdrun.report.hparams import final_metrics, run_hparams
 from kdrun.report.table import rich_table, table_rows, table_title, write_tables
-from kdrun.report.writer import RunWriter
+from kdrun.runs.writer import RunWriter
 
 log = logging.getLogger("kdrun")
 
@@ -81,6 +81,6 @@ def _run_plots(run_dir: Path) -> list[Path]:
 
 
 def _in_sweep() -> bool:
-    from kdrun.distributed.launch import in_sweep
+    from kdrun.runs.launch import in_sweep
 
     return in_sweep()

@@ -18,7 +18,7 @@ DEVICE_TYPES = ("auto", "cpu", "cuda")
 AMP_CHOICES = ("auto", None, "bf16", "fp16")
 LOADERS = ("auto", "device", "dataloader")
 BACKENDS = (None, "gloo", "nccl")
-SELECT_CRITERIA = ("student_ce", "teacher_confidence", "teacher_correct")  # kdrun/schemes/select.py
+SELECT_CRITERIA = ("student_ce", "teacher_confidence", "teacher_correct")  # kdrun/tasks/select.py
 SELECT_RANKED = ("student_ce", "teacher_confidence")  # the criteria that take a fraction or a threshold
 
 

@@ -10,7 +10,7 @@
   lowering the lr of some students (MobileNetV2, ShuffleNets) to 0.01 (trainer=cifar sets both from
   the catalog's ``recipe_lr``).
 * ``experiment=``: a preset for every cell of the published benchmark tables
-  (:mod:`kdrun.benchmarks.presets`, generated from ``kdrun/benchmarks/*.yaml``). Storing their ~200
+  (:mod:`kdrun.config.presets`, generated from ``kdrun/benchmarks/*.yaml``). Storing their ~200
   nodes took half a second of every start, so they are registered only for a command line that can use
   them (:func:`presets_needed`).
 """
@@ -18,13 +18,23 @@
 from __future__ import annotations
 
 import datetime
+from importlib import resources
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from kdrun.data.cache_dir import data_root
 from kdrun.models.catalog import arch_info, list_archs, recipe_lr
-from kdrun.sweeps import job_dir_name
+from kdrun.config.sweeps import job_dir_name
+
+def config_dir() -> str:
+    """``conf/`` of a source checkout, or the copy shipped inside the installed wheel (``kdrun/conf``)."""
+    shipped = resources.files("kdrun") / "conf"
+    if shipped.is_dir() and (shipped / "config.yaml").is_file():
+        return str(shipped)
+    return str(Path(__file__).resolve().parents[2] / "conf")
+
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 
@@ -43,7 +53,7 @@ def register_resolvers() -> None:
     ``${kdrun.data_root:}``: ``paths.data``, the per-user data cache (kdrun/data/cache_dir.py).
     ``${kdrun.recipe_lr:<recipe>,<arch>,<base lr>}``: an architecture's own lr in a training recipe
     (the architecture's ``recipe_lr`` in kdrun/models/catalog.py; trainer=cifar uses it for trainer.lr and teacher.lr).
-    ``${kdrun.job_dir:<task overrides>,<excluded keys>}``: a sweep job's folder name (kdrun/sweeps.py).
+    ``${kdrun.job_dir:<task overrides>,<excluded keys>}``: a sweep job's folder name (kdrun/config/sweeps.py).
     """
     if not OmegaConf.has_resolver("kdrun.name"):
         OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
@@ -101,14 +111,14 @@ def register_configs(presets: bool = True) -> None:
                 cs.store(group=group, name=name, node=model_node(name, group))
         _registered = True
     if presets and not _presets_registered:
-        from kdrun.benchmarks.presets import register_presets  # after the models: presets name them
+        from kdrun.config.presets import register_presets  # after the models: presets name them
 
         register_presets()
         _presets_registered = True
 
 
 def leave_registration_to_the_jobs() -> None:
-    """In a parallel sweep's worker process (kdrun/sweep_workers.py): each job arrives with the sweep's
+    """In a parallel sweep's worker process (kdrun/config/sweep_workers.py): each job arrives with the sweep's
     ConfigStore (Hydra's singleton state), so storing its nodes here would be wasted (~0.7 CPU-s per
     worker). The resolvers are registered (the pair checks resolve ``${kdrun.data_root:}`` before any
     job), and compositions still share the store instead of copying it."""

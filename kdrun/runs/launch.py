@@ -8,7 +8,7 @@
 * ``device.nproc=N``: the Hydra job (one process) spawns N workers on this machine and hands
   them its config, already composed and resolved.
 
-In all three the workers call the same ``fn(cfg, run_dir)`` (``kdrun.pipeline.run``) in the same
+In all three the workers call the same ``fn(cfg, run_dir)`` (``kdrun.runs.pipeline.run``) in the same
 run directory; only rank 0 writes there (see ``kdrun.distributed.state.is_main``).
 """
 
@@ -34,7 +34,7 @@ from kdrun.distributed.packing import GIB, claim_gpu, jobs_per_gpu, release_gpus
 from kdrun.engine.speed import parallel_jobs
 from kdrun.environment import started_by_torchrun
 from kdrun.errors import KdrunError
-from kdrun.sweeps import quote
+from kdrun.config.sweeps import quote
 
 log = logging.getLogger("kdrun")
 
@@ -64,7 +64,7 @@ def launcher_rank() -> int:
 
 
 def backend_for(device_node: DictConfig) -> str:
-    from kdrun.build import resolve_device
+    from kdrun.tasks.build import resolve_device
 
     return device_node.get("backend") or state.default_backend(resolve_device(device_node).type)
 
@@ -116,7 +116,7 @@ def _place_on_gpu(device_node: DictConfig) -> None:
     """A one-process run on CUDA: make its GPU the current device (what ``cuda`` then means)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from kdrun.build import resolve_device
+    from kdrun.tasks.build import resolve_device
 
     if resolve_device(device_node).type != "cuda":
         return

@@ -53,6 +53,22 @@ def is_multirun(args: list[str]) -> bool:
     return any(a in MULTIRUN_FLAGS for a in args)
 
 
+def enumerable(o) -> bool:
+    """A sweep whose values kdrun can list (``a,b,c``, ``choice()``, ``range()``, tagged or not).
+    ``interval()`` and other sweeper syntax are the sweeper's to sample: kdrun checks one value
+    inside them before the sweep (:func:`inside`) and every trial's own value when its job starts."""
+    return o.is_sweep_override() and (o.is_choice_sweep() or o.is_range_sweep())
+
+
+def inside(o) -> str:
+    """A value a sweeper may sample from ``o`` (an interval's middle; geometric for ``tag(log, ...)``),
+    as a value to compose the first job's config with."""
+    sweep = o.value()
+    start, end = sweep.start, sweep.end
+    mid = (start * end) ** 0.5 if "log" in sweep.tags and start > 0 and end > 0 else (start + end) / 2
+    return str(int(round(mid))) if isinstance(start, int) and isinstance(end, int) else repr(float(mid))
+
+
 def _is_hydra_key(key: str) -> bool:
     return key == "hydra" or key.startswith(("hydra.", "hydra/"))
 
@@ -71,7 +87,21 @@ def sweep_arguments(args: list[str], parsed: list) -> list[str]:
         constant = [o.key_or_group for o in task if not o.is_sweep_override()]
         exclude = ["name", *constant] if any(o.is_sweep_override() for o in task) else ["name"]
         extra.append(f"{EXCLUDE_KEY}=[{','.join(quote(k) for k in exclude)}]")
-    return args + extra
+    return args + extra + optuna_arguments(parsed)
+
+
+def optuna_arguments(parsed: list) -> list[str]:
+    """``hydra/sweeper=optuna`` on the command line: maximize (kdrun returns the primary stage's top-1; the
+    plugin minimizes by default) and seed the default TPE sampler, so that running the same command again
+    asks for the same trials, finds their folders and skips the finished ones (as a grid sweep does).
+    What the command sets itself is left alone; conf/hparams_search/ files set both themselves."""
+    keys = {o.key_or_group for o in parsed}
+    if not any(o.key_or_group == "hydra/sweeper" and str(o.value()) == "optuna" for o in parsed):
+        return []
+    extra = [] if "hydra.sweeper.direction" in keys else ["hydra.sweeper.direction=maximize"]
+    if not keys & {"hydra/sweeper/sampler", "hydra.sweeper.sampler.seed", "hydra.sweeper.sampler"}:
+        extra.append("hydra.sweeper.sampler.seed=0")
+    return extra
 
 
 def default_sweep_name(overrides: list) -> str:
@@ -158,7 +188,7 @@ def jobs_at_once(launcher: DictConfig | None, overrides: list) -> int:
     n_jobs = launcher.get("n_jobs") or 1
     if n_jobs < 0:
         n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    jobs = math.prod(len(list(o.sweep_string_iterator())) for o in overrides if o.is_sweep_override())
+    jobs = math.prod(len(list(o.sweep_string_iterator())) for o in overrides if enumerable(o))
     return max(1, min(n_jobs, jobs))
 
 

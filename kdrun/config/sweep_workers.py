@@ -41,6 +41,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from kdrun.errors import KdrunError
+from kdrun.parent_watch import die_with_parent
 
 
 class WorkerCheckFailed(BaseException):
@@ -73,7 +74,7 @@ def prepare_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], 
         return os.getpid(), ""
     try:
         if pair_jobs:
-            from kdrun.preflight import check_pairs_here
+            from kdrun.config.preflight import check_pairs_here
 
             check_pairs_here(pair_jobs[0], pair_jobs)  # the check preflight makes in a sequential command
         if packing is not None:
@@ -89,10 +90,11 @@ def warm_worker(index: int, modules: list[str], pair_jobs: list[DictConfig], pac
                 meeting: str, workers: int) -> tuple[int, str]:
     """What :func:`start_workers` runs in each worker: :func:`prepare_worker`, in a process that from
     now on only runs sweep jobs; then it waits until every worker has taken its task (:func:`meet`)."""
-    from kdrun.config_store import leave_registration_to_the_jobs
+    from kdrun.config.store import leave_registration_to_the_jobs
 
     leave_registration_to_the_jobs()  # before kdrun.cli is imported: it registers on import
     atexit.register(_exit_without_collecting)
+    die_with_parent()  # the sweep's process killed outright: no worker trains on (kdrun/parent_watch.py)
     result = prepare_worker(index, modules, pair_jobs, packing)
     meet(meeting, workers)
     return result

@@ -18,7 +18,7 @@ from kdrun.engine.task import Batch, Frozen, Progress, StepOutput, Task, frozen
 from kdrun.methods.base import LossWeights, Method
 from kdrun.methods.kd import kd_loss
 from kdrun.models.features import Features
-from kdrun.schemes.select import SampleSelection, subset
+from kdrun.tasks.select import SampleSelection, subset
 
 
 class DistillTask(Task):
@@ -41,7 +41,7 @@ class DistillTask(Task):
     of each sample's dominant original (mix folds lam >= 0.5); on transfer inputs there is no index
     and ``y`` is the teacher's prediction, the only label there is.
 
-    With ``select`` (selective distillation, kdrun/schemes/select.py) the distillation terms see only
+    With ``select`` (selective distillation, kdrun/tasks/select.py) the distillation terms see only
     the selected samples of the distillation view, scaled by (selected / batch size); the share selected
     is logged as the ``selected`` entry of the terms. Only logit terms can be selected (checked by the
     scheme context); CE always uses the whole labeled batch.

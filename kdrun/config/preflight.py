@@ -20,12 +20,12 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from kdrun.config_checks import check_config
-from kdrun.config_schema import check_types
+from kdrun.config.checks import check_config
+from kdrun.config.schema import check_types
 from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
-from kdrun.sweeps import check_sweep_dir, config_differences, is_multirun, swept_keys
+from kdrun.config.sweeps import check_sweep_dir, config_differences, enumerable, inside, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
@@ -57,7 +57,7 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
 
     The architecture/method pair checks import torch, so they run last, through ``pair_check``
     (given the composed config and the job configs to check): a parallel sweep hands them to its
-    worker processes (kdrun/sweep_workers.py) so that the sweep's own process never imports torch."""
+    worker processes (kdrun/config/sweep_workers.py) so that the sweep's own process never imports torch."""
     if passes_through(args):
         return None
     multirun = is_multirun(args)
@@ -76,6 +76,7 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
             master = None
             if multirun:
                 pair_jobs += _check_every_swept_value(parsed, first, defaults)
+                _check_sweeper_params(cfg, first, defaults)
                 # a sweep's own config (Hydra's multirun.yaml) is composed without the swept values
                 master = compose_checked([o.input_line for o in parsed if not o.is_sweep_override()])
     finally:
@@ -116,7 +117,7 @@ def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults)
     pairs need checking (a swept teacher, student, method, ...)."""
     pair_jobs = []
     for i, o in enumerate(parsed):
-        if not o.is_sweep_override():
+        if not enumerable(o):  # interval(): the sweeper samples it; each trial's job checks its value
             continue
         for value in list(o.sweep_string_iterator())[1:]:
             overrides = [*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]]
@@ -126,6 +127,24 @@ def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults)
             if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
                 pair_jobs.append(job_cfg)
     return pair_jobs
+
+
+def _check_sweeper_params(cfg: DictConfig, first: list[str], defaults: Defaults) -> None:
+    """A search sweeper's space given in config (``hydra.sweeper.params``, conf/hparams_search/): each key
+    exists and a value inside each range makes a valid job. The values a trial samples are checked when
+    its job starts (kdrun/runs/pipeline.py)."""
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None)
+    if not isinstance(params, DictConfig) or not params:
+        return
+    given = {o.split("=", 1)[0].lstrip("+~") for o in first}
+    lines = [f"{k}={v}" for k, v in params.items() if str(k) not in given]
+    try:
+        space = OverridesParser.create().parse_overrides(lines)
+    except HydraException as e:
+        raise KdrunError(f"hydra.sweeper.params: cannot parse {one_line(e, limit=None, lines=2)}") from None
+    overrides = [*first, *(_first_value(o) for o in space)]
+    job = compose_checked(overrides)
+    check_job(OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]), defaults.of(overrides))
 
 
 def check_job(job_cfg: DictConfig, defaults: DictConfig) -> None:
@@ -175,7 +194,10 @@ def parse_overrides(overrides: list[str]) -> list:
 
 
 def _first_value(o) -> str:
-    """The override with a sweep (a,b,c) replaced by its first value: the config of the first job."""
+    """The override with a sweep (a,b,c) replaced by its first value: the config of the first job
+    (``interval(a,b)``: a value inside it, see kdrun/config/sweeps.py)."""
+    if o.is_sweep_override() and not enumerable(o):
+        return f"{o.get_key_element()}={inside(o)}"
     if o.is_sweep_override():
         values = list(o.sweep_string_iterator())
         return f"{o.get_key_element()}={values[0]}" if values else o.input_line
@@ -191,7 +213,7 @@ def _check_group_choices(parsed: list) -> set[str]:
         if key not in groups or o.is_delete():
             continue
         options = group_options(loader, key)
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+        values = list(o.sweep_string_iterator()) if enumerable(o) else [o.value()]
         for value in values:
             if value is not None and str(value) not in options:
                 raise _unknown_option(key, str(value), options)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from kdrun.engine.task import Batch, Progress, StepOutput, Task
-from kdrun.schemes.distill_task import DistillTask
+from kdrun.tasks.distill import DistillTask
 
 
 def rampup(t: float) -> float:

@@ -13,7 +13,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import kdrun
-from kdrun.build import build_data, measure_settings, resolve_device, transfer_batch_size
+from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
+from kdrun.config.checks import check_config
 from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
@@ -26,10 +27,10 @@ from kdrun.engine.speed import (SpeedSettings, apply_tf32, apply_threads, cpu_co
                                 resolve_amp, resolve_channels_last, threads_for)
 from kdrun.errors import write_error
 from kdrun.logs import console
-from kdrun.report.run_end import finish_run
-from kdrun.report.writer import RunWriter
+from kdrun.runs.end import finish_run
+from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.registry import check_before_data, scheme_from_config
+from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
 
 log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
@@ -93,7 +94,10 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage of the configured scheme in ``run_dir``; resumes whatever is already there."""
-    check_before_data(cfg)  # the CLI's preflight did this already; API callers get it here, still before data
+    # the CLI's preflight did these already; a sweeper's trials (values it sampled from interval()) and
+    # API callers get them here, still before any data work
+    check_config(cfg, STAGE_NAMES)
+    check_before_data(cfg)
     device = local_device(resolve_device(cfg.device))
     if is_main():  # data-parallel: rank 0 writes, the others compute
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 
 from kdrun.models.catalog import ARCHS
+from kdrun.config.sweeps import enumerable
 
 BENCHMARK = ("dataset=cifar100", "trainer=cifar")
 
@@ -24,7 +25,7 @@ def _choices(parsed: list, group: str) -> list[str] | None:
     """The values the command gives config group ``group`` (a sweep's too), or None if it gives none."""
     for o in parsed:
         if o.key_or_group == group and not o.is_delete():
-            return [str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override() else [str(o.value())]
+            return [str(v) for v in o.sweep_string_iterator()] if enumerable(o) else [str(o.value())]
     return None
 
 

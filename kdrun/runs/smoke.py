@@ -83,15 +83,14 @@ def smoke_overrides(preset: str, data_root: str | Path, outputs: str | Path) -> 
 
 def compose_run_config(overrides: list[str]) -> DictConfig:
     """The job config ``kdrun <overrides>`` would run, checked as the CLI checks it."""
-    from kdrun.cli import CONFIG_DIR
-    from kdrun.config_checks import check_config
-    from kdrun.config_store import register_configs
+    from kdrun.config.checks import check_config
+    from kdrun.config.store import config_dir, register_configs
     from kdrun.schemes.registry import STAGE_NAMES
 
     register_configs()  # the generated options, the experiment= presets included
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="kdrun"):
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3", job_name="kdrun"):
             cfg = compose(config_name="config", overrides=overrides)
     finally:
         GlobalHydra.instance().clear()
@@ -101,7 +100,7 @@ def compose_run_config(overrides: list[str]) -> DictConfig:
 
 def smoke_run(preset: str, data_root: str | Path, outputs: str | Path) -> dict[str, Any]:
     """Run ``preset`` in smoke mode in this process; returns its results (raises on any failure)."""
-    from kdrun.pipeline import run
+    from kdrun.runs.pipeline import run
 
     cfg = compose_run_config(smoke_overrides(preset, data_root, outputs))
     run_dir = Path(outputs) / "runs" / preset.replace("/", "__")

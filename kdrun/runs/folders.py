@@ -5,11 +5,12 @@ the one and deleted the other. Now a run writes only entries its folder's manife
 (kdrun/owned_files.py): :func:`check_run_folder` runs before Hydra writes anything and refuses, in one
 line, a folder holding any entry a run writes that kdrun did not make; the folder's other entries are
 left alone. :func:`claim_run_folder` records the claim once the run holds the folder's lock. Sweep
-folders work the same way (:func:`check_sweep_folder`, :func:`claim_sweep_folder`).
+folders are checked the same way (:func:`check_sweep_folder`); the sweep's own process claims its folder as
+the sweep starts (kdrun/report/sweep_callback.py).
 
 Folders written before kdrun kept manifests are claimed as they are when they are recognizably the
 same run or sweep: a run folder whose ``.hydra/config.yaml`` preflight found equal to this run's, a
-sweep folder whose ``multirun.yaml`` matched (kdrun/sweeps.py's check), a job folder inside a sweep
+sweep folder whose ``multirun.yaml`` matched (kdrun/config/sweeps.py's check), a job folder inside a sweep
 folder that kdrun claimed.
 """
 
@@ -45,12 +46,8 @@ def claim_run_folder(run_dir: Path, hydra: Any, sweep_job: bool) -> None:
 def check_sweep_folder(sweep_dir: Path) -> None:
     """Before the sweep starts: one line if ``sweep_dir`` holds an entry a sweep writes that kdrun did not make."""
     if claimed(sweep_dir) is None and (sweep_dir / SWEEP_CONFIG).is_file():
-        return  # a sweep written before manifests, whose config kdrun/sweeps.py found the same: kdrun's
+        return  # a sweep written before manifests, whose config kdrun/config/sweeps.py found the same: kdrun's
     check_unclaimed(sweep_dir, SWEEP_ENTRIES, f"hydra.sweep.dir={sweep_dir}", SWEEP_ADVICE)
-
-
-def claim_sweep_folder(sweep_dir: Path) -> None:
-    claim(sweep_dir, SWEEP_ENTRIES, "sweep")
 
 
 def _same_run_before_manifests(run_dir: Path, hydra: Any) -> bool:

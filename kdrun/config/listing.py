@@ -66,7 +66,7 @@ def model_rows() -> list[tuple[str, str, str, str]]:
 
 
 def preset_rows() -> list[tuple[str, str]]:
-    from kdrun.benchmarks.presets import all_presets
+    from kdrun.config.presets import all_presets
     from kdrun.benchmarks.published import load_table
 
     rows = []

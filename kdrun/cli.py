@@ -39,6 +39,7 @@ from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_argument
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
 _new_parents: list[Path] = []  # the folders above it that do not exist yet
+_run_folder_checked = False  # set by main(): the single run's folder was checked before Hydra wrote into it
 # What a sweep's jobs import before their first step: its worker processes import them while they
 # start, all at once, while this process composes the sweep (kdrun/config/sweep_workers.py)
 WORKER_MODULES = ("kdrun.cli", "kdrun.runs.pipeline")
@@ -82,7 +83,7 @@ def hydra_app(cfg: DictConfig) -> float | None:
         try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
             if is_main() and launcher_rank() == 0:  # the group may not exist yet: ask the launcher
                 held.enter_context(run_dir_lock(run_dir))
-                claim_run_folder(run_dir, hc, sweep_job=multirun)  # what kdrun may replace or delete in it
+                claim_run_folder(run_dir, hc, checked=_run_folder_checked and not multirun)  # what kdrun may touch
         except KdrunError as e:  # the folder is another process's, or holds another's files: leave it alone
             fail(str(e))
             if multirun:
@@ -205,6 +206,8 @@ def main() -> None:
     # A log file on a full or read-only disk: no "--- Logging error ---" traceback per record (the
     # library's advice for production); the write that matters fails in one line of its own.
     logging.raiseExceptions = False
+    global _run_folder_checked
+    _run_folder_checked = False
     stop_on_sigterm()  # kill, timeout, a scheduler's end of job: stop as on Ctrl-C (kdrun/interrupts.py)
     args = sys.argv[1:]
     register_configs(presets=presets_needed(args))
@@ -272,10 +275,12 @@ def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> No
 
 def check_output_folder(args: list[str], cfg: DictConfig) -> None:
     """The run or sweep folder holds nothing of another's where kdrun would write (kdrun/runs/folders.py)."""
+    global _run_folder_checked
     if is_multirun(args):
         check_sweep_folder(Path(str(cfg.hydra.sweep.dir)))
     else:
         check_run_folder(Path(str(cfg.hydra.run.dir)), cfg.hydra)
+        _run_folder_checked = True
 
 
 def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:

@@ -69,13 +69,23 @@ def check_unclaimed(folder: str | os.PathLike, entries: Iterable[str], where: st
 def claim(folder: str | os.PathLike, entries: Iterable[str], kind: str) -> None:
     """Record ``entries`` as kdrun's in ``folder`` (created if needed), beside what it claimed before."""
     folder = Path(folder)
-    before = claimed(folder) or set()
+    before = claimed(folder)
     wanted = set(entries)
-    if wanted <= before and (folder / MANIFEST).is_file():
+    if before is not None and wanted <= before:
         return
-    record = {"format": FORMAT, "kind": kind, "entries": sorted(before | wanted),
+    record = {"format": FORMAT, "kind": _kind(folder) or kind, "entries": sorted((before or set()) | wanted),
               "note": "files and folders here that kdrun made and may replace or delete; it touches no others"}
     write_json_atomic(folder / MANIFEST, record, "kdrun's record of its files")
+
+
+def _kind(folder: Path) -> str | None:
+    """What the folder is to kdrun (run, sweep, report) as its manifest first said; a run folder stays one when
+    kdrun-report writes into it."""
+    try:
+        data = json.loads((folder / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data.get("kind") if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
 
 
 def _shown(folder: Path, entry: str) -> str:

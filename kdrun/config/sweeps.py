@@ -162,7 +162,7 @@ def _swept_text(o) -> tuple[str, bool]:
     try:
         values = [_value_text(v) for v in o.sweep_string_iterator()]
     except Exception:  # noqa: BLE001 - interval() and other sweeper syntax: not a list of values
-        return _value_text(o.get_value_element_as_str())
+        return _value_text(o.input_line.split("=", 1)[1])
     return ",".join(v for v, _ in values), all(whole for _, whole in values)
 
 

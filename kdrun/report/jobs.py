@@ -25,8 +25,8 @@ from omegaconf import OmegaConf
 
 from kdrun.errors import KdrunError
 from kdrun.io import one_line
-from kdrun.owned_files import MANIFEST, claimed
-from kdrun.report.files import RESULTS_FILE, SWEEP_CONFIG
+from kdrun.owned_files import claimed
+from kdrun.report.files import RESULTS_FILE
 from kdrun.report.run_files import InvalidRunFile, Metrics, read_metrics, read_results
 
 COMPLETED, FAILED, UNFINISHED, INVALID = "completed", "failed", "unfinished", "invalid"
@@ -87,8 +87,7 @@ def reference_stage(results: dict[str, Any]) -> str:
 
 
 def is_run_dir(path: Path) -> bool:
-    return ((path / RESULTS_FILE).exists() or (path / ".hydra" / "config.yaml").exists()
-            or (path / MANIFEST).is_file() and not (path / SWEEP_CONFIG).exists())
+    return (path / RESULTS_FILE).exists() or (path / ".hydra" / "config.yaml").exists()
 
 
 @dataclass

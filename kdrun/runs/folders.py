@@ -34,12 +34,12 @@ def check_run_folder(run_dir: Path, hydra: Any) -> None:
     check_unclaimed(run_dir, run_entries(hydra), f"hydra.run.dir={run_dir}", RUN_ADVICE)
 
 
-def claim_run_folder(run_dir: Path, hydra: Any, sweep_job: bool) -> None:
-    """Record the run's entries as kdrun's (the process holds the folder's lock). A sweep's job folder
-    was not checked before Hydra made it: unless it lies in a sweep folder kdrun claimed, its entries
-    besides Hydra's own are checked here."""
-    if sweep_job and not _in_claimed_sweep(run_dir) and claimed(run_dir) is None:
-        check_unclaimed(run_dir, KDRUN_RUN_ENTRIES, f"the sweep job folder {run_dir}", SWEEP_ADVICE)
+def claim_run_folder(run_dir: Path, hydra: Any, checked: bool) -> None:
+    """Record the run's entries as kdrun's (the process holds the folder's lock). A folder that was not
+    ``checked`` before Hydra wrote into it (a sweep's job folder; a run that skipped kdrun's checks) is
+    checked here for the entries besides Hydra's own, unless it lies in a sweep folder kdrun claimed."""
+    if not checked and not _in_claimed_sweep(run_dir):
+        check_unclaimed(run_dir, KDRUN_RUN_ENTRIES, f"the run folder {run_dir}", RUN_ADVICE)
     claim(run_dir, run_entries(hydra), "run")
 
 

@@ -23,23 +23,26 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
-import kdrun
 from kdrun.config.headline import apply_benchmark_default
+from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.config.store import config_dir, presets_needed, register_configs
+from kdrun.config.sweep_workers import WorkerCheckFailed, start_workers
+from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 from kdrun.environment import PARALLEL_JOBS_ENV, SWEEP_PID_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.interrupts import exit_status, how, stop_on_sigterm
 from kdrun.parent_watch import die_with_parent
-from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.runs.folders import check_run_folder, check_sweep_folder, claim_run_folder
 from kdrun.runs.lock import reserve_run_dir, run_dir_lock
-from kdrun.config.sweep_workers import WorkerCheckFailed, start_workers
-from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
+from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
 _new_parents: list[Path] = []  # the folders above it that do not exist yet
 _run_folder_checked = False  # set by main(): the single run's folder was checked before Hydra wrote into it
+_last_error: str | None = None  # the one line fail() printed last (call() raises it)
+_last_run_dir: Path | None = None  # the run folder the last hydra_app used (call() returns it)
+_last_exception: BaseException | None = None  # an unexpected error of the last run (call() re-raises it)
 # What a sweep's jobs import before their first step: its worker processes import them while they
 # start, all at once, while this process composes the sweep (kdrun/config/sweep_workers.py)
 WORKER_MODULES = ("kdrun.cli", "kdrun.runs.pipeline")
@@ -53,6 +56,8 @@ register_configs(presets=False)  # the presets are added by main() and checked_a
 
 
 def fail(message: str) -> None:
+    global _last_error
+    _last_error = message
     try:
         print(f"kdrun: error: {message}", file=sys.stderr)
     except OSError:  # a terminal that hung up (SIGHUP): the line cannot be shown; kdrun.log has what matters
@@ -73,8 +78,9 @@ def hydra_app(cfg: DictConfig) -> float | None:
     from kdrun.runs.launch import launcher_rank
     from kdrun.distributed.state import is_main
 
+    global _last_run_dir
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
+    run_dir = _last_run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     if multirun and os.environ.get(SWEEP_PID_ENV) == str(os.getppid()):  # a parallel sweep's worker process
         stop_on_sigterm()  # a worker's main thread runs the job: stop it as the sweep's own process stops
@@ -93,6 +99,7 @@ def hydra_app(cfg: DictConfig) -> float | None:
 
 
 def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
+    global _last_exception
     from kdrun.distributed.state import is_main
     from kdrun.runs.launch import run_data_parallel
     from kdrun.runs.pipeline import run
@@ -138,6 +145,7 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
                 return None
             sys.exit(1)
         except Exception as e:
+            _last_exception = e
             mark_failed(run_dir, f"{type(e).__name__}: {e}")
             if not multirun:
                 raise
@@ -212,7 +220,7 @@ def main() -> None:
     args = sys.argv[1:]
     register_configs(presets=presets_needed(args))
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
-        print(f"kdrun {kdrun.__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
+        print(f"kdrun {__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
         return
     if args and args[0].split("=")[0] == "--list":
         _print_listing(args)
@@ -246,6 +254,32 @@ def main() -> None:
     except KeyboardInterrupt as e:  # a job catches its own (_run_job): this is a parallel sweep's own process
         _stop_interrupted_sweep(cfg, e)
     _exit_if_jobs_failed()
+
+
+def call(args: list[str]) -> Path:
+    """``kdrun <args>`` from Python (kdrun.run): exactly main()'s path in this process; returns the run folder.
+    What main() would print as its one error line and exit with is raised as a KdrunError with that line
+    (an interrupt as KeyboardInterrupt)."""
+    global _new_run_dir, _last_error, _last_run_dir, _last_exception
+    _new_run_dir, _last_error, _last_run_dir, _last_exception = None, None, None, None
+    _new_parents.clear()
+    argv = sys.argv
+    sys.argv = [argv[0] if argv else "kdrun", *args]
+    try:
+        main()
+    except SystemExit as e:
+        if _last_exception is not None:  # Hydra printed it and exited 1: Python callers get the exception
+            raise _last_exception from None
+        if e.code not in (0, None):
+            message = _last_error or f"kdrun {' '.join(args)} exited with status {e.code}"
+            if e.code in (130, 143):
+                raise KeyboardInterrupt(message) from None
+            raise KdrunError(message) from None
+    finally:
+        sys.argv = argv
+    if _last_run_dir is None:
+        raise KdrunError(f"kdrun {' '.join(args)} ran nothing (a flag that only prints?)")
+    return _last_run_dir
 
 
 def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> None:

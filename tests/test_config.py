@@ -1,5 +1,6 @@
 """Every option of every config group composes (the real configs, through Hydra's compose API)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,12 @@ def test_type_defaults_are_composed_once_per_set_of_options(monkeypatch):
         assert preflight.Defaults({"method", "teacher"}, only_options, job).of(only_options) is job
     GlobalHydra.instance().clear()
     assert composed == [first, ["method=kd"], ["method=rkd"], only_options]
+
+
+@pytest.mark.parametrize("group", ["scheme", "device"])
+def test_defaults_list_comment_names_every_option(group):
+    """conf/config.yaml's comment on a group with a short list of options names all of them."""
+    line = next(x for x in (CONF / "config.yaml").read_text().splitlines() if x.strip().startswith(f"- {group}:"))
+    named = set(re.findall(r"\w+", line.split("#", 1)[1]))
+    options = {p.stem for p in (CONF / group).glob("*.yaml")}
+    assert options <= named, f"conf/config.yaml's {group} comment misses {sorted(options - named)}"

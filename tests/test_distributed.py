@@ -194,7 +194,7 @@ def _compare(one: Path, other: Path) -> None:
         for key in x:
             if key.endswith("top1"):
                 assert abs(x[key] - y[key]) <= TOP1_ATOL, (x["stage"], key, x[key], y[key])
-            elif key.startswith(("train_", "val_loss")):
+            elif key.startswith(("train_", "test_loss")):
                 assert math.isclose(x[key], y[key], rel_tol=LOSS_RTOL, abs_tol=1e-6), (x["stage"], key)
     bank_a, bank_b = (torch.load(d / "checkpoints" / "distilled" / "last.pt", weights_only=True)["task"]
                       for d in (one, other))

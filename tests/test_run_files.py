@@ -130,7 +130,7 @@ BAD_LINES = [b"42", b'{"foo": 1}', b'{"stage": "teacher", "epoch": 1, "val_top1"
 
 
 def test_bad_metrics_lines_are_skipped_counted_and_kept(tmp_path):
-    good = [json.dumps({"stage": "teacher", "epoch": e, "val_top1": 50.0 + e, "val_loss": 1.0, "lr": 0.1}).encode()
+    good = [json.dumps({"stage": "teacher", "epoch": e, "test_top1": 50.0 + e, "test_loss": 1.0, "lr": 0.1}).encode()
             for e in (1, 2)]
     (tmp_path / "metrics.jsonl").write_bytes(b"\n".join([BAD_LINES[0], good[0], *BAD_LINES[1:4], good[1],
                                                          BAD_LINES[4]]) + b"\n")

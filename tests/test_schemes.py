@@ -238,7 +238,7 @@ def test_born_again_cli(workdir, monkeypatch):
     assert results["stages"]["self_distilled"]["teacher_stage"] == "generation2"
     assert results["stages"]["born_again_ensemble"]["members"] == 3
     assert {r["stage"] for r in read_metrics(run)} >= {"generation2", "self_distilled", "born_again_ensemble"}
-    assert {"born_again_ensemble/top1/val", "self_distilled/top1/val"} <= tb_tags(run)
+    assert {"born_again_ensemble/top1/test", "self_distilled/top1/test"} <= tb_tags(run)
 
 
 @pytest.mark.slow
@@ -247,12 +247,12 @@ def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir, monkeypatc
     run = workdir / "outputs/run"
     assert table_stages(run) == ["baseline", "dml/peer1", "dml/peer2"]
     epoch = [r for r in read_metrics(run) if r["stage"] == "dml"][-1]
-    assert {"val_top1/peer1", "val_top1/peer2", "train_kl_peer1", "train_kl_peer2"} <= set(epoch)
-    assert {"dml/top1/val_peer1", "dml/top1/val_peer2"} <= tb_tags(run)
+    assert {"test_top1/peer1", "test_top1/peer2", "train_kl_peer1", "train_kl_peer2"} <= set(epoch)
+    assert {"dml/top1/test_peer1", "dml/top1/test_peer2"} <= tb_tags(run)
     results = read_results(run)
     peers = results["stages"]["dml"]["models"]
     assert results["primary_stage"] == "dml"
-    assert peers["peer2"]["last_top1"] == epoch["val_top1/peer2"]
+    assert peers["peer2"]["last_top1"] == epoch["test_top1/peer2"] == peers["peer2"]["test_top1"]
     # every peer moved away from its initialization (seed + i)
     cfg = compose_config([*FAST, "scheme=dml"])
     ctx = SchemeContext(cfg, build_data(cfg))

@@ -26,6 +26,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     if not 0 <= cfg.seed < 2**63:
         raise KdrunError(f"seed={cfg.seed} must be an integer from 0 to 2^63-1")
     _check_distill(cfg.distill)
+    _check_split(cfg.dataset)
     _check_select(cfg)
     for key in ("teacher", "student"):
         arch_info(cfg[key].arch, f"{key}.arch")
@@ -49,10 +50,18 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     _check_data_parallel(cfg.device, cfg.trainer.batch_size)
 
 
+def _check_split(dataset: DictConfig) -> None:
+    fraction, seed = dataset.get("val_split") or 0, dataset.get("val_seed") or 0
+    if not 0 <= fraction < 1:
+        raise KdrunError(f"dataset.val_split={fraction} must be a fraction in [0, 1) of the training set to hold out "
+                         "for validation (e.g. 0.1), or 0 for none")
+    if not isinstance(seed, int) or seed < 0:
+        raise KdrunError(f"dataset.val_seed={seed} must be a non-negative integer")
+
+
 def _check_teacher(cfg: DictConfig) -> None:
-    lr = cfg.teacher.get("lr")
-    if lr is not None and lr <= 0:
-        raise KdrunError(f"teacher.lr={lr} must be > 0, or null to train the teacher with trainer.lr")
+    _check_own_lr("teacher.lr", cfg.teacher.get("lr"), "train the teacher")
+    _check_own_lr("method.init_lr", cfg.method.get("init_lr"), "run the method's init stage")
     teachers_dir = cfg.get("teachers_dir")
     if not teachers_dir or cfg.teacher.get("checkpoint") or not {"teacher", "distilled"} & set(cfg.stages):
         return
@@ -104,6 +113,13 @@ def _check_distill_data(d: DictConfig) -> None:
         raise choice_error("distill.teacher_outputs", d.teacher_outputs, TEACHER_OUTPUT_MODES)
     if d.get("teacher_outputs_precision", "fp32") not in TEACHER_OUTPUT_PRECISIONS:
         raise choice_error("distill.teacher_outputs_precision", d.teacher_outputs_precision, TEACHER_OUTPUT_PRECISIONS)
+
+
+def _check_own_lr(key: str, lr: float | None, what: str) -> None:
+    """A learning rate that may be null (then trainer.lr is used); 0 would train nothing, so it is refused
+    rather than replaced."""
+    if lr is not None and lr <= 0:
+        raise KdrunError(f"{key}={lr} must be > 0, or null to {what} with trainer.lr")
 
 
 def _check_trainer(t: DictConfig) -> None:

@@ -26,6 +26,7 @@ class DataInfo:
     num_classes: int
     num_train: int
     num_test: int
+    num_val: int = 0  # samples held out of the training set (dataset.val_split, kdrun/data/holdout.py)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class DataBundle:
     train_transform: Callable[[Any], torch.Tensor] | None = None
     transfer: Dataset | None = None
     fingerprint: str | None = None
+    val: Dataset | None = None  # held out of the training set (dataset.val_split); None: the test set chooses
 
 
 class TensorData(Dataset):
@@ -89,6 +91,12 @@ class TensorData(Dataset):
 
         part = copy.copy(self)
         part.x, part.y = self.x[index], self.y[index]
+        return part
+
+    def evaluation_view(self, index: list[int] | torch.Tensor) -> "TensorData":
+        """The samples ``index`` as an evaluation set reads them: no augmentation."""
+        part = self.subset(index)
+        part.augmented = False
         return part
 
 

@@ -7,8 +7,8 @@ Every reader (a sweep re-run deciding what to skip, resume, kdrun-report, the sw
 * results.json: a JSON object with a known ``status`` and a ``stages`` object whose records hold
   numbers where numbers belong; anything else raises :class:`InvalidRunFile`, one line naming the
   file and the first problem. Keys this module does not know pass through (newer writers add some).
-* metrics.jsonl: one JSON object per line, each an epoch's record (``stage``, ``epoch``, ``val_top1``,
-  ``val_loss``, ``lr``, numbers where numbers belong). A line that is not (a line torn by a kill,
+* metrics.jsonl: one JSON object per line, each an epoch's record (``stage``, ``epoch``, ``lr``, the top-1
+  of the set it was evaluated on, ``test_top1`` or ``val_top1``, numbers where numbers belong). A line that is not (a line torn by a kill,
   ``42``, ``{"foo": 1}``, bytes that are not UTF-8) is skipped and counted; it never hides the good
   lines around it, and a rewrite (resume) keeps it as it was.
 
@@ -31,12 +31,14 @@ from kdrun.report.files import METRICS_FILE, RESULTS_FILE
 STATUSES = ("running", "completed", "failed", "interrupted")
 # A stage record's fields that readers use, by type (a field may be absent, or null where noted).
 STAGE_NUMBERS = ("last_top1", "best_top1")  # required: every finished stage has them
-STAGE_OPTIONAL_NUMBERS = ("best_epoch", "epochs", "params", "size_bytes", "wall_time", "artifact_bytes",
+STAGE_OPTIONAL_NUMBERS = ("test_top1", "best_epoch", "epochs", "params", "size_bytes", "wall_time", "artifact_bytes",
                           "compressed_bytes", "sparsity", "trained_top1", "val_loss", "generation")
 STAGE_TEXTS = ("role", "arch", "method", "precision", "source", "checkpoint", "note", "artifact", "int8_runtime")
 STAGE_OBJECTS = ("latency", "teacher_outputs", "models")
 TOP_TEXTS = ("error", "primary_stage", "reference_stage", "dataset", "method", "scheme", "device")
-METRIC_NUMBERS = ("val_top1", "val_loss", "lr")  # required in every epoch's record
+TOP_OBJECTS = ("evaluation", "objective", "distill", "versions", "speed")
+METRIC_TOP1 = ("test_top1", "val_top1")  # every epoch's record has one: the set it was evaluated on
+METRIC_PREFIXES = ("train_", "val_", "test_")  # numbers wherever they appear
 
 
 class InvalidRunFile(KdrunError):
@@ -77,6 +79,9 @@ def results_problem(results: Any) -> str | None:
     for key in TOP_TEXTS:
         if results.get(key) is not None and not isinstance(results[key], str):
             return f"{key} is {_shown(results[key])}, expected text"
+    for key in TOP_OBJECTS:
+        if results.get(key) is not None and not isinstance(results[key], dict):
+            return f"{key} is {_shown(results[key])}, expected an object"
     if "seed" in results and not (results["seed"] is None or _is_int(results["seed"])):
         return f"seed is {_shown(results['seed'])}, expected a whole number"
     for name, record in stages.items():
@@ -163,11 +168,12 @@ def metrics_problem(record: Any) -> str | None:
         return f"stage is {_shown(record.get('stage'))}, expected a stage name"
     if not _is_int(record.get("epoch")) or record["epoch"] < 0:
         return f"epoch is {_shown(record.get('epoch'))}, expected a whole number >= 0"
-    for key in METRIC_NUMBERS:
-        if not _is_number(record.get(key)):
-            return f"{key} is {_shown(record.get(key))}, expected a number"
+    if not _is_number(record.get("lr")):
+        return f"lr is {_shown(record.get('lr'))}, expected a number"
+    if not any(key in record for key in METRIC_TOP1):
+        return f"no {' or '.join(METRIC_TOP1)}: not an evaluated epoch"
     for key, value in record.items():
-        if key.startswith(("train_", "val_")) and not _is_number(value):
+        if key.startswith(METRIC_PREFIXES) and not _is_number(value):
             return f"{key} is {_shown(value)}, expected a number"
     return None
 

@@ -14,13 +14,15 @@ from omegaconf import OmegaConf
 
 from kdrun.report.aggregate import Stat, Summary
 from kdrun.report.files import OPTUNA_RESULTS, SWEEP_CONFIG
+from kdrun.report.jobs import objective_record
 
 
 
 def objective(results: dict[str, Any]) -> float | None:
-    """What a sweeper optimizes: the last top-1 of the row the run's scheme is about (its primary stage)."""
-    primary = results.get("primary_stage") or "distilled"  # runs written before schemes declared it
-    value = results.get("stages", {}).get(primary, {}).get("last_top1")
+    """What a sweeper optimizes, from the row the run's scheme is about (its primary stage): its best validation
+    top-1 with a validation split (dataset.val_split), else its last-epoch test top-1 (kdrun/report/jobs.py's
+    :func:`objective_record`, which results.json records as ``objective`` with the stage, key and set)."""
+    value = (results.get("objective") or objective_record(results)).get("value")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 

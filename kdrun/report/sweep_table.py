@@ -24,10 +24,15 @@ def headers(summary: Summary) -> list[str]:
     cols += [*summary.keys, "runs"]
     cols += [f"{stage} top-1" for stage in summary.stages]
     if summary.primary:
-        cols.append(f"{summary.primary} best")
+        cols.append(best_header(summary))
         if _with_delta(summary):
             cols.append(f"Δ vs {summary.reference}")
     return cols + ["status"]
+
+
+def best_header(summary: Summary) -> str:
+    """The primary stage's best epoch: on the validation split (what a sweep optimizes) or the test set."""
+    return f"{summary.primary} val top-1" if summary.per_epoch == "val" else f"{summary.primary} best"
 
 
 def _with_delta(summary: Summary) -> bool:
@@ -35,7 +40,7 @@ def _with_delta(summary: Summary) -> bool:
 
 
 def text_rows(summary: Summary) -> list[list[str]]:
-    """Cells as shown: last-epoch top-1 per stage, mean ± std over seeds (std when 2+ seeds)."""
+    """Cells as shown: test top-1 per stage (the kept epoch's), mean ± std over seeds (std when 2+ seeds)."""
     with_delta = _with_delta(summary)
     rows = []
     for i, g in enumerate(summary.groups, 1):
@@ -86,7 +91,7 @@ def csv_sweep_table(summary: Summary) -> str:
             _put(rec, f"{stage}_top1", g.stages.get(stage, Stat(None, None, 0)))
             rec[f"{stage}_params"] = g.params.get(stage)
         if summary.primary:
-            _put(rec, f"{summary.primary}_best_top1", g.best)
+            _put(rec, f"{summary.primary}_{'val' if summary.per_epoch == 'val' else 'best'}_top1", g.best)
             _put(rec, "delta_vs_baseline", g.delta)
         if summary.ranked:
             _put(rec, "objective", g.objective)

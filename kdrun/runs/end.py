@@ -13,7 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from kdrun.report.jobs import primary_stage, reference_stage
+from kdrun.report.files import RESULTS_FILE
+from kdrun.report.jobs import primary_stage, reference_stage, reported_top1
 from kdrun.report.hparams import final_metrics, run_hparams
 from kdrun.report.table import rich_table, table_rows, table_title, write_tables
 from kdrun.runs.writer import RunWriter
@@ -28,7 +29,7 @@ def finish_run(cfg: DictConfig, run_dir: Path, results: dict[str, Any], writer: 
     writer.write_hparams(run_hparams(cfg, results, run_dir), final_metrics(results))
     rows = table_rows(results)
     table_md = write_tables(rows, run_dir)
-    log.info("results: %s", run_dir / "results.json")
+    log.info("results: %s", run_dir / RESULTS_FILE)
     if _in_sweep():
         log.info("%s", job_summary(_swept_values(), results, table_md))
         return
@@ -45,10 +46,10 @@ def job_summary(swept: str, results: dict[str, Any], table_md: Path) -> str:
     stages = {k: v for k, v in results.get("stages", {}).items() if v.get("in_table", True)}
     primary, reference = primary_stage(list(stages), results.get("primary_stage")), reference_stage(results)
     parts = [f"job {swept or '(no swept values)'}:"]
-    top1 = stages.get(primary, {}).get("last_top1") if primary else None
+    top1 = reported_top1(stages.get(primary, {})) if primary else None
     if top1 is not None:
-        parts.append(f"{primary} top-1 {top1:.2f}%")
-        base = stages.get(reference, {}).get("last_top1")
+        parts.append(f"{primary} test top-1 {top1:.2f}%")
+        base = reported_top1(stages.get(reference, {}))
         if base is not None and primary != reference:
             parts.append(f"(Δ {top1 - base:+.2f} vs {reference})")
     parts.append(f"table: {table_md}")

@@ -12,9 +12,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import kdrun
-from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.config.checks import check_config
+from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
@@ -27,10 +26,12 @@ from kdrun.engine.speed import (SpeedSettings, apply_tf32, apply_threads, cpu_co
                                 resolve_amp, resolve_channels_last, threads_for)
 from kdrun.errors import write_error
 from kdrun.logs import console
+from kdrun.report.jobs import objective_record
 from kdrun.runs.end import finish_run
 from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
+from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
@@ -39,7 +40,7 @@ RANK_SEED_STRIDE = 1_000_003
 def library_versions() -> dict[str, str]:
     import hydra
 
-    return {"kdrun": kdrun.__version__, "torch": torch.__version__, "hydra": hydra.__version__,
+    return {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
             "python": platform.python_version()}
 
 
@@ -75,8 +76,8 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
 
     eval_batch = max(t.batch_size, 256)
 
-    def test_loader(shard: int, shards: int):
-        return make_loader(eval_shard(data.test, eval_batch, t.max_eval_batches, shard, shards),
+    def test_loader(shard: int, shards: int, dataset=data.test):
+        return make_loader(eval_shard(dataset, eval_batch, t.max_eval_batches, shard, shards),
                            batch_size=eval_batch, shuffle=False, seed_for_epoch=cfg.seed,
                            num_workers=t.num_workers, device=device, batched=batched)
 
@@ -87,6 +88,7 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
                      train_loader=train_loader,
                      test_loader=test_loader(rank(), world_size()),
                      whole_test_loader=test_loader(0, 1) if world_size() > 1 and is_main() else None,
+                     val_loader=None if data.val is None else test_loader(rank(), world_size(), data.val),
                      checkpoint_dir=run_dir / "checkpoints", sink=writer,
                      reporter=ProgressReporter(console(), rich=None if is_main() else False), seed=seed,
                      meta={"num_classes": data.info.num_classes, "dataset": data.info.name})
@@ -121,7 +123,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(),
                "speed": speed.record(), "primary_stage": scheme.primary, "reference_stage": scheme.reference,
-               "stages": {}}
+               "evaluation": evaluation_record(cfg, data.info), "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
     done, planned = 0, len(scheme.wanted(cfg))
@@ -136,11 +138,25 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             results["speed"]["compiled"] = dict(env.compiled)  # per stage: true, or why it fell back to eager
         writer.write_results(results)
     results["status"] = "completed"
+    results["objective"] = objective_record(results)  # what -m sweeps and Optuna optimize (cli.sweep_value)
     writer.write_results(results)
     if is_main():
         finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, tables, plots, pointers to the report
     writer.close()
     return results
+
+
+def evaluation_record(cfg: DictConfig, info) -> dict[str, Any]:
+    """Which set each top-1 in results.json comes from, and what chose the kept epoch."""
+    sizes = {"num_train": info.num_train, "num_val": info.num_val, "num_test": info.num_test}
+    if not info.num_val:
+        return {"per_epoch": "test", "best_top1": "test set, best epoch", "last_top1": "test set, last epoch",
+                "test_top1": "test set, last epoch (the model kept)", "selection": "none: the last epoch is kept "
+                "(the published tables' protocol; best_top1 is chosen on the test set)", "val_split": 0.0, **sizes}
+    return {"per_epoch": "val", "best_top1": "validation split, best epoch", "last_top1": "validation split, last "
+            "epoch", "test_top1": "test set, once, the model of the best validation epoch (the model kept)",
+            "selection": "best validation top-1", "val_split": float(cfg.dataset.val_split),
+            "val_seed": int(cfg.dataset.get("val_seed") or 0), **sizes}
 
 
 def _dataset_choice(cfg: DictConfig) -> str:

@@ -23,7 +23,7 @@ log = logging.getLogger("kdrun")
 class RunWriter:
     """Per-epoch metrics to ``metrics.jsonl`` and to one TensorBoard writer per run (``tb/``).
 
-    One writer per run (tags ``<stage>/top1/val``, ...), so ``tensorboard --logdir <sweep dir>``
+    One writer per run (tags ``<stage>/top1/test``, or ``/val`` with a validation split, ...), so ``tensorboard --logdir <sweep dir>``
     lists one run per sweep job and draws the jobs' curves of a stage in one chart; the run's
     hyperparameters and final metrics go into the same event file (:meth:`write_hparams`).
 
@@ -137,7 +137,8 @@ NOT_LOSSES = ("train_selected",)
 
 
 def _add_epoch_scalars(tb: Any, stage: str, epoch: int, metrics: dict[str, Any]) -> None:
-    """One epoch's record as scalars: ``<stage>/loss/<term>``, ``<stage>/top1/{train,val}``, ..."""
+    """One epoch's record as scalars: ``<stage>/loss/<term>``, ``<stage>/top1/{train,val,test}``, ... (each
+    evaluated set under its own name)."""
     for key, value in metrics.items():
         if key in NOT_LOSSES:
             tb.add_scalar(f"{stage}/{key[len('train_'):]}", value, epoch)
@@ -145,9 +146,12 @@ def _add_epoch_scalars(tb: Any, stage: str, epoch: int, metrics: dict[str, Any])
             tb.add_scalar(f"{stage}/loss/{key[len('train_'):]}", value, epoch)
     if "train_top1" in metrics:  # a deployed model's record (int8) is evaluated, not trained
         tb.add_scalar(f"{stage}/top1/train", metrics["train_top1"], epoch)
-    tb.add_scalar(f"{stage}/top1/val", metrics["val_top1"], epoch)
-    for key, value in metrics.items():
-        if key.startswith("val_top1/"):  # each model of a task that trains several (mutual learning)
-            tb.add_scalar(f"{stage}/top1/val_{key[len('val_top1/'):]}", value, epoch)
-    tb.add_scalar(f"{stage}/loss/val_ce", metrics["val_loss"], epoch)
+    for s in ("val", "test"):
+        if f"{s}_top1" in metrics:
+            tb.add_scalar(f"{stage}/top1/{s}", metrics[f"{s}_top1"], epoch)
+        if f"{s}_loss" in metrics:
+            tb.add_scalar(f"{stage}/loss/{s}_ce", metrics[f"{s}_loss"], epoch)
+        for key, value in metrics.items():
+            if key.startswith(f"{s}_top1/"):  # each model of a task that trains several (mutual learning)
+                tb.add_scalar(f"{stage}/top1/{s}_{key[len(s) + 6:]}", value, epoch)
     tb.add_scalar(f"{stage}/lr", metrics["lr"], epoch)

@@ -21,7 +21,7 @@ from kdrun.engine.teacher_outputs import TeacherLogits, weights_digest
 from kdrun.errors import KdrunError
 from kdrun.methods.base import Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.schemes.base import Pair
+from kdrun.schemes.pair import Pair
 from kdrun.tasks.distill import DistillTask, InitTask
 from kdrun.tasks.select import SampleSelection, refuse_features, selection_from
 
@@ -91,7 +91,7 @@ class SchemeContext:
         (``<node>.checkpoint``; for the run's teacher also ``teachers_dir``)."""
         own_node = node is None
         node = self.cfg[key] if own_node else node
-        lr = node.get("lr") or self.cfg.trainer.lr
+        lr = node.get("lr")  # None: trainer.lr (optim_settings)
         stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
                       optim_settings(self.cfg.trainer, lr),
                       cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
@@ -146,7 +146,7 @@ class SchemeContext:
         Its learning rate is constant (no milestones), as in RepDistiller's ``helper/pretrain.py``.
         """
         trainer = optim_settings(self.cfg.trainer)
-        optim = replace(trainer, lr=method.init_lr or trainer.lr, milestones=())
+        optim = replace(trainer, lr=trainer.lr if method.init_lr is None else method.init_lr, milestones=())
         return Stage(name, "init", arch or self.cfg.student.arch, f"{self.cfg.method.name}_init",
                      InitTask(student, teacher, method), self.epochs(method.init_epochs), optim,
                      needs_index=method.needs.sample_index, in_table=False)

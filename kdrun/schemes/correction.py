@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from omegaconf import OmegaConf
 
-from kdrun.tasks.build import optim_settings
+from kdrun.tasks.build import dataset_identity, optim_settings
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
 from kdrun.engine.teacher_outputs import weights_digest
@@ -36,8 +36,7 @@ STAGE = "teacher_corrected"
 
 def correction_key(ctx: SchemeContext, teacher: KDModel, epochs: int, lr: float) -> str:
     """The corrected teacher's cache key: which teacher it started from, and how it was fine-tuned."""
-    dataset = {k: v for k, v in OmegaConf.to_container(ctx.cfg.dataset, resolve=True).items()
-               if k not in ("root", "download")}
+    dataset = dataset_identity(ctx.cfg, ("root", "download"))
     trainer = {k: v for k, v in OmegaConf.to_container(ctx.cfg.trainer, resolve=True).items()
                if k not in ("num_workers", "epochs", "lr", "milestones")}
     blob = json.dumps({"corrects": weights_digest(teacher), "epochs": epochs, "lr": lr, "dataset": dataset,

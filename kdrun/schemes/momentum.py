@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from kdrun.errors import KdrunError
-from kdrun.schemes.base import Pair, Scheme
+from kdrun.schemes.base import Scheme
+from kdrun.schemes.pair import Pair
 
 if TYPE_CHECKING:
     from kdrun.engine.stage import Stage

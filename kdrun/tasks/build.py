@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
 from kdrun.data.base import DataBundle, DataInfo
+from kdrun.data.holdout import SPLIT_KEYS, hold_out
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
 from kdrun.engine.speed import resolve_amp
@@ -34,8 +35,13 @@ def resolve_device(node: DictConfig) -> torch.device:
 
 
 def build_data(cfg: DictConfig) -> DataBundle:
-    """The dataset, with its transfer set attached when ``distill`` asks for one."""
-    data = from_config(cfg.dataset, _convert_="all")
+    """The dataset, with its validation split held out (``dataset.val_split``) and its transfer set attached
+    when ``distill`` asks for one."""
+    node = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items() if k not in SPLIT_KEYS}
+    data = from_config(node, _convert_="all")
+    fraction = cfg.dataset.get("val_split") or 0
+    if fraction:
+        data = hold_out(data, float(fraction), int(cfg.dataset.get("val_seed") or 0))
     data.transfer = build_transfer(cfg, data)
     return data
 
@@ -98,8 +104,8 @@ def loss_weights(cfg: DictConfig) -> LossWeights:
 
 
 def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSettings:
-    """SGD settings of ``trainer``; ``lr`` replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
-    return OptimSettings(lr=lr or trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
+    """SGD settings of ``trainer``; ``lr``, unless None, replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
+    return OptimSettings(lr=trainer.lr if lr is None else lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
                          milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
 
 
@@ -109,14 +115,22 @@ def measure_settings(cfg: DictConfig) -> MeasureSettings:
     return MeasureSettings(**{**node, "batch_sizes": tuple(node["batch_sizes"])})
 
 
+def dataset_identity(cfg: DictConfig, leave_out: tuple[str, ...]) -> dict[str, Any]:
+    """``cfg.dataset`` as part of a cache key: without ``leave_out`` (where the data lies, ...), and without the
+    validation split while it is off (keys from before it existed stay valid)."""
+    node = OmegaConf.to_container(cfg.dataset, resolve=True)
+    if not node.get("val_split"):
+        leave_out = (*leave_out, *SPLIT_KEYS)
+    return {k: v for k, v in node.items() if k not in leave_out}
+
+
 def teacher_outputs_key(cfg: DictConfig, info: DataInfo, device: torch.device, world: tuple[int, int]
                         ) -> dict[str, Any]:  # fmt: skip
     """Everything but the teacher's weights that defines its logits in a distillation stage: the inputs
     (data, augmentation, seed, batch sizes, mix, transfer set, data-parallel shard ``world``=(rank, size))
     and how they are computed (device, AMP). See kdrun/engine/teacher_outputs.py."""
     d = OmegaConf.to_container(cfg.distill, resolve=True)
-    dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
-               if k not in ("root", "download")}
+    dataset = dataset_identity(cfg, ("root", "download"))
     return {"dataset": dataset, "num_classes": info.num_classes, "seed": cfg.seed,
             "batch_size": cfg.trainer.batch_size, "max_train_batches": cfg.trainer.get("max_train_batches"),
             "mix": d.get("mix"), "mix_alpha": d.get("mix_alpha") if d.get("mix") else None,
@@ -132,12 +146,11 @@ def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: 
     ``data_fingerprint``: the root and file list of a dataset read from the user's own files
     (:attr:`DataBundle.fingerprint`); a published dataset is the same wherever it is stored."""
     seed = cfg.seed if seed is None else seed
-    dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
-               if k not in ("root", "download", "verify")}
+    dataset = dataset_identity(cfg, ("root", "download", "verify"))
     # how batches are made and whether the step is compiled don't change what is computed
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                if k not in ("num_workers", "loader", "compile")}
-    trainer["lr"] = lr or trainer["lr"]  # the lr the model actually trains with (teacher.lr may differ)
+    trainer["lr"] = trainer["lr"] if lr is None else lr  # the lr the model actually trains with (teacher.lr may differ)
     amp = resolve_amp(cfg.device.amp, resolve_device(cfg.device))  # what the run computes in ("auto" is not)
     blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
                        "seed": seed, "amp": amp, "files": data_fingerprint, "format": 2},

@@ -162,7 +162,11 @@ def evaluation_record(cfg: DictConfig, info) -> dict[str, Any]:
 def _dataset_choice(cfg: DictConfig) -> str:
     from hydra.core.hydra_config import HydraConfig
 
+    what = cfg.dataset.get("name") or cfg.dataset.get("path")  # torchvision's or hf's name, an .npz file
     if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.choices.get("dataset"))
+        choice = str(HydraConfig.get().runtime.choices.get("dataset"))
+        if choice == "custom" or not str(cfg.dataset.get("_target_", "")).startswith("kdrun."):
+            what = cfg.dataset.get("_target_")  # the user's loader
+        return f"{choice} ({what})" if what else choice
     return str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1]
 

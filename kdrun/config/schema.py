@@ -93,6 +93,7 @@ class MeasureSchema:
     iters: int = 20
     max_seconds: Number = 2.0
     threads: int = 1
+    rounds: int = 7
 
 
 @dataclass

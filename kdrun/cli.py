@@ -209,7 +209,7 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
         from kdrun.report.table import rich_table, table_rows, table_title
 
         output().print(rich_table(table_rows(results), title=table_title(results) + " (completed before)"))
-        output().print(f"full table (every column, footnotes): {run_dir / 'table.md'}", highlight=False,
+        output().print(f"full table (every column, footnotes): {run_dir / 'table.md'}", highlight=False, markup=False,
                        soft_wrap=True)
 
 

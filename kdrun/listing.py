@@ -52,11 +52,12 @@ def model_rows() -> list[tuple[str, str, str, str]]:
     from kdrun.data.static_info import STATIC
     from kdrun.models.registry import create_model, list_models, model_spec
 
-    image, signal = STATIC["kdrun.data.cifar.load_cifar100"](), STATIC["kdrun.data.mnist1d.load_mnist1d"]()
+    by_kind = {"image": STATIC["kdrun.data.cifar.load_cifar100"](), "signal": STATIC["kdrun.data.mnist1d.load_mnist1d"](),
+               "tokens": STATIC["kdrun.data.text.load_listops"]()}
     rows = []
     for name in list_models():
         spec = model_spec(name)
-        info = image if spec.input_kind == "image" else signal
+        info = by_kind.get(spec.input_kind, by_kind["signal"])
         with torch.device("meta"):
             model = create_model(name, num_classes=info.num_classes, in_channels=info.in_channels,
                                  input_size=info.input_size)

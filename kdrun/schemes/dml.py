@@ -61,6 +61,6 @@ class DML(Scheme):
             task = DMLTask(peers, loss_weights(ctx.cfg))
             arch = "+".join(ctx.cfg[key].arch for key in self.peers)
             stage = Stage("dml", "dml", arch, "dml", task, ctx.epochs(ctx.cfg.trainer.epochs),
-                          optim_settings(ctx.cfg.trainer))
+                          optim_settings(ctx.cfg))
             stage.info["peers"] = {f"peer{i + 1}": ctx.cfg[key].arch for i, key in enumerate(self.peers)}
             yield stage

@@ -3,7 +3,7 @@
 ``main`` first composes the config the way Hydra will and checks it (unknown options, bad
 values, a run or sweep directory that holds a different run); only then does Hydra create the
 run directory and call :func:`hydra_app`. So bad input never creates or overwrites anything.
-With ``-m`` it also names the sweep's folders after the command (kdrun/sweeps.py), so the same
+With ``-m`` it also names the sweep's folders after the command (kdrun/config/sweeps.py), so the same
 command finds its earlier jobs again: :func:`hydra_app` skips those that completed.
 """
 
@@ -16,7 +16,6 @@ import platform
 import shutil
 import sys
 from functools import partial
-from importlib import resources
 from pathlib import Path
 
 import hydra
@@ -24,34 +23,31 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
-import kdrun
-from kdrun.benchmark_default import apply_benchmark_default
-from kdrun.config_store import presets_needed, register_configs
-from kdrun.environment import PARALLEL_JOBS_ENV, started_by_torchrun
+from kdrun.config.headline import apply_benchmark_default
+from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
+from kdrun.conf_dir import config_dir
+from kdrun.config.store import open_model_options, presets_needed, register_configs
+from kdrun.config.sweep_workers import WorkerCheckFailed, start_workers
+from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
+from kdrun.environment import PARALLEL_JOBS_ENV, SWEEP_PID_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.interrupts import exit_status, how, stop_on_sigterm
-from kdrun.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
-from kdrun.run_lock import reserve_run_dir, run_dir_lock
-from kdrun.sweep_workers import WorkerCheckFailed, start_workers
-from kdrun.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
+from kdrun.parent_watch import die_with_parent
+from kdrun.runs.lock import reserve_run_dir, run_dir_lock
+from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
 _new_parents: list[Path] = []  # the folders above it that do not exist yet
+_last_error: str | None = None  # the one line fail() printed last (call() raises it)
+_last_run_dir: Path | None = None  # the run folder the last hydra_app used (call() returns it)
+_last_exception: BaseException | None = None  # an unexpected error of the last run (call() re-raises it)
 # What a sweep's jobs import before their first step: its worker processes import them while they
-# start, all at once, while this process composes the sweep (kdrun/sweep_workers.py)
-WORKER_MODULES = ("kdrun.cli", "kdrun.pipeline")
+# start, all at once, while this process composes the sweep (kdrun/config/sweep_workers.py)
+WORKER_MODULES = ("kdrun.cli", "kdrun.runs.pipeline")
 PRINTS_CONFIG = ("-c", "--cfg", "-p", "--package", "--resolve", "--info", "-i")
 # Hydra's modes besides a run: one at a time, so none of them goes with -m
 OTHER_MODES = ("-c", "--cfg", "--info", "-i", "-sc", "--shell-completion")
-
-
-def config_dir() -> str:
-    """``conf/`` of a source checkout, or the copy shipped inside the installed wheel (``kdrun/conf``)."""
-    shipped = resources.files("kdrun") / "conf"
-    if shipped.is_dir() and (shipped / "config.yaml").is_file():
-        return str(shipped)
-    return str(Path(__file__).resolve().parent.parent / "conf")
 
 
 CONFIG_DIR = config_dir()
@@ -59,17 +55,35 @@ register_configs(presets=False)  # the presets are added by main() and checked_a
 
 
 def fail(message: str) -> None:
-    print(f"kdrun: error: {message}", file=sys.stderr)
+    global _last_error
+    _last_error = message
+    try:
+        print(f"kdrun: error: {message}", file=sys.stderr)
+    except OSError:  # a terminal that hung up (SIGHUP): the line cannot be shown; kdrun.log has what matters
+        pass
+
+
+def log_to_file(message: str) -> None:
+    """``message`` as a warning in the run's log files (kdrun.log) only: the console already gets it
+    from :func:`fail`, once."""
+    record = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def hydra_app(cfg: DictConfig) -> float | None:
-    from kdrun.distributed.launch import launcher_rank
+    from kdrun.runs.launch import launcher_rank
     from kdrun.distributed.state import is_main
 
+    global _last_run_dir
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
+    run_dir = _last_run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    if multirun and os.environ.get(SWEEP_PID_ENV) == str(os.getppid()):  # a parallel sweep's worker process
+        stop_on_sigterm()  # a worker's main thread runs the job: stop it as the sweep's own process stops
+        die_with_parent()  # a sweep killed outright (kill -9) leaves no worker training (kdrun/parent_watch.py)
     with contextlib.ExitStack() as held:
         try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
             if is_main() and launcher_rank() == 0:  # the group may not exist yet: ask the launcher
@@ -83,9 +97,10 @@ def hydra_app(cfg: DictConfig) -> float | None:
 
 
 def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
-    from kdrun.distributed.launch import run_data_parallel
-    from kdrun.pipeline import run
-    from kdrun.report.run_status import completed_results
+    global _last_exception
+    from kdrun.runs.launch import run_data_parallel
+    from kdrun.runs.pipeline import run
+    from kdrun.runs.status import completed_results
 
     results = completed_results(run_dir)
     if results is not None:
@@ -100,13 +115,15 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
                 return None
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
-        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (kdrun/interrupts.py)
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (kdrun/interrupts.py)
             from kdrun.distributed.state import is_main
 
             mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
             if is_main():  # torchrun: every rank got the signal; one line says it
-                fail(f"{how(e)}; to resume, {again}")
+                line = f"{how(e)}; to resume, {again}"
+                log_to_file(line)  # after SIGHUP the terminal is gone: kdrun.log keeps the line
+                fail(line)
             sys.exit(exit_status(e))
         except OSError as e:  # a write kdrun does not wrap itself (a library's file): still one line
             message = f"{e.strerror or type(e).__name__}: {e.filename}" if e.filename else f"{type(e).__name__}: {e}"
@@ -116,6 +133,7 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
                 return None
             sys.exit(1)
         except Exception as e:
+            _last_exception = e
             mark_failed(run_dir, f"{type(e).__name__}: {e}")
             if not multirun:
                 raise
@@ -127,9 +145,10 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
 
 
 def sweep_value(results: dict) -> float | None:
-    """What a sweeper optimizes: the last top-1 of the row the run's scheme is about (its primary stage)."""
-    primary = results.get("primary_stage") or "distilled"  # runs written before schemes declared it
-    return results["stages"].get(primary, {}).get("last_top1")
+    """What a sweeper optimizes (Optuna maximizes it): kdrun/report/study.py's objective."""
+    from kdrun.report.study import objective
+
+    return objective(results)
 
 
 def mark_failed(run_dir: Path, error: str) -> None:
@@ -138,7 +157,7 @@ def mark_failed(run_dir: Path, error: str) -> None:
 
 def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
     from kdrun.distributed.state import is_main
-    from kdrun.report.run_status import mark
+    from kdrun.runs.status import mark
 
     if is_main():  # data-parallel: rank 0 (or the process that spawned the ranks) owns results.json
         mark(run_dir, status, error)
@@ -187,7 +206,7 @@ def main() -> None:
     args = sys.argv[1:]
     register_configs(presets=presets_needed(args))
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
-        print(f"kdrun {kdrun.__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
+        print(f"kdrun {__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
         return
     if args and args[0].split("=")[0] == "--list":
         _print_listing(args)
@@ -222,6 +241,32 @@ def main() -> None:
     _exit_if_jobs_failed()
 
 
+def call(args: list[str]) -> Path:
+    """``kdrun <args>`` from Python (kdrun.run): exactly main()'s path in this process; returns the run folder.
+    What main() would print as its one error line and exit with is raised as a KdrunError with that line
+    (an interrupt as KeyboardInterrupt)."""
+    global _new_run_dir, _last_error, _last_run_dir, _last_exception
+    _new_run_dir, _last_error, _last_run_dir, _last_exception = None, None, None, None
+    _new_parents.clear()
+    argv = sys.argv
+    sys.argv = [argv[0] if argv else "kdrun", *args]
+    try:
+        main()
+    except SystemExit as e:
+        if _last_exception is not None:  # Hydra printed it and exited 1: Python callers get the exception
+            raise _last_exception from None
+        if e.code not in (0, None):
+            message = _last_error or f"kdrun {' '.join(args)} exited with status {e.code}"
+            if e.code in (130, 143):
+                raise KeyboardInterrupt(message) from None
+            raise KdrunError(message) from None
+    finally:
+        sys.argv = argv
+    if _last_run_dir is None:
+        raise KdrunError(f"kdrun {' '.join(args)} ran nothing (a flag that only prints?)")
+    return _last_run_dir
+
+
 def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> None:
     """Ctrl-C (or SIGTERM) in a parallel sweep's own process. joblib has stopped the workers by now; a job that was
     killed before it could record its interruption (the signal went to this process alone) would keep
@@ -229,7 +274,7 @@ def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> No
     run of the same command resumes it either way). Submitit's jobs are not this process's to stop: Slurm
     jobs run on by design, and so do local ones the signal did not reach (they ignore SIGTERM, waiting for
     Slurm's preemption signal); their folders are left to them, and the line says so."""
-    from kdrun.report.run_status import mark_if_unfinished
+    from kdrun.runs.status import mark_if_unfinished
 
     if "submitit" in str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or ""):
         fail(f"sweep {how(interrupt)}; its submitit jobs run on unless the signal reached them too (scancel "
@@ -252,9 +297,10 @@ def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictCo
     once (they share the cores and pack the GPUs by it); in a parallel sweep the checks that import
     torch (model pairs, GPU packing) run in the launcher's worker processes, started here and warmed in
     the background while Hydra composes the sweep; their result is awaited before Hydra launches any job
-    (kdrun/sweep_workers.py), so that this process, which only launches and reports, never imports torch."""
+    (kdrun/config/sweep_workers.py), so that this process, which only launches and reports, never imports torch."""
     at_once = jobs_at_once(cfg.hydra.get("launcher"), parse_overrides([a for a in args if not a.startswith("-")]))
     os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
+    os.environ[SWEEP_PID_ENV] = str(os.getpid())  # their parent: they die with it (kdrun/parent_watch.py)
     if at_once == 1:
         check_pairs_here(cfg, pair_jobs)
         return
@@ -269,6 +315,7 @@ def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here)
     composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
     main()'s ``pair_check``, a parallel sweep's worker processes."""
     register_configs(presets=presets_needed(args))
+    args = open_model_options(args)
     args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
     args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
     return args, preflight(CONFIG_DIR, args, pair_check)
@@ -276,7 +323,7 @@ def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here)
 
 def _print_listing(args: list[str]) -> None:
     """``kdrun --list [category]`` / ``--list=category``: one line per choice, then exit."""
-    from kdrun.listing import listing
+    from kdrun.config.listing import listing
 
     category = args[0].split("=", 1)[1] if "=" in args[0] else (args[1] if len(args) > 1 else None)
     try:
@@ -292,6 +339,7 @@ def _printed_config_args(args: list[str]) -> list[str]:
     if not any(a.split("=")[0] in PRINTS_CONFIG for a in args):
         return args
     try:
+        args = open_model_options(args)
         return apply_benchmark_default(args, parse_overrides([a for a in args if "=" in a and not a.startswith("-")]))
     except KdrunError:
         return args  # Hydra reports the bad override itself
@@ -326,7 +374,7 @@ def _join_torchrun(args: list[str], cfg: DictConfig) -> list[str]:
     """Under torchrun, join the process group now and use rank 0's run (or sweep) directory."""
     if not started_by_torchrun():
         return args
-    from kdrun.distributed.launch import agree_on_run_dir, init_from_environment
+    from kdrun.runs.launch import agree_on_run_dir, init_from_environment
 
     if not init_from_environment(cfg.device):
         return args

@@ -7,6 +7,7 @@ Import-free, so that the kdrun command (whose sweep process must not import torc
 import os
 
 PARALLEL_JOBS_ENV = "KDRUN_PARALLEL_JOBS"  # jobs of a parallel sweep at once: set by the kdrun command, read by speed.py
+SWEEP_PID_ENV = "KDRUN_SWEEP_PID"  # a parallel sweep's own process: its workers die with it (parent_watch.py)
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 

@@ -114,6 +114,8 @@ def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint",
     path = Path(path)
     if not path.is_file():
         raise KdrunError(f"{key}={path} does not exist; give the path of a .pt/.pth checkpoint file")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, key, remedy)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle with code, random bytes ...
@@ -124,13 +126,32 @@ def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint",
     return obj
 
 
+def _load_safetensors(path: Path, key: str, remedy: str) -> dict[str, Any]:
+    """A ``.safetensors`` file: tensors only by design (nothing in it can run code)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise KdrunError(f"{key}={path} is a safetensors file: pip install safetensors (or the 'hf' extra)") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: one line
+        raise KdrunError(f"{key}={path} is not a readable safetensors file ({one_line(e, limit=160, lines=1)}); "
+                         f"{remedy}") from None
+
+
+# Where checkpoints keep their weights: kdrun and the reference code ('model'), Lightning and most training
+# scripts ('state_dict'), others ('model_state_dict', 'module', 'net'); a bare state dict is the weights itself.
+WEIGHT_ENTRIES = ("model", "state_dict", "model_state_dict", "module", "net")
+
+
 def state_dict_of(obj: dict[str, Any]) -> dict[str, Any]:
-    """The weights inside a checkpoint: kdrun's and the reference format keep them under ``model``."""
+    """The weights inside a checkpoint, under the first of :data:`WEIGHT_ENTRIES` or the checkpoint itself."""
     import torch
 
-    for k in ("model", "state_dict"):
-        if isinstance(obj.get(k), dict):
+    for k in WEIGHT_ENTRIES:
+        if isinstance(obj.get(k), dict) and any(isinstance(v, torch.Tensor) for v in obj[k].values()):
             return obj[k]
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj
-    raise KdrunError(f"no weights found in checkpoint (keys: {', '.join(list(obj)[:6])}); expected a 'model' entry")
+    raise KdrunError(f"no weights found in checkpoint (keys: {', '.join(list(obj)[:6])}); expected a state dict, "
+                     f"or one under {', '.join(repr(k) for k in WEIGHT_ENTRIES)}")

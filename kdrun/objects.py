@@ -1,7 +1,7 @@
 """The one caller of Hydra's ``instantiate``: config nodes with ``_target_`` -> objects, with kdrun's errors.
 
 Torch-free, so that preflight can build a scheme (kdrun/schemes/registry.py) without loading torch;
-kdrun/build.py builds datasets, methods and transfer sets through it.
+kdrun/tasks/build.py builds datasets, methods and transfer sets through it.
 """
 
 from __future__ import annotations

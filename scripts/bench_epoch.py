@@ -42,7 +42,7 @@ from kdrun.engine.speed import (apply_tf32, apply_threads, cpu_cores, resolve_am
 from kdrun.methods.base import LossWeights  # noqa: E402
 from kdrun.methods.kd import KD  # noqa: E402
 from kdrun.models import create_model  # noqa: E402
-from kdrun.schemes.distill_task import DistillTask  # noqa: E402
+from kdrun.tasks.distill import DistillTask  # noqa: E402
 
 T, ALPHA, GAMMA, BATCH, LR = 4.0, 0.9, 0.1, 64, 0.05  # KD's reference weights in RepDistiller (-r 0.1 -a 0.9)
 

@@ -2,7 +2,7 @@
 
 Each kdrun process takes cores / processes-at-once threads (kdrun/engine/speed.py), so the two parallel
 jobs share the cores instead of each spinning up every core; the sweep's own process imports no torch
-and its workers are warmed while it checks the command (kdrun/sweep_workers.py). Two sweeps:
+and its workers are warmed while it checks the command (kdrun/config/sweep_workers.py). Two sweeps:
 
 * ``small`` (the headline, last line): 2 seeds of a small CNN sweep -- MNIST-1D, a cnn1d teacher for 15
   epochs, then an mlp student distilled for 15 -- where the training, not the start-up, takes the time;

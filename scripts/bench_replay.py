@@ -144,7 +144,7 @@ def step_rounds(args: argparse.Namespace, root: Path) -> None:
     from kdrun.methods.base import LossWeights
     from kdrun.methods.kd import KD
     from kdrun.models import create_model
-    from kdrun.schemes.distill_task import DistillTask
+    from kdrun.tasks.distill import DistillTask
 
     torch.manual_seed(0)
     channels = 1 if args.size == 8 else 3

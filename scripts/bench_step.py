@@ -24,7 +24,7 @@ from kdrun.engine.progress import ProgressReporter
 from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import KD
 from kdrun.models import create_model
-from kdrun.schemes.distill_task import DistillTask
+from kdrun.tasks.distill import DistillTask
 
 
 class RepeatLoader:

@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kdrun.benchmarks.compare import find_runs, report  # noqa: E402
-from kdrun.benchmarks.presets import all_presets, select  # noqa: E402
+from kdrun.report.compare import find_runs, report  # noqa: E402
+from kdrun.config.presets import all_presets, select  # noqa: E402
 from kdrun.benchmarks.published import TABLE_NAMES, load_table  # noqa: E402
 
 OUT = Path("outputs") / "benchmarks"
@@ -59,7 +59,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _published_for_arch(table, row: str, arch: str) -> float:
-    from kdrun.benchmarks.compare import published_supervised
+    from kdrun.report.compare import published_supervised
 
     return published_supervised(table, row, arch)
 
@@ -162,7 +162,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     """Every preset (or those containing -k) for two steps on generated data; exit 1 if any fails."""
     import traceback
 
-    from kdrun.benchmarks.smoke import smoke_run, write_smoke_data
+    from kdrun.runs.smoke import smoke_run, write_smoke_data
 
     work = Path(args.workdir)
     data = write_smoke_data(work / "data")

@@ -1,4 +1,5 @@
-"""Run every ``kdrun`` command README.md shows, for real, end to end, each as its own ``kdrun`` process.
+"""Run every ``kdrun`` command README.md (and the docs pages it hands its details to, ``DOCUMENTS``) shows, for
+real, end to end, each as its own ``kdrun`` process.
 
 The test suite proves in-process that every command README shows parses, composes and passes the checks the
 CLI makes (``tests/test_readme.py``) and runs the headline few; running all of them belongs here, because
@@ -33,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
+# README and the pages its sections moved to: their commands are README's commands, checked alike.
+DOCUMENTS = [README, REPO / "docs" / "guide.md", REPO / "docs" / "development.md"]
 sys.path.insert(0, str(REPO))
 
 # Commands README shows failing on purpose, with the start of the one line they must print.
@@ -46,9 +49,9 @@ SMALL_BATCHES = ["trainer.batch_size=8", "trainer.num_workers=0"]  # the CIFAR r
 
 
 def readme_commands(text: str | None = None) -> list[str]:
-    """``kdrun ...`` commands of README.md (indented code lines and inline code), comments dropped, in order,
-    once each."""
-    text = README.read_text() if text is None else text
+    """``kdrun ...`` commands of README.md and ``DOCUMENTS`` (indented code lines and inline code), comments
+    dropped, in order, once each; of ``text`` alone when given."""
+    text = "\n".join(p.read_text() for p in DOCUMENTS) if text is None else text
     found = [ln.strip() for ln in text.splitlines() if re.match(r"    (\$ )?kdrun( |$)", ln)]
     found += [" ".join(m.split()) for m in re.findall(r"`(kdrun(?: [^`]*)?)`", text)]
     commands = [" ".join(shlex.split(c.removeprefix("$ "), comments=True)) for c in found]
@@ -79,7 +82,7 @@ def arguments(command: str, tmp: Path) -> list[str]:
 
 def prints_and_stops(args: list[str]) -> bool:
     """``--help``, ``--cfg job``, ``--list``: nothing trains."""
-    from kdrun.preflight import passes_through
+    from kdrun.config.preflight import passes_through
 
     return passes_through(args) or args[:1] == ["--list"]
 
@@ -91,7 +94,7 @@ def _write_data(work: Path) -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from test_data import write_mnist  # the IDX writer the data tests use
 
-    from kdrun.benchmarks.smoke import write_smoke_data
+    from kdrun.runs.smoke import write_smoke_data
 
     placeholders(work)
     write_smoke_data(work / "data")  # cifar-100-python/ and an ImageFolder tree

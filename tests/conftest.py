@@ -58,7 +58,7 @@ TINY = ["debug=fast", "dataset=digits", "teacher=mlp", "student=mlp", "teacher.h
 
 def compose_config(overrides: list[str] | None = None, hydra: bool = False):
     """The config exactly as ``kdrun <overrides>`` would compose it."""
-    from kdrun.config_store import register_configs
+    from kdrun.config.store import register_configs
 
     register_configs()
     GlobalHydra.instance().clear()
@@ -211,7 +211,8 @@ def _settable_signals() -> list[signal.Signals]:
 def _reset_kdrun_state() -> None:
     """kdrun's module-level state of one invocation: the folder it created, the last sweep's outcome and
     its workers' warm-up, the consoles (they read COLUMNS when made)."""
-    from kdrun import cli, logs, sweep_workers
+    from kdrun import cli, logs
+    from kdrun.config import sweep_workers
     from kdrun.report import sweep_callback
 
     cli._new_run_dir = None

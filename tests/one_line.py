@@ -10,7 +10,7 @@ from kdrun.errors import KdrunError
 
 def assert_one_line_error(tmp_path, overrides: list[str], message: str) -> None:
     from kdrun.cli import CONFIG_DIR
-    from kdrun.preflight import preflight
+    from kdrun.config.preflight import preflight
 
     with pytest.raises(KdrunError, match=message) as e:
         preflight(CONFIG_DIR, [*TINY, f"hydra.run.dir={tmp_path}/run", *overrides])

@@ -32,13 +32,24 @@ PREFLIGHT = {
     "missing checkpoint": (["teacher.checkpoint=/nope/t.pth"], ["teacher.checkpoint=/nope/t.pth", "does not exist"]),
     "missing imagefolder": (["dataset=imagefolder", "dataset.root=/nope/imgs", "teacher=resnet8", "student=resnet8"],
                             ["/nope/imgs"]),
+    "init lr zero": (["method=ft", "method.init_lr=0"], ["method.init_lr=0", "> 0", "trainer.lr"]),
+    "teacher lr zero": (["teacher.lr=0"], ["teacher.lr=0", "> 0"]),
     "model for wrong input": (["dataset=mnist1d", "student=resnet8"], ["student=resnet8", "cnn1d", "mlp"]),
 }
 
 
+def test_a_given_lr_is_used_never_replaced_by_trainer_lr():
+    """0 is refused by the checks above; below them, only a missing lr (None) means trainer.lr."""
+    from kdrun.tasks.build import optim_settings
+
+    trainer = OmegaConf.create({"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [], "lr_decay": 0.1})
+    assert optim_settings(trainer, 0.0).lr == 0.0
+    assert optim_settings(trainer, None).lr == 0.05
+
+
 def run_preflight(args: list[str]):
-    from kdrun.config_store import register_configs
-    from kdrun.preflight import preflight
+    from kdrun.config.store import register_configs
+    from kdrun.config.preflight import preflight
 
     register_configs()  # what importing kdrun.cli does
     return preflight(str(CONF), args)
@@ -61,7 +72,7 @@ def test_preflight_refuses_in_one_line_before_a_run_folder_exists(tmp_path, name
 
 
 def test_missing_dataset_files_are_one_line_when_the_data_is_built(tmp_path):
-    from kdrun.build import build_data
+    from kdrun.tasks.build import build_data
 
     cfg = compose_config(["dataset=cifar100", f"dataset.root={tmp_path / 'nope'}", "dataset.download=false"])
     with pytest.raises(KdrunError) as e:
@@ -83,7 +94,7 @@ def test_a_run_folder_is_reused_only_by_the_same_config(tmp_path):
 
 
 def tiny_teacher():
-    from kdrun.build import build_model
+    from kdrun.tasks.build import build_model
     from kdrun.data.base import DataInfo
 
     return build_model(compose_config(TINY).teacher, DataInfo("digits", "image", 1, (8, 8), 10, 1, 1), "teacher")

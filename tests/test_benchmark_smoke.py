@@ -18,10 +18,10 @@ import torch
 
 from conftest import read_metrics, run_kdrun
 from in_process import run_here, skip_run_plots
-from kdrun.benchmarks.presets import all_presets
-from kdrun.benchmarks.smoke import compose_run_config, smoke_overrides, smoke_run, write_smoke_data
+from kdrun.config.presets import all_presets
+from kdrun.runs.smoke import compose_run_config, smoke_overrides, smoke_run, write_smoke_data
 from kdrun.benchmarks.teachers import archived_teacher, export_teacher
-from kdrun.pipeline import run
+from kdrun.runs.pipeline import run
 
 ROWS = ["dkd", "crd_kd", "fitnet", "ab", "ft"]
 SUBSET = [f"cifar100/resnet56-resnet20/{row}" for row in ROWS] + [

@@ -17,11 +17,11 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from conftest import CONF, load_script, quick_sample
-from kdrun.benchmarks.compare import find_runs, report
-from kdrun.benchmarks.presets import all_presets, preset_name, select
+from kdrun.report.compare import find_runs, report
+from kdrun.config.presets import all_presets, preset_name, select
 from kdrun.benchmarks.published import METRICS, SUPERVISED_ROWS, load_table, tables
-from kdrun.config_checks import check_config
-from kdrun.config_store import register_configs
+from kdrun.config.checks import check_config
+from kdrun.config.store import register_configs
 from kdrun.errors import KdrunError
 from kdrun.models import list_models
 from kdrun.schemes.registry import STAGE_NAMES
@@ -172,7 +172,7 @@ def test_crd_kd_and_feature_rows_keep_the_methods_reference_weights():
 
 def test_unknown_preset_is_one_line_with_the_closest_names():
     from kdrun.cli import CONFIG_DIR
-    from kdrun.preflight import preflight
+    from kdrun.config.preflight import preflight
 
     with pytest.raises(KdrunError) as e:
         preflight(CONFIG_DIR, ["experiment=cifar100/resnet56-resnet20/kdd"])

@@ -8,8 +8,8 @@ import torch
 
 from conftest import TINY, compose_config, read_results
 from one_line import assert_one_line_error
-from kdrun.build import build_data
-from kdrun.pipeline import run
+from kdrun.tasks.build import build_data
+from kdrun.runs.pipeline import run
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.correction import correction_key
 from kdrun.schemes.registry import scheme_from_config

@@ -151,7 +151,7 @@ def crd_stage(tmp_path: Path, epochs: int, init_seed: int):
     from kdrun.engine.progress import ProgressReporter
     from kdrun.methods.base import LossWeights
     from kdrun.models.registry import create_model
-    from kdrun.schemes.distill_task import DistillTask
+    from kdrun.tasks.distill import DistillTask
     from kdrun.engine.stage import OptimSettings, Stage
 
     g = torch.Generator().manual_seed(0)

@@ -7,7 +7,7 @@ from conftest import CONF, TINY, compose_config, read_metrics, read_results
 from in_process import run_here
 from test_data import assert_one_line_naming, write_cifar10, write_png_tree
 
-from kdrun.config_checks import check_config
+from kdrun.config.checks import check_config
 from kdrun.errors import KdrunError
 from kdrun.schemes.registry import STAGE_NAMES
 

@@ -26,7 +26,7 @@ from in_process import skip_run_plots
 
 from kdrun.data.base import TensorData
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
-from kdrun.distributed.launch import gpu_for_job
+from kdrun.runs.launch import gpu_for_job
 from kdrun.errors import KdrunError
 
 LOSS_RTOL, TOP1_ATOL = 1e-4, 0.5
@@ -156,7 +156,7 @@ def test_an_interrupted_run_stops_its_spawned_ranks(tmp_path, monkeypatch):
     wait for them at exit while they trained on), even ranks that ignore SIGINT."""
     from omegaconf import OmegaConf
 
-    from kdrun.distributed import launch
+    from kdrun.runs import launch
 
     fork = multiprocessing.get_context("fork")
     ranks = [fork.Process(target=_train_on_ignoring_sigint), fork.Process(target=time.sleep, args=(0.5,))]
@@ -194,7 +194,7 @@ def _compare(one: Path, other: Path) -> None:
         for key in x:
             if key.endswith("top1"):
                 assert abs(x[key] - y[key]) <= TOP1_ATOL, (x["stage"], key, x[key], y[key])
-            elif key.startswith(("train_", "val_loss")):
+            elif key.startswith(("train_", "test_loss")):
                 assert math.isclose(x[key], y[key], rel_tol=LOSS_RTOL, abs_tol=1e-6), (x["stage"], key)
     bank_a, bank_b = (torch.load(d / "checkpoints" / "distilled" / "last.pt", weights_only=True)["task"]
                       for d in (one, other))

@@ -198,7 +198,7 @@ def _image_folder(root: Path, n: int) -> Path:
 
 def test_another_imagefolder_root_is_another_cache_key(tmp_path):
     from conftest import compose_config
-    from kdrun.build import supervised_cache_key
+    from kdrun.tasks.build import supervised_cache_key
     from kdrun.data.imagefolder import load_imagefolder
 
     a, b = _image_folder(tmp_path / "a", 2), _image_folder(tmp_path / "b", 2)
@@ -264,7 +264,7 @@ def test_planted_pickles_in_the_data_folder_never_run(tmp_path, monkeypatch):
 
 HOLD = """
 import sys, time
-from kdrun.run_lock import run_dir_lock
+from kdrun.runs.lock import run_dir_lock
 with run_dir_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -293,7 +293,7 @@ def test_second_process_on_a_run_folder_is_refused_and_a_killed_holder_does_not_
 
 
 def test_automatic_run_folder_names_never_collide(tmp_path):
-    from kdrun.run_lock import reserve_run_dir
+    from kdrun.runs.lock import reserve_run_dir
 
     base = tmp_path / "runs" / "2026-01-01_00-00-00"
     got = [reserve_run_dir(base) for _ in range(3)]
@@ -392,7 +392,7 @@ def test_read_only_output_folder_is_one_line_before_anything_runs(here, capsys, 
     mounted = not subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(outputs)],
                                  capture_output=True).returncode
     if not mounted:
-        import kdrun.preflight as preflight
+        import kdrun.config.preflight as preflight
 
         monkeypatch.setattr(preflight.os, "access", lambda path, mode: False)
         monkeypatch.setattr(preflight, "_read_only_fs", lambda path: True)
@@ -484,7 +484,7 @@ def test_a_value_of_the_wrong_type_is_one_line_before_a_run_folder_exists(here, 
 
 
 def test_a_missing_launcher_plugin_names_the_extra_to_install(here, capsys, monkeypatch):
-    import kdrun.preflight as preflight
+    import kdrun.config.preflight as preflight
 
     real = preflight.group_options
     monkeypatch.setattr(preflight, "group_options",

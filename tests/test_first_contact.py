@@ -10,11 +10,11 @@ import pytest
 
 from conftest import CONF, run_kdrun
 from in_process import run_here
-from kdrun.benchmark_default import benchmark_overrides
-from kdrun.config_store import register_configs
+from kdrun.config.headline import benchmark_overrides
+from kdrun.config.store import register_configs
 from kdrun.errors import KdrunError
-from kdrun.listing import CATEGORIES, listing
-from kdrun.preflight import parse_overrides, preflight
+from kdrun.config.listing import CATEGORIES, listing
+from kdrun.config.preflight import parse_overrides, preflight
 
 register_configs()  # as kdrun.cli does on import: the generated teacher=/student=/experiment= options
 HEADLINE = ["method=rkd", "teacher=resnet110", "student=resnet20"]

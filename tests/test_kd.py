@@ -7,7 +7,7 @@ import torch
 from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import kd_loss
-from kdrun.schemes.distill_task import DistillTask
+from kdrun.tasks.distill import DistillTask
 
 
 def test_kd_loss_is_zero_for_identical_logits():
@@ -29,7 +29,7 @@ def kd_method(classes: int):
     """method=kd built from its config, as a run builds it."""
     from conftest import compose_config
 
-    from kdrun.build import build_method
+    from kdrun.tasks.build import build_method
     from kdrun.data.base import DataInfo
     from kdrun.methods.base import MethodContext
     from kdrun.models.features import FeatureInfo

@@ -12,7 +12,7 @@ import torch
 from conftest import compose_config, quick_sample
 from method_pairs import METHODS, composed
 
-from kdrun.build import build_method
+from kdrun.tasks.build import build_method
 from kdrun.data.base import DataBundle, DataInfo, TensorData
 from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
@@ -27,7 +27,7 @@ from kdrun.methods.nst import nst_loss
 from kdrun.methods.vid import vid_nll
 from kdrun.models.features import FeatureInfo, Features
 from kdrun.models.registry import create_model
-from kdrun.schemes.distill_task import DistillTask, InitTask
+from kdrun.tasks.distill import DistillTask, InitTask
 
 IMAGES = DataInfo("fake", "image", 3, (8, 8), 4, 16, 8)
 SIGNALS = DataInfo("fake1d", "signal", 1, (40,), 10, 32, 16)

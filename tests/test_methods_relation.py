@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import compose_config
 
-from kdrun.build import loss_weights
+from kdrun.tasks.build import loss_weights
 from kdrun.data.base import DataInfo
 from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import LossWeights, MethodContext
@@ -18,7 +18,7 @@ from kdrun.methods.pkt import PKT
 from kdrun.methods.rkd import RKD
 from kdrun.methods.sp import SP
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.schemes.distill_task import DistillTask
+from kdrun.tasks.distill import DistillTask
 
 # (gamma, alpha, beta) of the reference table (../shared/reference/cifar100-benchmark.md)
 REFERENCE_WEIGHTS = {"dkd": (1.0, 0.0, 1.0), "rkd": (1.0, 0.0, 1.0), "sp": (1.0, 0.0, 3000.0),

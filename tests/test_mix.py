@@ -11,7 +11,7 @@ from kdrun.engine.task import Batch, Progress
 from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import KD, kd_loss
 from kdrun.models.registry import create_model
-from kdrun.schemes.distill_task import DistillTask
+from kdrun.tasks.distill import DistillTask
 
 SHAPES = [(6, 1, 40), (6, 3, 8, 12)]  # MNIST-1D signals, images
 

@@ -10,10 +10,10 @@ import torch
 from conftest import TINY, compose_config, read_results
 from in_process import run_here
 from one_line import assert_one_line_error
-from kdrun.build import build_data
+from kdrun.tasks.build import build_data
 from kdrun.schemes.context import SchemeContext
 
-from kdrun.schemes.momentum_task import MomentumTask, rampup
+from kdrun.tasks.momentum import MomentumTask, rampup
 from kdrun.schemes.registry import scheme_from_config
 from kdrun.engine.task import Batch, Progress
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import TINY, compose_config, read_results
 from in_process import run_here
 from one_line import assert_one_line_error
-from kdrun.build import build_data
+from kdrun.tasks.build import build_data
 from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.kd import kd_loss

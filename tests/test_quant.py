@@ -11,7 +11,7 @@ import torch
 
 from conftest import TINY, compose_config, read_metrics, read_results, run_kdrun
 from in_process import skip_run_plots
-from kdrun.build import build_data
+from kdrun.tasks.build import build_data
 from kdrun.data.loaders import make_loader
 from kdrun.engine.finish import FixedBatch
 from kdrun.engine.loop import evaluate
@@ -146,8 +146,8 @@ def test_quantized_rows_end_to_end(workdir, monkeypatch):
         assert_top1_is_the_int8_models(Path(s["artifact"]), s["last_top1"])
     assert stages["quantized"]["trained_top1"] is not None and stages["quantized"]["method"] == "kd+qat"
     logged = {r["stage"]: r for r in read_metrics(run)}
-    assert logged["quantized/int8"]["val_top1"] == stages["quantized"]["last_top1"]
-    assert {"quantized/int8/top1/val", "quantized/top1/val", "quantized_ptq/int8/top1/val"} <= tb_tags(run)
+    assert logged["quantized/int8"]["test_top1"] == stages["quantized"]["last_top1"] == stages["quantized"]["test_top1"]
+    assert {"quantized/int8/top1/test", "quantized/top1/test", "quantized_ptq/int8/top1/test"} <= tb_tags(run)
 
     # resuming reuses the conversion and its measurements: nothing is rewritten
     artifact = run / "checkpoints/quantized/int8.pt2"

@@ -1,7 +1,8 @@
-"""Every ``kdrun`` command README.md shows parses, composes and passes the checks ``kdrun`` makes; the headline
-few really run.
+"""Every ``kdrun`` command README.md (and docs/guide.md, docs/development.md, where its details moved) shows
+parses, composes and passes the checks ``kdrun`` makes; the headline few really run. README stays short and its
+links lead somewhere.
 
-The commands are extracted from README.md (indented code lines and inline code) by ``scripts/check_readme.py``,
+The commands are extracted from those pages (indented code lines and inline code) by ``scripts/check_readme.py``,
 which runs every one of them for real, end to end, in minutes (not part of the suite). Here, in this process:
 each command goes through the path the CLI takes before Hydra creates anything (the headline rule, composition,
 every config and compatibility check) with ``debug=fast``, placeholders (``...``, example paths) replaced by real
@@ -18,7 +19,7 @@ import pytest
 
 from conftest import REPO, kdrun_in_process, quick_sample, read_results
 from kdrun.cli import checked_arguments
-from kdrun.config_store import register_configs
+from kdrun.config.store import register_configs
 from kdrun.errors import KdrunError
 
 register_configs()
@@ -35,6 +36,32 @@ def test_readme_has_the_commands_this_test_promises():
     assert "kdrun method=rkd teacher=resnet110 student=resnet20" in COMMANDS
     assert "kdrun --list" in COMMANDS and "kdrun" in COMMANDS
     assert set(EXPECTED_ERRORS) <= set(COMMANDS)
+
+
+def test_readme_is_short_and_sets_up_the_cpu_build_of_torch():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 200, "README is for the newcomer: details go to docs/ (docs/guide.md)"
+    assert "--index-url https://download.pytorch.org/whl/cpu" in text
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(p.relative_to(REPO).as_posix()
+                                                        for p in (REPO / "docs").glob("*.md"))])
+def test_every_relative_link_leads_to_a_file_and_heading(page):
+    source = REPO / page
+    for target in re.findall(r"\]\(([^)\s]+)\)", source.read_text()):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (source.parent / path).resolve() if path else source
+        assert file.exists(), f"{page}: link to {target}: no such file"
+        if anchor and file.suffix == ".md":
+            headings = [_slug(h) for h in re.findall(r"^#+ (.+)$", file.read_text(), re.M)]
+            assert anchor in headings, f"{page}: link to {target}: no such heading in {file.name}"
 
 
 def test_extraction_keeps_commands_and_drops_printed_output():
@@ -77,7 +104,7 @@ DEFAULT_STAGES = ["teacher", "baseline", "distilled", "self_distilled", "quantiz
 @pytest.mark.parametrize("command", list(HEADLINE))
 def test_headline_command_runs(command, tmp_path, tmp_path_factory, monkeypatch, capsys):
     from feature_cli import shared_data_env
-    from kdrun.benchmarks.smoke import write_tiny_cifar100
+    from kdrun.runs.smoke import write_tiny_cifar100
 
     assert command in COMMANDS
     monkeypatch.chdir(tmp_path)

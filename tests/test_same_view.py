@@ -22,8 +22,8 @@ from kdrun.engine.stage import OptimSettings, Stage
 from kdrun.methods.base import LossWeights
 from kdrun.methods.kd import KD
 from kdrun.models.registry import create_model
-from kdrun.report.writer import RunWriter
-from kdrun.schemes.distill_task import DistillTask
+from kdrun.runs.writer import RunWriter
+from kdrun.tasks.distill import DistillTask
 
 BATCH = 8
 

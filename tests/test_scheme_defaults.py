@@ -7,7 +7,7 @@ import pytest
 
 from conftest import compose_config, read_results
 from in_process import run_here
-from kdrun.build import build_data
+from kdrun.tasks.build import build_data
 from kdrun.data.base import DataInfo
 from kdrun.errors import KdrunError
 from kdrun.schemes.assistant_pick import pick_assistant

@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from conftest import TINY, compose_config, read_metrics, read_results
 from in_process import run_here
 from test_quant import tb_tags
-from kdrun.build import build_data
+from kdrun.tasks.build import build_data
 from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import LossWeights
-from kdrun.preflight import preflight
+from kdrun.config.preflight import preflight
 from kdrun.models.ensemble import EnsembleModel
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.distill_task import DMLTask
+from kdrun.tasks.distill import DMLTask
 from kdrun.schemes.registry import SCHEMES, scheme_from_config
 
 FAST = [*TINY, "measure.enabled=false"]  # scheme tests check wiring and rows, not timings
@@ -67,6 +67,16 @@ def test_one_name_per_scheme_yaml_file_and_class():
         assert cls.replace("_", "").lower() == path.stem.replace("_", "").lower(), path
         targets[path.stem] = node._target_
     assert targets == {s.name: f"{s.__module__}.{s.__name__}" for s in SCHEMES}
+
+
+def test_a_new_scheme_is_its_yaml_file(tmp_path):
+    """SCHEMES is read from the config group: a YAML naming a class is all a scheme needs to be listed."""
+    from kdrun.schemes.registry import scheme_classes
+    from kdrun.schemes.offline import Offline
+
+    (tmp_path / "scheme").mkdir()
+    (tmp_path / "scheme" / "mine.yaml").write_text("scheme:\n  _target_: kdrun.schemes.offline.Offline\n  name: mine\n")
+    assert scheme_classes(tmp_path) == (Offline,)
 
 
 @pytest.mark.parametrize("scheme, stages, pairs", [
@@ -238,7 +248,7 @@ def test_born_again_cli(workdir, monkeypatch):
     assert results["stages"]["self_distilled"]["teacher_stage"] == "generation2"
     assert results["stages"]["born_again_ensemble"]["members"] == 3
     assert {r["stage"] for r in read_metrics(run)} >= {"generation2", "self_distilled", "born_again_ensemble"}
-    assert {"born_again_ensemble/top1/val", "self_distilled/top1/val"} <= tb_tags(run)
+    assert {"born_again_ensemble/top1/test", "self_distilled/top1/test"} <= tb_tags(run)
 
 
 @pytest.mark.slow
@@ -247,12 +257,12 @@ def test_mutual_learning_cli_trains_and_evaluates_every_peer(workdir, monkeypatc
     run = workdir / "outputs/run"
     assert table_stages(run) == ["baseline", "dml/peer1", "dml/peer2"]
     epoch = [r for r in read_metrics(run) if r["stage"] == "dml"][-1]
-    assert {"val_top1/peer1", "val_top1/peer2", "train_kl_peer1", "train_kl_peer2"} <= set(epoch)
-    assert {"dml/top1/val_peer1", "dml/top1/val_peer2"} <= tb_tags(run)
+    assert {"test_top1/peer1", "test_top1/peer2", "train_kl_peer1", "train_kl_peer2"} <= set(epoch)
+    assert {"dml/top1/test_peer1", "dml/top1/test_peer2"} <= tb_tags(run)
     results = read_results(run)
     peers = results["stages"]["dml"]["models"]
     assert results["primary_stage"] == "dml"
-    assert peers["peer2"]["last_top1"] == epoch["val_top1/peer2"]
+    assert peers["peer2"]["last_top1"] == epoch["test_top1/peer2"] == peers["peer2"]["test_top1"]
     # every peer moved away from its initialization (seed + i)
     cfg = compose_config([*FAST, "scheme=dml"])
     ctx = SchemeContext(cfg, build_data(cfg))

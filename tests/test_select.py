@@ -8,14 +8,14 @@ from torch import nn
 
 from conftest import TINY, compose_config, read_metrics
 from in_process import run_here
-from kdrun.config_checks import check_config
+from kdrun.config.checks import check_config
 from kdrun.engine.task import Batch, Progress
 from kdrun.errors import KdrunError
 from kdrun.methods.base import LossWeights, Method
 from kdrun.methods.dkd import DKD
 from kdrun.methods.kd import kd_loss
-from kdrun.schemes.distill_task import DistillTask
-from kdrun.schemes.select import SampleSelection
+from kdrun.tasks.distill import DistillTask
+from kdrun.tasks.select import SampleSelection
 
 B, C = 8, 5
 
@@ -171,7 +171,7 @@ def test_cli_logs_the_share_and_refuses_feature_methods(workdir, monkeypatch):
 
 
 def test_share_is_a_tensorboard_scalar_of_its_own():
-    from kdrun.report.writer import _add_epoch_scalars
+    from kdrun.runs.writer import _add_epoch_scalars
 
     class Board:
         def __init__(self):

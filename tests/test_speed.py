@@ -188,8 +188,8 @@ def test_gpu_slots_spread_jobs_and_free_themselves(tmp_path):
 def test_jobs_at_once_counts_joblib_jobs():
     from omegaconf import OmegaConf
 
-    from kdrun.preflight import parse_overrides
-    from kdrun.sweeps import jobs_at_once
+    from kdrun.config.preflight import parse_overrides
+    from kdrun.config.sweeps import jobs_at_once
 
     swept = parse_overrides(["distill.T=1,2,4", "seed=0,1", "method=kd"])
     joblib = lambda n: OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher",  # noqa

@@ -84,7 +84,7 @@ def test_tab_completion_answers_without_torch():
 
 @pytest.mark.slow  # a parallel sweep's process and its two workers (the refusal itself: test_sweep_workers.py)
 def test_a_parallel_sweeps_own_process_imports_no_torch(tmp_path):
-    """Its workers import torch and make the pair checks (kdrun/sweep_workers.py); the sweep's process only
+    """Its workers import torch and make the pair checks (kdrun/config/sweep_workers.py); the sweep's process only
     starts them, here to be told the pair is refused. A whole parallel sweep (jobs launched, waited for and
     reported without torch in this process) runs through the same probe in test_sweeps.py's parallel sweep."""
     args = ["-m", "debug=fast", "dataset=digits", "method=at", "teacher=resnet20", "student=mlp", "student.hidden=[16]",

@@ -1,5 +1,5 @@
 """A parallel sweep's workers are started, warmed and used for the torch checks before Hydra launches
-(kdrun/sweep_workers.py): Hydra's joblib launcher must find that very pool, the sweep's own process
+(kdrun/config/sweep_workers.py): Hydra's joblib launcher must find that very pool, the sweep's own process
 must not import torch, and the checks' result is awaited before any job starts."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 import pytest
 from conftest import compose_config
 
-from kdrun.sweep_workers import (WorkerCheckFailed, await_workers, joblib_settings, meet, prepare_worker,
+from kdrun.config.sweep_workers import (WorkerCheckFailed, await_workers, joblib_settings, meet, prepare_worker,
                                  start_workers)
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
@@ -77,11 +77,11 @@ def test_a_failed_check_is_raised_where_the_sweep_awaits_its_workers():
 
 def test_the_sweep_config_awaits_the_workers_before_launching():
     callbacks = compose_config(["hydra/launcher=joblib"], hydra=True).hydra.callbacks
-    assert callbacks.await_workers._target_ == "kdrun.sweep_workers.AwaitWorkers"
+    assert callbacks.await_workers._target_ == "kdrun.config.sweep_workers.AwaitWorkers"
 
 
 def test_a_warmed_worker_resolves_kdruns_interpolations_in_the_pair_checks():
-    """The workers leave kdrun's config nodes to the jobs (kdrun/config_store.py), not its resolvers:
+    """The workers leave kdrun's config nodes to the jobs (kdrun/config/store.py), not its resolvers:
     mnist1d's ``root: ${kdrun.data_root:}`` is resolved by the check before any job has run."""
     job = compose_config(["dataset=mnist1d", "teacher=cnn1d", "student=mlp"])
     assert str(job.dataset._get_node("root")._value()) == "${paths.data}"

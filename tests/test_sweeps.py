@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, TINY, read_results, run_kdrun, start_kdrun
 
-from kdrun.preflight import parse_overrides
-from kdrun.sweeps import default_sweep_name, quote, sweep_arguments
+from kdrun.config.preflight import parse_overrides
+from kdrun.config.sweeps import default_sweep_name, quote, sweep_arguments
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 

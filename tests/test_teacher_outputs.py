@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +14,7 @@ from conftest import TINY, compose_config
 from in_process import skip_run_plots
 from one_line import assert_one_line_error
 from kdrun.engine.teacher_outputs import OutputStore, TeacherLogits, weights_digest
-from kdrun.pipeline import run
+from kdrun.runs.pipeline import run
 
 @pytest.fixture(autouse=True)
 def _no_run_plots(monkeypatch):
@@ -61,11 +64,50 @@ def test_fp16_recording_is_shared_exactly_and_close_to_fp32(tmp_path):
     assert rec["teacher_outputs"] == {"replay": 2} and same(recorded, replayed)
     assert all(torch.allclose(computed[k], replayed[k], atol=1e-3) for k in computed)
     files = sorted((tmp_path / "cache/teacher_outputs").glob("*/epoch0001.*"))
-    assert [f.suffix for f in files] == [".fp16"]
+    assert [f.name for f in files] == ["epoch0001.fp16", "epoch0001.fp16.json"]  # the array and its record
+
+
+def damage(path, how: str) -> None:
+    """Make a real fault in a recorded file: random floats of the same size, or a cut-off file."""
+    size = path.stat().st_size
+    if how == "random":
+        np.random.default_rng(0).standard_normal(size // 4).astype(np.float32).tofile(path)
+    elif how == "truncated":
+        with open(path, "r+b") as f:
+            f.truncate(size // 2)
+    elif how == "no record":  # a recording made before records existed
+        path.with_name(path.name + ".json").unlink()
+
+
+@pytest.mark.parametrize("how", ["random", "truncated", pytest.param("no record", marks=pytest.mark.slow)])
+def test_a_damaged_recording_is_set_aside_with_one_warning_and_recomputed(tmp_path, caplog, how):
+    computed, _ = distil(tmp_path, "record", "distill.teacher_outputs=replay")  # bit-identical to computing (above)
+    [epoch1] = (tmp_path / "cache/teacher_outputs").glob("*/epoch0001.fp32")
+    damage(epoch1, how)
+    with caplog.at_level(logging.WARNING, logger="kdrun"):
+        replayed, rec = distil(tmp_path, "replay", "distill.teacher_outputs=replay")
+    assert rec["teacher_outputs"] == {"record": 1, "replay": 1}  # epoch 1 from the teacher again, epoch 2 replayed
+    assert same(computed, replayed)  # the student never saw the bad logits
+    [warning] = [r.getMessage() for r in caplog.records if "not usable" in r.getMessage()]
+    assert str(epoch1) in warning and "epoch 1" in warning
+    assert len(list(epoch1.parent.glob("epoch0001.fp32.bad-*"))) == 1  # kept for inspection
+    _, rec = distil(tmp_path, "again")  # the new recording is verified and replayed
+    assert rec["teacher_outputs"] == {"replay": 2}
+
+
+def test_a_recording_of_another_shape_is_not_replayed(tmp_path, caplog):
+    distil(tmp_path, "record", "distill.teacher_outputs=replay")
+    [record] = (tmp_path / "cache/teacher_outputs").glob("*/epoch0002.fp32.json")
+    saved = json.loads(record.read_text())
+    record.write_text(json.dumps({**saved, "shape": [1, *saved["shape"][1:]]}))
+    with caplog.at_level(logging.WARNING, logger="kdrun"):
+        _, rec = distil(tmp_path, "auto")  # auto: computes what it cannot replay, records nothing
+    assert rec["teacher_outputs"] == {"replay": 1, "compute": 1}
+    assert "another array" in caplog.text
 
 
 def test_methods_that_need_features_still_run_the_teacher(tmp_path):
-    from kdrun.build import build_data
+    from kdrun.tasks.build import build_data
     from kdrun.schemes.context import SchemeContext
     from kdrun.schemes.registry import scheme_from_config
 

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from kdrun.report.hparams import final_metrics, run_hparams
-from kdrun.report.writer import RunWriter
+from kdrun.runs.writer import RunWriter
 
 
 def record(epoch: int, top1: float) -> dict:

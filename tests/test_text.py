@@ -175,7 +175,7 @@ def test_a_pretrained_teacher_shares_its_tokenizer_with_the_data(tmp_path):
 
 
 def test_the_cifar_recipe_keeps_sgd_and_its_multistep_schedule():
-    from kdrun.build import optim_settings
+    from kdrun.tasks.build import optim_settings
     from kdrun.engine.optim import make_optimizer, make_scheduler
 
     o = optim_settings(compose_config(["trainer=cifar", "teacher=resnet20", "student=resnet8", "dataset=cifar100"]))
@@ -188,7 +188,7 @@ def test_the_cifar_recipe_keeps_sgd_and_its_multistep_schedule():
 
 
 def test_adamw_leaves_biases_and_norms_out_of_weight_decay_and_linear_warms_up():
-    from kdrun.build import optim_settings
+    from kdrun.tasks.build import optim_settings
     from kdrun.engine.optim import lr_factor, make_optimizer
 
     o = optim_settings(compose_config(["teacher=bert", "student=bert", "dataset=listops", "trainer=text"]))

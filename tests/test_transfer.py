@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from test_data import assert_one_line_naming, write_cifar10, write_mnist, write_png_tree
 
 import kdrun.data.mnist1d as mnist1d
-from kdrun.build import build_transfer
+from kdrun.tasks.build import build_transfer
 from kdrun.data.base import TensorData
 from kdrun.data.cifar import load_cifar10
 from kdrun.data.digits import load_digits
@@ -26,7 +26,7 @@ from kdrun.methods.base import LossWeights, Method, Needs
 from kdrun.methods.kd import kd_loss
 from kdrun.models.features import Features
 from kdrun.models.registry import create_model
-from kdrun.schemes.distill_task import DistillTask
+from kdrun.tasks.distill import DistillTask
 
 # ---------------------------------------------------------------- pairing labeled and transfer batches
 
@@ -271,7 +271,7 @@ def distil_synthetic(tmp_path, epochs: int) -> dict:
     from kdrun.engine.progress import ProgressReporter
     from kdrun.engine.stage import OptimSettings, Stage
     from kdrun.methods.kd import KD
-    from kdrun.report.writer import RunWriter
+    from kdrun.runs.writer import RunWriter
 
     data = load_synthetic(num_train=40, num_test=8)
     transfer = generated_transfer(data, 30)

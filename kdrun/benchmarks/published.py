@@ -2,7 +2,7 @@
 
 ``cifar100.yaml`` (RepDistiller / the CRD paper / mdistiller) and ``imagenet.yaml`` (mdistiller,
 torchvision) are the one source of truth: the ``experiment=`` presets are generated from them
-(:mod:`kdrun.benchmarks.presets`) and ``scripts/benchmark.py`` compares runs against them. Each
+(:mod:`kdrun.config.presets`) and ``scripts/benchmark.py`` compares runs against them. Each
 source says which metric it reports -- the last epoch's top-1 of one run (RepDistiller) or the best
 epoch's, averaged over 5 runs (mdistiller) -- because gaps of 0.2 to 1.6 points come from exactly that.
 """

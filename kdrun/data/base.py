@@ -28,6 +28,7 @@ class DataInfo:
     num_test: int
     pad_id: int = 0  # tokens: the id padding positions hold (the attention mask is ``x != pad_id``)
     tokenizer: str = ""  # tokens: which tokenizer made the ids (a hub name or folder, or "corpus:<digest>")
+    num_val: int = 0  # samples held out of the training set (dataset.val_split, kdrun/data/holdout.py)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class DataBundle:
     train_transform: Callable[[Any], torch.Tensor] | None = None
     transfer: Dataset | None = None
     fingerprint: str | None = None
+    val: Dataset | None = None  # held out of the training set (dataset.val_split); None: the test set chooses
 
 
 class TensorData(Dataset):
@@ -91,6 +93,12 @@ class TensorData(Dataset):
 
         part = copy.copy(self)
         part.x, part.y = self.x[index], self.y[index]
+        return part
+
+    def evaluation_view(self, index: list[int] | torch.Tensor) -> "TensorData":
+        """The samples ``index`` as an evaluation set reads them: no augmentation."""
+        part = self.subset(index)
+        part.augmented = False
         return part
 
 

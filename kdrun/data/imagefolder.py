@@ -6,10 +6,17 @@ Both splits must hold the same class folders (a class's index is its position in
 so differing lists would silently mislabel). ImageNet-style augmentation: train uses
 RandomResizedCrop + RandomHorizontalFlip, val uses Resize(size / 0.875) + CenterCrop (256 -> 224);
 ImageNet's mean and std unless overridden. Images are converted to RGB.
+
+Folders are walked by kdrun/data/image_files.py: links followed, each real folder read once per
+split (a symlink loop is cut and named in the log), and an image that cannot be read (truncated,
+not an image) stops the run in one line naming the file. The log gives each split's image and
+class counts, with its smallest and largest class.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +26,11 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
 
 from kdrun.data.base import DataBundle, DataInfo, files_fingerprint
+from kdrun.data.image_files import SplitWalk, load_rgb
 from kdrun.errors import KdrunError
 from kdrun.io import one_line
+
+log = logging.getLogger("kdrun")
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -59,11 +69,38 @@ def _check_same_classes(train_classes: list[str], val_classes: list[str], root: 
     )
 
 
-def _open(split_dir: Path, transform: transforms.Compose) -> ImageFolder:
+class ImageFiles(ImageFolder):
+    """torchvision's ImageFolder, walked by :class:`SplitWalk` (each folder once) and read by :func:`load_rgb`."""
+
+    def __init__(self, root: str, transform: transforms.Compose) -> None:
+        self.walk: SplitWalk | None = None
+        super().__init__(root, transform=transform, loader=load_rgb)
+
+    def make_dataset(self, directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+        self.walk = SplitWalk(directory, list(class_to_idx))
+        return self.walk.samples(class_to_idx)
+
+
+def _open(split_dir: Path, transform: transforms.Compose) -> ImageFiles:
     try:
-        return ImageFolder(str(split_dir), transform=transform)
+        split = ImageFiles(str(split_dir), transform=transform)
     except FileNotFoundError as e:  # a class folder without any image file
         raise KdrunError(f"dataset.root={split_dir.parent}: {one_line(e)}; remove empty class folders") from e
+    _log_counts(split_dir.name, split)
+    return split
+
+
+def _log_counts(name: str, split: ImageFiles) -> None:
+    """The split's images and classes, its smallest and largest class, and the links it did not follow."""
+    per_class = Counter(split.targets)
+    (least, few), (most, many) = min(per_class.items(), key=lambda kv: (kv[1], kv[0])), per_class.most_common(1)[0]
+    spread = f"{few} per class" if few == many else \
+        f"fewest: {split.classes[least]}, {few}; most: {split.classes[most]}, {many}"
+    log.info("data: %s: %d images in %d classes (%s)", name, len(split.samples), len(per_class), spread)
+    skipped = split.walk.skipped
+    if skipped:
+        log.warning("data: %s: %d folder link(s) not followed, as they lead back to a folder already read "
+                    "(a loop or a duplicate): %s", name, len(skipped), ", ".join(skipped[:3]))
 
 
 def load_imagefolder(

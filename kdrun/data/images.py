@@ -38,6 +38,11 @@ class ImageTensors(TensorData):
             batch = self.augment(batch, seeds.to(x.device))
         return normalize(batch, self.mean.to(x.device), self.std.to(x.device))
 
+    def evaluation_view(self, index: list[int] | torch.Tensor) -> "ImageTensors":
+        part = super().evaluation_view(index)
+        part.augment = None
+        return part
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One sample; its augmentation seed comes from torch's global RNG (kdrun's loaders don't
         call this: they pass each sample's own seed to :meth:`item`)."""

@@ -199,7 +199,17 @@ class DatasetLoader(EpochLoader):
         self._generator.manual_seed(self.order.epoch_seed)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        return iter(self._loader)
+        try:
+            yield from self._loader
+        except KdrunError as e:  # from a worker process: torch puts the worker's traceback in the message
+            raise KdrunError(worker_message(str(e))) from None
+
+
+def worker_message(text: str) -> str:
+    """A KdrunError's own line out of the message torch re-raises it with ("Caught KdrunError in DataLoader
+    worker process 0. Original Traceback ... KdrunError: <line>")."""
+    lines = [line for line in text.splitlines() if "KdrunError: " in line]
+    return lines[-1].split("KdrunError: ", 1)[1] if lines and "Traceback" in text else text
 
 
 LOADERS = ("auto", "device", "dataloader")

@@ -86,7 +86,14 @@ STATIC: dict[str, Callable[..., DataInfo]] = {
     "kdrun.data.text.load_listops": _listops,
     "kdrun.data.text.load_text_files": _text_files,
     "kdrun.data.text.load_hf_text": _hf_text,
+    "kdrun.data.npz.load_npz": lambda **kw: _npz(**kw),  # the array headers and labels only
 }
+
+
+def _npz(**kwargs: Any) -> DataInfo:
+    from kdrun.data.npz import npz_info
+
+    return npz_info(**kwargs)
 
 
 def static_info(node: dict[str, Any]) -> DataInfo | None:

@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 from torchvision import transforms
-from torchvision.datasets.folder import IMG_EXTENSIONS, pil_loader
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from kdrun.data.base import NO_LABEL
+from kdrun.data.image_files import load_rgb
 from kdrun.errors import KdrunError
 
 
@@ -34,4 +35,4 @@ class UnlabeledFolder(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(pil_loader(str(self.paths[index]))), NO_LABEL
+        return self.transform(load_rgb(str(self.paths[index]))), NO_LABEL

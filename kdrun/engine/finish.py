@@ -32,7 +32,7 @@ class Deployment:
     model: nn.Module  # runs eagerly, on the CPU
     label: str  # its metrics are logged as stage "<stage>/<label>"
     state: dict[str, torch.Tensor]  # the tensors it stores: its size on disk
-    record: dict[str, Any]  # stored with the stage; its last_top1/best_top1 are this model's
+    record: dict[str, Any]  # stored with the stage; its test_top1 (and test_loss) are this model's
     compiled: Compiled | None = None  # its compiled form, reused for timing
 
 
@@ -81,7 +81,9 @@ def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: 
     torch._dynamo.reset()  # every model compiles afresh: no recompile limit shared between rows
     if stage.deploy is not None:
         deployed = stage.deploy(env, settings)
-        record = {"trained_top1": outcome.last_top1, **deployed.record}
+        record = {"trained_top1": outcome.test_top1, **deployed.record}  # the deployed model's test top-1
+        if env.val_loader is None:  # its only evaluation is on the test set: the row's last and best epoch too
+            record["last_top1"] = record["best_top1"] = record["test_top1"]
         _log(env, f"{stage.name}/{deployed.label}", outcome.epochs, record)
         models = {"": (deployed.model, deployed.state, deployed.compiled)}
     else:
@@ -117,7 +119,7 @@ def _read(path: Path) -> dict | None:
 
 def _log(env: EngineEnv, name: str, epoch: int, record: dict) -> None:
     """The deployed model's test metrics, as its own series in metrics.jsonl and TensorBoard."""
-    metrics = {"epoch": epoch, "lr": 0.0, "val_top1": record["last_top1"], "val_loss": record.get("val_loss", 0.0)}
+    metrics = {"epoch": epoch, "lr": 0.0, "test_top1": record["test_top1"], "test_loss": record.get("test_loss", 0.0)}
     env.sink.begin_stage(name, epoch)
     env.sink.log_epoch(name, epoch, metrics)
     env.sink.end_stage(name)

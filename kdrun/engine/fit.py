@@ -11,7 +11,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
-from kdrun.distributed.state import is_main
+from kdrun.distributed.state import barrier, is_main
 from kdrun.engine.data_parallel import average_buffers, data_parallel
 from kdrun.engine.finite import NonFiniteError, check_weights
 from kdrun.engine.compile import compile_step, decompile
@@ -46,10 +46,25 @@ class EngineEnv:
     channels_last: bool = False  # NHWC weights (kdrun/engine/speed.py decides)
     compile: bool = False  # trainer.compile: torch.compile the step's models
     compiled: dict[str, bool | str] = field(default_factory=dict)  # per stage: True, or why it fell back
+    # held out of the training set (dataset.val_split): evaluated every epoch, picks the best epoch, whose
+    # weights the stage then keeps; the test set is evaluated once per stage. None: every epoch on the test set
+    val_loader: Any = None
+
+    @property
+    def eval_set(self) -> str:
+        """The set evaluated every epoch: ``val`` (held out of training) or ``test``."""
+        return "test" if self.val_loader is None else "val"
+
+    @property
+    def eval_loader(self) -> Any:
+        return self.test_loader if self.val_loader is None else self.val_loader
 
 
 @dataclass
 class StageOutcome:
+    """Top-1 on the set evaluated every epoch (``EngineEnv.eval_set``): the best epoch's and the last one's;
+    ``test_top1``: the test set, once, of the model the stage keeps (per model for a task training several)."""
+
     best_top1: float
     best_epoch: int
     last_top1: float
@@ -57,6 +72,8 @@ class StageOutcome:
     wall_time: float
     checkpoint: str
     history: list[dict[str, float]]
+    test_top1: float | None = None
+    test_models: dict[str, float] = field(default_factory=dict)
 
 
 def seed_epoch(seed: int, epoch: int) -> None:
@@ -67,10 +84,25 @@ def seed_epoch(seed: int, epoch: int) -> None:
     torch.manual_seed(s)
 
 
-def _outcome(state: dict, path: Path) -> StageOutcome:
+def _outcome(state: dict, path: Path, eval_set: str) -> StageOutcome:
     h = state["history"]
-    return StageOutcome(state["best_top1"], state["best_epoch"], h[-1]["val_top1"] if h else float("nan"),
+    return StageOutcome(state["best_top1"], state["best_epoch"], h[-1][f"{eval_set}_top1"] if h else float("nan"),
                         state["epoch"], state["wall_time"], str(path), h)
+
+
+def _keep_best(task, env: EngineEnv, outcome: StageOutcome) -> StageOutcome:
+    """With a validation split: the stage keeps (and hands on, and caches) its best epoch's weights."""
+    if env.val_loader is None or not outcome.history:
+        return outcome
+    barrier()  # data-parallel: rank 0 wrote best.pt
+    best = Path(outcome.checkpoint).with_name("best.pt")
+    saved = load_checkpoint(best, f"best checkpoint of stage {outcome.checkpoint}",
+                            remedy="delete the stage's checkpoints to train it again")
+    states = saved.get("models") or {next(iter(task.eval_models)): saved["model"]}
+    for name, model in task.eval_models.items():
+        model.load_state_dict(states[name])
+    outcome.checkpoint = str(best)
+    return outcome
 
 
 def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
@@ -96,7 +128,7 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     if state["epoch"] >= stage.epochs:
         env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
         env.reporter.end_stage()
-        return _outcome(state, last_path)
+        return _keep_best(task, env, _outcome(state, last_path, env.eval_set))
     if train_loader is None:
         train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
     if env.compile:
@@ -122,7 +154,7 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
         if env.compile:  # later stages (export, a teacher of the next generation) get plain modules
             for model in [*task.eval_models.values(), *task.frozen_models()]:
                 decompile(model)
-    return _outcome(state, last_path)
+    return _keep_best(task, env, _outcome(state, last_path, env.eval_set))
 
 
 def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scaler, state, epoch) -> None:
@@ -140,12 +172,13 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
         scheduler.step()
     check_weights(task, epoch)
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank
-    vals = {name: evaluate(m, env.test_loader, env.device, amp) for name, m in task.eval_models.items()}
+    vals = {name: evaluate(m, env.eval_loader, env.device, amp) for name, m in task.eval_models.items()}
     val = next(iter(vals.values()))  # the stage's own model (task.eval_model)
+    s = env.eval_set  # named for what it is: the test set, or the validation split
     record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
-              "val_top1": val["top1"], "val_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+              f"{s}_top1": val["top1"], f"{s}_loss": val["loss"], "epoch_time": time.monotonic() - t0}
     if len(vals) > 1:  # a task training several models reports each one
-        record.update({f"val_top1/{name}": v["top1"] for name, v in vals.items()})
+        record.update({f"{s}_top1/{name}": v["top1"] for name, v in vals.items()})
     state["history"].append(record)
     state["epoch"] = epoch
     state["wall_time"] += record["epoch_time"]
@@ -154,7 +187,7 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
         state["best_top1"], state["best_epoch"] = val["top1"], epoch
     record["is_best"] = is_best
     env.reporter.end_epoch(epoch, stage.epochs, f"loss {train.get('loss', float('nan')):.4f}  "
-                           f"train {train.get('top1', 0):.2f}%  val {val['top1']:.2f}%  lr {lr:.4g}")
+                           f"train {train.get('top1', 0):.2f}%  {s} {val['top1']:.2f}%  lr {lr:.4g}")
 
 
 def _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir: Path) -> None:
@@ -163,7 +196,9 @@ def _save(stage, env, task, optimizer, scheduler, scaler, state, ckpt_dir: Path)
     # "best" is written first: a kill between the two writes leaves last.pt at the previous
     # epoch, which resume then repeats (and rewrites best.pt identically).
     if state["history"][-1]["is_best"]:
-        save_atomic({"model": model_sd, **meta, "epoch": state["epoch"], "top1": state["best_top1"]},
+        models = task.eval_models  # a task training several: all of them, so the best epoch can be restored
+        others = {"models": {name: m.state_dict() for name, m in models.items()}} if len(models) > 1 else {}
+        save_atomic({"model": model_sd, **meta, "epoch": state["epoch"], "top1": state["best_top1"], **others},
                     ckpt_dir / "best.pt")
     save_atomic({"model": model_sd, "task": task.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), **meta, **state},

@@ -14,6 +14,13 @@ step's distillation view, i.e. of one (epoch, sample, view) since the order with
 pure function of the key. An epoch file appears (atomic rename) only once complete, so a killed
 recorder leaves nothing half-written behind. ``meta.json`` keeps the key's parts for inspection.
 
+Verified like the model cache (cache.py): the recorder writes ``epoch<e>.<precision>.json`` (the array's
+SHA-256, shape and the logits' dtype) before the epoch file appears, and every use checks the file
+against it first. A file that is truncated, altered, of another shape or without its record is moved
+aside to ``epoch<e>.<precision>.bad-<time>-<pid>`` (its record beside it) with a one-line warning, and
+the epoch's logits come from the teacher again (recorded again under ``replay``): a bad recording
+never trains a student.
+
 Jobs that run together: the recorder of an epoch holds ``<key>.lock`` (an OS file lock, as the
 teacher cache in cache.py) while it records; a job that finds the lock taken computes that epoch
 itself instead of waiting (a parallel sweep never queues behind one job).
@@ -25,7 +32,9 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdrun.engine.cache import sha256_of
 from kdrun.io import write_json_atomic
 
 log = logging.getLogger("kdrun")
@@ -65,11 +75,58 @@ class OutputStore:
     def recorded(self, epoch: int) -> bool:
         return self.path(epoch).is_file()
 
-    def open(self, epoch: int, shape: tuple[int, ...]) -> tuple[np.memmap, torch.dtype]:
-        """The epoch's array, and the dtype the teacher gave its logits in (float32, or bf16 under AMP)."""
-        meta = json.loads((self.folder / "meta.json").read_text())
-        dtype = getattr(torch, meta["logits_dtype"].removeprefix("torch."))
-        return np.memmap(self.path(epoch), dtype=self.dtype, mode="r", shape=shape), dtype
+    def record_path(self, epoch: int) -> Path:
+        """The epoch's record: its SHA-256, shape and the dtype the teacher gave its logits in."""
+        return self.path(epoch).with_name(self.path(epoch).name + ".json")
+
+    def open(self, epoch: int, shape: tuple[int, ...]) -> tuple[np.memmap, torch.dtype] | None:
+        """The epoch's verified array and the dtype of the teacher's logits (float32, or bf16 under AMP);
+        None when the recording is not usable: it is then set aside (one warning) for the epoch to be
+        computed again."""
+        record, problem = self._checked_record(epoch, shape)
+        if problem is None:
+            return np.memmap(self.path(epoch), dtype=self.dtype, mode="r", shape=shape), record["dtype"]
+        self._set_aside(epoch, problem)
+        return None
+
+    def _checked_record(self, epoch: int, shape: tuple[int, ...]) -> tuple[dict, str | None]:
+        """The epoch's record (dtype resolved) and why its file cannot be trusted, or None when it can."""
+        try:
+            record = json.loads(self.record_path(epoch).read_text())
+            dtype = getattr(torch, str(record["logits_dtype"]).removeprefix("torch."))
+            expected_hash, recorded_shape = str(record["sha256"]), [int(n) for n in record["shape"]]
+        except FileNotFoundError:
+            return {}, "no record of its content hash (recorded by an older kdrun, or its record was removed)"
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+            return {}, f"its record {self.record_path(epoch).name} is unreadable ({type(e).__name__})"
+        if not isinstance(dtype, torch.dtype) or recorded_shape != list(shape):
+            return {}, f"its record describes another array ({recorded_shape}, expected {list(shape)})"
+        expected = math.prod(shape) * np.dtype(self.dtype).itemsize
+        try:
+            size = self.path(epoch).stat().st_size
+            if size != expected:
+                return {}, f"{size} bytes where {expected} were recorded (truncated or overwritten)"
+            if sha256_of(self.path(epoch)) != expected_hash:
+                return {}, "it does not match its recorded SHA-256 (altered or corrupt)"
+        except OSError as e:
+            return {}, f"it cannot be read ({e.strerror or type(e).__name__})"
+        return {"dtype": dtype}, None
+
+    def _set_aside(self, epoch: int, problem: str) -> None:
+        """Move a bad recording (and its record) out of the way, kept for inspection."""
+        stamp = f"bad-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        path, record = self.path(epoch), self.record_path(epoch)
+        try:
+            path.rename(path.with_name(f"{path.name}.{stamp}"))
+            where = f"moved to {path.name}.{stamp}"
+            if record.exists():
+                record.rename(record.with_name(f"{record.name}.{stamp}"))
+        except FileNotFoundError:  # another job set it aside first
+            where = "set aside by another job"
+        except OSError as e:  # a read-only cache: it stays, and every use checks it again
+            where = f"left in place ({e.strerror or type(e).__name__})"
+        log.warning("teacher outputs %s are not usable (%s); %s, the teacher computes epoch %d again",
+                    path, problem, where, epoch)
 
     def try_record(self, epoch: int, shape: tuple[int, ...], meta: dict) -> bool:
         """Take the key's lock without waiting and start a temporary file for ``epoch``; False if busy."""
@@ -84,7 +141,7 @@ class OutputStore:
             f.close()
             return False
         self._lock_file = f
-        self._meta = meta
+        self._meta, self._shape = meta, shape
         self._writing = np.memmap(self._tmp(epoch), dtype=self.dtype, mode="w+", shape=shape)
         return True
 
@@ -93,8 +150,11 @@ class OutputStore:
 
     def finish(self, epoch: int, logits_dtype: torch.dtype) -> None:
         self._writing.flush()
-        write_json_atomic(self.folder / "meta.json", {**self._meta, "logits_dtype": str(logits_dtype)})
         self._writing = None
+        write_json_atomic(self.folder / "meta.json", {**self._meta, "logits_dtype": str(logits_dtype)})
+        record = {"sha256": sha256_of(self._tmp(epoch)), "shape": list(self._shape),
+                  "logits_dtype": str(logits_dtype)}
+        write_json_atomic(self.record_path(epoch), record, "a teacher-output record")  # before the epoch appears
         os.replace(self._tmp(epoch), self.path(epoch))  # the epoch exists only once complete
         self.release()
 
@@ -151,9 +211,10 @@ class TeacherLogits:
         self.store.release()  # an epoch left unfinished (interrupted) is recorded again later
         self._epoch = epoch
         shape = (steps, len(x), int(self.key_parts.get("num_classes", 0)))
-        if self.store.recorded(epoch):
+        opened = self.store.open(epoch, shape) if self.store.recorded(epoch) else None
+        if opened is not None:
             self._source = "replay"
-            self._replay, self._dtype = self.store.open(epoch, shape)
+            self._replay, self._dtype = opened
         elif self.mode == "replay" and self.store.try_record(epoch, shape, self.key_parts):
             self._source = "record"
         else:

@@ -23,8 +23,6 @@ INPUT_KINDS = ("image", "signal", "tokens", "any")
 def accepts(model_kind: str, data_kind: str) -> bool:
     """Whether a model of input kind ``model_kind`` can read a dataset of input kind ``data_kind``."""
     return model_kind == data_kind or (model_kind == "any" and data_kind != "tokens")
-# Keys of a teacher=/student= config node that are not the architecture's own options.
-RESERVED_MODEL_KEYS = ("arch", "checkpoint", "lr")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``@register_model`` adds a builder; ``create_model`` builds it for a dataset's input shape and
 class count; ``list_models`` lists names. What is known about an architecture before building it
 (family, input kind, options, recipe lr) is also in the torch-free table ``kdrun/models/catalog.py``,
-which the config options (``kdrun/config_store.py``) and the config checks read; a test keeps the
+which the config options (``kdrun/config/store.py``) and the config checks read; a test keeps the
 two equal, so a new architecture is selectable, documented and tested the day it is registered.
 """
 

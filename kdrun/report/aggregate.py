@@ -19,7 +19,8 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from kdrun.report.jobs import COMPLETED, FAILED, UNFINISHED, Job, primary_stage, reference_stage
+from kdrun.report.jobs import (COMPLETED, FAILED, UNFINISHED, Job, per_epoch_set, primary_stage, reference_stage,
+                               reported_top1)
 
 AVERAGED = "seed"
 BOOKKEEPING = ("name", "paths", "hydra")
@@ -50,6 +51,7 @@ class Group:
     best: Stat = Stat(None, None, 0)  # best-epoch top-1 of the primary stage
     delta: Stat = Stat(None, None, 0)  # primary minus baseline, per seed
     params: dict[str, int] = field(default_factory=dict)
+    objective: Stat = Stat(None, None, 0)  # what the sweeper got back (kdrun/report/study.py), when ranked
 
     def count(self, status: str) -> int:
         return sum(j.status == status for j in self.jobs)
@@ -69,6 +71,8 @@ class Summary:
     stages: list[str]  # stages shown in tables, in run order
     primary: str | None  # the stage the sweep is about (as the runs' scheme declared it)
     reference: str = "baseline"  # the stage differences are taken against
+    per_epoch: str = "test"  # the set evaluated every epoch, whose best epoch ``Group.best`` is: val or test
+    ranked: bool = False  # groups in order of the search's objective, best first (a study, kdrun/report/study.py)
 
     @property
     def jobs(self) -> list[Job]:
@@ -93,12 +97,13 @@ def summarize(jobs: list[Job]) -> Summary:
     ordered = sorted(groups.values(), key=lambda g: [_natural(v) for v in g.settings.values()])
     for group in ordered:
         _fill_numbers(group, stages, primary, reference)
-    return Summary(varying, common, ordered, stages, primary, reference)
+    per_epoch = "val" if any(per_epoch_set(j.results) == "val" for j in jobs if j.results) else "test"
+    return Summary(varying, common, ordered, stages, primary, reference, per_epoch)
 
 
 def _fill_numbers(group: Group, stages: list[str], primary: str | None, reference: str) -> None:
     for stage in stages:
-        group.stages[stage] = Stat.of([j.stages[stage]["last_top1"] for j in group.jobs if stage in j.stages])
+        group.stages[stage] = Stat.of([reported_top1(j.stages[stage]) for j in group.jobs if stage in j.stages])
         params = [j.stages[stage].get("params") for j in group.jobs if stage in j.stages]
         if params and params[0] is not None:
             group.params[stage] = params[0]
@@ -106,7 +111,7 @@ def _fill_numbers(group: Group, stages: list[str], primary: str | None, referenc
         return
     group.best = Stat.of([j.stages[primary]["best_top1"] for j in group.jobs if primary in j.stages])
     if primary != reference:  # only a completed job's Δ compares like with like: a failed one has none
-        group.delta = Stat.of([j.stages[primary]["last_top1"] - j.stages[reference]["last_top1"]
+        group.delta = Stat.of([reported_top1(j.stages[primary]) - reported_top1(j.stages[reference])
                                for j in group.jobs
                                if j.status == COMPLETED and primary in j.stages and reference in j.stages])
 

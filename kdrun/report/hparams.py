@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from kdrun.report.jobs import primary_stage, reference_stage
+from kdrun.report.jobs import per_epoch_set, primary_stage, reference_stage, reported_top1
 
 USUAL = ("teacher.arch", "student.arch", "method.name", "distill.T", "distill.alpha", "distill.gamma",
          "distill.beta", "seed", "trainer.epochs", "trainer.lr", "trainer.batch_size")
@@ -32,15 +32,19 @@ def run_hparams(cfg: DictConfig, results: dict[str, Any], run_dir: Path) -> dict
 
 
 def final_metrics(results: dict[str, Any]) -> dict[str, float]:
-    """``final/<stage>/top1_last`` and ``_best`` per stage, and the primary stage's gain over the baseline."""
+    """``final/<stage>/top1_last`` and ``_best`` per stage (on the set evaluated every epoch, named in the key when
+    it is the validation split), ``final/<stage>/top1_test`` (the kept model's), and the primary stage's gain
+    over the baseline in test top-1."""
     stages = {k: v for k, v in results.get("stages", {}).items() if v.get("in_table", True)}
     out: dict[str, float] = {}
+    tag = "val_" if per_epoch_set(results) == "val" else ""
     for name, s in stages.items():
-        out[f"final/{name}/top1_last"] = float(s["last_top1"])
-        out[f"final/{name}/top1_best"] = float(s["best_top1"])
+        out[f"final/{name}/top1_{tag}last"] = float(s["last_top1"])
+        out[f"final/{name}/top1_{tag}best"] = float(s["best_top1"])
+        out[f"final/{name}/top1_test"] = float(reported_top1(s))
     primary, reference = primary_stage(list(stages), results.get("primary_stage")), reference_stage(results)
     if primary not in (None, reference) and reference in stages:
-        out["final/delta_vs_baseline"] = float(stages[primary]["last_top1"] - stages[reference]["last_top1"])
+        out["final/delta_vs_baseline"] = float(reported_top1(stages[primary]) - reported_top1(stages[reference]))
     return out
 
 

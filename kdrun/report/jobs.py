@@ -68,6 +68,29 @@ def primary_stage(stages: list[str], declared: str | None = None) -> str | None:
     return stages[-1] if stages else None
 
 
+def reported_top1(stage: dict[str, Any]) -> float | None:
+    """The top-1 reported for a stage (or one model of it): the test set's, of the model the stage kept. Runs
+    written before ``test_top1`` existed evaluated every epoch on the test set and kept the last: ``last_top1``."""
+    value = stage.get("test_top1")
+    return stage.get("last_top1") if value is None else value
+
+
+def per_epoch_set(results: dict[str, Any]) -> str:
+    """The set a run evaluated every epoch (``best_top1``/``last_top1``, the curves): ``val`` or ``test``."""
+    return (results.get("evaluation") or {}).get("per_epoch", "test")
+
+
+def objective_record(results: dict[str, Any]) -> dict[str, Any]:
+    """What a sweeper (Optuna) optimizes, and what it is: the primary stage's best validation top-1 with a
+    validation split (the epoch the stage kept), else its last-epoch test top-1 (the published protocol has
+    nothing else); the stage, the results.json key and the set it was measured on."""
+    primary = results.get("primary_stage") or "distilled"  # runs written before schemes declared it
+    validated = (results.get("evaluation") or {}).get("per_epoch") == "val"
+    key = "best_top1" if validated else "last_top1"
+    return {"stage": primary, "key": key, "set": "val" if validated else "test",
+            "value": results["stages"].get(primary, {}).get(key)}
+
+
 def reference_stage(results: dict[str, Any]) -> str:
     """The row differences are taken against, as the run's scheme declared it (the label-only baseline)."""
     return results.get("reference_stage") or "baseline"

@@ -181,8 +181,11 @@ def _curve_series(summary: Summary) -> dict[tuple[int, str], tuple[list[int], li
         per_stage: dict[str, dict[int, list[tuple[float, float]]]] = {}
         for job in g.jobs:
             for rec in job.metrics():
+                top1 = rec.get(f"{summary.per_epoch}_top1", rec.get("val_top1"))  # val_top1: written before 0.x
+                if top1 is None:
+                    continue
                 per_stage.setdefault(rec.get("stage"), {}).setdefault(rec["epoch"], []).append(
-                    (rec["val_top1"], rec.get("val_loss", math.nan)))
+                    (top1, rec.get(f"{summary.per_epoch}_loss", rec.get("val_loss", math.nan))))
         for stage, by_epoch in per_stage.items():
             if stage in summary.stages:
                 epochs = sorted(by_epoch)

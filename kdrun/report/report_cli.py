@@ -23,6 +23,7 @@ from kdrun.errors import KdrunError
 from kdrun.io import write_text_atomic
 from kdrun.report.aggregate import Summary, format_value, summarize
 from kdrun.report.jobs import COMPLETED, Job, find_jobs
+from kdrun.report.study import best_line, is_study, rank
 from kdrun.report.sweep_table import csv_sweep_table, markdown_sweep_table, rich_sweep_table
 from kdrun.report.table import markdown_table, rich_table, table_rows, table_title
 
@@ -53,6 +54,8 @@ def build_report(path: str | Path, console: Console | None = None, plots: bool =
     if not jobs:
         raise KdrunError(f"PATH={path} holds no runs (no results.json or .hydra/config.yaml below it)")
     report = Report(path, summarize(jobs))
+    if is_study(path):  # a search's trials, best first
+        rank(report.summary)
     console = console or output()
     _print(report, console)
     if plots:
@@ -74,6 +77,8 @@ def _print(report: Report, console: Console) -> None:
     console.print(LEGEND + f"; every stage's column: {report.path / REPORT_MD}", style="dim")
     if s.common:
         console.print("common settings: " + escape(_common(s)), style="dim")  # [a,b] is not rich markup
+    if best_line(s):
+        console.print(escape(best_line(s)), style="bold")
     for job in report.problems:
         console.print(escape(f"{job.status}: {_rel(job, report.path)}" + (f": {job.error}" if job.error else "")),
                       style="red" if job.status == "failed" else "yellow")
@@ -84,6 +89,8 @@ def markdown_report(report: Report) -> str:
     lines = [f"# kdrun report: {report.path.name or report.path}", "", _counts(s), ""]
     if s.common:
         lines += [f"Common settings: {_common(s, code=True)}", ""]
+    if best_line(s):
+        lines += [f"Trials ranked by the value each returned to the sweeper; {best_line(s)}.", ""]
     if len(s.jobs) == 1 and s.jobs[0].stages:
         lines += ["## Stages", "", markdown_table(table_rows(s.jobs[0].results))]
     lines += ["## Summary" if len(s.jobs) > 1 else "## Run", "", LEGEND + ".", "", markdown_sweep_table(s)]

@@ -20,13 +20,19 @@ def _fmt(stat: Stat, signed: bool = False) -> str:
 
 
 def headers(summary: Summary) -> list[str]:
-    cols = [*summary.keys, "runs"]
+    cols = ["rank"] if summary.ranked else []
+    cols += [*summary.keys, "runs"]
     cols += [f"{stage} top-1" for stage in summary.stages]
     if summary.primary:
-        cols.append(f"{summary.primary} best")
+        cols.append(best_header(summary))
         if _with_delta(summary):
             cols.append(f"Δ vs {summary.reference}")
     return cols + ["status"]
+
+
+def best_header(summary: Summary) -> str:
+    """The primary stage's best epoch: on the validation split (what a sweep optimizes) or the test set."""
+    return f"{summary.primary} val top-1" if summary.per_epoch == "val" else f"{summary.primary} best"
 
 
 def _with_delta(summary: Summary) -> bool:
@@ -34,11 +40,12 @@ def _with_delta(summary: Summary) -> bool:
 
 
 def text_rows(summary: Summary) -> list[list[str]]:
-    """Cells as shown: last-epoch top-1 per stage, mean ± std over seeds (std when 2+ seeds)."""
+    """Cells as shown: test top-1 per stage (the kept epoch's), mean ± std over seeds (std when 2+ seeds)."""
     with_delta = _with_delta(summary)
     rows = []
-    for g in summary.groups:
-        row = [format_value(g.settings[k]) for k in summary.keys] + [str(len(g.jobs))]
+    for i, g in enumerate(summary.groups, 1):
+        row = [str(i)] if summary.ranked else []
+        row += [format_value(g.settings[k]) for k in summary.keys] + [str(len(g.jobs))]
         row += [_fmt(g.stages.get(stage, Stat(None, None, 0))) for stage in summary.stages]
         if summary.primary:
             row.append(_fmt(g.best))
@@ -55,7 +62,7 @@ def rich_sweep_table(summary: Summary, title: str = "") -> Table:
     keys = set(summary.keys)
     cols = headers(summary)
     primary = f"{summary.primary} top-1" if summary.primary else None
-    shown = [i for i, h in enumerate(cols) if h in keys or h in ("runs", primary, "Δ vs baseline", "status")]
+    shown = [i for i, h in enumerate(cols) if h in keys or h in ("rank", "runs", primary, "Δ vs baseline", "status")]
     for i in shown:
         h = cols[i]
         table.add_column(h, justify="left" if h in keys or h == "status" else "right", no_wrap=h not in keys)
@@ -75,16 +82,19 @@ def markdown_sweep_table(summary: Summary) -> str:
 def csv_sweep_table(summary: Summary) -> str:
     """Machine-readable: separate mean/std/n columns, plain numbers."""
     records: list[dict[str, Any]] = []
-    for g in summary.groups:
-        rec: dict[str, Any] = {k: format_value(g.settings[k]) for k in summary.keys}
+    for i, g in enumerate(summary.groups, 1):
+        rec: dict[str, Any] = {"rank": i} if summary.ranked else {}
+        rec.update({k: format_value(g.settings[k]) for k in summary.keys})
         rec.update(runs=len(g.jobs), completed=g.count("completed"), failed=g.count("failed"),
                    unfinished=g.count("unfinished"))
         for stage in summary.stages:
             _put(rec, f"{stage}_top1", g.stages.get(stage, Stat(None, None, 0)))
             rec[f"{stage}_params"] = g.params.get(stage)
         if summary.primary:
-            _put(rec, f"{summary.primary}_best_top1", g.best)
+            _put(rec, f"{summary.primary}_{'val' if summary.per_epoch == 'val' else 'best'}_top1", g.best)
             _put(rec, "delta_vs_baseline", g.delta)
+        if summary.ranked:
+            _put(rec, "objective", g.objective)
         records.append(rec)
     buf = io.StringIO()
     fields = list(records[0]) if records else []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.errors import KdrunError
 from kdrun.schemes.base import Scheme
 
@@ -48,9 +49,9 @@ class DML(Scheme):
             raise KdrunError(f"scheme.peers={self.peers} needs at least two peers, e.g. [student, student]")
 
     def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
-        from kdrun.build import loss_weights, optim_settings
+        from kdrun.tasks.build import loss_weights, optim_settings
         from kdrun.engine.stage import Stage
-        from kdrun.schemes.distill_task import DMLTask
+        from kdrun.tasks.distill import DMLTask
 
         wanted = self.wanted(ctx.cfg)
         if "baseline" in wanted:
@@ -59,8 +60,8 @@ class DML(Scheme):
             # peer i starts from seed + i: the first student peer has the baseline's initial weights
             peers = [ctx.model(key, seed_offset=i) for i, key in enumerate(self.peers)]
             task = DMLTask(peers, loss_weights(ctx.cfg))
-            arch = "+".join(ctx.cfg[key].arch for key in self.peers)
+            arch = "+".join(model_label(ctx.cfg[key]) for key in self.peers)
             stage = Stage("dml", "dml", arch, "dml", task, ctx.epochs(ctx.cfg.trainer.epochs),
                           optim_settings(ctx.cfg))
-            stage.info["peers"] = {f"peer{i + 1}": ctx.cfg[key].arch for i, key in enumerate(self.peers)}
+            stage.info["peers"] = {f"peer{i + 1}": model_label(ctx.cfg[key]) for i, key in enumerate(self.peers)}
             yield stage

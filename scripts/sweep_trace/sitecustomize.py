@@ -16,12 +16,12 @@ import time
 TRACE = os.environ.get("KDRUN_TRACE")
 FUNCTIONS = {
     "kdrun.cli": ["main", "checked_arguments", "_run_job"],
-    "kdrun.sweep_workers": ["start_workers", "prepare_worker", "await_workers"],
-    "kdrun.pipeline": ["run"],
+    "kdrun.config.sweep_workers": ["start_workers", "prepare_worker", "await_workers"],
+    "kdrun.runs.pipeline": ["run"],
     "hydra_plugins.hydra_joblib_launcher._core": ["launch", "execute_job"],
     "kdrun.report.sweep_callback": ["SweepReport.on_multirun_end"],
 }
-IMPORTS = {"torch", "torch._dynamo", "sklearn", "matplotlib", "kdrun.cli", "kdrun.pipeline", "joblib"}
+IMPORTS = {"torch", "torch._dynamo", "sklearn", "matplotlib", "kdrun.cli", "kdrun.runs.pipeline", "joblib"}
 
 
 def stamp(event: str) -> None:

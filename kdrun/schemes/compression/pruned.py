@@ -65,9 +65,9 @@ def pruned_deployment(model: nn.Module, name: str, env: EngineEnv, settings: Mea
     for m in dense.modules():
         if isinstance(m, PRUNABLE) and prune.is_pruned(m) and hasattr(m, "weight_mask"):
             prune.remove(m, "weight")
-    val = evaluate_alone(dense, env)
+    test = evaluate_alone(dense, env)
     path = Path(env.checkpoint_dir) / name / "pruned.pt.gz"
-    record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "fp32",
+    record = {"test_top1": test["top1"], "test_loss": test["loss"], "precision": "fp32",
               "sparsity": sparsity(dense), "compressed_file": str(path),
               "compressed_bytes": save_compressed(dense.state_dict(), path), "compressed_format": path.name}
     return Deployment(dense, "dense", dense.state_dict(), record)

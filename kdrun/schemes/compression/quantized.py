@@ -18,6 +18,7 @@ from itertools import islice
 import torch
 from torch import nn
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.engine.finish import Deployment, evaluate_alone, evaluate_deployed
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.stage import Stage
@@ -53,7 +54,7 @@ def ptq_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized_ptq")
     """Calibrate and convert ``student`` as it is: the row that shows what fine-tuning adds."""
     q = ctx.cfg.quant
     model = copy.deepcopy(student)
-    stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
+    stage = ctx.eval_stage(name, "quantized", model_label(ctx.cfg.student), model)
     stage.method = f"{ctx.cfg.method.name}+ptq"
     reduce_range = reduced_range(q)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
@@ -98,17 +99,17 @@ def int8_deployment(prepared: ExportedModel, example: torch.Tensor, name: str, e
     save_int8(converted, example, path)
     if settings.compile:
         log.info("%s: compiling the int8 model (Inductor) and evaluating it on its kernels", name)
-    val, compiled, error = evaluate_deployed(converted, env, settings.compile)
+    test, compiled, error = evaluate_deployed(converted, env, settings.compile)
     runtime = ("torch.compile (Inductor + oneDNN int8 kernels)" if compiled else
                "eager reference graph (int8 weights dequantized into float kernels)")
-    record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "int8",
+    record = {"test_top1": test["top1"], "test_loss": test["loss"], "precision": "int8",
               "int8_runtime": runtime, "artifact": str(path), "artifact_bytes": path.stat().st_size}
     if compiled is not None:
         # the kernels must compute what the converted model defines: check against its reference graph
         record["reference_top1"] = evaluate_alone(converted, env)["top1"]
-        if abs(record["reference_top1"] - val["top1"]) > KERNEL_TOLERANCE:
+        if abs(record["reference_top1"] - test["top1"]) > KERNEL_TOLERANCE:
             log.warning("%s: int8 kernels give top-1 %.2f%%, the int8 reference graph %.2f%%; the CPU's int8 "
-                        "arithmetic saturates (try quant.reduce_range=true)", name, val["top1"],
+                        "arithmetic saturates (try quant.reduce_range=true)", name, test["top1"],
                         record["reference_top1"])
         # the graph the top-1 was measured with (no code at all would show as no kernels)
         record["kernels"] = kernel_counts(compiled.code[0] if compiled.code else "")

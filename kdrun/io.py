@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from kdrun.errors import KdrunError, write_error
+from kdrun.errors import OUTPUTS, KdrunError, write_error
 
 
 def one_line(error: object, limit: int | None = 200, lines: int | None = None) -> str:
@@ -30,14 +30,15 @@ def one_line(error: object, limit: int | None = 200, lines: int | None = None) -
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, what: str = "a file", choose: str = OUTPUTS) -> Iterator[Path]:
     """A fresh temporary file beside ``path`` to write; renamed over ``path`` when the block succeeds.
 
     A kill at any moment leaves either the old file or the new one, never a torn write. The
     temporary name is unique (``mkstemp``), so two writers (threads, sweep jobs) never share one; it
     keeps ``path``'s suffix (``torch.export.save`` and ``np.save`` look at it). When the block fails
     the temporary file is removed and ``path`` is left as it was; an ``OSError`` (disk full,
-    read-only) becomes a one-line :class:`KdrunError` naming ``path`` and ``what`` was being written,
+    read-only) becomes a one-line :class:`KdrunError` naming ``path`` and ``what`` was being written (and,
+    ``choose``, how to write it elsewhere: :data:`kdrun.errors.OUTPUTS` or :data:`kdrun.errors.DATA`),
     also where a writer met it and then failed otherwise (torch.save's zip writer: the OSError, then a
     RuntimeError closing the archive).
     """
@@ -48,7 +49,7 @@ def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]
         os.close(fd)
         os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600: give the file the mode open() would
     except OSError as e:
-        raise write_error(path, what, e) from None
+        raise write_error(path, what, e, choose) from None
     tmp = Path(name)
     try:
         yield tmp
@@ -57,7 +58,7 @@ def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]
         tmp.unlink(missing_ok=True)
         os_error = _os_error_in(e) if isinstance(e, Exception) else None  # Ctrl-C stays an interrupt
         if os_error is not None:
-            raise write_error(path, what, os_error) from None
+            raise write_error(path, what, os_error, choose) from None
         raise
 
 

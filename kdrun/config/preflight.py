@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+import yaml
+from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
@@ -21,7 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config.checks import check_config
+from kdrun.config.hydra_flags import config_search, flag_value
 from kdrun.config.keys import added_key_target, check_known_keys, unknown_key_message
+from kdrun.config.override_values import quote_hint
 from kdrun.config.schema import check_types
 from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
@@ -29,9 +32,9 @@ from kdrun.schemes.registry import STAGE_NAMES, check_scheme
 from kdrun.config.sweeps import check_sweep_dir, config_differences, enumerable, inside, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
+# (--config-dir is checked: preflight adds the folder as Hydra does; --experimental-rerun is refused, kdrun/cli.py.)
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
-                "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
-                "--experimental-rerun")
+                "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name")
 
 
 def passes_through(args: list[str]) -> bool:
@@ -66,7 +69,7 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
     parsed = parse_overrides(overrides)
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3", job_name="kdrun"):
+        with config_search(config_dir, flag_value(args, "--config-dir")):
             groups = _check_group_choices(parsed)
             first = [_first_value(o) for o in parsed]
             cfg = compose_checked(first)
@@ -99,6 +102,9 @@ def check_writable(folder: Path, key: str) -> None:
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if not existing.is_dir():  # a file where the folder (or one above it) would be
+        what = "is a file, not a folder" if existing == folder else f"cannot be made: {existing} is a file"
+        raise KdrunError(f"{key}={folder} {what}; choose another {key} (or paths.outputs)")
     if not os.access(existing, os.W_OK | os.X_OK):
         reason = "read-only filesystem" if _read_only_fs(existing) else "permission denied"
         raise KdrunError(f"{key}={folder}: cannot write in {existing} ({reason}); choose a writable "
@@ -194,7 +200,8 @@ def parse_overrides(overrides: list[str]) -> list:
     try:
         return OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:
-        raise KdrunError(f"cannot parse the command line: {one_line(e, limit=None, lines=2)}") from None
+        hint = quote_hint(overrides)  # ~ or a non-ASCII letter outside quotes
+        raise KdrunError(f"cannot parse the command line: {hint or one_line(e, limit=None, lines=2)}") from None
 
 
 def _first_value(o) -> str:
@@ -256,10 +263,23 @@ def compose_checked(overrides: list[str]) -> DictConfig:
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except MissingConfigException as e:
         raise KdrunError(one_line(e, limit=None, lines=2)) from None
+    except yaml.YAMLError as e:  # a config file that is not plain YAML (a !!python tag, a syntax error)
+        raise KdrunError(yaml_problem(e)) from None
     except (HydraException, OmegaConfBaseException) as e:
         unknown = re.search(r"Could not override '([^']+)'", str(e))
         message = _unknown_key(unknown.group(1), overrides) if unknown else one_line(e, limit=None, lines=2)
         raise KdrunError(message) from None
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """One line naming the config file, the line and what YAML could not read there."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"config file {mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
+    problem = getattr(e, "problem", None) or one_line(e)
+    if "python/" in problem:  # !!python/object/apply:... would build Python objects: Hydra's loader refuses it
+        return (f"{where}: {problem}; configs are plain YAML, nothing in them runs code: write the value as "
+                f"text, or use _target_ for an object kdrun builds")
+    return f"{where}: {problem} (not valid YAML); fix that line"
 
 
 def _unknown_key(key: str, overrides: list[str]) -> str:

@@ -22,6 +22,7 @@ import datetime
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from kdrun.config.sweeps import job_dir_name
 from kdrun.data.cache_dir import data_root
 from kdrun.models.catalog import arch_info, list_archs, recipe_lr
 from kdrun.models.foreign_nodes import FOREIGN_NODES
@@ -71,6 +72,7 @@ def register_resolvers() -> None:
     ``${kdrun.data_root:}``: ``paths.data``, the per-user data cache (kdrun/data/cache_dir.py).
     ``${kdrun.recipe_lr:<recipe>,<arch>,<base lr>}``: an architecture's own lr in a training recipe
     (the architecture's ``recipe_lr`` in kdrun/models/catalog.py; trainer=cifar uses it for trainer.lr and teacher.lr).
+    ``${kdrun.job_dir:<task overrides>,<excluded keys>}``: a sweep job's folder name (kdrun/config/sweeps.py).
     """
     if not OmegaConf.has_resolver("kdrun.name"):
         OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
@@ -78,6 +80,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("kdrun.data_root", data_root)
     if not OmegaConf.has_resolver("kdrun.recipe_lr"):
         OmegaConf.register_new_resolver("kdrun.recipe_lr", lambda recipe, arch, base: recipe_lr(recipe, arch, base))
+    if not OmegaConf.has_resolver("kdrun.job_dir"):
+        OmegaConf.register_new_resolver("kdrun.job_dir", job_dir_name)
 
 
 def run_name(name: object) -> str:

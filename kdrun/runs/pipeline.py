@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kdrun.config.checks import check_config
+from kdrun.data.fingerprint import data_fingerprint
 from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
@@ -37,11 +38,24 @@ log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
 
 
+# What a run's numbers depend on besides the command: these libraries (numpy, scipy and mnist1d generate the
+# default dataset; torch computes), the data's bits (data_fingerprint), the threads and the CPU (results.json).
+NUMERIC_LIBRARIES = ("torchvision", "torchao", "numpy", "scipy", "mnist1d", "scikit-learn")
+
+
 def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import hydra
 
-    return {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
-            "python": platform.python_version()}
+    versions = {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
+                "python": platform.python_version()}
+    for name in NUMERIC_LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def speed_settings(cfg: DictConfig, data, device: torch.device) -> SpeedSettings:
@@ -123,7 +137,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(),
                "speed": speed.record(), "primary_stage": scheme.primary, "reference_stage": scheme.reference,
-               "evaluation": evaluation_record(cfg, data.info), "stages": {}}
+               "evaluation": evaluation_record(cfg, data.info), "data_fingerprint": data_fingerprint(data),
+               "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
     done, planned = 0, len(scheme.wanted(cfg))

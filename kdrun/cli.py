@@ -28,7 +28,7 @@ from kdrun.config.hydra_flags import canonical_args, refuse_unsafe_flags
 from kdrun.config.override_values import expand_home
 from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.conf_dir import config_dir
-from kdrun.config.store import open_model_options, presets_needed, register_configs
+from kdrun.config.store import open_model_options, presets_needed, register_configs, register_user_archs
 from kdrun.config.sweep_workers import WorkerCheckFailed, start_workers
 from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 from kdrun.environment import PARALLEL_JOBS_ENV, SWEEP_PID_ENV, started_by_torchrun
@@ -210,7 +210,7 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
         output().print(rich_table(table_rows(results), title=table_title(results) + " (completed before)"))
         output().print(f"full table (every column, footnotes): {run_dir / 'table.md'}", highlight=False,
-                       soft_wrap=True)
+                       soft_wrap=True, markup=False)
 
 
 def main() -> None:
@@ -227,6 +227,11 @@ def main() -> None:
         fail(str(e))
         sys.exit(2)
     register_configs(presets=presets_needed(args))
+    try:
+        register_user_archs(args)
+    except KdrunError as e:
+        fail(str(e))
+        sys.exit(2)
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
         print(f"kdrun {__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
         return
@@ -348,6 +353,7 @@ def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here)
     composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
     main()'s ``pair_check``, a parallel sweep's worker processes."""
     register_configs(presets=presets_needed(args))
+    register_user_archs(args)
     args = expand_home(args)  # '~/ck/t.pt' -> /home/me/ck/t.pt, for every key (kdrun/config/override_values.py)
     args = open_model_options(args)
     args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
@@ -360,8 +366,10 @@ def _print_listing(args: list[str]) -> None:
     from kdrun.config.listing import listing
 
     category = args[0].split("=", 1)[1] if "=" in args[0] else (args[1] if len(args) > 1 else None)
+    if category is not None and ("=" in category or category.startswith("-")):  # --list hydra.searchpath=[...]
+        category = None
     try:
-        text = listing(category, CONFIG_DIR)
+        text = listing(category, CONFIG_DIR, args)
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)

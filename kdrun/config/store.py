@@ -136,6 +136,21 @@ def register_configs(presets: bool = True) -> None:
         _presets_registered = True
 
 
+def register_user_archs(args: list[str]) -> list[str]:
+    """The user's own architectures (``arch/*.yaml`` in the config folders ``args`` names, kdrun/models/user_archs.py)
+    as ``teacher=``, ``student=`` and ``assistant=`` options, written like the built-ins' nodes; their names."""
+    from kdrun.models.user_archs import user_archs
+
+    archs = user_archs(args, set(list_archs()) | set(FOREIGN_NODES))
+    cs = ConfigStore.instance()
+    for name, arch in archs.items():
+        for group in MODEL_GROUPS:
+            extra = {"lr": None} if group == "teacher" else {}
+            node = {"arch": name, "checkpoint": None, "taps": None, "family": None, **extra, **arch["node"]}
+            cs.store(group=group, name=name, node=node)
+    return list(archs)
+
+
 def leave_registration_to_the_jobs() -> None:
     """In a parallel sweep's worker process (kdrun/config/sweep_workers.py): each job arrives with the sweep's
     ConfigStore (Hydra's singleton state), so storing its nodes here would be wasted (~0.7 CPU-s per

@@ -273,3 +273,67 @@ def check_crd(g: dict) -> None:
     assert method.memory.normalizer.tolist() == pytest.approx(g["normalizer"], rel=1e-10)
     assert torch.allclose(method.memory.memory_s, t64(g["memory_s_after"]), atol=1e-12)
     assert torch.allclose(method.memory.memory_t, t64(g["memory_t_after"]), atol=1e-12)
+
+
+# --- transformers (token inputs): hidden states, query/key/value projections, attention mask -----------------------
+
+TOKENS = DataInfo("fake_text", "tokens", 30, (5,), 3, 16, 8)
+
+
+def text_features(g: dict) -> Features:
+    mask = torch.tensor(g["mask"], dtype=torch.long) if "mask" in g else None
+    hidden = [t64(h) for h in g["hidden"]]
+    return Features(t64(g["logits"]), stages=[hidden[-1][:, 0]], pooled=hidden[-1][:, 0], hidden=hidden,
+                    qkv=[tuple(t64(x) for x in layer) for layer in g["qkv"]], mask=mask)
+
+
+def text_context(g: dict) -> MethodContext:
+    def info(m: dict) -> FeatureInfo:
+        hidden = len(m["hidden"][0][0][0])
+        heads = len(m["qkv"][0][0][0])
+        return FeatureInfo((hidden,), ((),), hidden, len(m["logits"][0]), layers=len(m["qkv"]), heads=heads)
+
+    return MethodContext(info(g["student"]), info(g["teacher"]), TOKENS, torch.zeros(16, dtype=torch.long),
+                         student_arch="bert", teacher_arch="bert")
+
+
+def text_pair(g: dict) -> tuple[Features, Features]:
+    return (text_features({**g["student"], "mask": g["mask"]}), text_features({**g["teacher"], "mask": g["mask"]}))
+
+
+@golden_check("distilbert")
+def check_distilbert(g: dict) -> None:
+    from kdrun.methods.distilbert import DistilBERT
+
+    s, t = text_pair(g)
+    assert DistilBERT(text_context(g))(s, t, batch_of(2), progress())["cos"].item() == pytest.approx(g["cos"], rel=1e-9)
+
+
+@golden_check("tinybert")
+def check_tinybert(g: dict) -> None:
+    from kdrun.methods.tinybert import TinyBERT
+
+    s, t = text_pair(g)
+    method = TinyBERT(text_context(g)).double()
+    with torch.no_grad():
+        method.fit_dense.weight.copy_(t64(g["fit_weight"]))
+        method.fit_dense.bias.copy_(t64(g["fit_bias"]))
+    terms = method.init_terms(s, t, batch_of(2), progress())
+    assert terms["att"].item() == pytest.approx(g["att"], rel=1e-9)
+    assert terms["hidden"].item() == pytest.approx(g["hidden"], rel=1e-9)
+    for T in (1.0, 2.0):
+        method = TinyBERT(text_context(g), temperature=T)
+        assert method(s, t, batch_of(2), progress())["pred"].item() == pytest.approx(g[f"pred_T={T}"], rel=1e-9)
+
+
+@golden_check("minilm")
+def check_minilm(g: dict) -> None:
+    from kdrun.methods.minilm import MiniLM
+
+    s, t = text_pair(g)
+    v1 = MiniLM(text_context(g))(s, t, batch_of(2), progress())
+    assert {k: v.item() for k, v in v1.items()} == pytest.approx(g["v1"], rel=1e-9)
+    v2 = MiniLM(text_context(g), relation_heads=4)(s, t, batch_of(2), progress())
+    assert {k: v.item() for k, v in v2.items()} == pytest.approx(g["v2"], rel=1e-9)
+    layers = MiniLM(text_context(g), relation_heads=4, teacher_layer=1, student_layer=0)(s, t, batch_of(2), progress())
+    assert layers["qq"].item() == pytest.approx(g["qq_layers_t1_s0"], rel=1e-9)

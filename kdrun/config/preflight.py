@@ -214,6 +214,7 @@ def _check_group_choices(parsed: list) -> set[str]:
             continue
         options = group_options(loader, key)
         values = list(o.sweep_string_iterator()) if enumerable(o) else [o.value()]
+        values = [v for value in values for v in (value if isinstance(value, list) else [value])]  # logger=[a,b]
         for value in values:
             if value is not None and str(value) not in options:
                 raise _unknown_option(key, str(value), options)
@@ -251,6 +252,8 @@ def compose_checked(overrides: list[str]) -> DictConfig:
     try:
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except MissingConfigException as e:
+        raise KdrunError(one_line(e, limit=None, lines=2)) from None
+    except ValueError as e:  # Hydra's check of a group override's value (``logger=null``): one line too
         raise KdrunError(one_line(e, limit=None, lines=2)) from None
     except (HydraException, OmegaConfBaseException) as e:
         unknown = re.search(r"Could not override '([^']+)'", str(e))

@@ -24,8 +24,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from kdrun.config.headline import apply_benchmark_default
+from kdrun.config.hydra_flags import canonical_args, refuse_unsafe_flags
+from kdrun.config.override_values import expand_home
 from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
-from kdrun.config.store import config_dir, presets_needed, register_configs
+from kdrun.conf_dir import config_dir
+from kdrun.config.store import open_model_options, presets_needed, register_configs
 from kdrun.config.sweep_workers import WorkerCheckFailed, start_workers
 from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 from kdrun.environment import PARALLEL_JOBS_ENV, SWEEP_PID_ENV, started_by_torchrun
@@ -202,7 +205,12 @@ def main() -> None:
     # library's advice for production); the write that matters fails in one line of its own.
     logging.raiseExceptions = False
     stop_on_sigterm()  # kill, timeout, a scheduler's end of job: stop as on Ctrl-C (kdrun/interrupts.py)
-    args = sys.argv[1:]
+    args = canonical_args(sys.argv[1:])  # Hydra's flags in full, each with its value (kdrun/config/hydra_flags.py)
+    try:
+        refuse_unsafe_flags(args)  # --experimental-rerun unpickles a file: refused before anything reads it
+    except KdrunError as e:
+        fail(str(e))
+        sys.exit(2)
     register_configs(presets=presets_needed(args))
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
         print(f"kdrun {__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
@@ -314,6 +322,8 @@ def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here)
     composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
     main()'s ``pair_check``, a parallel sweep's worker processes."""
     register_configs(presets=presets_needed(args))
+    args = expand_home(args)  # '~/ck/t.pt' -> /home/me/ck/t.pt, for every key (kdrun/config/override_values.py)
+    args = open_model_options(args)
     args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
     args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
     return args, preflight(CONFIG_DIR, args, pair_check)
@@ -336,7 +346,9 @@ def _printed_config_args(args: list[str]) -> list[str]:
     """``--cfg job`` and friends print the config the same command would run (the headline rule applied)."""
     if not any(a.split("=")[0] in PRINTS_CONFIG for a in args):
         return args
+    args = expand_home(args)
     try:
+        args = open_model_options(args)
         return apply_benchmark_default(args, parse_overrides([a for a in args if "=" in a and not a.startswith("-")]))
     except KdrunError:
         return args  # Hydra reports the bad override itself

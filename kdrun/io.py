@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from kdrun.errors import KdrunError, write_error
+from kdrun.errors import OUTPUTS, KdrunError, write_error
 
 
 def one_line(error: object, limit: int | None = 200, lines: int | None = None) -> str:
@@ -30,14 +30,15 @@ def one_line(error: object, limit: int | None = 200, lines: int | None = None) -
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, what: str = "a file", choose: str = OUTPUTS) -> Iterator[Path]:
     """A fresh temporary file beside ``path`` to write; renamed over ``path`` when the block succeeds.
 
     A kill at any moment leaves either the old file or the new one, never a torn write. The
     temporary name is unique (``mkstemp``), so two writers (threads, sweep jobs) never share one; it
     keeps ``path``'s suffix (``torch.export.save`` and ``np.save`` look at it). When the block fails
     the temporary file is removed and ``path`` is left as it was; an ``OSError`` (disk full,
-    read-only) becomes a one-line :class:`KdrunError` naming ``path`` and ``what`` was being written,
+    read-only) becomes a one-line :class:`KdrunError` naming ``path`` and ``what`` was being written (and,
+    ``choose``, how to write it elsewhere: :data:`kdrun.errors.OUTPUTS` or :data:`kdrun.errors.DATA`),
     also where a writer met it and then failed otherwise (torch.save's zip writer: the OSError, then a
     RuntimeError closing the archive).
     """
@@ -48,7 +49,7 @@ def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]
         os.close(fd)
         os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600: give the file the mode open() would
     except OSError as e:
-        raise write_error(path, what, e) from None
+        raise write_error(path, what, e, choose) from None
     tmp = Path(name)
     try:
         yield tmp
@@ -57,7 +58,7 @@ def atomic_path(path: str | os.PathLike, what: str = "a file") -> Iterator[Path]
         tmp.unlink(missing_ok=True)
         os_error = _os_error_in(e) if isinstance(e, Exception) else None  # Ctrl-C stays an interrupt
         if os_error is not None:
-            raise write_error(path, what, os_error) from None
+            raise write_error(path, what, os_error, choose) from None
         raise
 
 
@@ -114,6 +115,8 @@ def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint",
     path = Path(path)
     if not path.is_file():
         raise KdrunError(f"{key}={path} does not exist; give the path of a .pt/.pth checkpoint file")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, key, remedy)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle with code, random bytes ...
@@ -124,13 +127,32 @@ def load_checkpoint(path: str | os.PathLike, key: str = "checkpoint",
     return obj
 
 
+def _load_safetensors(path: Path, key: str, remedy: str) -> dict[str, Any]:
+    """A ``.safetensors`` file: tensors only by design (nothing in it can run code)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise KdrunError(f"{key}={path} is a safetensors file: pip install safetensors (or the 'hf' extra)") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: one line
+        raise KdrunError(f"{key}={path} is not a readable safetensors file ({one_line(e, limit=160, lines=1)}); "
+                         f"{remedy}") from None
+
+
+# Where checkpoints keep their weights: kdrun and the reference code ('model'), Lightning and most training
+# scripts ('state_dict'), others ('model_state_dict', 'module', 'net'); a bare state dict is the weights itself.
+WEIGHT_ENTRIES = ("model", "state_dict", "model_state_dict", "module", "net")
+
+
 def state_dict_of(obj: dict[str, Any]) -> dict[str, Any]:
-    """The weights inside a checkpoint: kdrun's and the reference format keep them under ``model``."""
+    """The weights inside a checkpoint, under the first of :data:`WEIGHT_ENTRIES` or the checkpoint itself."""
     import torch
 
-    for k in ("model", "state_dict"):
-        if isinstance(obj.get(k), dict):
+    for k in WEIGHT_ENTRIES:
+        if isinstance(obj.get(k), dict) and any(isinstance(v, torch.Tensor) for v in obj[k].values()):
             return obj[k]
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj
-    raise KdrunError(f"no weights found in checkpoint (keys: {', '.join(list(obj)[:6])}); expected a 'model' entry")
+    raise KdrunError(f"no weights found in checkpoint (keys: {', '.join(list(obj)[:6])}); expected a state dict, "
+                     f"or one under {', '.join(repr(k) for k in WEIGHT_ENTRIES)}")

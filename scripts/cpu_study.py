@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -42,18 +43,24 @@ from kdrun.engine.finite import is_divergence  # noqa: E402
 from kdrun.report.aggregate import Stat  # noqa: E402
 from kdrun.report.jobs import COMPLETED, FAILED, Job  # noqa: E402
 
-METHODS = ["kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "ab", "ft", "nst", "crd", "dkd"]
-ORDER = ["kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "ab", "ft", "fsp", "nst", "crd", "crd_kd", "dkd"]
+# Every method of conf/method/ (the config group is the registry: a new method joins the study with no edit
+# here); FSP runs in a sweep of its own, as its flow matrices need the student's widths equal to the teacher's.
+METHOD_FILES = sorted((REPO / "conf" / "method").glob("*.yaml"))
+SEPARATE = ("fsp",)
+METHODS = [p.stem for p in METHOD_FILES if p.stem not in SEPARATE]
+# kd first (the method the others are measured beside), then the rest by name; CRD+KD follows CRD
+ORDER = [row for m in sorted(METHODS + list(SEPARATE), key=lambda m: (m != "kd", m))
+         for row in ([m, "crd_kd"] if m == "crd" else [m])]
 # The rows of the target "at least 10 of 14 beat the baseline on every seed": one per method kdrun
 # implements; CRD+KD is the same CRD with the KD term added, shown beside it but not counted twice.
 COUNTED = [row for row in ORDER if row != "crd_kd"]
+# the paper's name of each method: its class (conf/method/<name>.yaml's _target_)
+LABELS = {p.stem: re.search(r"_target_:\s*\S+\.(\w+)", p.read_text()).group(1) for p in METHOD_FILES} | \
+    {"crd_kd": "CRD+KD"}
 TEACHER_WIDTH = 64  # the teacher's channels per stage
 NORMS = ("batch", "none")  # cnn1d's option norm, for the teacher and the students
 WIDTH = 12  # the narrow students' channels: why 12, docs/cpu_study.md ("Choosing the student")
 TEACHER_LR = 0.05  # the default recipe's: with --lr, only the students' lr changes
-LABELS = {"kd": "KD", "fitnet": "FitNet", "at": "AT", "sp": "SP", "cc": "CC", "vid": "VID", "rkd": "RKD",
-          "pkt": "PKT", "ab": "AB", "ft": "FT", "nst": "NST", "crd": "CRD", "crd_kd": "CRD+KD", "dkd": "DKD",
-          "fsp": "FSP"}
 
 
 def sweeps(seed: str, lr: float | None = None, norm: str = "batch", width: int = WIDTH,

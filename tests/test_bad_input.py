@@ -32,8 +32,19 @@ PREFLIGHT = {
     "missing checkpoint": (["teacher.checkpoint=/nope/t.pth"], ["teacher.checkpoint=/nope/t.pth", "does not exist"]),
     "missing imagefolder": (["dataset=imagefolder", "dataset.root=/nope/imgs", "teacher=resnet8", "student=resnet8"],
                             ["/nope/imgs"]),
+    "init lr zero": (["method=ft", "method.init_lr=0"], ["method.init_lr=0", "> 0", "trainer.lr"]),
+    "teacher lr zero": (["teacher.lr=0"], ["teacher.lr=0", "> 0"]),
     "model for wrong input": (["dataset=mnist1d", "student=resnet8"], ["student=resnet8", "cnn1d", "mlp"]),
 }
+
+
+def test_a_given_lr_is_used_never_replaced_by_trainer_lr():
+    """0 is refused by the checks above; below them, only a missing lr (None) means trainer.lr."""
+    from kdrun.tasks.build import optim_settings
+
+    trainer = OmegaConf.create({"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [], "lr_decay": 0.1})
+    assert optim_settings(trainer, 0.0).lr == 0.0
+    assert optim_settings(trainer, None).lr == 0.05
 
 
 def run_preflight(args: list[str]):

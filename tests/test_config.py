@@ -1,5 +1,6 @@
 """Every option of every config group composes (the real configs, through Hydra's compose API)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ def group_options(group: str) -> list[str]:
 
 OPTIONS = [(g, o) for g in FILE_GROUPS for o in group_options(g)]
 OPTIONS += [(g, m) for g in ("teacher", "student") for m in list_models()]
-REQUIRED = {("dataset", "imagefolder"): ["dataset.root=/tmp/x"]}
+REQUIRED = {("dataset", "imagefolder"): ["dataset.root=/tmp/x"], ("dataset", "npz"): ["dataset.path=/tmp/x.npz"],
+            ("dataset", "torchvision"): ["dataset.name=MNIST"], ("dataset", "hf"): ["dataset.name=/tmp/x"],
+            ("dataset", "custom"): ["dataset._target_=kdrun.data.digits.load_digits"]}
 GROUP_REQUIRES = {"assistant": ["scheme=assistant"]}  # a group that only the assistant scheme puts in the defaults
 
 
@@ -124,3 +127,12 @@ def test_type_defaults_are_composed_once_per_set_of_options(monkeypatch):
         assert preflight.Defaults({"method", "teacher"}, only_options, job).of(only_options) is job
     GlobalHydra.instance().clear()
     assert composed == [first, ["method=kd"], ["method=rkd"], only_options]
+
+
+@pytest.mark.parametrize("group", ["scheme", "device"])
+def test_defaults_list_comment_names_every_option(group):
+    """conf/config.yaml's comment on a group with a short list of options names all of them."""
+    line = next(x for x in (CONF / "config.yaml").read_text().splitlines() if x.strip().startswith(f"- {group}:"))
+    named = set(re.findall(r"\w+", line.split("#", 1)[1]))
+    options = {p.stem for p in (CONF / group).glob("*.yaml")}
+    assert options <= named, f"conf/config.yaml's {group} comment misses {sorted(options - named)}"

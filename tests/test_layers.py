@@ -3,8 +3,8 @@
 No kdrun module is imported: the graph comes from ``ast``, so this runs in well under a second and
 needs no torch. Every ``import`` counts, lazy ones inside functions included (they cost the same at
 run time, only later). No import points up; at most one import circle may remain (a registry that
-loads its members lazily). Imports under ``if TYPE_CHECKING:`` never run: they count for the layers
-(a type hint that names an upper layer is a dependency too) but cannot close a circle.
+loads its members lazily). Imports under ``if TYPE_CHECKING:`` count too: a type hint that names another
+module is a dependency on it, and two modules that name each other's types want a third that both import.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ LAYER_TABLE = ROOT.parent / "docs" / "development.md"  # the layer table newcome
 # One line per top-level folder of kdrun/, lowest layer first: a module imports from its own layer or lower ones.
 # The path of a file says its layer; docs/development.md's layer table says the same.
 LAYERS: dict[str, int] = {
-    "kdrun": 1,  # the top-level files: environment, errors, interrupts, io, logs, objects
+    "kdrun": 1,  # the top-level files: environment, errors, interrupts, io, logs, objects, parent_watch
     "kdrun.models": 2, "kdrun.data": 2, "kdrun.quant": 2, "kdrun.distributed": 2, "kdrun.benchmarks": 2,
     "kdrun.export": 2,
     "kdrun.engine": 3, "kdrun.report": 3, "kdrun.loggers": 3,
@@ -50,19 +50,14 @@ def _is_top_level_file(module: str) -> bool:
     return module == "kdrun" or (ROOT / f"{module.split('.')[1]}.py").is_file()
 
 
-def kdrun_imports(path: Path, runtime_only: bool = False) -> list[tuple[str, int, str]]:
-    """(imported kdrun module, line number, line text) for every import in ``path`` (``runtime_only``:
-    leaving out those under ``if TYPE_CHECKING:``)."""
+def kdrun_imports(path: Path) -> list[tuple[str, int, str]]:
+    """(imported kdrun module, line number, line text) for every import in ``path``."""
     source = path.read_text()
     lines = source.splitlines()
     found = []
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     tree = ast.parse(source)
-    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
-                 for stmt in block.body for n in ast.walk(stmt)}
     for node in ast.walk(tree):
-        if runtime_only and id(node) in type_only:
-            continue
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -80,11 +75,6 @@ def kdrun_imports(path: Path, runtime_only: bool = False) -> list[tuple[str, int
     return found
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def _is_module(name: str) -> bool:
     rel = Path(*name.split("."))
     return (ROOT.parent / rel).with_suffix(".py").is_file() or (ROOT.parent / rel / "__init__.py").is_file()
@@ -97,8 +87,8 @@ def _existing(name: str) -> str:
     return name
 
 
-def import_graph(runtime_only: bool = False) -> dict[str, list[tuple[str, int, str]]]:
-    return {module_name(p): kdrun_imports(p, runtime_only) for p in sorted(ROOT.rglob("*.py"))}
+def import_graph() -> dict[str, list[tuple[str, int, str]]]:
+    return {module_name(p): kdrun_imports(p) for p in sorted(ROOT.rglob("*.py"))}
 
 
 def circles(graph: dict[str, list]) -> list[set[str]]:
@@ -149,7 +139,7 @@ def test_every_module_has_a_layer():
 
 
 def test_at_most_one_import_circle():
-    found = circles(import_graph(runtime_only=True))
+    found = circles(import_graph())
     assert len(found) <= 1, f"import circles: {[sorted(c) for c in found]}"
 
 
@@ -186,9 +176,8 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     """The graph is really drawn: a known downward edge is present, a made-up upward one is found."""
     graph = import_graph()
     assert "kdrun.engine.task" in {dst for dst, _, _ in graph["kdrun.engine.loop"]}
-    # a type hint's import (under TYPE_CHECKING) is a dependency, but not one that runs
+    # a type hint's import (under TYPE_CHECKING) is a dependency too
     assert "kdrun.schemes.context" in {dst for dst, _, _ in graph["kdrun.schemes.base"]}
-    assert "kdrun.schemes.context" not in {dst for dst, _, _ in import_graph(runtime_only=True)["kdrun.schemes.base"]}
     fake = {"kdrun.engine.loop": [("kdrun.schemes.context", 1, "from kdrun.schemes.context import X")],
             "kdrun.schemes.context": [("kdrun.engine.loop", 1, "")]}
     assert upward_imports(fake) == [("kdrun.engine.loop", "kdrun.schemes.context", 1,

@@ -123,6 +123,16 @@ def test_zoo_is_registered() -> None:
         assert model_spec(name).input_kind == "image"
 
 
+def test_every_module_that_registers_an_architecture_is_loaded() -> None:
+    """The zoo finds its modules by reading kdrun/models/: each builder registered lives in one it found, and
+    each module it found registers something."""
+    from kdrun.models.zoo import architecture_modules
+
+    found = set(architecture_modules())
+    builders = {model_spec(name).builder.__module__ for name in list_models()}
+    assert builders == found
+
+
 @torch.no_grad()
 def test_output_shape_and_fast_path(case: Case) -> None:
     x = torch.randn(2, *case.shape)

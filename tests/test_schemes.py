@@ -69,6 +69,16 @@ def test_one_name_per_scheme_yaml_file_and_class():
     assert targets == {s.name: f"{s.__module__}.{s.__name__}" for s in SCHEMES}
 
 
+def test_a_new_scheme_is_its_yaml_file(tmp_path):
+    """SCHEMES is read from the config group: a YAML naming a class is all a scheme needs to be listed."""
+    from kdrun.schemes.registry import scheme_classes
+    from kdrun.schemes.offline import Offline
+
+    (tmp_path / "scheme").mkdir()
+    (tmp_path / "scheme" / "mine.yaml").write_text("scheme:\n  _target_: kdrun.schemes.offline.Offline\n  name: mine\n")
+    assert scheme_classes(tmp_path) == (Offline,)
+
+
 @pytest.mark.parametrize("scheme, stages, pairs", [
     ("offline", "[teacher,baseline,distilled,self_distilled]",
      [("teacher", "student", "distilled"), ("student", "student", "self_distilled")]),

@@ -47,10 +47,12 @@ def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
     site_dir = next(venv.glob("lib/python*/site-packages"))
     (site_dir / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     # The installed wheel, not a checkout a developer's PYTHONPATH may point at (pip would also take a
-    # kdrun.egg-info there for an installed kdrun and skip the wheel).
+    # kdrun.egg-info there for an installed kdrun and skip the wheel). --ignore-installed: a kdrun installed
+    # in this environment (seen through deps.pth) would otherwise count as installed already, and pip would
+    # skip the wheel.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-                    "--no-deps", "--no-index", str(wheel)], check=True, env=env)
+                    "--no-deps", "--no-index", "--ignore-installed", str(wheel)], check=True, env=env)
     work = tmp_path / "elsewhere"
     work.mkdir()
     where = subprocess.run([venv / "bin" / "python", "-c", "import kdrun; print(kdrun.__file__)"], cwd=work,

@@ -18,30 +18,49 @@
 from __future__ import annotations
 
 import datetime
-from importlib import resources
-from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from kdrun.data.cache_dir import data_root
 from kdrun.models.catalog import arch_info, list_archs, recipe_lr
-
-def config_dir() -> str:
-    """``conf/`` of a source checkout, or the copy shipped inside the installed wheel (``kdrun/conf``)."""
-    shipped = resources.files("kdrun") / "conf"
-    if shipped.is_dir() and (shipped / "config.yaml").is_file():
-        return str(shipped)
-    return str(Path(__file__).resolve().parents[2] / "conf")
-
+from kdrun.models.foreign_nodes import FOREIGN_NODES
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 
 
 def model_node(name: str, group: str = "student") -> dict:
-    spec = arch_info(name)
     extra = {"lr": None} if group == "teacher" else {}
+    if name in FOREIGN_NODES:
+        return {"arch": name, "checkpoint": None, **extra, **FOREIGN_NODES[name]}
+    spec = arch_info(name)
     return {"arch": name, "checkpoint": None, **extra, **spec.defaults}
+
+
+# dataset= options whose other keys are their loader's arguments (dataset.root=... for a user's loader)
+OPEN_DATASETS = {"custom": ("_target_",), "torchvision": ("_target_", "name", "root", "download", "image_size",
+                                                           "normalize")}
+
+
+def open_model_options(args: list[str]) -> list[str]:
+    """``teacher.width=64`` for a ``custom``/``timm``/``hf`` teacher becomes ``++teacher.width=64``: such a node's
+    options are its builder's arguments, not keys of the node (the builder's signature checks them, in one line:
+    kdrun/models/targets.py). Other overrides are left as they are (a mistyped key of a zoo model stays an error)."""
+    chosen = {}
+    for a in args:
+        key, _, value = a.partition("=")
+        if key in MODEL_GROUPS and value in FOREIGN_NODES or key == "dataset" and value in OPEN_DATASETS:
+            chosen[key] = value
+    out = []
+    for a in args:
+        key, eq, _ = a.partition("=")
+        group, _, sub = key.partition(".")
+        kind = chosen.get(group)
+        known = OPEN_DATASETS.get(kind, ()) if group == "dataset" else (*model_node(kind, group), "lr") if kind else ()
+        if eq and kind and sub and "." not in sub and sub not in known:
+            a = f"++{a}"
+        out.append(a)
+    return out
 
 
 def register_resolvers() -> None:
@@ -102,7 +121,7 @@ def register_configs(presets: bool = True) -> None:
         register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir, paths.data, trainer=cifar's lr
         _share_store_between_compositions()
         cs = ConfigStore.instance()
-        for name in list_archs():
+        for name in [*list_archs(), *FOREIGN_NODES]:
             for group in MODEL_GROUPS:
                 cs.store(group=group, name=name, node=model_node(name, group))
         _registered = True

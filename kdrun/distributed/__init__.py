@@ -2,11 +2,12 @@
 
 * ``state``: rank, world size and the few collectives the rest of kdrun needs; every helper is
   a no-op in a single process, so the engine calls them unconditionally.
-* ``launch``: start the processes -- under ``torchrun`` (or a Slurm job from the submitit
-  launcher) they exist already; ``device.nproc=N`` spawns N on this machine.
 * ``data``: per-rank batch size and evaluation shards.
-* ``wrap``: the DistributedDataParallel wrapper around a stage's task.
 * ``gather``: helpers for methods with state updated from batches (CRD's memory banks).
+* ``packing``: how many parallel jobs share a GPU, and which one each takes.
+
+Starting the processes (``torchrun``, ``device.nproc=N``) is a run's business: kdrun/runs/launch.py. The
+DistributedDataParallel wrapper around a stage's task is kdrun/engine/data_parallel.py.
 """
 
 from kdrun.distributed.gather import all_gather_rows, all_reduce_mean

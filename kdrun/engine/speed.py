@@ -98,8 +98,3 @@ def apply_threads(n: int) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
-
-
-def to_channels_last(module: torch.nn.Module) -> None:
-    """NHWC weights: 4-D parameters and buffers change layout, nothing else does."""
-    module.to(memory_format=torch.channels_last)

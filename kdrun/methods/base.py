@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -63,7 +62,7 @@ class MethodContext:
     train_targets: torch.Tensor
     student_arch: str = ""
     teacher_arch: str = ""
-    weights: Any = None  # the LossWeights the distilled stage trains with (for checks only)
+    weights: LossWeights | None = None  # what the distilled stage trains with (for checks only)
 
 
 class Method(nn.Module):

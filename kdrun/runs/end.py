@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from kdrun.report.files import RESULTS_FILE
 from kdrun.report.jobs import primary_stage, reference_stage, reported_top1
 from kdrun.report.hparams import final_metrics, run_hparams
 from kdrun.report.table import rich_table, table_rows, table_title, write_tables
@@ -28,7 +29,7 @@ def finish_run(cfg: DictConfig, run_dir: Path, results: dict[str, Any], writer: 
     writer.write_hparams(run_hparams(cfg, results, run_dir), final_metrics(results))
     rows = table_rows(results)
     table_md = write_tables(rows, run_dir)
-    log.info("results: %s", run_dir / "results.json")
+    log.info("results: %s", run_dir / RESULTS_FILE)
     if _in_sweep():
         writer.log_files(tracked_files(run_dir, results, []))
         log.info("%s", job_summary(_swept_values(), results, table_md))

@@ -35,6 +35,7 @@ from kdrun.distributed.packing import GIB, claim_gpu, jobs_per_gpu, release_gpus
 from kdrun.engine.speed import parallel_jobs
 from kdrun.environment import started_by_torchrun
 from kdrun.errors import KdrunError
+from kdrun.report.files import RESULTS_FILE
 from kdrun.config.sweeps import quote
 
 log = logging.getLogger("kdrun")
@@ -167,7 +168,7 @@ def spawn(fn: RunFn, cfg: DictConfig, run_dir: Path, nproc: int) -> dict:
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return json.loads((run_dir / "results.json").read_text())
+    return json.loads((run_dir / RESULTS_FILE).read_text())
 
 
 def _stop_ranks(processes: list, grace: float = 5.0) -> None:

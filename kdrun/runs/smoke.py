@@ -84,7 +84,8 @@ def smoke_overrides(preset: str, data_root: str | Path, outputs: str | Path) -> 
 def compose_run_config(overrides: list[str]) -> DictConfig:
     """The job config ``kdrun <overrides>`` would run, checked as the CLI checks it."""
     from kdrun.config.checks import check_config
-    from kdrun.config.store import config_dir, register_configs
+    from kdrun.conf_dir import config_dir
+    from kdrun.config.store import register_configs
     from kdrun.schemes.registry import STAGE_NAMES
 
     register_configs()  # the generated options, the experiment= presets included

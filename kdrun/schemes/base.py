@@ -18,27 +18,16 @@ before anything heavy loads; the stages' builders import what they need when the
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from omegaconf import DictConfig
 
 from kdrun.errors import choice_error
+from kdrun.schemes.pair import Pair
 
 if TYPE_CHECKING:
     from kdrun.engine.stage import Stage
     from kdrun.schemes.context import SchemeContext
-
-
-@dataclass(frozen=True)
-class Pair:
-    """A teacher -> student pair distilled with the run's method, as the config keys of the two model
-    nodes (``teacher``, ``student``, ``assistant``, ``scheme.teachers[0]``, ...)."""
-
-    teacher: str
-    student: str
-    stage: str  # the stage that distils it (named in error messages)
-    logits_only: bool = False  # the teacher gives only logits (an ensemble): the method may not need features
 
 
 def needed(wanted: Iterable[str], requires: Mapping[str, Iterable[str]]) -> set[str]:

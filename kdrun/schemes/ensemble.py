@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 
 from kdrun.errors import KdrunError
 from kdrun.models.catalog import arch_info
-from kdrun.schemes.base import Pair, Scheme
+from kdrun.schemes.base import Scheme
+from kdrun.schemes.pair import Pair
 
 if TYPE_CHECKING:
     from kdrun.engine.stage import Stage

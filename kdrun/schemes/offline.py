@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from kdrun.errors import KdrunError
-from kdrun.schemes.base import Pair, Scheme
+from kdrun.schemes.base import Scheme
+from kdrun.schemes.pair import Pair
 from kdrun.schemes.born_again import check_generations, generations
 
 if TYPE_CHECKING:

@@ -1,27 +1,35 @@
 """The schemes, and the one scheme a config selects.
 
 A scheme is chosen with ``scheme=<name>``: ``conf/scheme/<name>.yaml`` names its class in
-``scheme._target_`` and sets its options and its default ``stages``. :data:`SCHEMES` lists the
-classes (a test keeps it equal to the config group); nothing here imports torch.
+``scheme._target_`` and sets its options and its default ``stages``. :data:`SCHEMES` is read from those
+files (the config group is the registry: a new scheme is its file here and its YAML, nothing else to
+edit); nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from kdrun.conf_dir import config_dir
 from kdrun.errors import KdrunError
 from kdrun.objects import from_config
-from kdrun.schemes.assistant import Assistant
 from kdrun.schemes.base import Scheme
-from kdrun.schemes.born_again import BornAgain
-from kdrun.schemes.dml import DML
-from kdrun.schemes.ensemble import Ensemble
-from kdrun.schemes.momentum import Momentum
-from kdrun.schemes.offline import Offline
-from kdrun.schemes.one import One
 
-SCHEMES: tuple[type[Scheme], ...] = (Offline, BornAgain, DML, Assistant, Ensemble, Momentum, One)
+
+def scheme_classes(conf: str | Path) -> tuple[type[Scheme], ...]:
+    """The classes that ``<conf>/scheme/*.yaml`` name in ``scheme._target_``, in file-name order."""
+    classes = []
+    for path in sorted(Path(conf, "scheme").glob("*.yaml")):
+        module, _, name = str(OmegaConf.load(path).scheme._target_).rpartition(".")
+        classes.append(getattr(importlib.import_module(module), name))
+    return tuple(classes)
+
+
+SCHEMES: tuple[type[Scheme], ...] = scheme_classes(config_dir())
 STAGE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s for scheme in SCHEMES for s in scheme.stage_names))
 
 

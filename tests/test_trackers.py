@@ -170,3 +170,14 @@ def test_wandb_offline_run_files_hold_the_metrics(workdir):
     assert repr(results["stages"]["distilled"]["last_top1"]).encode() in data
     assert b"distill.T" in data and b"table.md" in data
     assert json.loads((workdir / "run" / "trackers.json").read_text())["wandb"]["id"] in record
+
+
+def test_your_own_tracker_is_added_by_its_target_and_nothing_else_passes(tmp_path, monkeypatch):
+    import kdrun
+    from kdrun.errors import KdrunError
+
+    monkeypatch.chdir(tmp_path)
+    cfg = kdrun.compose([*TINY, "+logger.mine._target_=test_trackers.Recording"])
+    assert list(cfg.logger) == ["tensorboard", "mine"]
+    with pytest.raises(KdrunError, match="logger.mine.verbose is not a config key"):
+        kdrun.compose([*TINY, "+logger.mine.verbose=true"])  # no _target_: nothing would read it

@@ -28,19 +28,21 @@ from kdrun.config.hydra_flags import canonical_args, refuse_unsafe_flags
 from kdrun.config.override_values import expand_home
 from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.conf_dir import config_dir
-from kdrun.config.store import open_model_options, presets_needed, register_configs
+from kdrun.config.store import open_model_options, presets_needed, register_configs, register_user_archs
 from kdrun.config.sweep_workers import WorkerCheckFailed, start_workers
 from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 from kdrun.environment import PARALLEL_JOBS_ENV, SWEEP_PID_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.interrupts import exit_status, how, stop_on_sigterm
 from kdrun.parent_watch import die_with_parent
+from kdrun.runs.folders import check_run_folder, check_sweep_folder, claim_run_folder
 from kdrun.runs.lock import reserve_run_dir, run_dir_lock
 from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
 _new_parents: list[Path] = []  # the folders above it that do not exist yet
+_run_folder_checked = False  # set by main(): the single run's folder was checked before Hydra wrote into it
 _last_error: str | None = None  # the one line fail() printed last (call() raises it)
 _last_run_dir: Path | None = None  # the run folder the last hydra_app used (call() returns it)
 _last_exception: BaseException | None = None  # an unexpected error of the last run (call() re-raises it)
@@ -90,7 +92,8 @@ def hydra_app(cfg: DictConfig) -> float | None:
         try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
             if is_main() and launcher_rank() == 0:  # the group may not exist yet: ask the launcher
                 held.enter_context(run_dir_lock(run_dir))
-        except KdrunError as e:  # the folder is another process's: leave everything in it alone
+                claim_run_folder(run_dir, hc, checked=_run_folder_checked and not multirun)  # what kdrun may touch
+        except KdrunError as e:  # the folder is another process's, or holds another's files: leave it alone
             fail(str(e))
             if multirun:
                 return None
@@ -100,10 +103,20 @@ def hydra_app(cfg: DictConfig) -> float | None:
 
 def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
     global _last_exception
+    from kdrun.distributed.state import is_main
     from kdrun.runs.launch import run_data_parallel
     from kdrun.runs.pipeline import run
-    from kdrun.runs.status import completed_results
+    from kdrun.runs.status import completed_results, set_aside_invalid
 
+    try:
+        invalid = set_aside_invalid(run_dir) if is_main() else None  # never counted as completed, nor lost
+    except KdrunError as e:
+        fail(str(e))
+        if multirun:
+            return None
+        sys.exit(2)
+    if invalid:
+        log.warning("%s; set aside as %s, running it again", invalid, run_dir / "results.json.invalid")
     results = completed_results(run_dir)
     if results is not None:
         _skip(run_dir, results, multirun)
@@ -118,7 +131,7 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (kdrun/interrupts.py)
-            from kdrun.distributed.state import is_main
+            from kdrun.distributed.state import is_main  # noqa: F811 - as the rank sees itself now
 
             mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
@@ -204,6 +217,8 @@ def main() -> None:
     # A log file on a full or read-only disk: no "--- Logging error ---" traceback per record (the
     # library's advice for production); the write that matters fails in one line of its own.
     logging.raiseExceptions = False
+    global _run_folder_checked
+    _run_folder_checked = False
     stop_on_sigterm()  # kill, timeout, a scheduler's end of job: stop as on Ctrl-C (kdrun/interrupts.py)
     args = canonical_args(sys.argv[1:])  # Hydra's flags in full, each with its value (kdrun/config/hydra_flags.py)
     try:
@@ -212,6 +227,11 @@ def main() -> None:
         fail(str(e))
         sys.exit(2)
     register_configs(presets=presets_needed(args))
+    try:
+        register_user_archs(args)
+    except KdrunError as e:
+        fail(str(e))
+        sys.exit(2)
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
         print(f"kdrun {__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
         return
@@ -230,6 +250,7 @@ def main() -> None:
     try:
         plan = partial(_plan_parallel_jobs, args) if is_multirun(args) else check_pairs_here
         args, cfg = checked_arguments(args, plan)
+        check_output_folder(args, cfg)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -299,6 +320,16 @@ def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> No
     sys.exit(exit_status(interrupt))
 
 
+def check_output_folder(args: list[str], cfg: DictConfig) -> None:
+    """The run or sweep folder holds nothing of another's where kdrun would write (kdrun/runs/folders.py)."""
+    global _run_folder_checked
+    if is_multirun(args):
+        check_sweep_folder(Path(str(cfg.hydra.sweep.dir)))
+    else:
+        check_run_folder(Path(str(cfg.hydra.run.dir)), cfg.hydra)
+        _run_folder_checked = True
+
+
 def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:
     """Preflight's last check for a sweep (``args``: its command line). Its jobs learn how many run at
     once (they share the cores and pack the GPUs by it); in a parallel sweep the checks that import
@@ -322,6 +353,7 @@ def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here)
     composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
     main()'s ``pair_check``, a parallel sweep's worker processes."""
     register_configs(presets=presets_needed(args))
+    register_user_archs(args)
     args = expand_home(args)  # '~/ck/t.pt' -> /home/me/ck/t.pt, for every key (kdrun/config/override_values.py)
     args = open_model_options(args)
     args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
@@ -334,8 +366,10 @@ def _print_listing(args: list[str]) -> None:
     from kdrun.config.listing import listing
 
     category = args[0].split("=", 1)[1] if "=" in args[0] else (args[1] if len(args) > 1 else None)
+    if category is not None and ("=" in category or category.startswith("-")):  # --list hydra.searchpath=[...]
+        category = None
     try:
-        text = listing(category, CONFIG_DIR)
+        text = listing(category, CONFIG_DIR, args)
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)
@@ -394,8 +428,11 @@ def _exit_if_jobs_failed() -> None:
     from kdrun.report import sweep_callback
 
     outcome = sweep_callback.LAST_SWEEP
+    if outcome is not None and outcome.report_error:
+        fail(f"the sweep's report could not be made: {outcome.report_error}")
+        sys.exit(1)
     if outcome is not None and outcome.failed:
-        fail(f"{len(outcome.failed)} job(s) of the sweep failed (see the report above and "
+        fail(f"{len(outcome.failed)} job(s) of the sweep failed or hold invalid files (see the report above and "
              f"{outcome.failed[0] / 'kdrun.log'}); re-run the same command to retry them")
         sys.exit(1)
 

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
+from kdrun.io import CHECKPOINT_FILES, not_a_file
 from kdrun.models.catalog import arch_info
 from kdrun.models.foreign_nodes import check_foreign_node, is_foreign
 
@@ -35,8 +36,9 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
         else:
             arch_info(cfg[key].arch, f"{key}.arch")
         ckpt = cfg[key].get("checkpoint")
-        if ckpt and not Path(ckpt).is_file():
-            raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth/.safetensors checkpoint file")
+        problem = not_a_file(Path(str(ckpt)).expanduser()) if ckpt else None
+        if problem is not None:  # a folder, a FIFO, /dev/zero: said now, never opened (it could block)
+            raise KdrunError(f"{key}.checkpoint={ckpt} {problem}; {CHECKPOINT_FILES}")
     _check_teacher(cfg)
     _check_dataset(cfg.dataset)
     for stage in cfg.stages:

@@ -23,6 +23,7 @@ from typing import Any
 
 from kdrun.config.schema import SCHEMAS, TopSchema
 from kdrun.errors import KdrunError
+from kdrun.models.foreign_nodes import FOREIGN_NODES
 
 OWN_TARGETS = "kdrun."  # the _target_s whose keyword arguments kdrun's own files list
 # Nodes whose entries are objects side by side, each built from its own ``_target_``: a user adds theirs
@@ -47,7 +48,8 @@ def _unknown(node: dict[str, Any], default: dict[str, Any], prefix: str) -> Iter
     for key, value in node.items():
         key = str(key)
         if key not in known:
-            if not _takes(target, key) and not _an_added_object(prefix, value):
+            if not _takes(target, key) and not _an_added_object(prefix, value) \
+                    and node.get("arch") not in FOREIGN_NODES:  # timm/hf: the library checks
                 yield prefix + key
         elif isinstance(value, dict) and isinstance(default.get(key), dict):
             yield from _unknown(value, default[key], f"{prefix}{key}.")

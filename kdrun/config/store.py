@@ -22,6 +22,7 @@ import datetime
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from kdrun.config.sweeps import job_dir_name
 from kdrun.data.cache_dir import data_root
 from kdrun.models.catalog import arch_info, list_archs, recipe_lr
 from kdrun.models.foreign_nodes import FOREIGN_NODES
@@ -71,6 +72,7 @@ def register_resolvers() -> None:
     ``${kdrun.data_root:}``: ``paths.data``, the per-user data cache (kdrun/data/cache_dir.py).
     ``${kdrun.recipe_lr:<recipe>,<arch>,<base lr>}``: an architecture's own lr in a training recipe
     (the architecture's ``recipe_lr`` in kdrun/models/catalog.py; trainer=cifar uses it for trainer.lr and teacher.lr).
+    ``${kdrun.job_dir:<task overrides>,<excluded keys>}``: a sweep job's folder name (kdrun/config/sweeps.py).
     """
     if not OmegaConf.has_resolver("kdrun.name"):
         OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
@@ -78,6 +80,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("kdrun.data_root", data_root)
     if not OmegaConf.has_resolver("kdrun.recipe_lr"):
         OmegaConf.register_new_resolver("kdrun.recipe_lr", lambda recipe, arch, base: recipe_lr(recipe, arch, base))
+    if not OmegaConf.has_resolver("kdrun.job_dir"):
+        OmegaConf.register_new_resolver("kdrun.job_dir", job_dir_name)
 
 
 def run_name(name: object) -> str:
@@ -130,6 +134,21 @@ def register_configs(presets: bool = True) -> None:
 
         register_presets()
         _presets_registered = True
+
+
+def register_user_archs(args: list[str]) -> list[str]:
+    """The user's own architectures (``arch/*.yaml`` in the config folders ``args`` names, kdrun/models/user_archs.py)
+    as ``teacher=``, ``student=`` and ``assistant=`` options, written like the built-ins' nodes; their names."""
+    from kdrun.models.user_archs import user_archs
+
+    archs = user_archs(args, set(list_archs()) | set(FOREIGN_NODES))
+    cs = ConfigStore.instance()
+    for name, arch in archs.items():
+        for group in MODEL_GROUPS:
+            extra = {"lr": None} if group == "teacher" else {}
+            node = {"arch": name, "checkpoint": None, "taps": None, "family": None, **extra, **arch["node"]}
+            cs.store(group=group, name=name, node=node)
+    return list(archs)
 
 
 def leave_registration_to_the_jobs() -> None:

@@ -51,7 +51,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, arch: str, key: str 
         raise KdrunError(f"{key}={path} holds a '{saved_arch}' model, but the config asks for '{arch}'; "
                          f"set the matching architecture or another checkpoint")
     own = model.state_dict()
-    weights = normalise(state_dict_of(ckpt), own)
+    weights = normalise(state_dict_of(ckpt, f"{key}={path}"), own)
     _check_shapes(weights, own, path, arch, key)
     # BatchNorm fills in a missing num_batches_tracked itself (torchvision's released weights lack it)
     missing = [k for k in own if k not in weights and not k.endswith("num_batches_tracked")]

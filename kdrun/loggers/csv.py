@@ -11,8 +11,9 @@ from typing import Any
 
 from kdrun.io import write_text_atomic
 from kdrun.loggers.base import Logger, RunInfo, epoch_scalars
+from kdrun.report.files import CSV_DIR
 
-CSV_FILE = Path("csv") / "metrics.csv"
+CSV_FILE = Path(CSV_DIR) / "metrics.csv"
 
 
 class CSVLogger(Logger):

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from kdrun.io import write_json_atomic
-
-STATE_FILE = "trackers.json"
-LOCK_FILE = ".trackers.lock"
+from kdrun.report.files import TRACKERS_FILE as STATE_FILE
+from kdrun.report.files import TRACKERS_LOCK as LOCK_FILE
 
 
 def read_state(folder: Path) -> dict[str, Any]:

@@ -13,8 +13,7 @@ import shutil
 from typing import Any
 
 from kdrun.loggers.base import Logger, RunInfo, epoch_scalars
-
-TB_DIR = "tb"
+from kdrun.report.files import TB_DIR  # the folder's one name (a run's files kdrun owns list it)
 
 
 class TensorBoardLogger(Logger):

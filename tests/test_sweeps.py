@@ -78,7 +78,7 @@ def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     assert "kdrun sweep" in proc.stdout and "4 completed" in proc.stdout
     assert proc.stdout.count("kdrun sweep") == 1 and "kdrun: " not in proc.stdout
     assert "[HYDRA]" not in proc.stdout + proc.stderr and "Launching jobs" in proc.stderr  # one log format
-    assert proc.stderr.count("job distill.T=") == 4 and "job distill.T=4,distill.alpha=0.9: distilled top-1" in proc.stderr
+    assert proc.stderr.count("job distill.T=") == 4 and "job distill.T=4,distill.alpha=0.9: distilled test top-1" in proc.stderr
     rows = (sweep / "report.csv").read_text().splitlines()
     assert rows[0].startswith("distill.T,distill.alpha,runs,completed,failed,unfinished,teacher_top1_mean")
     assert len(rows) == 5

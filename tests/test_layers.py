@@ -19,7 +19,7 @@ LAYER_TABLE = ROOT.parent / "docs" / "development.md"  # the layer table newcome
 # One line per top-level folder of kdrun/, lowest layer first: a module imports from its own layer or lower ones.
 # The path of a file says its layer; docs/development.md's layer table says the same.
 LAYERS: dict[str, int] = {
-    "kdrun": 1,  # the top-level files: environment, errors, interrupts, io, logs, objects
+    "kdrun": 1,  # the top-level files: environment, errors, interrupts, io, logs, objects, parent_watch
     "kdrun.models": 2, "kdrun.data": 2, "kdrun.quant": 2, "kdrun.distributed": 2, "kdrun.benchmarks": 2,
     "kdrun.export": 2,
     "kdrun.engine": 3, "kdrun.report": 3, "kdrun.loggers": 3,

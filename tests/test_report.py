@@ -155,7 +155,7 @@ def test_command_line_errors_are_one_line(tmp_path: Path, capsys):
     assert err.startswith("kdrun-report: error: PATH=") and "does not exist" in err and err.count("\n") == 1
     with pytest.raises(SystemExit):
         main([str(tmp_path)])
-    assert "holds no runs" in capsys.readouterr().err
+    assert "holds no kdrun run" in capsys.readouterr().err
 
 
 def test_list_settings_print_as_typed(tmp_path: Path):

@@ -185,7 +185,7 @@ def test_an_interrupted_sweep_marks_only_the_jobs_it_stopped(launcher, marked, t
 
     job = tmp_path / "sweep" / "seed=0"
     (job / ".hydra").mkdir(parents=True)
-    (job / "results.json").write_text(json.dumps({"status": "running"}))
+    (job / "results.json").write_text(json.dumps({"status": "running", "stages": {}}))  # as a run begins it
     cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "launcher": {"_target_": launcher}}})
     with pytest.raises(SystemExit) as stopped:
         cli._stop_interrupted_sweep(cfg, Terminated())

@@ -10,10 +10,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+import yaml
+from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
@@ -22,6 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kdrun.config.checked import record
 from kdrun.config.checks import check_config
+from kdrun.config.hydra_flags import config_search, flag_value
+from kdrun.config.keys import added_key_target, check_known_keys, unknown_key_message
+from kdrun.config.override_values import quote_hint
 from kdrun.config.schema import check_types
 from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
@@ -29,9 +33,9 @@ from kdrun.schemes.registry import STAGE_NAMES, check_scheme
 from kdrun.config.sweeps import check_sweep_dir, config_differences, enumerable, inside, is_multirun, swept_keys
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
+# (--config-dir is checked: preflight adds the folder as Hydra does; --experimental-rerun is refused, kdrun/cli.py.)
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
-                "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
-                "--experimental-rerun")
+                "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name")
 
 
 def passes_through(args: list[str]) -> bool:
@@ -70,13 +74,13 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
     parsed = parse_overrides([a for a in args if not a.startswith("-")]) if parsed is None else parsed
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3", job_name="kdrun"):
+        with config_search(config_dir, flag_value(args, "--config-dir")):
             groups = _check_group_choices(parsed)
             first = [_first_value(o) for o in parsed]
             cfg = compose_checked(first)
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
             defaults = Defaults(groups, first, job_cfg)
-            check_job(job_cfg, defaults.of(first))
+            check_job(job_cfg, defaults.of(first), groups)
             checked, pair_jobs = [job_cfg], [job_cfg]
             master = None
             if multirun:
@@ -105,6 +109,9 @@ def check_writable(folder: Path, key: str) -> None:
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if not existing.is_dir():  # a file where the folder (or one above it) would be
+        what = "is a file, not a folder" if existing == folder else f"cannot be made: {existing} is a file"
+        raise KdrunError(f"{key}={folder} {what}; choose another {key} (or paths.outputs)")
     if not os.access(existing, os.W_OK | os.X_OK):
         reason = "read-only filesystem" if _read_only_fs(existing) else "permission denied"
         raise KdrunError(f"{key}={folder}: cannot write in {existing} ({reason}); choose a writable "
@@ -131,7 +138,7 @@ def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults
             overrides = [*first[:i], f"{o.get_key_element()}={value}", *first[i + 1:]]
             cfg = compose_checked(overrides)
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-            check_job(job_cfg, defaults.of(overrides))
+            check_job(job_cfg, defaults.of(overrides), defaults.groups)
             checked.append(job_cfg)
             if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
                 pair_jobs.append(job_cfg)
@@ -153,17 +160,19 @@ def _check_sweeper_params(cfg: DictConfig, first: list[str], defaults: Defaults)
         raise KdrunError(f"hydra.sweeper.params: cannot parse {one_line(e, limit=None, lines=2)}") from None
     overrides = [*first, *(_first_value(o) for o in space)]
     job = compose_checked(overrides)
-    check_job(OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]), defaults.of(overrides))
+    check_job(OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]), defaults.of(overrides), defaults.groups)
 
 
-def check_job(job_cfg: DictConfig, defaults: DictConfig) -> None:
-    """Types first (config/schema.py), then values and combinations (config/checks.py), then the scheme's
-    options and stages."""
+def check_job(job_cfg: DictConfig, defaults: DictConfig, groups: Iterable[str] = ()) -> None:
+    """Keys first (config/keys.py: each one something reads), types (config/schema.py), then values and
+    combinations (config/checks.py), then the scheme's options and stages. ``groups``: the config groups, for
+    the did-you-mean of a key."""
     try:
         given = OmegaConf.to_container(job_cfg, resolve=True)
         default = OmegaConf.to_container(defaults, resolve=True)
     except OmegaConfBaseException as e:
         raise KdrunError(one_line(e, limit=None, lines=2)) from None
+    check_known_keys(given, default, groups)
     check_types(given, default)
     check_config(job_cfg, STAGE_NAMES)
     check_scheme(job_cfg)
@@ -183,7 +192,8 @@ class Defaults:
             self.composed[keep] = first_job
 
     def _options(self, overrides: list[str]) -> tuple[str, ...]:
-        return tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~") in self.groups)
+        # teacher=resnet8, +experiment=..., teacher@assistant=resnet8: an option of a group
+        return tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~").split("@")[0] in self.groups)
 
     def of(self, overrides: list[str]) -> DictConfig:
         keep = self._options(overrides)
@@ -201,7 +211,8 @@ def parse_overrides(overrides: list[str]) -> list:
     try:
         return OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:
-        raise KdrunError(f"cannot parse the command line: {one_line(e, limit=None, lines=2)}") from None
+        hint = quote_hint(overrides)  # ~ or a non-ASCII letter outside quotes
+        raise KdrunError(f"cannot parse the command line: {hint or one_line(e, limit=None, lines=2)}") from None
 
 
 def _first_value(o) -> str:
@@ -263,28 +274,39 @@ def compose_checked(overrides: list[str]) -> DictConfig:
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except MissingConfigException as e:
         raise KdrunError(one_line(e, limit=None, lines=2)) from None
+    except yaml.YAMLError as e:  # a config file that is not plain YAML (a !!python tag, a syntax error)
+        raise KdrunError(yaml_problem(e)) from None
     except (HydraException, OmegaConfBaseException) as e:
         unknown = re.search(r"Could not override '([^']+)'", str(e))
         message = _unknown_key(unknown.group(1), overrides) if unknown else one_line(e, limit=None, lines=2)
         raise KdrunError(message) from None
 
 
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """One line naming the config file, the line and what YAML could not read there."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"config file {mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
+    problem = getattr(e, "problem", None) or one_line(e)
+    if "python/" in problem:  # !!python/object/apply:... would build Python objects: Hydra's loader refuses it
+        return (f"{where}: {problem}; configs are plain YAML, nothing in them runs code: write the value as "
+                f"text, or use _target_ for an object kdrun builds")
+    return f"{where}: {problem} (not valid YAML); fix that line"
+
+
 def _unknown_key(key: str, overrides: list[str]) -> str:
-    """``distill.alhpa=0.5``: name the key, the closest existing one, and the keys beside it."""
+    """``distill.alhpa=0.5``: name the key, the closest existing one, and the keys beside it; the ``+`` form
+    only where a key may be added (below a ``_target_`` that takes it: kdrun/config/keys.py)."""
     rest = [o for o in overrides if o.split("=")[0] != key]
-    parent = key.rpartition(".")[0]
+    value = next((o.split("=", 1)[1] for o in overrides if o.split("=")[0] == key and "=" in o), None)
     try:
-        cfg = compose(config_name="config", overrides=rest, return_hydra_config=True)
-        node = OmegaConf.select(cfg, parent) if parent else cfg
+        tree = OmegaConf.to_container(compose(config_name="config", overrides=rest, return_hydra_config=True))
+        groups = GlobalHydra.instance().config_loader().list_groups("")
     except (HydraException, OmegaConfBaseException):
-        node = None
-    hint = f"to add a new key, write +{key}=..."
-    if not isinstance(node, DictConfig):
-        return f"{key} is not a config key; {hint}"
-    keys = [str(k) for k in node if str(k) != "hydra"]
-    where = f"keys of {parent}" if parent else "top-level keys"
-    dotted = [f"{parent}.{k}" if parent else k for k in keys]
-    return f"{key} is not a config key; {did_you_mean(key, dotted)}{where}: {', '.join(sorted(keys))}; {hint}"
+        tree, groups = {}, []
+    target = added_key_target(tree, key)
+    if target is not None:
+        return f"{key} is not in the config; to pass it to {target}, write +{key}={value if value is not None else '...'}"
+    return unknown_key_message(key, value, tree, groups)
 
 
 def check_run_dir(run_dir: Path, job_cfg: DictConfig) -> None:

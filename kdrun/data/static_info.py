@@ -50,7 +50,14 @@ STATIC: dict[str, Callable[..., DataInfo]] = {
         lambda **_: DataInfo("fashion_mnist", "image", 1, (28, 28), 10, 60000, 10000),
     "kdrun.data.imagefolder.load_imagefolder": _imagefolder,
     "kdrun.data.synthetic.load_synthetic": _synthetic,
+    "kdrun.data.npz.load_npz": lambda **kw: _npz(**kw),  # the array headers and labels only
 }
+
+
+def _npz(**kwargs: Any) -> DataInfo:
+    from kdrun.data.npz import npz_info
+
+    return npz_info(**kwargs)
 
 
 def static_info(node: dict[str, Any]) -> DataInfo | None:

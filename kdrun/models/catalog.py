@@ -17,8 +17,6 @@ from kdrun.errors import choice_error
 
 # What input a model accepts: "image" (C, H, W), "signal" (C, L) or "any" (flattened).
 INPUT_KINDS = ("image", "signal", "any")
-# Keys of a teacher=/student= config node that are not the architecture's own options.
-RESERVED_MODEL_KEYS = ("arch", "checkpoint", "lr")
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,13 @@ def _swept_values() -> str:
 def _run_plots(run_dir: Path) -> list[Path]:
     try:
         from kdrun.report.aggregate import summarize
-        from kdrun.report.jobs import load_job
+        from kdrun.report.jobs import Job, load_job
         from kdrun.report.plots import curves, size_plot
 
-        summary = summarize([load_job(run_dir)])
+        job = load_job(run_dir)
+        if not isinstance(job, Job) or job.status == "invalid":
+            return []
+        summary = summarize([job])
         (run_dir / "plots").mkdir(exist_ok=True)
         plots = (curves(summary, run_dir / "plots" / "curves.png"),
                  size_plot(summary, run_dir / "plots" / "size_vs_top1.png"))

@@ -15,7 +15,6 @@ run directory; only rank 0 writes there (see ``kdrun.distributed.state.is_main``
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import logging.config
 import multiprocessing
@@ -168,7 +167,9 @@ def spawn(fn: RunFn, cfg: DictConfig, run_dir: Path, nproc: int) -> dict:
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return json.loads((run_dir / RESULTS_FILE).read_text())
+    from kdrun.report.run_files import read_results
+
+    return read_results(run_dir) or {}
 
 
 def _stop_ranks(processes: list, grace: float = 5.0) -> None:

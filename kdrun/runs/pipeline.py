@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kdrun.config.checked import was_checked
 from kdrun.config.checks import check_config
+from kdrun.data.fingerprint import data_fingerprint
 from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
@@ -39,11 +40,24 @@ log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
 
 
+# What a run's numbers depend on besides the command: these libraries (numpy, scipy and mnist1d generate the
+# default dataset; torch computes), the data's bits (data_fingerprint), the threads and the CPU (results.json).
+NUMERIC_LIBRARIES = ("torchvision", "torchao", "numpy", "scipy", "mnist1d", "scikit-learn")
+
+
 def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import hydra
 
-    return {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
-            "python": platform.python_version()}
+    versions = {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
+                "python": platform.python_version()}
+    for name in NUMERIC_LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def speed_settings(cfg: DictConfig, data, device: torch.device) -> SpeedSettings:
@@ -126,7 +140,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(),
                "speed": speed.record(), "primary_stage": scheme.primary, "reference_stage": scheme.reference,
-               "evaluation": evaluation_record(cfg, data.info), "stages": {}}
+               "evaluation": evaluation_record(cfg, data.info), "data_fingerprint": data_fingerprint(data),
+               "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
     done, planned = 0, len(scheme.wanted(cfg))
@@ -165,7 +180,11 @@ def evaluation_record(cfg: DictConfig, info) -> dict[str, Any]:
 def _dataset_choice(cfg: DictConfig) -> str:
     from hydra.core.hydra_config import HydraConfig
 
+    what = cfg.dataset.get("name") or cfg.dataset.get("path")  # torchvision's or hf's name, an .npz file
     if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.choices.get("dataset"))
+        choice = str(HydraConfig.get().runtime.choices.get("dataset"))
+        if choice == "custom" or not str(cfg.dataset.get("_target_", "")).startswith("kdrun."):
+            what = cfg.dataset.get("_target_")  # the user's loader
+        return f"{choice} ({what})" if what else choice
     return str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1]
 

@@ -6,16 +6,18 @@ Anything that aggregates runs (the report command, sweep tables) reads only thes
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from kdrun.errors import write_error
-from kdrun.io import write_json_atomic, write_text_atomic
-from kdrun.report.files import METRICS_FILE, RESULTS_FILE
+from kdrun.io import write_bytes_atomic, write_json_atomic
+from kdrun.report.files import METRICS_FILE, RESULTS_FILE, TB_DIR
+from kdrun.report.run_files import Metrics, read_metrics
 
-TB_DIR = "tb"
+log = logging.getLogger("kdrun")
 
 
 class RunWriter:
@@ -28,13 +30,15 @@ class RunWriter:
     ``metrics.jsonl`` is the source of truth. On resume, metrics of epochs after the last
     checkpoint are dropped from it, and the first writer this process opens rebuilds the
     TensorBoard log from it: a resumed run's logs equal an uninterrupted run's, without relying
-    on TensorBoard's purge rules (which act on all tags of a run at once).
+    on TensorBoard's purge rules (which act on all tags of a run at once). Lines that are not an
+    epoch's record (kdrun/report/run_files.py) are skipped, said once, and kept as they were.
     """
 
     def __init__(self, run_dir: str | os.PathLike, enabled: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
         self._tb: Any = None
+        self._said_skipped = False
 
     @property
     def metrics_path(self) -> Path:
@@ -99,25 +103,29 @@ class RunWriter:
                 _add_epoch_scalars(self._tb, record["stage"], record["epoch"], record)
         return self._tb
 
+    def _metrics(self) -> Metrics:
+        metrics = read_metrics(self.metrics_path)
+        note = metrics.skipped_note(self.metrics_path)
+        if note and not self._said_skipped:
+            log.warning("%s; they stay in the file as they are", note)
+            self._said_skipped = True
+        return metrics
+
     def _records(self) -> list[dict[str, Any]]:
-        if not self.metrics_path.exists():
-            return []
-        records = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:  # a line torn by a kill
-                continue
-        return records
+        return self._metrics().records
 
     def _sync_stage(self, stage: str, first_epoch: int, done: list[dict[str, Any]]) -> None:
         path = self.metrics_path
         if not path.exists() and not done:
             return
-        records = [r for r in self._records() if not (r.get("stage") == stage and r.get("epoch", 0) >= first_epoch)]
-        logged = {r.get("epoch") for r in records if r.get("stage") == stage}
-        records += [{"stage": stage, **r} for r in done if r["epoch"] not in logged and r["epoch"] < first_epoch]
-        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records), "the metrics")
+        lines = self._metrics().lines
+        kept = [line for line in lines if line.record is None  # not a record: kept as it was
+                or not (line.record["stage"] == stage and line.record["epoch"] >= first_epoch)]
+        logged = {line.record["epoch"] for line in kept if line.record is not None and line.record["stage"] == stage}
+        raw = [line.raw for line in kept]
+        raw += [json.dumps({"stage": stage, **r}).encode() for r in done
+                if r["epoch"] not in logged and r["epoch"] < first_epoch]
+        write_bytes_atomic(path, b"".join(line + b"\n" for line in raw), "the metrics")
 
     def write_results(self, results: dict[str, Any]) -> None:
         if self.enabled:

@@ -18,6 +18,7 @@ from itertools import islice
 import torch
 from torch import nn
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.engine.finish import Deployment, evaluate_alone, evaluate_deployed
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.stage import Stage
@@ -53,7 +54,7 @@ def ptq_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized_ptq")
     """Calibrate and convert ``student`` as it is: the row that shows what fine-tuning adds."""
     q = ctx.cfg.quant
     model = copy.deepcopy(student)
-    stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
+    stage = ctx.eval_stage(name, "quantized", model_label(ctx.cfg.student), model)
     stage.method = f"{ctx.cfg.method.name}+ptq"
     reduce_range = reduced_range(q)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,

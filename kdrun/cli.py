@@ -209,7 +209,7 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
         output().print(rich_table(table_rows(results), title=table_title(results) + " (completed before)"))
         output().print(f"full table (every column, footnotes): {run_dir / 'table.md'}", highlight=False,
-                       soft_wrap=True)
+                       soft_wrap=True, markup=False)
 
 
 def main() -> None:

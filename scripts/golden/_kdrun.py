@@ -74,3 +74,29 @@ class FixedNegatives(torch.nn.Module):
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
         return self.queue.pop(0)
+
+
+# transformers (token inputs): hidden states, query/key/value projections, attention mask
+
+TOKENS = DataInfo("fake_text", "tokens", 30, (5,), 3, 16, 8)
+
+
+def text_features(g: dict) -> Features:
+    mask = torch.tensor(g["mask"], dtype=torch.long) if "mask" in g else None
+    hidden = [t64(h) for h in g["hidden"]]
+    return Features(t64(g["logits"]), stages=[hidden[-1][:, 0]], pooled=hidden[-1][:, 0], hidden=hidden,
+                    qkv=[tuple(t64(x) for x in layer) for layer in g["qkv"]], mask=mask)
+
+
+def text_context(g: dict) -> MethodContext:
+    def info(m: dict) -> FeatureInfo:
+        hidden = len(m["hidden"][0][0][0])
+        heads = len(m["qkv"][0][0][0])
+        return FeatureInfo((hidden,), ((),), hidden, len(m["logits"][0]), layers=len(m["qkv"]), heads=heads)
+
+    return MethodContext(info(g["student"]), info(g["teacher"]), TOKENS, torch.zeros(16, dtype=torch.long),
+                         student_arch="bert", teacher_arch="bert")
+
+
+def text_pair(g: dict) -> tuple[Features, Features]:
+    return (text_features({**g["student"], "mask": g["mask"]}), text_features({**g["teacher"], "mask": g["mask"]}))

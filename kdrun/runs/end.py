@@ -41,7 +41,7 @@ def finish_run(cfg: DictConfig, run_dir: Path, results: dict[str, Any], writer: 
     log.info("TensorBoard: tensorboard --logdir %s", run_dir)
     log.info("report (table, plots; also over several runs): kdrun-report %s", run_dir)
     output().print(rich_table(rows, title=table_title(results)))
-    output().print(f"full table (every column, footnotes): {table_md}", highlight=False, soft_wrap=True)
+    output().print(f"full table (every column, footnotes): {table_md}", highlight=False, soft_wrap=True, markup=False)
 
 
 def tracked_files(run_dir: Path, results: dict[str, Any], plots: list[Path]) -> list[tuple[Path, str]]:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kdrun.config.checked import was_checked
 from kdrun.config.checks import check_config
 from kdrun.data.fingerprint import data_fingerprint
 from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
@@ -32,7 +33,8 @@ from kdrun.runs.end import finish_run
 from kdrun.runs.trackers import run_loggers
 from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
+from kdrun.schemes.registry import (STAGE_NAMES, check_before_data, check_scheme, described_before_data,
+                                   scheme_from_config)
 from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
@@ -111,10 +113,10 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage of the configured scheme in ``run_dir``; resumes whatever is already there."""
-    # the CLI's preflight did these already; a sweeper's trials (values it sampled from interval()) and
-    # API callers get them here, still before any data work
-    check_config(cfg, STAGE_NAMES)
-    check_before_data(cfg)
+    if not was_checked(cfg):  # the command's preflight checked this very config (kdrun/config/checked.py);
+        check_config(cfg, STAGE_NAMES)  # a sweeper's sampled trial or a direct call is checked here, before any data
+        check_scheme(cfg)
+        check_before_data(cfg)
     device = local_device(resolve_device(cfg.device))
     if is_main():  # data-parallel: rank 0 writes, the others compute
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +143,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, data, device, writer: RunWriter)
     cache = StageCache(cfg.paths.cache)
     scheme = scheme_from_config(cfg)
     ctx = SchemeContext(cfg, data)
-    ctx.check_pairs(scheme.pairs(cfg), scheme.name)
+    if described_before_data(cfg) is None:  # the pairs could not be checked on the dataset's static facts
+        ctx.check_pairs(scheme.pairs(cfg), scheme.name)
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
                "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(),

@@ -63,6 +63,18 @@ class SweepReport(Callback):
         log.info("sweep report: %s (table: %s)", report.files[0], report.files[1])
         for path in report.files[2:]:
             log.info("plot: %s", path)
+        _finish_trackers(sweep_dir.absolute(), report.files, bool(LAST_SWEEP.failed))
+
+
+def _finish_trackers(sweep_dir: Path, files: list[Path], failed: bool) -> None:
+    """The sweep's parent run in MLflow (if its jobs logged there) gets the report and is marked finished."""
+    from kdrun.io import one_line
+    from kdrun.loggers.mlflow import finish_sweep
+
+    try:
+        finish_sweep(sweep_dir, files, failed)
+    except Exception as e:  # noqa: BLE001 - a tracker never fails a sweep whose results are on disk
+        log.warning("logger=mlflow: could not finish the sweep's parent run (%s: %s)", type(e).__name__, one_line(e))
 
 
 def _reports() -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY, kdrun_in_process
+from in_process import skip_run_plots
 from test_bad_input import tiny_teacher
 
 
@@ -84,9 +85,12 @@ def test_a_config_dir_gets_every_check(here, capsys, args, words):
     assert not (here / "outputs").exists() and not (here / "PWNED").exists()
 
 
-def test_a_method_from_a_config_dir_runs(here, capsys):
+@pytest.mark.slow  # a whole run (the checks themselves are tested above, quickly)
+def test_a_method_from_a_config_dir_runs(here, capsys, monkeypatch):
+    skip_run_plots(monkeypatch)
     folder = user_config_dir(here / "mine")
-    code, err = kdrun([*TINY, "-cd", str(folder), "method=mykd",  # overrides on both sides of the flag "stages=[teacher,distilled]",
+    # overrides on both sides of the flag
+    code, err = kdrun([*TINY, "-cd", str(folder), "method=mykd", "stages=[teacher,distilled]",
                        "measure.enabled=false", "hydra.run.dir=run"], capsys)
     assert code == 0, err
     assert "method:\n  name: mykd\n" in (here / "run" / ".hydra" / "config.yaml").read_text()
@@ -99,6 +103,7 @@ def test_a_value_that_needs_quotes_gets_the_quoted_form(here, capsys, value, cha
     one_line(err, f"'{char}' is read only inside quotes", f"\"dataset.root='{value}'\"")
 
 
+@pytest.mark.slow  # a whole run (the checks themselves are tested above, quickly)
 def test_tilde_is_expanded_in_a_checkpoint_and_the_output_folder(here, capsys, monkeypatch):
     import torch
 
@@ -123,11 +128,13 @@ def test_a_file_as_the_run_folder_is_said_so(here, capsys, run_dir, words):
     assert (here / "afile").read_text() == "mine"
 
 
+@pytest.mark.slow  # a whole run (the checks themselves are tested above, quickly)
 def test_a_read_only_home_names_the_data_folder_setting(here, capsys, monkeypatch):
     """A read-only tmpfs as HOME (the data cache ~/.cache/kdrun in it), where this machine lets the test mount one."""
     home = here / "home"
     home.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)], capture_output=True).returncode:
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)]
+    if subprocess.run(mount, capture_output=True).returncode:
         pytest.skip("cannot mount a read-only tmpfs here")
     try:
         monkeypatch.setenv("HOME", str(home))

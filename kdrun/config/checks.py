@@ -47,6 +47,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     if not cfg.stages:
         raise KdrunError(f"stages=[] selects nothing to run; valid stages: {', '.join(stage_names)}")
     _check_trainer(cfg.trainer)
+    _check_optim(cfg)
     if cfg.device.type not in DEVICE_TYPES:
         raise choice_error("device.type", cfg.device.type, DEVICE_TYPES)
     if cfg.device.amp not in AMP_CHOICES:
@@ -162,6 +163,23 @@ def _check_trainer(t: DictConfig) -> None:
     for key in ("max_epochs", "max_train_batches", "max_eval_batches"):
         if t.get(key) is not None and t[key] < 1:
             raise KdrunError(f"trainer.{key}={t[key]} must be null or a positive integer")
+
+
+OPTIMIZERS, SCHEDULERS = ("sgd", "adamw"), ("multistep", "cosine", "linear")
+
+
+def _check_optim(cfg: DictConfig) -> None:
+    """The ``optimizer`` and ``scheduler`` nodes (an older run's config has neither: SGD, multi-step)."""
+    o, s = cfg.get("optimizer"), cfg.get("scheduler")
+    if o is not None and o.get("name") not in OPTIMIZERS:
+        raise choice_error("optimizer.name", o.get("name"), OPTIMIZERS)
+    if s is not None and s.get("name") not in SCHEDULERS:
+        raise choice_error("scheduler.name", s.get("name"), SCHEDULERS)
+    if s is not None and not 0 <= s.get("warmup", 0.0) < 1:
+        raise KdrunError(f"scheduler.warmup={s.warmup} must be a fraction of the stage's steps in [0, 1)")
+    clip = cfg.trainer.get("grad_clip")
+    if clip is not None and clip <= 0:
+        raise KdrunError(f"trainer.grad_clip={clip} must be > 0, or null for no clipping")
 
 
 def _check_speed(d: DictConfig, t: DictConfig) -> None:

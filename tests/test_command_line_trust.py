@@ -89,7 +89,8 @@ def test_a_config_dir_gets_every_check(here, capsys, args, words):
 def test_a_method_from_a_config_dir_runs(here, capsys, monkeypatch):
     skip_run_plots(monkeypatch)
     folder = user_config_dir(here / "mine")
-    code, err = kdrun([*TINY, "-cd", str(folder), "method=mykd",  # overrides on both sides of the flag "stages=[teacher,distilled]",
+    # overrides on both sides of the flag
+    code, err = kdrun([*TINY, "-cd", str(folder), "method=mykd", "stages=[teacher,distilled]",
                        "measure.enabled=false", "hydra.run.dir=run"], capsys)
     assert code == 0, err
     assert "method:\n  name: mykd\n" in (here / "run" / ".hydra" / "config.yaml").read_text()
@@ -132,7 +133,8 @@ def test_a_read_only_home_names_the_data_folder_setting(here, capsys, monkeypatc
     """A read-only tmpfs as HOME (the data cache ~/.cache/kdrun in it), where this machine lets the test mount one."""
     home = here / "home"
     home.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)], capture_output=True).returncode:
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)]
+    if subprocess.run(mount, capture_output=True).returncode:
         pytest.skip("cannot mount a read-only tmpfs here")
     try:
         monkeypatch.setenv("HOME", str(home))

@@ -241,6 +241,7 @@ def _check_group_choices(parsed: list) -> set[str]:
             continue
         options = group_options(loader, key)
         values = list(o.sweep_string_iterator()) if enumerable(o) else [o.value()]
+        values = [v for value in values for v in (value if isinstance(value, list) else [value])]  # logger=[a,b]
         for value in values:
             if value is not None and str(value) not in options:
                 raise _unknown_option(key, str(value), options)
@@ -281,6 +282,8 @@ def compose_checked(overrides: list[str]) -> DictConfig:
         raise KdrunError(one_line(e, limit=None, lines=2)) from None
     except yaml.YAMLError as e:  # a config file that is not plain YAML (a !!python tag, a syntax error)
         raise KdrunError(yaml_problem(e)) from None
+    except ValueError as e:  # Hydra's check of a group override's value (``logger=null``): one line too
+        raise KdrunError(one_line(e, limit=None, lines=2)) from None
     except (HydraException, OmegaConfBaseException) as e:
         unknown = re.search(r"Could not override '([^']+)'", str(e))
         message = _unknown_key(unknown.group(1), overrides) if unknown else one_line(e, limit=None, lines=2)

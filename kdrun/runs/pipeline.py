@@ -30,6 +30,7 @@ from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.jobs import objective_record
 from kdrun.runs.end import finish_run
+from kdrun.runs.trackers import run_loggers
 from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
 from kdrun.schemes.registry import (STAGE_NAMES, check_before_data, check_scheme, described_before_data,
@@ -128,7 +129,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     with main_process_first():  # data-parallel: one rank downloads or generates, the others then read
         data = build_data(cfg)
     log.info("data: %s ready in %.1f s", data.info.name, time.monotonic() - t0)
-    writer = RunWriter(run_dir, enabled=is_main())
+    writer = RunWriter(run_dir, is_main(), *run_loggers(cfg, run_dir)) if is_main() else RunWriter(run_dir, False)
+    try:
+        return _run_stages(cfg, run_dir, data, device, writer)
+    except BaseException as e:  # the trackers' runs end too (marked failed or interrupted); results.json says why
+        writer.close("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+        raise
+
+
+def _run_stages(cfg: DictConfig, run_dir: Path, data, device, writer: RunWriter) -> dict[str, Any]:
     speed = speed_settings(cfg, data, device)
     env = make_env(cfg, data, device, run_dir, writer, speed)
     cache = StageCache(cfg.paths.cache)
@@ -159,8 +168,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     results["objective"] = objective_record(results)  # what -m sweeps and Optuna optimize (cli.sweep_value)
     writer.write_results(results)
     if is_main():
-        finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, tables, plots, pointers to the report
-    writer.close()
+        finish_run(cfg, run_dir, results, writer)  # trackers' summaries and files, tables, plots, the report
+    writer.close("completed")
     return results
 
 

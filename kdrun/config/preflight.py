@@ -76,7 +76,7 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
     parsed = parse_overrides([a for a in args if not a.startswith("-")]) if parsed is None else parsed
     GlobalHydra.instance().clear()
     try:
-        with config_search(config_dir, flag_value(args, "--config-dir")):
+        with config_search(config_dir, flag_value(args, "--config-dir"), _searchpath(parsed)):
             groups = _check_group_choices(parsed)
             first = [_first_value(o) for o in parsed]
             cfg = compose_checked(first)
@@ -106,6 +106,12 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
     record(checked)  # before the pair checks start a parallel sweep's workers: they inherit the record
     pair_check(cfg, pair_jobs, parsed)
     return cfg
+
+
+def _searchpath(parsed: list) -> list[str] | None:
+    """The folders of a ``hydra.searchpath=[...]`` override (a list of strings), or None."""
+    value = next((o.value() for o in parsed if o.get_key_element() == "hydra.searchpath"), None)
+    return [str(v) for v in value] if isinstance(value, list) else None
 
 
 def check_writable(folder: Path, key: str) -> None:

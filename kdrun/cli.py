@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import sys
-from functools import partial
 from pathlib import Path
 
 import hydra
@@ -24,21 +23,26 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from kdrun.config.headline import apply_benchmark_default
+from kdrun.config.checked import forget
+from kdrun.config.hydra_flags import canonical_args, refuse_unsafe_flags
+from kdrun.config.override_values import expand_home
 from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
 from kdrun.conf_dir import config_dir
-from kdrun.config.store import presets_needed, register_configs
+from kdrun.config.store import open_model_options, presets_needed, register_configs, register_user_archs
 from kdrun.config.sweep_workers import WorkerCheckFailed, start_workers
 from kdrun.config.sweeps import is_multirun, jobs_at_once, quote, sweep_arguments
 from kdrun.environment import PARALLEL_JOBS_ENV, SWEEP_PID_ENV, started_by_torchrun
 from kdrun.errors import KdrunError
 from kdrun.interrupts import exit_status, how, stop_on_sigterm
 from kdrun.parent_watch import die_with_parent
+from kdrun.runs.folders import check_run_folder, check_sweep_folder, claim_run_folder
 from kdrun.runs.lock import reserve_run_dir, run_dir_lock
 from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
 _new_run_dir: Path | None = None  # set by main(): the run directory this invocation creates, if any
 _new_parents: list[Path] = []  # the folders above it that do not exist yet
+_run_folder_checked = False  # set by main(): the single run's folder was checked before Hydra wrote into it
 _last_error: str | None = None  # the one line fail() printed last (call() raises it)
 _last_run_dir: Path | None = None  # the run folder the last hydra_app used (call() returns it)
 _last_exception: BaseException | None = None  # an unexpected error of the last run (call() re-raises it)
@@ -51,7 +55,6 @@ OTHER_MODES = ("-c", "--cfg", "--info", "-i", "-sc", "--shell-completion")
 
 
 CONFIG_DIR = config_dir()
-register_configs(presets=False)  # the presets are added by main() and checked_arguments() where the command needs them
 
 
 def fail(message: str) -> None:
@@ -88,7 +91,8 @@ def hydra_app(cfg: DictConfig) -> float | None:
         try:  # one process per run folder (data-parallel: rank 0 holds it for all ranks)
             if is_main() and launcher_rank() == 0:  # the group may not exist yet: ask the launcher
                 held.enter_context(run_dir_lock(run_dir))
-        except KdrunError as e:  # the folder is another process's: leave everything in it alone
+                claim_run_folder(run_dir, hc, checked=_run_folder_checked and not multirun)  # what kdrun may touch
+        except KdrunError as e:  # the folder is another process's, or holds another's files: leave it alone
             fail(str(e))
             if multirun:
                 return None
@@ -98,10 +102,20 @@ def hydra_app(cfg: DictConfig) -> float | None:
 
 def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
     global _last_exception
+    from kdrun.distributed.state import is_main
     from kdrun.runs.launch import run_data_parallel
     from kdrun.runs.pipeline import run
-    from kdrun.runs.status import completed_results
+    from kdrun.runs.status import completed_results, set_aside_invalid
 
+    try:
+        invalid = set_aside_invalid(run_dir) if is_main() else None  # never counted as completed, nor lost
+    except KdrunError as e:
+        fail(str(e))
+        if multirun:
+            return None
+        sys.exit(2)
+    if invalid:
+        log.warning("%s; set aside as %s, running it again", invalid, run_dir / "results.json.invalid")
     results = completed_results(run_dir)
     if results is not None:
         _skip(run_dir, results, multirun)
@@ -116,7 +130,7 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             discard_if_nothing_ran(run_dir, str(e))
             sys.exit(2)
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP (kdrun/interrupts.py)
-            from kdrun.distributed.state import is_main
+            from kdrun.distributed.state import is_main  # noqa: F811 - as the rank sees itself now
 
             mark_status(run_dir, "interrupted")
             again = "run the same command again" if multirun else f"run the same command with hydra.run.dir={run_dir}"
@@ -195,16 +209,30 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
 
         output().print(rich_table(table_rows(results), title=table_title(results) + " (completed before)"))
         output().print(f"full table (every column, footnotes): {run_dir / 'table.md'}", highlight=False,
-                       soft_wrap=True)
+                       soft_wrap=True, markup=False)
 
 
 def main() -> None:
+    try:
+        _main()
+    finally:
+        forget()  # the configs this command checked count for its own jobs only (kdrun/config/checked.py)
+
+
+def _main() -> None:
     # A log file on a full or read-only disk: no "--- Logging error ---" traceback per record (the
     # library's advice for production); the write that matters fails in one line of its own.
     logging.raiseExceptions = False
+    global _run_folder_checked
+    _run_folder_checked = False
     stop_on_sigterm()  # kill, timeout, a scheduler's end of job: stop as on Ctrl-C (kdrun/interrupts.py)
-    args = sys.argv[1:]
-    register_configs(presets=presets_needed(args))
+    args = canonical_args(sys.argv[1:])  # Hydra's flags in full, each with its value (kdrun/config/hydra_flags.py)
+    try:
+        refuse_unsafe_flags(args)  # --experimental-rerun unpickles a file: refused before anything reads it
+        register_options(args)
+    except KdrunError as e:
+        fail(str(e))
+        sys.exit(2)
     if "--version" in args:  # kdrun's own version, not Hydra's (Hydra's: kdrun --hydra-help)
         print(f"kdrun {__version__} (Hydra {hydra.__version__}, Python {platform.python_version()})")
         return
@@ -221,8 +249,8 @@ def main() -> None:
         hydra_app()
         return
     try:
-        plan = partial(_plan_parallel_jobs, args) if is_multirun(args) else check_pairs_here
-        args, cfg = checked_arguments(args, plan)
+        args, cfg = checked_arguments(args, _plan_parallel_jobs if is_multirun(args) else check_pairs_here)
+        check_output_folder(args, cfg)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
         fail(str(e))
@@ -292,13 +320,23 @@ def _stop_interrupted_sweep(cfg: DictConfig, interrupt: KeyboardInterrupt) -> No
     sys.exit(exit_status(interrupt))
 
 
-def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:
-    """Preflight's last check for a sweep (``args``: its command line). Its jobs learn how many run at
+def check_output_folder(args: list[str], cfg: DictConfig) -> None:
+    """The run or sweep folder holds nothing of another's where kdrun would write (kdrun/runs/folders.py)."""
+    global _run_folder_checked
+    if is_multirun(args):
+        check_sweep_folder(Path(str(cfg.hydra.sweep.dir)))
+    else:
+        check_run_folder(Path(str(cfg.hydra.run.dir)), cfg.hydra)
+        _run_folder_checked = True
+
+
+def _plan_parallel_jobs(cfg: DictConfig, pair_jobs: list[DictConfig], overrides: list) -> None:
+    """Preflight's last check for a sweep (``overrides``: its command line's, parsed). Its jobs learn how many run at
     once (they share the cores and pack the GPUs by it); in a parallel sweep the checks that import
     torch (model pairs, GPU packing) run in the launcher's worker processes, started here and warmed in
     the background while Hydra composes the sweep; their result is awaited before Hydra launches any job
     (kdrun/config/sweep_workers.py), so that this process, which only launches and reports, never imports torch."""
-    at_once = jobs_at_once(cfg.hydra.get("launcher"), parse_overrides([a for a in args if not a.startswith("-")]))
+    at_once = jobs_at_once(cfg.hydra.get("launcher"), overrides)
     os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
     os.environ[SWEEP_PID_ENV] = str(os.getpid())  # their parent: they die with it (kdrun/parent_watch.py)
     if at_once == 1:
@@ -313,11 +351,23 @@ def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictCo
 def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here) -> tuple[list[str], DictConfig]:
     """The command line as Hydra will get it (the headline rule, a sweep's stable folders) and the
     composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
-    main()'s ``pair_check``, a parallel sweep's worker processes."""
+    main()'s ``pair_check``, a parallel sweep's worker processes. Each override is parsed once."""
+    register_options(args)  # main() did already; kdrun.compose() (kdrun/api.py) comes here first
+    args = expand_home(args)  # '~/ck/t.pt' -> /home/me/ck/t.pt, for every key (kdrun/config/override_values.py)
+    args = open_model_options(args)
+    parsed = parse_overrides([a for a in args if not a.startswith("-")])
+    for rewrite in (apply_benchmark_default, sweep_arguments):  # each adds overrides at the end, or none
+        longer = rewrite(args, parsed)
+        parsed = parsed + parse_overrides(longer[len(args):])
+        args = longer
+    return args, preflight(CONFIG_DIR, args, pair_check, parsed)
+
+
+def register_options(args: list[str]) -> None:
+    """The config options ``args`` can use, into Hydra's ConfigStore: the generated ones (the presets where
+    the command can use them) and the user's own architectures. Idempotent; the one place that decides it."""
     register_configs(presets=presets_needed(args))
-    args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
-    args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
-    return args, preflight(CONFIG_DIR, args, pair_check)
+    register_user_archs(args)
 
 
 def _print_listing(args: list[str]) -> None:
@@ -325,8 +375,10 @@ def _print_listing(args: list[str]) -> None:
     from kdrun.config.listing import listing
 
     category = args[0].split("=", 1)[1] if "=" in args[0] else (args[1] if len(args) > 1 else None)
+    if category is not None and ("=" in category or category.startswith("-")):  # --list hydra.searchpath=[...]
+        category = None
     try:
-        text = listing(category, CONFIG_DIR)
+        text = listing(category, CONFIG_DIR, args)
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)
@@ -337,7 +389,9 @@ def _printed_config_args(args: list[str]) -> list[str]:
     """``--cfg job`` and friends print the config the same command would run (the headline rule applied)."""
     if not any(a.split("=")[0] in PRINTS_CONFIG for a in args):
         return args
+    args = expand_home(args)
     try:
+        args = open_model_options(args)
         return apply_benchmark_default(args, parse_overrides([a for a in args if "=" in a and not a.startswith("-")]))
     except KdrunError:
         return args  # Hydra reports the bad override itself
@@ -383,8 +437,11 @@ def _exit_if_jobs_failed() -> None:
     from kdrun.report import sweep_callback
 
     outcome = sweep_callback.LAST_SWEEP
+    if outcome is not None and outcome.report_error:
+        fail(f"the sweep's report could not be made: {outcome.report_error}")
+        sys.exit(1)
     if outcome is not None and outcome.failed:
-        fail(f"{len(outcome.failed)} job(s) of the sweep failed (see the report above and "
+        fail(f"{len(outcome.failed)} job(s) of the sweep failed or hold invalid files (see the report above and "
              f"{outcome.failed[0] / 'kdrun.log'}); re-run the same command to retry them")
         sys.exit(1)
 

@@ -33,15 +33,18 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
 _WRITE_HINTS = {
     errno.ENOSPC: "the disk is full: free some space",
     errno.EDQUOT: "the disk quota is used up: free some space",
-    errno.EROFS: "the filesystem is read-only: choose a writable paths.outputs (or hydra.run.dir)",
-    errno.EACCES: "no permission to write there: choose a writable paths.outputs (or hydra.run.dir)",
-    errno.EPERM: "no permission to write there: choose a writable paths.outputs (or hydra.run.dir)",
+    errno.EROFS: "the filesystem is read-only: {choose}",
+    errno.EACCES: "no permission to write there: {choose}",
+    errno.EPERM: "no permission to write there: {choose}",
 }
+OUTPUTS = "choose a writable paths.outputs (or hydra.run.dir)"  # what a run writes: its folder, the model cache
+DATA = "point KDRUN_DATA (or paths.data) at a writable folder"  # datasets and transfer sets (kdrun/data/cache_dir.py)
 
 
-def write_error(path: object, what: str, error: OSError) -> KdrunError:
-    """An OSError met while writing ``what`` to ``path``, as one line with what to do about it."""
+def write_error(path: object, what: str, error: OSError, choose: str = OUTPUTS) -> KdrunError:
+    """An OSError met while writing ``what`` to ``path``, as one line with what to do about it (``choose``: how
+    to give the write another place)."""
     reason = error.strerror or type(error).__name__
-    hint = _WRITE_HINTS.get(error.errno, "check the path and the disk")
+    hint = _WRITE_HINTS.get(error.errno, "check the path and the disk").format(choose=choose)
     return KdrunError(f"could not write {what} to {path} ({reason}); {hint}, then run the same command again "
                       "(what was written before is kept)")

@@ -20,7 +20,9 @@ def group_options(group: str) -> list[str]:
 
 OPTIONS = [(g, o) for g in FILE_GROUPS for o in group_options(g)]
 OPTIONS += [(g, m) for g in ("teacher", "student") for m in list_models()]
-REQUIRED = {("dataset", "imagefolder"): ["dataset.root=/tmp/x"]}
+REQUIRED = {("dataset", "imagefolder"): ["dataset.root=/tmp/x"], ("dataset", "npz"): ["dataset.path=/tmp/x.npz"],
+            ("dataset", "torchvision"): ["dataset.name=MNIST"], ("dataset", "hf"): ["dataset.name=/tmp/x"],
+            ("dataset", "custom"): ["dataset._target_=kdrun.data.digits.load_digits"]}
 GROUP_REQUIRES = {"assistant": ["scheme=assistant"]}  # a group that only the assistant scheme puts in the defaults
 
 

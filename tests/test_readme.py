@@ -91,10 +91,9 @@ def test_readme_command_passes_every_check(command, tmp_path, monkeypatch, capsy
 
 # The headline commands as README shows them, shrunk by the script's own rule (debug=fast, no timing; CIFAR-100
 # replaced by a tiny generated copy in the real format), through the real entry point. The default experiment
-# runs every default stage; README's CIFAR-100 command (resnet110, minutes on a CPU even shrunk: 90 s of CPU
+# runs whole below (its table is README's); README's CIFAR-100 command (resnet110, minutes on a CPU even shrunk: 90 s of CPU
 # for its five stages) runs one step of its teacher and of its RKD student.
-HEADLINE = {"kdrun": [],
-            "kdrun method=rkd teacher=resnet110 student=resnet20": ["stages=[teacher,distilled]",
+HEADLINE = {"kdrun method=rkd teacher=resnet110 student=resnet20": ["stages=[teacher,distilled]",
                                                                    "trainer.max_train_batches=1",
                                                                    "trainer.max_eval_batches=1"]}
 DEFAULT_STAGES = ["teacher", "baseline", "distilled", "self_distilled", "quantized"]
@@ -102,20 +101,64 @@ DEFAULT_STAGES = ["teacher", "baseline", "distilled", "self_distilled", "quantiz
 
 @pytest.mark.slow  # the not-slow loop checks every command in-process (above); these train
 @pytest.mark.parametrize("command", list(HEADLINE))
-def test_headline_command_runs(command, tmp_path, tmp_path_factory, monkeypatch, capsys):
-    from feature_cli import shared_data_env
+def test_headline_command_runs(command, tmp_path, monkeypatch, capsys):
     from kdrun.runs.smoke import write_tiny_cifar100
 
     assert command in COMMANDS
     monkeypatch.chdir(tmp_path)
-    if command == "kdrun":  # MNIST-1D and its 20,000-signal transfer set, generated once per session
-        monkeypatch.setenv("KDRUN_DATA", shared_data_env(tmp_path_factory)["KDRUN_DATA"])
-    else:
-        monkeypatch.setenv("KDRUN_DATA", str(write_tiny_cifar100(tmp_path / "data")))
+    monkeypatch.setenv("KDRUN_DATA", str(write_tiny_cifar100(tmp_path / "data")))
     args = [*check_readme.runnable_arguments(command, 0, tmp_path), *HEADLINE[command]]
     assert kdrun_in_process(args) == 0, capsys.readouterr().err[-3000:]
     results = read_results(tmp_path / "runs" / "0")
-    stages = DEFAULT_STAGES if command == "kdrun" else ["teacher", "distilled"]
-    assert results["status"] == "completed" and list(results["stages"]) == stages
-    expected = ("mnist1d", "cnn1d", "kd") if command == "kdrun" else ("cifar100", "resnet110", "rkd")
-    assert (results["dataset"], results["stages"]["teacher"]["arch"], results["method"]) == expected
+    assert results["status"] == "completed" and list(results["stages"]) == ["teacher", "distilled"]
+    assert (results["dataset"], results["stages"]["teacher"]["arch"], results["method"]) == ("cifar100", "resnet110",
+                                                                                            "rkd")
+
+
+# README's table is what a fresh install prints: a function of the command, the versions in constraints.txt, the
+# data's bits (results.json's data_fingerprint, stated under the table) and one thread (conf/dataset/mnist1d.yaml).
+TABLE_ROW = re.compile(r"^ {5}(\w+)\s+(\w+)\s+([\w+]+)\s+(\d+\.\d\d)\s", re.M)
+FINGERPRINT = re.compile(r"data fingerprint: train `(\w+)`, test `(\w+)`, transfer set `(\w+)`")
+
+
+def readme_table() -> list[tuple[str, str, str, float]]:
+    return [(s, m, k, float(t)) for s, m, k, t in TABLE_ROW.findall((REPO / "README.md").read_text())]
+
+
+def test_readme_states_its_tables_rows_and_what_they_depend_on():
+    text = (REPO / "README.md").read_text()
+    assert [row[0] for row in readme_table()] == DEFAULT_STAGES
+    assert FINGERPRINT.search(text), "README names the data fingerprint its table was measured on"
+    pinned = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().splitlines()
+                  if "==" in line and not line.startswith("#"))
+    for name in ("torch", "numpy", "scipy", "mnist1d"):
+        assert f"{name} {pinned[name]}" in text, f"README names {name} {pinned[name]} (constraints.txt)"
+
+
+@pytest.mark.slow  # MNIST-1D and its transfer set generated (once per session)
+def test_the_default_dataset_has_the_fingerprint_readme_states(tmp_path_factory):
+    from feature_cli import shared_data_env
+    from kdrun.data.fingerprint import data_fingerprint
+    from kdrun.data.mnist1d import load_mnist1d
+    from kdrun.data.transfer import generated_transfer
+
+    data = load_mnist1d(shared_data_env(tmp_path_factory)["KDRUN_DATA"])
+    data.transfer = generated_transfer(data, 20000)
+    found = data_fingerprint(data)
+    stated = FINGERPRINT.search((REPO / "README.md").read_text()).groups()
+    assert (found["train"], found["test"], found["transfer"]) == stated, (
+        "this environment generates other MNIST-1D bits than README's table was measured on: install with "
+        "-c constraints.txt (numpy, scipy, mnist1d)")
+
+
+@pytest.mark.slow  # the whole default run, 30 epochs per stage (a minute or two on 2 cores)
+def test_readme_table_is_what_the_default_run_prints(tmp_path, tmp_path_factory, monkeypatch, capsys):
+    from feature_cli import shared_data_env
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KDRUN_DATA", shared_data_env(tmp_path_factory)["KDRUN_DATA"])
+    assert kdrun_in_process(["measure.enabled=false", "hydra.run.dir=run"]) == 0, capsys.readouterr().err[-3000:]
+    results = read_results(tmp_path / "run")
+    assert results["status"] == "completed" and results["speed"]["threads"] == 1
+    printed = [(name, s["arch"], s["method"], round(s["test_top1"], 2)) for name, s in results["stages"].items()]
+    assert printed == readme_table()

@@ -78,7 +78,7 @@ def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     assert "kdrun sweep" in proc.stdout and "4 completed" in proc.stdout
     assert proc.stdout.count("kdrun sweep") == 1 and "kdrun: " not in proc.stdout
     assert "[HYDRA]" not in proc.stdout + proc.stderr and "Launching jobs" in proc.stderr  # one log format
-    assert proc.stderr.count("job distill.T=") == 4 and "job distill.T=4,distill.alpha=0.9: distilled top-1" in proc.stderr
+    assert proc.stderr.count("job distill.T=") == 4 and "job distill.T=4,distill.alpha=0.9: distilled test top-1" in proc.stderr
     rows = (sweep / "report.csv").read_text().splitlines()
     assert rows[0].startswith("distill.T,distill.alpha,runs,completed,failed,unfinished,teacher_top1_mean")
     assert len(rows) == 5
@@ -185,7 +185,7 @@ def test_an_interrupted_sweep_marks_only_the_jobs_it_stopped(launcher, marked, t
 
     job = tmp_path / "sweep" / "seed=0"
     (job / ".hydra").mkdir(parents=True)
-    (job / "results.json").write_text(json.dumps({"status": "running"}))
+    (job / "results.json").write_text(json.dumps({"status": "running", "stages": {}}))  # as a run begins it
     cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "launcher": {"_target_": launcher}}})
     with pytest.raises(SystemExit) as stopped:
         cli._stop_interrupted_sweep(cfg, Terminated())
@@ -194,3 +194,24 @@ def test_an_interrupted_sweep_marks_only_the_jobs_it_stopped(launcher, marked, t
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("kdrun: error: sweep terminated (SIGTERM); ")
     assert ("submitit jobs run on" in err) == (marked == "running")
+
+
+def test_a_command_line_is_parsed_once(tmp_path, monkeypatch):
+    """The headline rule, the sweep's folder names, preflight and the parallel-jobs plan share one parse:
+    each override is parsed once (was: three times)."""
+    from kdrun import cli
+    from kdrun.config import preflight
+
+    parsed = []
+    real = preflight.parse_overrides
+
+    def counting(overrides):
+        parsed.extend(overrides)
+        return real(overrides)
+
+    monkeypatch.setattr(cli, "parse_overrides", counting)
+    monkeypatch.setattr(preflight, "parse_overrides", counting)
+    given = ["-m", "debug=fast", "teacher=resnet8", "student=resnet8", "distill.T=1,2", "teachers_dir=null"]
+    args, _ = cli.checked_arguments(given, lambda cfg, jobs, overrides: None)
+    assert "dataset=cifar100" in args and any(a.startswith("name=") for a in args)  # both rewrites added some
+    assert sorted(parsed) == sorted(a for a in args if not a.startswith("-"))

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from kdrun.benchmarks.teachers import teacher_checkpoint
 from kdrun.data.mix import MIX_KINDS
 from kdrun.errors import KdrunError, choice_error
+from kdrun.io import CHECKPOINT_FILES, not_a_file
 from kdrun.models.catalog import arch_info
+from kdrun.models.foreign_nodes import check_foreign_node, is_foreign
 
 DEVICE_TYPES = ("auto", "cpu", "cuda")
 AMP_CHOICES = ("auto", None, "bf16", "fp16")
@@ -29,17 +31,23 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     _check_split(cfg.dataset)
     _check_select(cfg)
     for key in ("teacher", "student"):
-        arch_info(cfg[key].arch, f"{key}.arch")
+        if is_foreign(cfg[key]):
+            check_foreign_node(cfg[key], key)
+        else:
+            arch_info(cfg[key].arch, f"{key}.arch")
         ckpt = cfg[key].get("checkpoint")
-        if ckpt and not Path(ckpt).is_file():
-            raise KdrunError(f"{key}.checkpoint={ckpt} does not exist; give the path of a .pt/.pth checkpoint file")
+        problem = not_a_file(Path(str(ckpt)).expanduser()) if ckpt else None
+        if problem is not None:  # a folder, a FIFO, /dev/zero: said now, never opened (it could block)
+            raise KdrunError(f"{key}.checkpoint={ckpt} {problem}; {CHECKPOINT_FILES}")
     _check_teacher(cfg)
+    _check_dataset(cfg.dataset)
     for stage in cfg.stages:
         if stage not in stage_names:
             raise choice_error("stages", stage, stage_names, "(unknown stage)")
     if not cfg.stages:
         raise KdrunError(f"stages=[] selects nothing to run; valid stages: {', '.join(stage_names)}")
     _check_trainer(cfg.trainer)
+    _check_optim(cfg)
     if cfg.device.type not in DEVICE_TYPES:
         raise choice_error("device.type", cfg.device.type, DEVICE_TYPES)
     if cfg.device.amp not in AMP_CHOICES:
@@ -69,6 +77,30 @@ def _check_teacher(cfg: DictConfig) -> None:
     if not path.is_file():
         raise KdrunError(f"teachers_dir={teachers_dir} holds no {cfg.teacher.arch} teacher: expected {path} "
                          f"(mdistiller's cifar_teachers.tar layout); set teachers_dir=null to train the teacher")
+
+
+# The open datasets (docs/models_and_data.md): the key each one needs, and an example of it
+DATASET_NEEDS = {"kdrun.data.npz.load_npz": ("path", "dataset.path=arrays.npz"),
+                 "kdrun.data.torchvision_any.load_torchvision": ("name", "dataset.name=SVHN"),
+                 "kdrun.data.hf_datasets.load_hf": ("name", "dataset.name=<hub id or save_to_disk folder>")}
+
+
+def _check_dataset(node: DictConfig) -> None:
+    """A user's loader imports and takes the node's arguments; an open dataset has what it needs (one line)."""
+    target = node.get("_target_")
+    if target is None:
+        raise KdrunError("dataset=custom needs dataset._target_=<module.function> (your loader, e.g. "
+                         "dataset._target_=mydata.load); what it returns: docs/models_and_data.md")
+    if str(target) in DATASET_NEEDS:
+        key, example = DATASET_NEEDS[str(target)]
+        if node.get(key) is None:
+            raise KdrunError(f"dataset.{key} is required here: {example}")
+    elif not str(target).startswith("kdrun."):
+        from kdrun.models.targets import check_target
+
+        given = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items()
+                 if not k.startswith("_") and k not in ("val_split", "val_seed")}  # kdrun's (kdrun/data/holdout.py)
+        check_target(str(target), given, (), "dataset")
 
 
 # distill.teacher_outputs (kdrun/engine/teacher_outputs.py): where the teacher's logits come from
@@ -131,6 +163,23 @@ def _check_trainer(t: DictConfig) -> None:
     for key in ("max_epochs", "max_train_batches", "max_eval_batches"):
         if t.get(key) is not None and t[key] < 1:
             raise KdrunError(f"trainer.{key}={t[key]} must be null or a positive integer")
+
+
+OPTIMIZERS, SCHEDULERS = ("sgd", "adamw"), ("multistep", "cosine", "linear")
+
+
+def _check_optim(cfg: DictConfig) -> None:
+    """The ``optimizer`` and ``scheduler`` nodes (an older run's config has neither: SGD, multi-step)."""
+    o, s = cfg.get("optimizer"), cfg.get("scheduler")
+    if o is not None and o.get("name") not in OPTIMIZERS:
+        raise choice_error("optimizer.name", o.get("name"), OPTIMIZERS)
+    if s is not None and s.get("name") not in SCHEDULERS:
+        raise choice_error("scheduler.name", s.get("name"), SCHEDULERS)
+    if s is not None and not 0 <= s.get("warmup", 0.0) < 1:
+        raise KdrunError(f"scheduler.warmup={s.warmup} must be a fraction of the stage's steps in [0, 1)")
+    clip = cfg.trainer.get("grad_clip")
+    if clip is not None and clip <= 0:
+        raise KdrunError(f"trainer.grad_clip={clip} must be > 0, or null for no clipping")
 
 
 def _check_speed(d: DictConfig, t: DictConfig) -> None:

@@ -23,8 +23,12 @@ from typing import Any
 
 from kdrun.config.schema import SCHEMAS, TopSchema
 from kdrun.errors import KdrunError
+from kdrun.models.foreign_nodes import FOREIGN_NODES
 
 OWN_TARGETS = "kdrun."  # the _target_s whose keyword arguments kdrun's own files list
+# Nodes whose entries are objects side by side, each built from its own ``_target_``: a user adds theirs
+# (``+logger.mine._target_=my_module.MyLogger``, kdrun/loggers/base.py's interface) beside kdrun's.
+OPEN_CONTAINERS = ("logger",)
 
 
 def check_known_keys(given: dict[str, Any], default: dict[str, Any], groups: Iterable[str] = ()) -> None:
@@ -44,10 +48,15 @@ def _unknown(node: dict[str, Any], default: dict[str, Any], prefix: str) -> Iter
     for key, value in node.items():
         key = str(key)
         if key not in known:
-            if not _takes(target, key):
+            if not _takes(target, key) and not _an_added_object(prefix, value) \
+                    and node.get("arch") not in FOREIGN_NODES:  # timm/hf: the library checks
                 yield prefix + key
         elif isinstance(value, dict) and isinstance(default.get(key), dict):
             yield from _unknown(value, default[key], f"{prefix}{key}.")
+
+
+def _an_added_object(prefix: str, value: Any) -> bool:
+    return prefix.rstrip(".") in OPEN_CONTAINERS and isinstance(value, dict) and bool(value.get("_target_"))
 
 
 def _schema_fields(prefix: str) -> set[str]:

@@ -45,23 +45,27 @@ def group_rows(config_dir: str, group: str) -> list[tuple[str, str]]:
     return [(p.stem, _first_comment(p)) for p in sorted((Path(config_dir) / group).glob("*.yaml"))]
 
 
-def model_rows() -> list[tuple[str, str, str, str]]:
-    """name, input kind, parameters (for CIFAR-100 images, or MNIST-1D signals), first docstring line."""
-    import torch
+def _params(count: int | None) -> str:
+    if count is None:
+        return "?"
+    return f"{count / 1e6:.2f}M" if count >= 1e5 else f"{count:,}"
 
-    from kdrun.data.static_info import STATIC
-    from kdrun.models.registry import create_model, list_models, model_spec
 
-    image, signal = STATIC["kdrun.data.cifar.load_cifar100"](), STATIC["kdrun.data.mnist1d.load_mnist1d"]()
-    rows = []
-    for name in list_models():
-        spec = model_spec(name)
-        info = image if spec.input_kind == "image" else signal
-        with torch.device("meta"):
-            model = create_model(name, num_classes=info.num_classes, in_channels=info.in_channels,
-                                 input_size=info.input_size)
-        params = sum(p.numel() for p in model.parameters())
-        rows.append((name, spec.input_kind, f"{params / 1e6:.2f}M" if params >= 1e5 else f"{params:,}", spec.doc))
+def model_rows(args: list[str] | None = None) -> list[tuple[str, str, str, str]]:
+    """name, input kind, parameters (for CIFAR-100 images, MNIST-1D signals or ListOps tokens), first docstring line; then the
+    user's own architectures (``arch/*.yaml`` in the folders ``args`` name) and the three open kinds. Torch-free:
+    the built-ins' counts were counted once (kdrun/models/param_count.py); a user's are counted when built."""
+    from kdrun.models.catalog import ARCHS
+    from kdrun.models.foreign_nodes import FOREIGN_DOCS
+    from kdrun.models.param_count import saved_counts
+    from kdrun.models.user_archs import user_archs
+
+    counts = saved_counts()
+    rows = [(name, a.input_kind, _params(counts.get(name)), a.doc) for name, a in sorted(ARCHS.items())]
+    for name, arch in user_archs(args or [], set(ARCHS)).items():
+        rows.append((name, arch["node"]["input_kind"], "yours", f"{arch['doc'] or arch['node']['_target_']} "
+                                                              f"({arch['file']})"))
+    rows += [(kind, "-", "-", doc) for kind, doc in FOREIGN_DOCS.items()]
     return rows
 
 
@@ -84,7 +88,7 @@ def preset_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def listing(category: str | None, config_dir: str) -> str:
+def listing(category: str | None, config_dir: str, args: list[str] | None = None) -> str:
     """The text of ``kdrun --list [category]`` (every category when None)."""
     if category is not None and f"{category}s" in CATEGORIES:
         category = f"{category}s"  # --list method
@@ -98,7 +102,7 @@ def listing(category: str | None, config_dir: str) -> str:
             rows = group_rows(config_dir, GROUPS[name])
             title = f"{name} ({GROUPS[name]}=<name>)"
         elif name == "models":
-            rows = model_rows()
+            rows = model_rows(args)
             title = "models (teacher=<name>, student=<name>; input kind; parameters for CIFAR-100 or MNIST-1D)"
         else:
             rows = preset_rows()

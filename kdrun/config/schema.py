@@ -44,6 +44,23 @@ class TrainerSchema:
     max_epochs: Optional[int] = None
     max_train_batches: Optional[int] = None
     max_eval_batches: Optional[int] = None
+    grad_clip: Optional[Number] = None
+
+
+@dataclass
+class OptimizerSchema:
+    name: str = "sgd"
+    nesterov: bool = False
+    betas: list[Number] = dataclasses.field(default_factory=list)
+    eps: Number = 1e-8
+    no_decay_norm_bias: bool = False
+
+
+@dataclass
+class SchedulerSchema:
+    name: str = "multistep"
+    warmup: Number = 0.0
+    min_lr: Number = 0.0
 
 
 @dataclass
@@ -109,7 +126,8 @@ class ModelSchema:  # teacher / student / assistant; an architecture's own optio
     lr: Optional[Number] = None
 
 
-SCHEMAS: dict[str, type] = {"trainer": TrainerSchema, "distill": DistillSchema, "device": DeviceSchema,
+SCHEMAS: dict[str, type] = {"trainer": TrainerSchema, "optimizer": OptimizerSchema, "scheduler": SchedulerSchema,
+                            "distill": DistillSchema, "device": DeviceSchema,
                             "quant": FineTuneSchema, "prune": FineTuneSchema, "measure": MeasureSchema,
                             "paths": PathsSchema, "teacher": ModelSchema, "student": ModelSchema,
                             "assistant": ModelSchema}

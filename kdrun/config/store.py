@@ -22,16 +22,46 @@ import datetime
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from kdrun.config.sweeps import job_dir_name
 from kdrun.data.cache_dir import data_root
 from kdrun.models.catalog import arch_info, list_archs, recipe_lr
+from kdrun.models.foreign_nodes import FOREIGN_NODES
 
 MODEL_GROUPS = ("teacher", "student", "assistant")  # assistant: scheme=assistant's middle model
 
 
 def model_node(name: str, group: str = "student") -> dict:
-    spec = arch_info(name)
     extra = {"lr": None} if group == "teacher" else {}
+    if name in FOREIGN_NODES:
+        return {"arch": name, "checkpoint": None, **extra, **FOREIGN_NODES[name]}
+    spec = arch_info(name)
     return {"arch": name, "checkpoint": None, **extra, **spec.defaults}
+
+
+# dataset= options whose other keys are their loader's arguments (dataset.root=... for a user's loader)
+OPEN_DATASETS = {"custom": ("_target_",), "torchvision": ("_target_", "name", "root", "download", "image_size",
+                                                           "normalize")}
+
+
+def open_model_options(args: list[str]) -> list[str]:
+    """``teacher.width=64`` for a ``custom``/``timm``/``hf`` teacher becomes ``++teacher.width=64``: such a node's
+    options are its builder's arguments, not keys of the node (the builder's signature checks them, in one line:
+    kdrun/models/targets.py). Other overrides are left as they are (a mistyped key of a zoo model stays an error)."""
+    chosen = {}
+    for a in args:
+        key, _, value = a.partition("=")
+        if key in MODEL_GROUPS and value in FOREIGN_NODES or key == "dataset" and value in OPEN_DATASETS:
+            chosen[key] = value
+    out = []
+    for a in args:
+        key, eq, _ = a.partition("=")
+        group, _, sub = key.partition(".")
+        kind = chosen.get(group)
+        known = OPEN_DATASETS.get(kind, ()) if group == "dataset" else (*model_node(kind, group), "lr") if kind else ()
+        if eq and kind and sub and "." not in sub and sub not in known:
+            a = f"++{a}"
+        out.append(a)
+    return out
 
 
 def register_resolvers() -> None:
@@ -42,6 +72,7 @@ def register_resolvers() -> None:
     ``${kdrun.data_root:}``: ``paths.data``, the per-user data cache (kdrun/data/cache_dir.py).
     ``${kdrun.recipe_lr:<recipe>,<arch>,<base lr>}``: an architecture's own lr in a training recipe
     (the architecture's ``recipe_lr`` in kdrun/models/catalog.py; trainer=cifar uses it for trainer.lr and teacher.lr).
+    ``${kdrun.job_dir:<task overrides>,<excluded keys>}``: a sweep job's folder name (kdrun/config/sweeps.py).
     """
     if not OmegaConf.has_resolver("kdrun.name"):
         OmegaConf.register_new_resolver("kdrun.name", run_name, use_cache=True)
@@ -49,6 +80,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("kdrun.data_root", data_root)
     if not OmegaConf.has_resolver("kdrun.recipe_lr"):
         OmegaConf.register_new_resolver("kdrun.recipe_lr", lambda recipe, arch, base: recipe_lr(recipe, arch, base))
+    if not OmegaConf.has_resolver("kdrun.job_dir"):
+        OmegaConf.register_new_resolver("kdrun.job_dir", job_dir_name)
 
 
 def run_name(name: object) -> str:
@@ -92,7 +125,7 @@ def register_configs(presets: bool = True) -> None:
         register_resolvers()  # ${kdrun.name:...} in hydra.run.dir / hydra.sweep.dir, paths.data, trainer=cifar's lr
         _share_store_between_compositions()
         cs = ConfigStore.instance()
-        for name in list_archs():
+        for name in [*list_archs(), *FOREIGN_NODES]:
             for group in MODEL_GROUPS:
                 cs.store(group=group, name=name, node=model_node(name, group))
         _registered = True
@@ -101,6 +134,21 @@ def register_configs(presets: bool = True) -> None:
 
         register_presets()
         _presets_registered = True
+
+
+def register_user_archs(args: list[str]) -> list[str]:
+    """The user's own architectures (``arch/*.yaml`` in the config folders ``args`` names, kdrun/models/user_archs.py)
+    as ``teacher=``, ``student=`` and ``assistant=`` options, written like the built-ins' nodes; their names."""
+    from kdrun.models.user_archs import user_archs
+
+    archs = user_archs(args, set(list_archs()) | set(FOREIGN_NODES))
+    cs = ConfigStore.instance()
+    for name, arch in archs.items():
+        for group in MODEL_GROUPS:
+            extra = {"lr": None} if group == "teacher" else {}
+            node = {"arch": name, "checkpoint": None, "taps": None, "family": None, **extra, **arch["node"]}
+            cs.store(group=group, name=name, node=node)
+    return list(archs)
 
 
 def leave_registration_to_the_jobs() -> None:

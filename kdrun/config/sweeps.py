@@ -11,6 +11,13 @@ are skipped, unfinished ones resume, and a grown sweep (another value of T) only
 ``name=...`` names the sweep folder instead (a fresh repeat, or something short); a full
 ``hydra.sweep.dir=...`` or ``hydra.sweep.subdir=...`` is left alone.
 
+Both names are made to be copied into a shell and to stay one folder (:func:`folder_name`): a value
+keeps only letters, digits and ``._-``; a list of plain words reads ``teacher+baseline``; a path keeps
+its last two parts (``dataset.root=/data/set/v2`` -> ``dataset.root=set-v2``); a name stays under
+:data:`FOLDER_NAME_MAX` characters. Whenever a value lost something on the way, the name ends in ``~``
+and a hash of the full overrides, so two jobs never share a folder and none nests in another, whatever
+the values hold (``/``, ``..``, brackets, quotes, very long values).
+
 Before anything runs, :func:`check_sweep_dir` refuses a sweep folder whose earlier sweep had a
 different configuration (apart from the swept keys), so changed config files never make a
 re-run skip jobs whose results came from the old settings.
@@ -28,7 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from kdrun.errors import KdrunError
 
-SWEEP_NAME_MAX = 150
+FOLDER_NAME_MAX = 80  # a sweep's or a job's folder name, hash included
+HASH_MARK = "~"  # never in a name that kept every value whole: a shortened name cannot equal a whole one
+_PLAIN = re.compile(r"[A-Za-z0-9._-]+")  # a value that needs no quoting in a shell nor in a path
 MULTIRUN_FLAGS = ("-m", "--multirun")
 EXCLUDE_KEY = "hydra.job.config.override_dirname.exclude_keys"
 # Keys that say where things go, not what is computed: never part of a sweep's identity.
@@ -96,16 +105,79 @@ def optuna_arguments(parsed: list) -> list[str]:
 
 
 def default_sweep_name(overrides: list) -> str:
-    """The command's overrides joined, swept ones first, each part sorted: readable, and the same
-    for the same command in any order."""
-    swept = sorted(o.input_line for o in overrides if o.is_sweep_override())
-    fixed = sorted(o.input_line for o in overrides if not o.is_sweep_override())
-    text = "__".join(swept + fixed) or "multirun"
-    text = re.sub(r"\s+", "", text).replace("/", "-").replace("'", "").replace('"', "")
-    if len(text) > SWEEP_NAME_MAX:
-        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-        text = f"{text[:SWEEP_NAME_MAX - 9]}-{digest}"
-    return text
+    """The command's overrides, swept ones first, each part sorted: readable, and the same for the same
+    command in any order (:func:`folder_name`; constant overrides that do not fit are left to the hash)."""
+    swept = sorted((o for o in overrides if o.is_sweep_override()), key=lambda o: o.input_line)
+    fixed = sorted((o for o in overrides if not o.is_sweep_override()), key=lambda o: o.input_line)
+    items = [(_key_text(o), _swept_text(o) if o.is_sweep_override() else _value_text(_typed(o))) for o in swept + fixed]
+    return folder_name(items, "__", [o.input_line for o in swept + fixed]) or "multirun"
+
+
+def job_dir_name(task_overrides, exclude_keys) -> str:
+    """A sweep job's folder (``hydra.sweep.subdir``): the job's overrides but the excluded keys, sorted as
+    Hydra's ``override_dirname`` sorts them, in :func:`folder_name`'s form; ``job`` when none is left."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in task_overrides])
+    kept = sorted((o for o in parsed if o.key_or_group not in set(exclude_keys or ())), key=lambda o: o.input_line)
+    items = [(_key_text(o), _value_text(_typed(o))) for o in kept]
+    return folder_name(items, ",", [o.input_line for o in kept]) or "job"
+
+
+Item = tuple[tuple[str, bool], tuple[str, bool]]  # (key, kept whole), (value, kept whole)
+
+
+def folder_name(items: list[Item], sep: str, identity: list[str]) -> str:
+    """``key=value`` items joined by ``sep``. If a value was shortened, or the items exceed
+    :data:`FOLDER_NAME_MAX`, as many whole items as fit, then ``~`` and a hash of ``identity`` (the
+    overrides as typed), which tells apart every two sets of overrides."""
+    parts = [f"{key}={value}" for (key, _), (value, _) in items]
+    text = sep.join(parts)
+    if all(k[1] and v[1] for k, v in items) and len(text) <= FOLDER_NAME_MAX:
+        return text
+    room = FOLDER_NAME_MAX - len(HASH_MARK) - HASH_LEN
+    kept = [p for i, p in enumerate(parts) if len(sep.join(parts[: i + 1])) <= room] or [parts[0][:room]]
+    digest = hashlib.sha1("\n".join(identity).encode()).hexdigest()[:HASH_LEN]
+    return f"{sep.join(kept)}{HASH_MARK}{digest}"
+
+
+HASH_LEN = 8
+VALUE_MAX = 32  # characters of one value in a name (a longer one is cut, and the name hashed)
+
+
+def _key_text(o) -> tuple[str, bool]:
+    key = o.key_or_group
+    text = re.sub(r"[^A-Za-z0-9._-]+", ".", key)
+    return text, text == key
+
+
+def _typed(o):
+    """An override's value as typed (``false``, not Python's ``False``); a list as a list."""
+    value = o.value()
+    return value if isinstance(value, list) else o.input_line.split("=", 1)[1]
+
+
+def _swept_text(o) -> tuple[str, bool]:
+    """A swept override's values (``1,2``), each in :func:`_value_text`'s form."""
+    try:
+        values = [_value_text(v) for v in o.sweep_string_iterator()]
+    except Exception:  # noqa: BLE001 - interval() and other sweeper syntax: not a list of values
+        return _value_text(o.input_line.split("=", 1)[1])
+    return ",".join(v for v, _ in values), all(whole for _, whole in values)
+
+
+def _value_text(value) -> tuple[str, bool]:
+    """A value as a folder name shows it, and whether it was kept whole."""
+    if isinstance(value, list) and value and all(_PLAIN.fullmatch(str(v)) for v in value):
+        text = "+".join(str(v) for v in value)  # stages=[teacher,baseline] -> teacher+baseline
+        return (text, True) if len(text) <= VALUE_MAX else (text[:VALUE_MAX], False)
+    text = str(value) if not isinstance(value, (list, dict)) else str(value).replace(" ", "")
+    if _PLAIN.fullmatch(text) and len(text) <= VALUE_MAX:
+        return text, True
+    if "/" in text:  # a path: its last two parts (/data/set/v2 -> set-v2)
+        text = "-".join([p for p in text.split("/") if p not in ("", ".", "..")][-2:])
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
+    return text[:VALUE_MAX], False
 
 
 def jobs_at_once(launcher: DictConfig | None, overrides: list) -> int:

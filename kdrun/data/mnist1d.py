@@ -23,6 +23,7 @@ import torch
 
 from kdrun.data.base import DataBundle, DataInfo, TensorData
 from kdrun.data.loaders import mix_seed
+from kdrun.errors import DATA
 from kdrun.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def _cached(root: str, seed: int) -> dict:
         return data
     log.info("generating MNIST-1D (seed %d) into %s", seed, path)
     data = {k: np.asarray(v) for k, v in generate_mnist1d(seed=seed).items() if k in ARRAYS}
-    with atomic_path(path, "the generated MNIST-1D dataset") as tmp:
+    with atomic_path(path, "the generated MNIST-1D dataset", DATA) as tmp:
         np.savez(tmp, **data)
     return data
 
@@ -98,7 +99,7 @@ def transfer_inputs(root: str, dataset_seed: int, n: int) -> torch.Tensor:
     if x is None:
         log.info("generating %d MNIST-1D transfer inputs into %s", n, path)
         x = generate_transfer(n, dataset_seed)
-        with atomic_path(path, "the generated MNIST-1D transfer inputs") as tmp:
+        with atomic_path(path, "the generated MNIST-1D transfer inputs", DATA) as tmp:
             np.save(tmp, x)
     return torch.from_numpy(x).unsqueeze(1)
 

@@ -40,6 +40,10 @@ def archs_matching(data: DataInfo, wanted: Callable[[FeatureInfo], bool]) -> lis
 def require_maps(method: str, ctx: MethodContext, min_stages: int = 1) -> None:
     """Both models must give spatial feature maps (not MLP vectors), with at least ``min_stages`` stages."""
     for role, info, arch in (("student", ctx.student, ctx.student_arch), ("teacher", ctx.teacher, ctx.teacher_arch)):
+        if info.num_stages == 0:  # a foreign model without taps
+            raise KdrunError(f"method={method} needs intermediate features, but {role}={arch} exposes none; name "
+                             f"its modules with {role}.taps=[...] (e.g. {role}.taps=[layer1,layer2], names as "
+                             f"model.named_modules() gives them)")
         if not info.spatial:
             fits = archs_matching(ctx.data, lambda i: i.spatial)
             raise KdrunError(f"method={method} needs spatial feature maps, but {role}={arch} gives vectors; "

@@ -17,12 +17,12 @@ from typing import Any
 
 from kdrun.benchmarks.published import METRICS, SUPERVISED_ROWS, Table, load_table
 from kdrun.report.aggregate import Stat
-from kdrun.report.jobs import COMPLETED, FAILED, Job, find_jobs
+from kdrun.report.jobs import COMPLETED, FAILED, INVALID, Job, find_jobs
 
 
 def find_runs(*roots: str | os.PathLike) -> list[Job]:
     """Every run at or below ``roots`` (kdrun-report's reader: results.json and the saved .hydra config)."""
-    return [job for root in roots for job in find_jobs(root)]
+    return [job for root in roots for job in find_jobs(root) if job.status != INVALID]
 
 
 def benchmark_node(job: Job) -> dict[str, Any] | None:

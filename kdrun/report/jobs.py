@@ -6,11 +6,16 @@ error, or still ``running`` -- shown as unfinished, since a killed run looks the
 ``.hydra`` files say how it was configured (``overrides.yaml``: the command line;
 ``hydra.yaml``: which option of each config group was chosen). A job that Hydra started but that
 wrote no results yet is unfinished too.
+
+Run files are read through one validated shape (kdrun/report/run_files.py): a folder whose
+results.json or saved config is not of it is an *invalid* job, listed with its problem and never
+counted, and a folder that only another tool wrote (no manifest of kdrun's, no kdrun config, a
+results.json of another shape) is no run at all (:func:`scan` says why, for the one-line error
+when nothing under a folder is kdrun's).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +23,15 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from kdrun.report.files import METRICS_FILE, RESULTS_FILE
+from kdrun.errors import KdrunError
+from kdrun.io import one_line
+from kdrun.owned_files import claimed
+from kdrun.report.files import RESULTS_FILE
+from kdrun.report.run_files import InvalidRunFile, Metrics, read_metrics, read_results
 
-COMPLETED, FAILED, UNFINISHED = "completed", "failed", "unfinished"
+COMPLETED, FAILED, UNFINISHED, INVALID = "completed", "failed", "unfinished", "invalid"
+# Keys every kdrun config has (another Hydra app's saved config lacks them)
+KDRUN_CONFIG_KEYS = ("seed", "distill", "trainer")
 # Folders inside a run, or beside sweep jobs, that never hold another run.
 NOT_RUNS = {"checkpoints", "tb", "plots", "cache", "data"}
 
@@ -34,6 +45,7 @@ class Job:
     overrides: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     choices: dict[str, Any] = field(default_factory=dict)
+    _metrics: Metrics | None = field(default=None, repr=False)
 
     @property
     def stages(self) -> dict[str, dict[str, Any]]:
@@ -45,17 +57,18 @@ class Job:
         return self.config.get("seed", self.results.get("seed"))
 
     def metrics(self) -> list[dict[str, Any]]:
-        """Per-epoch records of metrics.jsonl (torn lines skipped)."""
-        path = self.path / METRICS_FILE
-        if not path.is_file():
-            return []
-        records = []
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
+        """Per-epoch records of metrics.jsonl (lines that are not one skipped: :attr:`metrics_note`)."""
+        return self.read_metrics().records
+
+    def read_metrics(self) -> Metrics:
+        if self._metrics is None:
+            self._metrics = read_metrics(self.path)
+        return self._metrics
+
+    @property
+    def metrics_note(self) -> str | None:
+        """One line if metrics.jsonl had lines that are not records (once read)."""
+        return self._metrics.skipped_note(self.path / "metrics.jsonl") if self._metrics is not None else None
 
 
 def primary_stage(stages: list[str], declared: str | None = None) -> str | None:
@@ -97,45 +110,75 @@ def reference_stage(results: dict[str, Any]) -> str:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / RESULTS_FILE).is_file() or (path / ".hydra" / "config.yaml").is_file()
+    return (path / RESULTS_FILE).exists() or (path / ".hydra" / "config.yaml").exists()
 
 
-def find_jobs(root: str | os.PathLike) -> list[Job]:
+@dataclass
+class Scan:
+    jobs: list[Job]  # kdrun's runs, invalid ones included
+    not_kdrun: list[str]  # why folders that looked like runs are not kdrun's, one line each
+
+
+def scan(root: str | os.PathLike) -> Scan:
     """Every run at or below ``root`` (a run directory, a sweep, or a folder of either)."""
-    root = Path(root)
-    found = []
-    for dirpath, dirnames, _ in os.walk(root):
+    found, strangers = [], []
+    for dirpath, dirnames, _ in os.walk(Path(root)):
         path = Path(dirpath)
         if is_run_dir(path):
-            found.append(load_job(path))
+            job = load_job(path)
+            (found if isinstance(job, Job) else strangers).append(job)
             dirnames[:] = []  # a run's own folders hold no other runs
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in NOT_RUNS)
-    return sorted(found, key=lambda j: str(j.path))
+    return Scan(sorted(found, key=lambda j: str(j.path)), strangers)
 
 
-def load_job(path: Path) -> Job:
-    results = _read_json(path / RESULTS_FILE) or {}
+def find_jobs(root: str | os.PathLike) -> list[Job]:
+    """Every kdrun run at or below ``root``, invalid ones included (their status says so)."""
+    return scan(root).jobs
+
+
+def load_job(path: Path) -> Job | str:
+    """The run in ``path``: an invalid job if its files are not of kdrun's shape, or why it is not kdrun's
+    (a folder without kdrun's manifest or config, and without a results.json of kdrun's shape)."""
+    hydra_dir = path / ".hydra"
+    problem = None
+    try:
+        overrides = _read_yaml(hydra_dir / "overrides.yaml", list) or []
+        config = _read_yaml(hydra_dir / "config.yaml", dict) or {}
+        hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml", dict) or {}
+    except InvalidRunFile as e:
+        problem, overrides, config, hydra_cfg = str(e), [], {}, {}
+    try:
+        results = read_results(path)
+    except InvalidRunFile as e:
+        problem, results = problem or str(e), None
+    if results is None and not (_has_manifest(path) or all(k in config for k in KDRUN_CONFIG_KEYS)):
+        return problem or f"{hydra_dir / 'config.yaml'} is not a kdrun run's config"
+    if problem:
+        return Job(path, INVALID, problem, {})
+    results = results or {}
     status = results.get("status")
     status = status if status in (COMPLETED, FAILED) else UNFINISHED
-    hydra_dir = path / ".hydra"
-    overrides = _read_yaml(hydra_dir / "overrides.yaml") or []
-    config = _read_yaml(hydra_dir / "config.yaml") or {}
-    hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml") or {}
-    choices = hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices", {}) or {}
+    choices = ((hydra_cfg.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
     return Job(path, status, results.get("error"), results, [str(o) for o in overrides], config, choices)
 
 
-def _read_json(path: Path) -> dict | None:
+def _has_manifest(path: Path) -> bool:
+    try:
+        return claimed(path) is not None
+    except KdrunError:  # a garbled manifest is no proof that kdrun made the folder
+        return False
+
+
+def _read_yaml(path: Path, shape: type) -> Any:
+    """A saved Hydra file, which must hold a ``shape`` (list or dict); InvalidRunFile in one line if not."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:  # a damaged file: show the run as unfinished, keep reporting the others
-        return None
-
-
-def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        return None
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception as e:  # noqa: BLE001 - YAML syntax, bytes that are not text, an OmegaConf error
+        raise InvalidRunFile(f"{path} cannot be read as YAML ({one_line(e, limit=100, lines=1)})") from None
+    if data is not None and not isinstance(data, shape):
+        raise InvalidRunFile(f"{path} holds a {type(data).__name__}, expected a {shape.__name__}")
+    return data

@@ -13,10 +13,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from kdrun.report.aggregate import Stat, Summary
+from kdrun.report.files import OPTUNA_RESULTS, SWEEP_CONFIG
 from kdrun.report.jobs import objective_record
 
-OPTUNA_RESULTS = "optimization_results.yaml"  # written by hydra-optuna-sweeper at the end of a study
-SWEEP_CONFIG = "multirun.yaml"
 
 
 def objective(results: dict[str, Any]) -> float | None:

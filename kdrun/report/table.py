@@ -25,6 +25,7 @@ from typing import Any
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from kdrun.io import write_text_atomic
 from kdrun.report.files import TABLE_CSV, TABLE_MD
@@ -257,14 +258,15 @@ def legend(rows: list[dict[str, Any]]) -> str:
 
 def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """The compact table for a terminal of 80 columns or more (table.md has every column)."""
-    table = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False, caption=legend(rows),
-                  caption_justify="left", caption_style="dim")
+    # Text, not markup: a title or cell holding "[...]" (a swept list, a path) prints as it is
+    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption=Text(legend(rows)), caption_justify="left", caption_style="dim")
     columns = _compact_columns(rows)
     for header in columns:
         left = header in ("stage", "model", "method")
         table.add_column(header, justify="left" if left else "right", no_wrap=header != "model")
     for row in rows:
-        table.add_row(*(render(row) for render in columns.values()))
+        table.add_row(*(Text(render(row)) for render in columns.values()))
     return table
 
 

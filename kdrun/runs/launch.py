@@ -15,7 +15,6 @@ run directory; only rank 0 writes there (see ``kdrun.distributed.state.is_main``
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import logging.config
 import multiprocessing
@@ -35,7 +34,6 @@ from kdrun.distributed.packing import GIB, claim_gpu, jobs_per_gpu, release_gpus
 from kdrun.engine.speed import parallel_jobs
 from kdrun.environment import started_by_torchrun
 from kdrun.errors import KdrunError
-from kdrun.report.files import RESULTS_FILE
 from kdrun.config.sweeps import quote
 
 log = logging.getLogger("kdrun")
@@ -168,7 +166,9 @@ def spawn(fn: RunFn, cfg: DictConfig, run_dir: Path, nproc: int) -> dict:
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return json.loads((run_dir / RESULTS_FILE).read_text())
+    from kdrun.report.run_files import read_results
+
+    return read_results(run_dir) or {}
 
 
 def _stop_ranks(processes: list, grace: float = 5.0) -> None:

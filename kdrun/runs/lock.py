@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kdrun.errors import KdrunError, write_error
+from kdrun.report.files import LOCK_FILE
 
-LOCK_FILE = ".kdrun.lock"
 
 
 class RunDirInUse(KdrunError):

@@ -12,7 +12,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kdrun.config.checked import was_checked
 from kdrun.config.checks import check_config
+from kdrun.data.fingerprint import data_fingerprint
 from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
 from kdrun.data.loaders import batch_on_device, make_loader
 from kdrun.data.transfer import pair_with_transfer
@@ -28,20 +30,35 @@ from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.jobs import objective_record
 from kdrun.runs.end import finish_run
+from kdrun.runs.trackers import run_loggers
 from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
+from kdrun.schemes.registry import (STAGE_NAMES, check_before_data, check_scheme, described_before_data,
+                                   scheme_from_config)
 from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
 RANK_SEED_STRIDE = 1_000_003
 
 
+# What a run's numbers depend on besides the command: these libraries (numpy, scipy and mnist1d generate the
+# default dataset; torch computes), the data's bits (data_fingerprint), the threads and the CPU (results.json).
+NUMERIC_LIBRARIES = ("torchvision", "torchao", "numpy", "scipy", "mnist1d", "scikit-learn")
+
+
 def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import hydra
 
-    return {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
-            "python": platform.python_version()}
+    versions = {"kdrun": __version__, "torch": torch.__version__, "hydra": hydra.__version__,
+                "python": platform.python_version()}
+    for name in NUMERIC_LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def speed_settings(cfg: DictConfig, data, device: torch.device) -> SpeedSettings:
@@ -96,10 +113,10 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage of the configured scheme in ``run_dir``; resumes whatever is already there."""
-    # the CLI's preflight did these already; a sweeper's trials (values it sampled from interval()) and
-    # API callers get them here, still before any data work
-    check_config(cfg, STAGE_NAMES)
-    check_before_data(cfg)
+    if not was_checked(cfg):  # the command's preflight checked this very config (kdrun/config/checked.py);
+        check_config(cfg, STAGE_NAMES)  # a sweeper's sampled trial or a direct call is checked here, before any data
+        check_scheme(cfg)
+        check_before_data(cfg)
     device = local_device(resolve_device(cfg.device))
     if is_main():  # data-parallel: rank 0 writes, the others compute
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -112,18 +129,28 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     with main_process_first():  # data-parallel: one rank downloads or generates, the others then read
         data = build_data(cfg)
     log.info("data: %s ready in %.1f s", data.info.name, time.monotonic() - t0)
-    writer = RunWriter(run_dir, enabled=is_main())
+    writer = RunWriter(run_dir, is_main(), *run_loggers(cfg, run_dir)) if is_main() else RunWriter(run_dir, False)
+    try:
+        return _run_stages(cfg, run_dir, data, device, writer)
+    except BaseException as e:  # the trackers' runs end too (marked failed or interrupted); results.json says why
+        writer.close("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+        raise
+
+
+def _run_stages(cfg: DictConfig, run_dir: Path, data, device, writer: RunWriter) -> dict[str, Any]:
     speed = speed_settings(cfg, data, device)
     env = make_env(cfg, data, device, run_dir, writer, speed)
     cache = StageCache(cfg.paths.cache)
     scheme = scheme_from_config(cfg)
     ctx = SchemeContext(cfg, data)
-    ctx.check_pairs(scheme.pairs(cfg), scheme.name)
+    if described_before_data(cfg) is None:  # the pairs could not be checked on the dataset's static facts
+        ctx.check_pairs(scheme.pairs(cfg), scheme.name)
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
                "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(),
                "speed": speed.record(), "primary_stage": scheme.primary, "reference_stage": scheme.reference,
-               "evaluation": evaluation_record(cfg, data.info), "stages": {}}
+               "evaluation": evaluation_record(cfg, data.info), "data_fingerprint": data_fingerprint(data),
+               "stages": {}}
     log.info("run directory: %s", run_dir)
     settings = measure_settings(cfg)
     done, planned = 0, len(scheme.wanted(cfg))
@@ -141,8 +168,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     results["objective"] = objective_record(results)  # what -m sweeps and Optuna optimize (cli.sweep_value)
     writer.write_results(results)
     if is_main():
-        finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, tables, plots, pointers to the report
-    writer.close()
+        finish_run(cfg, run_dir, results, writer)  # trackers' summaries and files, tables, plots, the report
+    writer.close("completed")
     return results
 
 
@@ -162,7 +189,11 @@ def evaluation_record(cfg: DictConfig, info) -> dict[str, Any]:
 def _dataset_choice(cfg: DictConfig) -> str:
     from hydra.core.hydra_config import HydraConfig
 
+    what = cfg.dataset.get("name") or cfg.dataset.get("path")  # torchvision's or hf's name, an .npz file
     if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.choices.get("dataset"))
+        choice = str(HydraConfig.get().runtime.choices.get("dataset"))
+        if choice == "custom" or not str(cfg.dataset.get("_target_", "")).startswith("kdrun."):
+            what = cfg.dataset.get("_target_")  # the user's loader
+        return f"{choice} ({what})" if what else choice
     return str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1]
 

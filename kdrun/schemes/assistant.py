@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.models.catalog import arch_info
 from kdrun.schemes.base import Scheme
 from kdrun.schemes.pair import Pair
@@ -65,15 +66,15 @@ class Assistant(Scheme):
         if "assistant" in wanted:
             helper = ctx.model(ASSISTANT_KEY, node=node)
             picked = ctx.cfg.get(ASSISTANT_KEY) is None
-            for stage in ctx.distill_stages("assistant", "assistant", helper, teacher, node.arch,
-                                            ctx.cfg.teacher.arch):
+            for stage in ctx.distill_stages("assistant", "assistant", helper, teacher, model_label(node),
+                                            model_label(ctx.cfg.teacher)):
                 stage.info["teacher_stage"] = "teacher"
                 if picked:
                     stage.info["picked_assistant"] = OmegaConf.to_container(node, resolve=True)
                 yield stage
         if "distilled" in wanted:
             student = ctx.model("student")
-            for stage in ctx.distill_stages("distilled", "distilled", student, helper, ctx.cfg.student.arch,
-                                            node.arch):
+            for stage in ctx.distill_stages("distilled", "distilled", student, helper, model_label(ctx.cfg.student),
+                                            model_label(node)):
                 stage.info["teacher_stage"] = "assistant"
                 yield stage

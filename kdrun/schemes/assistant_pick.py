@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kdrun.tasks.build import build_model
 from kdrun.data.base import DataInfo
+from kdrun.models.foreign_nodes import model_label
 from kdrun.errors import KdrunError
 from kdrun.models.registry import list_models, model_spec
 from kdrun.schemes.context import SchemeContext
@@ -85,5 +86,5 @@ def assistant_node(ctx: SchemeContext) -> DictConfig:
     shown = " ".join([f"{ASSISTANT_KEY}={node.arch}", *(f"{ASSISTANT_KEY}.{k}={v}".replace(" ", "")
                                                         for k, v in options.items())])
     log.info("scheme=assistant: no assistant= given; picked %s (between teacher=%s and student=%s)",
-             shown, ctx.cfg.teacher.arch, ctx.cfg.student.arch)
+             shown, model_label(ctx.cfg.teacher), model_label(ctx.cfg.student))
     return node

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.errors import KdrunError
 from kdrun.schemes.base import Scheme
 from kdrun.schemes.pair import Pair
@@ -57,7 +58,7 @@ class BornAgain(Scheme):
                 if stage.role == "self-distilled":
                     members.append(stage.task.eval_model)
         if "born_again_ensemble" in wanted:
-            stage = ctx.eval_stage("born_again_ensemble", "ensemble", ctx.cfg.student.arch, EnsembleModel(members))
+            stage = ctx.eval_stage("born_again_ensemble", "ensemble", model_label(ctx.cfg.student), EnsembleModel(members))
             stage.info["members"] = len(members)
             yield stage
 
@@ -73,7 +74,7 @@ def generations(ctx: SchemeContext, first: nn.Module, count: int, first_name: st
     The last generation is named ``self_distilled``, the others ``generation<k>``; every stage's
     ``info`` names its generation and the stage of its teacher.
     """
-    arch = ctx.cfg.student.arch
+    arch = model_label(ctx.cfg.student)
     teacher, teacher_name = first, first_name
     for k in range(2, count + 1):
         name = "self_distilled" if k == count else f"generation{k}"

@@ -15,6 +15,7 @@ from kdrun.tasks.build import (build_method, build_mix, build_model, loss_weight
                          supervised_cache_key, teacher_outputs_key)
 from kdrun.data.base import DataBundle
 from kdrun.distributed.state import rank, world_size
+from kdrun.models.foreign_nodes import model_label
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
 from kdrun.engine.teacher_outputs import TeacherLogits, weights_digest
@@ -42,10 +43,20 @@ class SchemeContext:
             with torch.device("meta") if on_meta else nullcontext():
                 teacher = self.model(pair.teacher, node=self.node(pair.teacher))
                 student = self.model(pair.student, node=self.node(pair.student))
-            teacher_arch = "ensemble" if pair.logits_only else self.node(pair.teacher).arch
-            method = self.method(student, teacher, self.node(pair.student).arch, teacher_arch)
+            init = self.node(pair.student).get("init_from_teacher")
+            if init and not pair.logits_only:
+                from kdrun.models.text_init import check_init
+
+                check_init(student, teacher, OmegaConf.to_container(init) if not isinstance(init, str) else init)
+            teacher_arch = "ensemble" if pair.logits_only else model_label(self.node(pair.teacher))
+            method = self.method(student, teacher, model_label(self.node(pair.student)), teacher_arch)
             uses_features = method.has_terms and self.cfg.distill.beta > 0 and (method.needs.features or
                                                                                  method.needs.preact)
+            for role, model in (("teacher", teacher), ("student", student)):
+                if method.needs.preact and not getattr(model, "gives_preact", True):
+                    raise KdrunError(f"method={self.cfg.method.name} needs pre-activation features, which "
+                                     f"{role}={model_label(self.node(getattr(pair, role)))} (a foreign model) does "
+                                     f"not expose; use a zoo model there or another feature method (at, fitnet)")
             if pair.logits_only and uses_features:
                 raise KdrunError(f"method={self.cfg.method.name} needs the teacher's features, but scheme={scheme} "
                                  f"gives only averaged soft targets; use a logit method (e.g. method=kd) or "
@@ -61,6 +72,21 @@ class SchemeContext:
         torch.manual_seed(self.cfg.seed + seed_offset)
         return build_model(self.cfg[key] if node is None else node, self.data.info, key)
 
+    def init_student(self, student: KDModel, teacher: KDModel | None, stage: Stage) -> Stage:
+        """DistilBERT's initialisation of ``student`` from ``teacher`` when ``student.init_from_teacher`` asks for it
+        (kdrun/models/text_init.py); such a stage depends on the teacher's weights, so it is never shared."""
+        spec = self.cfg.student.get("init_from_teacher")
+        if not spec:
+            return stage
+        if teacher is None:
+            raise KdrunError("student.init_from_teacher needs the teacher: add teacher to stages")
+        from kdrun.models.text_init import init_from_teacher
+
+        spec = spec if isinstance(spec, str) else OmegaConf.to_container(spec)
+        stage.info["init_from_teacher"] = init_from_teacher(student, teacher, spec)
+        stage.cache_key = None
+        return stage
+
     def epochs(self, wanted: int) -> int:
         """``wanted`` capped by ``trainer.max_epochs`` (debug runs shrink every stage, init stages included)."""
         cap = self.cfg.trainer.get("max_epochs")
@@ -71,8 +97,8 @@ class SchemeContext:
         """Build the method for this pair (``pipeline`` calls :meth:`check_pairs` first, so a pair the
         method cannot serve fails before anything trains)."""
         ctx = MethodContext(student.feature_info, teacher.feature_info, self.data.info, self.data.train_targets,
-                            student_arch=student_arch or self.cfg.student.arch,
-                            teacher_arch=teacher_arch or self.cfg.teacher.arch, weights=loss_weights(self.cfg))
+                            student_arch=student_arch or model_label(self.cfg.student),
+                            teacher_arch=teacher_arch or model_label(self.cfg.teacher), weights=loss_weights(self.cfg))
         method = build_method(self.cfg, ctx)
         if self.selection() is not None and method.has_terms and self.cfg.distill.beta > 0:
             needs = method.needs
@@ -92,11 +118,12 @@ class SchemeContext:
         own_node = node is None
         node = self.cfg[key] if own_node else node
         lr = node.get("lr")  # None: trainer.lr (optim_settings)
-        stage = Stage(name, role, node.arch, "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
-                      optim_settings(self.cfg.trainer, lr),
+        stage = Stage(name, role, model_label(node), "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
+                      optim_settings(self.cfg, lr),
                       cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
                                                      seed=self.cfg.seed + seed_offset,
                                                      data_fingerprint=self.data.fingerprint))
+        stage.info.update(getattr(model, "provenance", {}))  # a Hugging Face model's hub revision
         loads = key == "teacher" if loads_checkpoint is None else loads_checkpoint
         checkpoint = None
         if loads:
@@ -115,8 +142,8 @@ class SchemeContext:
         if self.data.transfer is not None and task.labeled_method:
             log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "
                      "term only (%s)", self.cfg.method.name, "in use" if uses_transfer else "unused: distill.alpha=0")
-        stage = Stage(name, role, arch or self.cfg.student.arch, self.cfg.method.name, task,
-                      self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg.trainer),
+        stage = Stage(name, role, arch or model_label(self.cfg.student), self.cfg.method.name, task,
+                      self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg),
                       needs_index=method.needs.sample_index, uses_transfer=uses_transfer)
         task.outputs = self.teacher_outputs(task, student)
         if task.outputs is not None:
@@ -145,9 +172,9 @@ class SchemeContext:
 
         Its learning rate is constant (no milestones), as in RepDistiller's ``helper/pretrain.py``.
         """
-        trainer = optim_settings(self.cfg.trainer)
-        optim = replace(trainer, lr=trainer.lr if method.init_lr is None else method.init_lr, milestones=())
-        return Stage(name, "init", arch or self.cfg.student.arch, f"{self.cfg.method.name}_init",
+        trainer = optim_settings(self.cfg)
+        optim = replace(trainer.constant, lr=trainer.lr if method.init_lr is None else method.init_lr)
+        return Stage(name, "init", arch or model_label(self.cfg.student), f"{self.cfg.method.name}_init",
                      InitTask(student, teacher, method), self.epochs(method.init_epochs), optim,
                      needs_index=method.needs.sample_index, in_table=False)
 
@@ -164,7 +191,7 @@ class SchemeContext:
 
     def eval_stage(self, name: str, role: str, arch: str, model: torch.nn.Module) -> Stage:
         """A row that trains nothing (an ensemble of trained models): it is only evaluated."""
-        return Stage(name, role, arch, "none", SupervisedTask(model), 0, optim_settings(self.cfg.trainer))
+        return Stage(name, role, arch, "none", SupervisedTask(model), 0, optim_settings(self.cfg))
 
     def example_input(self, n: int = 2) -> torch.Tensor:
         """``n`` real test inputs: what models are traced with (export) and sized by."""

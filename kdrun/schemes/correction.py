@@ -20,11 +20,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import replace
 
 from omegaconf import OmegaConf
 
 from kdrun.tasks.build import dataset_identity, optim_settings
+from kdrun.models.foreign_nodes import model_label
 from kdrun.engine.stage import Stage
 from kdrun.engine.task import SupervisedTask
 from kdrun.engine.teacher_outputs import weights_digest
@@ -41,15 +41,15 @@ def correction_key(ctx: SchemeContext, teacher: KDModel, epochs: int, lr: float)
                if k not in ("num_workers", "epochs", "lr", "milestones")}
     blob = json.dumps({"corrects": weights_digest(teacher), "epochs": epochs, "lr": lr, "dataset": dataset,
                        "trainer": trainer, "seed": ctx.cfg.seed, "amp": ctx.cfg.device.amp}, sort_keys=True)
-    return f"{ctx.cfg.teacher.arch}-corrected-{ctx.data.info.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+    return f"{model_label(ctx.cfg.teacher)}-corrected-{ctx.data.info.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
 def correction_stage(ctx: SchemeContext, teacher: KDModel, epochs: int, lr: float) -> Stage:
     """A copy of ``teacher`` (trained or loaded by now) fine-tuned on the labeled set with CE."""
     corrected = copy.deepcopy(teacher)
     epochs = ctx.epochs(epochs)
-    optim = replace(optim_settings(ctx.cfg.trainer, lr), milestones=())  # a short fine-tuning: constant lr
-    stage = Stage(STAGE, "teacher (corrected)", ctx.cfg.teacher.arch, "ce", SupervisedTask(corrected), epochs, optim,
+    optim = optim_settings(ctx.cfg, lr).constant  # a short fine-tuning: constant lr
+    stage = Stage(STAGE, "teacher (corrected)", model_label(ctx.cfg.teacher), "ce", SupervisedTask(corrected), epochs, optim,
                   cache_key=correction_key(ctx, teacher, epochs, lr))
     stage.info.update(corrects="teacher", correction_epochs=epochs, correction_lr=lr)
     return stage

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.errors import KdrunError
 from kdrun.schemes.base import Scheme
 
@@ -59,8 +60,8 @@ class DML(Scheme):
             # peer i starts from seed + i: the first student peer has the baseline's initial weights
             peers = [ctx.model(key, seed_offset=i) for i, key in enumerate(self.peers)]
             task = DMLTask(peers, loss_weights(ctx.cfg))
-            arch = "+".join(ctx.cfg[key].arch for key in self.peers)
+            arch = "+".join(model_label(ctx.cfg[key]) for key in self.peers)
             stage = Stage("dml", "dml", arch, "dml", task, ctx.epochs(ctx.cfg.trainer.epochs),
-                          optim_settings(ctx.cfg.trainer))
-            stage.info["peers"] = {f"peer{i + 1}": ctx.cfg[key].arch for i, key in enumerate(self.peers)}
+                          optim_settings(ctx.cfg))
+            stage.info["peers"] = {f"peer{i + 1}": model_label(ctx.cfg[key]) for i, key in enumerate(self.peers)}
             yield stage

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.errors import KdrunError
 from kdrun.schemes.base import Scheme
 from kdrun.schemes.pair import Pair
@@ -70,11 +71,11 @@ class Momentum(Scheme):
         if "momentum" in wanted:
             student = ctx.model("student")  # the baseline's initial weights: only the teacher differs
             ema = copy.deepcopy(student)
-            method = ctx.method(student, ema, teacher_arch=ctx.cfg.student.arch)
+            method = ctx.method(student, ema, teacher_arch=model_label(ctx.cfg.student))
             inner = DistillTask(student, ema, method, loss_weights(ctx.cfg), mix=build_mix(ctx.cfg.distill))
             task = MomentumTask(inner, ema, float(self.decay), float(self.warmup_epochs))
-            stage = Stage("momentum", "momentum", ctx.cfg.student.arch, ctx.cfg.method.name, task,
-                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg.trainer),
+            stage = Stage("momentum", "momentum", model_label(ctx.cfg.student), ctx.cfg.method.name, task,
+                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg),
                           needs_index=method.needs.sample_index)
             stage.info.update(decay=float(self.decay), warmup_epochs=float(self.warmup_epochs))
             yield stage

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.errors import KdrunError, choice_error
 from kdrun.schemes.base import Scheme
 
@@ -97,7 +98,7 @@ class One(Scheme):
             yield ctx.supervised_stage("baseline", "baseline", "student", ctx.model("student"))
         if net is not None:
             task = OneTask(net, self.variant, float(self.T), float(self.beta))
-            stage = Stage("one", self.variant, ctx.cfg.student.arch, self.variant, task,
-                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg.trainer))
+            stage = Stage("one", self.variant, model_label(ctx.cfg.student), self.variant, task,
+                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg))
             stage.info.update(branches=net.n, variant=self.variant, splits=net.splits)
             yield stage

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from kdrun.tasks.build import build_model
+from kdrun.models.foreign_nodes import model_label
 from kdrun.engine.task import Batch, Progress, StepOutput, Task
 from kdrun.errors import KdrunError
 from kdrun.methods.kd import kd_loss
@@ -145,7 +146,7 @@ def branched_student(ctx: SchemeContext, splits: list[int], gate: bool) -> Branc
     the student architecture initialized with seed + j + 1. Refuses, in one line, a student that does not
     declare its stages or has fewer stage boundaries than ``splits`` has depths."""
     model = ctx.model("student")
-    arch = ctx.cfg.student.arch
+    arch = model_label(ctx.cfg.student)
     if not model.declares_stages:
         raise KdrunError(f"scheme=one needs a student that declares its stages, to branch it; "
                          f"student={arch} does not; these do: {', '.join(_declaring(ctx))}")

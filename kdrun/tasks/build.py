@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
+from kdrun.data.arrays import as_bundle
 from kdrun.data.base import DataBundle, DataInfo
 from kdrun.data.holdout import SPLIT_KEYS, hold_out
 from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
 from kdrun.engine.speed import resolve_amp
 from kdrun.engine.stage import OptimSettings
+from kdrun.conf_dir import config_dir
 from kdrun.errors import KdrunError
+from kdrun.io import one_line
 from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.models.catalog import RESERVED_MODEL_KEYS
+from kdrun.models.catalog import accepts
+from kdrun.models.foreign_nodes import RESERVED_MODEL_KEYS, is_foreign, model_label
 from kdrun.models.registry import create_model, list_models, model_spec
 from kdrun.objects import from_config
 from kdrun.quant.measure import MeasureSettings
@@ -37,8 +43,14 @@ def resolve_device(node: DictConfig) -> torch.device:
 def build_data(cfg: DictConfig) -> DataBundle:
     """The dataset, with its validation split held out (``dataset.val_split``) and its transfer set attached
     when ``distill`` asks for one."""
+    target = str(cfg.dataset.get("_target_"))
     node = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items() if k not in SPLIT_KEYS}
-    data = from_config(node, _convert_="all")
+    data = as_bundle(from_config(node, f"dataset._target_={target}", _convert_="all"), target,
+                     f"dataset._target_={target}")
+    if not target.startswith("kdrun."):  # the user's loader: another version of it is other data
+        from kdrun.models.targets import source_digest
+
+        data.fingerprint = f"{source_digest(target)}:{data.fingerprint}"
     fraction = cfg.dataset.get("val_split") or 0
     if fraction:
         data = hold_out(data, float(fraction), int(cfg.dataset.get("val_seed") or 0))
@@ -79,19 +91,73 @@ def model_kwargs(node: DictConfig) -> dict[str, Any]:
 
 def build_model(node: DictConfig, data: DataInfo, key: str) -> KDModel:
     """Build ``teacher``/``student`` for the dataset's input shape and class count."""
+    if is_foreign(node):
+        return _build_foreign(node, data, key)
     spec = model_spec(node.arch, f"{key}.arch")
-    if spec.input_kind not in ("any", data.input_kind):
+    if not accepts(spec.input_kind, data.input_kind):
         fits = ", ".join(list_models(input_kind=data.input_kind))
         raise KdrunError(f"{key}={node.arch} needs {spec.input_kind} input but dataset {data.name} gives "
                          f"{data.input_kind}s; architectures for it: {fits}")
+    extra = {"pad_id": data.pad_id, "tokenizer": data.tokenizer} if spec.input_kind == "tokens" else {}
     try:
         return create_model(node.arch, num_classes=data.num_classes, in_channels=data.in_channels,
-                            input_size=data.input_size, **model_kwargs(node))
+                            input_size=data.input_size, data_facts=extra, **model_kwargs(node))
     except (ValueError, RuntimeError) as e:
         raise KdrunError(f"{key}={node.arch} cannot be built for dataset {data.name}: {e}") from None
 
 
+def method_class(target: str) -> type | None:
+    """The class a method's ``_target_`` names, or None where it cannot be imported (building reports that)."""
+    module, _, name = str(target).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+def methods_for(input_kind: str) -> list[str]:
+    """The built-in methods (conf/method/*.yaml) that serve a dataset of ``input_kind``."""
+    folder = Path(config_dir())
+    names = []
+    for path in sorted((folder / "method").glob("*.yaml")):
+        cls = method_class(OmegaConf.load(path).method.get("_target_", ""))
+        if cls is not None and input_kind in getattr(cls, "input_kinds", ()):
+            names.append(path.stem)
+    return names
+
+
+def check_input_kind(cfg: DictConfig, data: DataInfo) -> None:
+    """A method serves the dataset's input kind (a feature-map method is refused on transformers, a transformer
+    method on CNNs) in one line naming the methods that fit."""
+    cls = method_class(cfg.method.get("_target_", ""))
+    kinds = getattr(cls, "input_kinds", None)
+    if kinds is None or data.input_kind in kinds:
+        return
+    raise KdrunError(f"method={cfg.method.name} is for {' and '.join(kinds)} models, but dataset {data.name} gives "
+                     f"{data.input_kind}; methods for it: {', '.join(methods_for(data.input_kind))}")
+
+
+def _build_foreign(node: DictConfig, data: DataInfo, key: str) -> KDModel:
+    """A user's, timm or Hugging Face model behind kdrun's contract (kdrun/models/foreign.py)."""
+    from kdrun.models.foreign_build import build_foreign
+
+    kind = node.get("input_kind")
+    if kind not in (None, "any", data.input_kind):
+        raise KdrunError(f"{key}={model_label(node)} needs {kind} input but dataset {data.name} gives "
+                         f"{data.input_kind}s")
+    try:
+        return build_foreign(OmegaConf.to_container(node, resolve=True), data.num_classes, data.in_channels,
+                             tuple(data.input_size), key)
+    except KdrunError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's constructor raised: one line naming it
+        raise KdrunError(f"{key}={model_label(node)} cannot be built for dataset {data.name} "
+                         f"({data.in_channels}x{'x'.join(map(str, data.input_size))}, {data.num_classes} classes): "
+                         f"{type(e).__name__}: {one_line(e, limit=160)}") from None
+
+
 def build_method(cfg: DictConfig, ctx: MethodContext) -> Method:
+    check_input_kind(cfg, ctx.data)
     node = OmegaConf.to_container(cfg.method, resolve=True)
     node.pop("name", None)
     # Partial first: the context holds tensors and dataclasses, which cannot pass through OmegaConf.
@@ -103,10 +169,19 @@ def loss_weights(cfg: DictConfig) -> LossWeights:
     return LossWeights(**{f.name: d[f.name] for f in fields(LossWeights) if f.name in d})
 
 
-def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSettings:
-    """SGD settings of ``trainer``; ``lr``, unless None, replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
+def optim_settings(cfg: DictConfig, lr: float | None = None) -> OptimSettings:
+    """The optimizer and schedule of ``trainer``, ``optimizer`` and ``scheduler``; ``lr`` replaces ``trainer.lr``
+    (a teacher's own ``teacher.lr``). Without the two groups (an older run's config): SGD, multi-step."""
+    trainer = cfg.trainer
+    opt = OmegaConf.to_container(cfg.optimizer, resolve=True) if cfg.get("optimizer") else {}
+    sched = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else {}
     return OptimSettings(lr=trainer.lr if lr is None else lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
-                         milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
+                         milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay,
+                         grad_clip=trainer.get("grad_clip"), optimizer=opt.get("name", "sgd"),
+                         nesterov=opt.get("nesterov", False), betas=tuple(opt.get("betas", (0.9, 0.999))),
+                         eps=opt.get("eps", 1e-8), no_decay_norm_bias=opt.get("no_decay_norm_bias", False),
+                         scheduler=sched.get("name", "multistep"), warmup=sched.get("warmup", 0.0),
+                         min_lr=sched.get("min_lr", 0.0))
 
 
 def measure_settings(cfg: DictConfig) -> MeasureSettings:
@@ -152,8 +227,16 @@ def supervised_cache_key(cfg: DictConfig, node: DictConfig, data_name: str, lr: 
                if k not in ("num_workers", "loader", "compile")}
     trainer["lr"] = trainer["lr"] if lr is None else lr  # the lr the model actually trains with (teacher.lr may differ)
     amp = resolve_amp(cfg.device.amp, resolve_device(cfg.device))  # what the run computes in ("auto" is not)
-    blob = json.dumps({"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
-                       "seed": seed, "amp": amp, "files": data_fingerprint, "format": 2},
-                      sort_keys=True)
-    digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    return f"{node.arch}-{data_name}-seed{seed}-{digest}"
+    what = {"arch": node.arch, "kwargs": model_kwargs(node), "dataset": dataset, "trainer": trainer,
+            "seed": seed, "amp": amp, "files": data_fingerprint, "format": 2}
+    if is_foreign(node):  # the user's code (import path + source digest), timm's version, the hub revision
+        from kdrun.models.foreign_build import model_identity
+
+        what["code"] = model_identity(OmegaConf.to_container(node, resolve=True))
+    digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{safe_name(model_label(node))}-{data_name}-seed{seed}-{digest}"
+
+
+def safe_name(label: str) -> str:
+    """A model label as part of a file name (``timm/resnet18`` -> ``timm_resnet18``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:80]

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from kdrun.tasks.build import optim_settings
+from kdrun.models.foreign_nodes import model_label
 from kdrun.engine.stage import Stage
 from kdrun.methods.base import LossWeights, MethodContext
 from kdrun.methods.kd import KD
@@ -21,9 +22,10 @@ def kd_finetune_stage(ctx: SchemeContext, name: str, role: str, method: str, mod
                       teacher: nn.Module, node: DictConfig, **stage_options) -> Stage:
     """A stage training ``model`` (a compressed copy of ``student``) on CE + KD to ``teacher``, as ``node`` says."""
     kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
-                          ctx.data.info, ctx.data.train_targets, ctx.cfg.student.arch, ctx.cfg.teacher.arch))
+                          ctx.data.info, ctx.data.train_targets, model_label(ctx.cfg.student), model_label(ctx.cfg.teacher)))
     task = DistillTask(model, teacher, kd, LossWeights(T=node.T, alpha=node.alpha, gamma=node.gamma, beta=0.0))
-    optim = replace(optim_settings(ctx.cfg.trainer), lr=node.lr, milestones=tuple(node.milestones))
-    stage = Stage(name, role, ctx.cfg.student.arch, method, task, ctx.epochs(node.epochs), optim, **stage_options)
+    optim = replace(optim_settings(ctx.cfg), lr=node.lr, milestones=tuple(node.milestones), scheduler="multistep",
+                    warmup=0.0)  # its own short multi-step schedule, whatever the main stages use
+    stage = Stage(name, role, model_label(ctx.cfg.student), method, task, ctx.epochs(node.epochs), optim, **stage_options)
     stage.info["float_reference"] = "distilled"
     return stage

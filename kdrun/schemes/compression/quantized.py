@@ -18,6 +18,7 @@ from itertools import islice
 import torch
 from torch import nn
 
+from kdrun.models.foreign_nodes import model_label
 from kdrun.engine.finish import Deployment, evaluate_alone, evaluate_deployed
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.stage import Stage
@@ -53,13 +54,34 @@ def ptq_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized_ptq")
     """Calibrate and convert ``student`` as it is: the row that shows what fine-tuning adds."""
     q = ctx.cfg.quant
     model = copy.deepcopy(student)
-    stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
+    stage = ctx.eval_stage(name, "quantized", model_label(ctx.cfg.student), model)
     stage.method = f"{ctx.cfg.method.name}+ptq"
     reduce_range = reduced_range(q)
     stage.info.update(precision="int8", float_reference="distilled", quantizer=QUANTIZER,
                       calibration_batches=q.calibration_batches, activation_bits=7 if reduce_range else 8)
     stage.deploy = partial(ptq_deployment, model, ctx.example_input(), q.calibration_batches, reduce_range, name)
     return stage
+
+
+def dynamic_int8_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized") -> Stage:
+    """Transformers: the distilled student with dynamic int8 Linear layers (kdrun/quant/dynamic.py), measured
+    as it is (no fine-tuning): top-1, size and CPU latency. torch.export-based QAT is for the CNN zoo."""
+    model = copy.deepcopy(student)
+    stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
+    stage.method = f"{ctx.cfg.method.name}+int8dyn"
+    stage.info.update(precision="int8", float_reference="distilled", quantizer="dynamic int8 Linear layers")
+    stage.deploy = partial(dynamic_deployment, model, name)
+    return stage
+
+
+def dynamic_deployment(student: nn.Module, name: str, env: EngineEnv, settings: MeasureSettings) -> Deployment:
+    from kdrun.quant.dynamic import dynamic_state, quantize_linear_dynamic
+
+    converted, how = quantize_linear_dynamic(student)
+    val = evaluate_alone(converted, env)
+    record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "int8",
+              "int8_runtime": how}
+    return Deployment(converted, "int8", dynamic_state(converted), record)
 
 
 def reduced_range(q) -> bool:

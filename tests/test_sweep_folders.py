@@ -80,6 +80,7 @@ def test_a_sweep_over_a_path_and_a_path_below_it_keeps_both_jobs(workdir):
     assert "2 runs: 2 completed" in (sweep / "report.md").read_text() and proc.returncode == 0
 
 
+@pytest.mark.slow  # a run
 def test_printed_paths_exist_as_printed_even_with_brackets(workdir):
     """rich reads [..] as markup: a folder named with brackets was printed without them (issue 24, item 6)."""
     run_dir = workdir / "runs" / "stages=[teacher,baseline]"

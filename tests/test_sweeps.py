@@ -215,3 +215,24 @@ def test_a_command_line_is_parsed_once(tmp_path, monkeypatch):
     args, _ = cli.checked_arguments(given, lambda cfg, jobs, overrides: None)
     assert "dataset=cifar100" in args and any(a.startswith("name=") for a in args)  # both rewrites added some
     assert sorted(parsed) == sorted(a for a in args if not a.startswith("-"))
+
+
+@pytest.mark.parametrize("args, reader", [
+    (["method=dkd"], "method=dkd reads method.T"),
+    (["scheme=one"], "scheme=one reads scheme.T"),
+    (["method=at", "distill.alpha=0"], "nothing reads it"),
+    (["method=kd"], None),
+])
+def test_a_sweep_over_a_temperature_nothing_reads_says_so(tmp_path, capsys, args, reader):
+    """Five keys are named T; sweeping distill.T with DKD (which reads method.T) would run identical jobs."""
+    from kdrun.config.preflight import preflight
+    from kdrun.conf_dir import config_dir
+
+    preflight(config_dir(), ["-m", *TINY, *args, "distill.T=1,2", f"hydra.sweep.dir={tmp_path}/sweep"],
+              lambda cfg, jobs, overrides: None)
+    err = capsys.readouterr().err
+    if reader is None:
+        assert "warning" not in err
+    else:
+        lines = [line for line in err.splitlines() if "warning" in line]
+        assert len(lines) == 1 and reader in lines[0] and "distill.T is swept" in lines[0], err

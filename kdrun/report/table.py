@@ -7,7 +7,9 @@ the footnotes.
 
 Sizes are those of the files a user would deploy: the saved state dict, ``int8.pt2`` for an int8
 row, the compressed state dict for a pruned row. Latencies are medians over timed blocks of calls
-(torch.utils.benchmark) with their interquartile range; speed-ups compare full-batch latencies in
+(torch.utils.benchmark), every row timed in the same interleaved rounds at the end of the run
+(kdrun/quant/rounds.py; rows computing the same thing share one latency), with their interquartile range over
+the rounds; speed-ups compare full-batch latencies in
 the same mode (eager with eager, compiled with compiled): against the teacher row, and, for rows
 derived from a float model (int8, pruned), against that float model. Where the two latencies'
 interquartile ranges overlap, the speed-up is shown as ``~1x (overlap)``: the timing cannot tell
@@ -109,7 +111,7 @@ def timed_modes(rows: list[dict[str, Any]]) -> list[str]:
 
 def _latencies(record: dict[str, Any]) -> dict[str, Any]:
     lat = record.get("latency") or {}
-    out: dict[str, Any] = {"full_batch": None}
+    out: dict[str, Any] = {"full_batch": None, "rounds": lat.get("rounds")}
     for mode in MODES:
         times, iqrs = lat.get(f"{mode}_ms") or {}, lat.get(f"{mode}_iqr_ms") or {}
         sizes = sorted(times, key=int)
@@ -297,8 +299,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
               "(the exported int8 program) for an int8 row, the compressed state dict for a pruned row."]
     full = next((r["full_batch"] for r in rows if r.get("full_batch")), None)
     if full:
+        rounds = next((r.get("rounds") for r in rows if r.get("rounds")), None)
+        how = f" in {rounds} interleaved rounds (every row timed in each round; rows with the same architecture " \
+              "and precision share one latency)" if rounds else ""
         lines += ["", f"Latency: CPU milliseconds per forward pass at batch 1 and N={full}, timed with "
-                  "torch.utils.benchmark: median [first–third quartile]. Speed-ups compare batch-N medians in "
+                  f"torch.utils.benchmark{how}: median [first–third quartile]. Speed-ups compare batch-N medians in "
                   f"the same mode; `{OVERLAP}` marks two latencies whose interquartile ranges overlap (the "
                   "timing cannot tell them apart)."]
     onnx = [r for r in rows if r.get("onnx_top1") is not None]

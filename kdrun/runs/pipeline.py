@@ -21,6 +21,7 @@ from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
 from kdrun.distributed.state import is_main, local_device, main_process_first, rank, world_size
 from kdrun.engine.cache import StageCache
+from kdrun.engine.finish import time_queued
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.runner import run_and_record
@@ -167,6 +168,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, data, device, writer: RunWriter)
         if env.compiled:
             results["speed"]["compiled"] = dict(env.compiled)  # per stage: true, or why it fell back to eager
         writer.write_results(results)
+    if is_main():  # every row timed in the same interleaved rounds: ratios between rows compare like with like
+        time_queued(env, settings, results["stages"])
     results["status"] = "completed"
     results["objective"] = objective_record(results)  # what -m sweeps and Optuna optimize (cli.sweep_value)
     writer.write_results(results)

@@ -76,7 +76,9 @@ def user_config_dir(root: Path) -> Path:
     (["--config-d", "{d}", "method=evil"], ["evil.yaml, line 2", "python/object/apply:os.system", "plain YAML"]),
     (["-cd", "{d}", "method=broken"], ["broken.yaml, line 2", "not valid YAML"]),
     (["-cd", "{d}/nowhere", "debug=fast"], ["--config-dir=", "no such folder"]),
-], ids=["checked", "options", "python-tag", "not-yaml", "missing"])
+    (["hydra.searchpath=[file://{d}]", "method=nope"], ["method=nope", "mykd"]),  # Hydra's other way in
+    (["hydra.searchpath=[file://{d}]", "method=evil"], ["evil.yaml, line 2", "plain YAML"]),
+], ids=["checked", "options", "python-tag", "not-yaml", "missing", "searchpath", "searchpath-python-tag"])
 def test_a_config_dir_gets_every_check(here, capsys, args, words):
     folder = user_config_dir(here / "mine")
     code, err = kdrun([*(a.format(d=folder) for a in args), *TINY], capsys)  # as the issue typed it: flags first

@@ -128,11 +128,24 @@ def _closest(leaf: str, parent: str, rest: str, siblings: list[str], default: di
     if close:
         return f"did you mean {parent + '.' if parent else ''}{close[0]}{rest}? "
     if leaf in groups and not rest:
-        choice = f"{leaf}={value}" if value is not None else f"{leaf}=..."
-        return f"did you mean {choice} (the {leaf} config group)? "
+        return f"did you mean {_group_choice(leaf, value)} (the {leaf} config group)? "
     same = [p for p in _paths(default, "") if p.rpartition(".")[2] == leaf
             and (parent.startswith("hydra") or not p.startswith("hydra."))]  # Hydra's own keys: for Hydra's typos
     return f"did you mean {same[0]}{rest}? " if same else ""
+
+
+def _group_choice(group: str, value: str | None) -> str:
+    """``optimizer=adamw``: the group's option closest to the value typed, or its choices."""
+    try:
+        from hydra.core.global_hydra import GlobalHydra
+
+        options = sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+    except Exception:  # noqa: BLE001 - outside a composition: the value as typed
+        options = []
+    if value is not None and (not options or value in options):
+        return f"{group}={value}"
+    close = difflib.get_close_matches(value or "", options, n=1, cutoff=0.6)
+    return f"{group}={close[0]}" if close else f"{group}=<{'|'.join(options)}>"
 
 
 def _paths(node: dict[str, Any], prefix: str) -> Iterator[str]:

@@ -53,10 +53,14 @@ def check_pairs_here(cfg: DictConfig, jobs: list[DictConfig], overrides: list = 
     """Architecture/dataset/method compatibility of these jobs' pairs, on the dataset's static facts, in
     this process: before any data work and before Hydra creates a run folder. Imports torch, so it runs
     after every torch-free check (a parallel sweep runs the same check in its workers instead)."""
+    from kdrun.config.resources import check_resources
+    from kdrun.engine.speed import parallel_jobs
     from kdrun.schemes.registry import check_before_data
 
+    launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "")
     for job_cfg in jobs:
         check_before_data(job_cfg)
+        check_resources(job_cfg, parallel_jobs(), launcher)  # processes and memory, against this machine
 
 
 def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pairs_here,
@@ -76,7 +80,7 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
     parsed = parse_overrides([a for a in args if not a.startswith("-")]) if parsed is None else parsed
     GlobalHydra.instance().clear()
     try:
-        with config_search(config_dir, flag_value(args, "--config-dir")):
+        with config_search(config_dir, flag_value(args, "--config-dir"), _searchpath(parsed)):
             groups = _check_group_choices(parsed)
             first = [_first_value(o) for o in parsed]
             cfg = compose_checked(first)
@@ -106,6 +110,12 @@ def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pa
     record(checked)  # before the pair checks start a parallel sweep's workers: they inherit the record
     pair_check(cfg, pair_jobs, parsed)
     return cfg
+
+
+def _searchpath(parsed: list) -> list[str] | None:
+    """The folders of a ``hydra.searchpath=[...]`` override (a list of strings), or None."""
+    value = next((o.value() for o in parsed if o.get_key_element() == "hydra.searchpath"), None)
+    return [str(v) for v in value] if isinstance(value, list) else None
 
 
 def check_writable(folder: Path, key: str) -> None:
@@ -145,7 +155,8 @@ def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
             check_job(job_cfg, defaults.of(overrides), defaults.groups)
             checked.append(job_cfg)
-            if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
+            key = o.key_or_group.lstrip("+~")
+            if key.split(".")[0] in PAIR_KEYS or key in RESOURCE_KEYS:
                 pair_jobs.append(job_cfg)
     return checked, pair_jobs
 
@@ -208,6 +219,8 @@ class Defaults:
         return self.composed[keep]
 
 
+# Keys whose swept values change what a job takes from the machine (kdrun/config/resources.py).
+RESOURCE_KEYS = ("distill.transfer_size", "distill.transfer_set", "device", "device.nproc", "device.type")
 # Top-level keys whose swept values change which models a job builds or how they pair up.
 PAIR_KEYS = ("teacher", "student", "assistant", "method", "dataset", "scheme", "experiment")
 

@@ -111,6 +111,7 @@ class MeasureSchema:
     iters: int
     max_seconds: Number
     threads: int
+    rounds: int
 
 
 @dataclass

@@ -21,6 +21,7 @@ from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
 from kdrun.distributed.state import is_main, local_device, main_process_first, rank, world_size
 from kdrun.engine.cache import StageCache
+from kdrun.engine.finish import time_queued
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.runner import run_and_record
@@ -30,6 +31,7 @@ from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.jobs import objective_record
 from kdrun.runs.end import finish_run
+from kdrun.runs.onnx_rows import export_row
 from kdrun.runs.trackers import run_loggers
 from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
@@ -159,11 +161,15 @@ def _run_stages(cfg: DictConfig, run_dir: Path, data, device, writer: RunWriter)
         log.info("stage %d/%d: %s (%s, %s, %d epoch%s)", done + 1, planned, stage.name, stage.arch, stage.method,
                  stage.epochs, "" if stage.epochs == 1 else "s")
         env.reporter.set_position(done + 1, planned)
-        results["stages"][stage.name] = run_and_record(stage, env, cache, settings)
+        results["stages"][stage.name] = record = run_and_record(stage, env, cache, settings)
+        if is_main():  # export.onnx=true: the row as ONNX, checked and timed with onnxruntime
+            record.update(export_row(cfg, stage, env, record))
         done += stage.in_table
         if env.compiled:
             results["speed"]["compiled"] = dict(env.compiled)  # per stage: true, or why it fell back to eager
         writer.write_results(results)
+    if is_main():  # every row timed in the same interleaved rounds: ratios between rows compare like with like
+        time_queued(env, settings, results["stages"])
     results["status"] = "completed"
     results["objective"] = objective_record(results)  # what -m sweeps and Optuna optimize (cli.sweep_value)
     writer.write_results(results)

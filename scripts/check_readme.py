@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 # Commands README shows failing on purpose, with the start of the one line they must print.
 EXPECTED_ERRORS = {"kdrun teacher=resnet110 student=resnet20 dataset=mnist1d":
                    "teacher=resnet110 needs image input but dataset mnist1d gives signals",
-                   "kdrun teacher=nope": "teacher=nope is not valid (no such teacher); valid choices: cnn1d"}
+                   "kdrun teacher=nope": "teacher=nope is not valid (no such teacher); valid choices: bert, cnn1d"}
 # Datasets kdrun would download: the tiny generated copies are not the published files (no checksums).
 DOWNLOADED = {"cifar10": ["dataset.verify=false", "dataset.download=false"],
               "cifar100": ["dataset.verify=false", "dataset.download=false"]}

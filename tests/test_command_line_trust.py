@@ -76,7 +76,9 @@ def user_config_dir(root: Path) -> Path:
     (["--config-d", "{d}", "method=evil"], ["evil.yaml, line 2", "python/object/apply:os.system", "plain YAML"]),
     (["-cd", "{d}", "method=broken"], ["broken.yaml, line 2", "not valid YAML"]),
     (["-cd", "{d}/nowhere", "debug=fast"], ["--config-dir=", "no such folder"]),
-], ids=["checked", "options", "python-tag", "not-yaml", "missing"])
+    (["hydra.searchpath=[file://{d}]", "method=nope"], ["method=nope", "mykd"]),  # Hydra's other way in
+    (["hydra.searchpath=[file://{d}]", "method=evil"], ["evil.yaml, line 2", "plain YAML"]),
+], ids=["checked", "options", "python-tag", "not-yaml", "missing", "searchpath", "searchpath-python-tag"])
 def test_a_config_dir_gets_every_check(here, capsys, args, words):
     folder = user_config_dir(here / "mine")
     code, err = kdrun([*(a.format(d=folder) for a in args), *TINY], capsys)  # as the issue typed it: flags first
@@ -89,7 +91,8 @@ def test_a_config_dir_gets_every_check(here, capsys, args, words):
 def test_a_method_from_a_config_dir_runs(here, capsys, monkeypatch):
     skip_run_plots(monkeypatch)
     folder = user_config_dir(here / "mine")
-    code, err = kdrun([*TINY, "-cd", str(folder), "method=mykd",  # overrides on both sides of the flag "stages=[teacher,distilled]",
+    # overrides on both sides of the flag
+    code, err = kdrun([*TINY, "-cd", str(folder), "method=mykd", "stages=[teacher,distilled]",
                        "measure.enabled=false", "hydra.run.dir=run"], capsys)
     assert code == 0, err
     assert "method:\n  name: mykd\n" in (here / "run" / ".hydra" / "config.yaml").read_text()
@@ -132,7 +135,8 @@ def test_a_read_only_home_names_the_data_folder_setting(here, capsys, monkeypatc
     """A read-only tmpfs as HOME (the data cache ~/.cache/kdrun in it), where this machine lets the test mount one."""
     home = here / "home"
     home.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)], capture_output=True).returncode:
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)]
+    if subprocess.run(mount, capture_output=True).returncode:
         pytest.skip("cannot mount a read-only tmpfs here")
     try:
         monkeypatch.setenv("HOME", str(home))

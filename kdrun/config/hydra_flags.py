@@ -98,10 +98,11 @@ def flag_value(args: list[str], flag: str) -> str | None:
 
 
 @contextlib.contextmanager
-def config_search(config_dir: str, extra_dir: str | None) -> Iterator[None]:
-    """Hydra initialized on kdrun's configs and, with ``--config-dir``, the user's folder added to the search
-    path exactly as Hydra's main() adds it, so preflight composes what the run will compose."""
-    if extra_dir is None:
+def config_search(config_dir: str, extra_dir: str | None, searchpath: list[str] | None = None) -> Iterator[None]:
+    """Hydra initialized on kdrun's configs and the folders a command adds: ``--config-dir`` as Hydra's main()
+    adds it, a ``hydra.searchpath=[...]`` override as Hydra's config loader adds it (after kdrun's own, before
+    the schemas). Preflight then lists and composes the options the run will see."""
+    if extra_dir is None and not searchpath:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3", job_name="kdrun"):
             yield
         return
@@ -109,13 +110,17 @@ def config_search(config_dir: str, extra_dir: str | None) -> Iterator[None]:
     from hydra._internal.utils import create_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
 
-    folder = os.path.abspath(extra_dir)
-    if not os.path.isdir(folder):
-        raise KdrunError(f"--config-dir={extra_dir}: {'not a folder' if os.path.exists(folder) else 'no such folder'}"
-                         f"; give a folder of config groups (e.g. method/mine.yaml)")
     version.setbase("1.3")
     search_path = create_config_search_path(search_path_dir=config_dir)
-    search_path.prepend(provider="command-line", path=f"file://{folder}", anchor=SearchPathQuery(provider="schema"))
+    if extra_dir is not None:
+        folder = os.path.abspath(extra_dir)
+        if not os.path.isdir(folder):
+            what = "not a folder" if os.path.exists(folder) else "no such folder"
+            raise KdrunError(f"--config-dir={extra_dir}: {what}; give a folder of config groups (e.g. method/mine.yaml)")
+        search_path.prepend(provider="command-line", path=f"file://{folder}", anchor=SearchPathQuery(provider="schema"))
+    for entry in searchpath or []:
+        search_path.prepend(provider="hydra.searchpath in command-line", path=str(entry),
+                            anchor=SearchPathQuery(provider="schema"))
     Hydra.create_main_hydra2(task_name="kdrun", config_search_path=search_path)
     try:
         yield

@@ -49,6 +49,8 @@ class EngineEnv:
     # held out of the training set (dataset.val_split): evaluated every epoch, picks the best epoch, whose
     # weights the stage then keeps; the test set is evaluated once per stage. None: every epoch on the test set
     val_loader: Any = None
+    # (stage, model name) -> (CPU model, its compiled form or None): the rows timed together at the end of the run
+    to_time: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def eval_set(self) -> str:

@@ -1,6 +1,6 @@
 """What a transformer pair must agree on with its data, checked while the models are built (before any data
 work when the dataset's facts are static): one tokenizer, a vocabulary that holds every id, a sequence length
-the position embeddings cover. Each problem is a ``ValueError`` that kdrun/build.py turns into one line."""
+the position embeddings cover. Each problem is a ``ValueError`` that kdrun/tasks/build.py turns into one line."""
 
 from __future__ import annotations
 

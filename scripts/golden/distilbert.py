@@ -23,3 +23,11 @@ def golden() -> dict:
                 values.append(1.0 - float(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v)))
     return {"student": _text.as_json(s), "teacher": _text.as_json(t), "mask": _text.MASK.tolist(),
             "cos": float(np.mean(values))}
+
+
+def check(g: dict) -> None:
+    from _kdrun import approx, batch_of, progress, text_context, text_pair
+    from kdrun.methods.distilbert import DistilBERT
+
+    s, t = text_pair(g)
+    assert DistilBERT(text_context(g))(s, t, batch_of(2), progress())["cos"].item() == approx(g["cos"], rel=1e-9)

@@ -61,3 +61,16 @@ def golden() -> dict:
     (q0, _, _), (q1, _, _) = s["qkv"][0], t["qkv"][1]
     return {"student": _text.as_json(s), "teacher": _text.as_json(t), "mask": _text.MASK.tolist(), "v1": v1,
             "v2": v2, "qq_layers_t1_s0": relation_loss(resplit(q1, 4), resplit(q0, 4))}
+
+
+def check(g: dict) -> None:
+    from _kdrun import approx, batch_of, progress, text_context, text_pair
+    from kdrun.methods.minilm import MiniLM
+
+    s, t = text_pair(g)
+    v1 = MiniLM(text_context(g))(s, t, batch_of(2), progress())
+    assert {k: v.item() for k, v in v1.items()} == approx(g["v1"], rel=1e-9)
+    v2 = MiniLM(text_context(g), relation_heads=4)(s, t, batch_of(2), progress())
+    assert {k: v.item() for k, v in v2.items()} == approx(g["v2"], rel=1e-9)
+    layers = MiniLM(text_context(g), relation_heads=4, teacher_layer=1, student_layer=0)(s, t, batch_of(2), progress())
+    assert layers["qq"].item() == approx(g["qq_layers_t1_s0"], rel=1e-9)

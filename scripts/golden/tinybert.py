@@ -49,3 +49,21 @@ def golden() -> dict:
         preds[f"pred_T={T}"] = total / (_text.B * len(t["logits"][0]))
     return {"student": _text.as_json(s), "teacher": _text.as_json(t), "mask": _text.MASK.tolist(),
             "fit_weight": w.tolist(), "fit_bias": bias.tolist(), "att": att, "hidden": hidden, **preds}
+
+
+def check(g: dict) -> None:
+    import torch
+    from _kdrun import approx, batch_of, progress, t64, text_context, text_pair
+    from kdrun.methods.tinybert import TinyBERT
+
+    s, t = text_pair(g)
+    method = TinyBERT(text_context(g)).double()
+    with torch.no_grad():
+        method.fit_dense.weight.copy_(t64(g["fit_weight"]))
+        method.fit_dense.bias.copy_(t64(g["fit_bias"]))
+    terms = method.init_terms(s, t, batch_of(2), progress())
+    assert terms["att"].item() == approx(g["att"], rel=1e-9)
+    assert terms["hidden"].item() == approx(g["hidden"], rel=1e-9)
+    for T in (1.0, 2.0):
+        method = TinyBERT(text_context(g), temperature=T)
+        assert method(s, t, batch_of(2), progress())["pred"].item() == approx(g[f"pred_T={T}"], rel=1e-9)

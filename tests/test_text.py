@@ -153,7 +153,7 @@ def test_wrong_pairs_fail_before_any_data_work_in_one_line(tmp_path, case):
     assert out.returncode != 0 and len(lines) == 1, out.stderr
     expect = {"vision_method": "method=at is for image and signal models, but dataset listops gives tokens; methods "
                                "for it: cc, distilbert, dkd, kd, minilm, pkt, rkd, sp, tinybert",
-              "too_long": "sequence length 64 (dataset.max_length) is longer than the model's 32 position embeddings",
+              "too_long": "sequence length 48 (dataset.max_length) is longer than the model's 32 position embeddings",
               "tokenizer": "tokenizer mismatch",
               "cnn_student": "student=cnn1d needs signal input but dataset listops gives tokenss"[:-1]}[case]
     assert expect in lines[0]

@@ -56,6 +56,24 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
         raise KdrunError("device.amp=fp16 needs CUDA; on the CPU use device.amp=bf16 or null")
     _check_speed(cfg.device, cfg.trainer)
     _check_data_parallel(cfg.device, cfg.trainer.batch_size)
+    _check_export(cfg.get("export"), stage_names)
+
+
+def _check_export(node: DictConfig | None, stage_names: tuple[str, ...]) -> None:
+    """export.onnx=true: its rows are stages, and onnx + onnxruntime are installed (found without importing)."""
+    if node is None or not node.get("onnx"):
+        return
+    import importlib.util
+
+    for row in node.get("rows") or []:
+        if row not in stage_names:
+            raise choice_error("export.rows", row, stage_names, "(unknown stage)")
+    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise KdrunError(f"export.onnx=true needs {', '.join(missing)}, which is not installed; "
+                         f'pip install -e ".[onnx]" (or pip install "kdrun[onnx]")')
+    if not 0 <= float(node.get("tolerance", 0.1)):
+        raise KdrunError(f"export.tolerance={node.get('tolerance')} must be >= 0 (top-1 points)")
 
 
 def _check_split(dataset: DictConfig) -> None:

@@ -31,6 +31,7 @@ from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.jobs import objective_record
 from kdrun.runs.end import finish_run
+from kdrun.runs.onnx_rows import export_row
 from kdrun.runs.trackers import run_loggers
 from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
@@ -160,7 +161,9 @@ def _run_stages(cfg: DictConfig, run_dir: Path, data, device, writer: RunWriter)
         log.info("stage %d/%d: %s (%s, %s, %d epoch%s)", done + 1, planned, stage.name, stage.arch, stage.method,
                  stage.epochs, "" if stage.epochs == 1 else "s")
         env.reporter.set_position(done + 1, planned)
-        results["stages"][stage.name] = run_and_record(stage, env, cache, settings)
+        results["stages"][stage.name] = record = run_and_record(stage, env, cache, settings)
+        if is_main():  # export.onnx=true: the row as ONNX, checked and timed with onnxruntime
+            record.update(export_row(cfg, stage, env, record))
         done += stage.in_table
         if env.compiled:
             results["speed"]["compiled"] = dict(env.compiled)  # per stage: true, or why it fell back to eager

@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import sys
-from functools import partial
 from pathlib import Path
 
 import hydra
@@ -24,6 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from kdrun.config.headline import apply_benchmark_default
+from kdrun.config.checked import forget
 from kdrun.config.hydra_flags import canonical_args, refuse_unsafe_flags
 from kdrun.config.override_values import expand_home
 from kdrun.config.preflight import PairCheck, check_pairs_here, passes_through, parse_overrides, preflight
@@ -55,7 +55,6 @@ OTHER_MODES = ("-c", "--cfg", "--info", "-i", "-sc", "--shell-completion")
 
 
 CONFIG_DIR = config_dir()
-register_configs(presets=False)  # the presets are added by main() and checked_arguments() where the command needs them
 
 
 def fail(message: str) -> None:
@@ -206,14 +205,22 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
     log.info("%s: completed before, skipping (delete its results.json to run it again)", run_dir)
     if not multirun:
         from kdrun.logs import output
+        from kdrun.report.files import TABLE_MD
         from kdrun.report.table import rich_table, table_rows, table_title
 
         output().print(rich_table(table_rows(results), title=table_title(results) + " (completed before)"))
-        output().print(f"full table (every column, footnotes): {run_dir / 'table.md'}", highlight=False,
-                       soft_wrap=True)
+        output().print(f"full table (every column, footnotes): {run_dir / TABLE_MD}", highlight=False,
+                       soft_wrap=True, markup=False)
 
 
 def main() -> None:
+    try:
+        _main()
+    finally:
+        forget()  # the configs this command checked count for its own jobs only (kdrun/config/checked.py)
+
+
+def _main() -> None:
     # A log file on a full or read-only disk: no "--- Logging error ---" traceback per record (the
     # library's advice for production); the write that matters fails in one line of its own.
     logging.raiseExceptions = False
@@ -223,12 +230,7 @@ def main() -> None:
     args = canonical_args(sys.argv[1:])  # Hydra's flags in full, each with its value (kdrun/config/hydra_flags.py)
     try:
         refuse_unsafe_flags(args)  # --experimental-rerun unpickles a file: refused before anything reads it
-    except KdrunError as e:
-        fail(str(e))
-        sys.exit(2)
-    register_configs(presets=presets_needed(args))
-    try:
-        register_user_archs(args)
+        register_options(args)
     except KdrunError as e:
         fail(str(e))
         sys.exit(2)
@@ -248,8 +250,7 @@ def main() -> None:
         hydra_app()
         return
     try:
-        plan = partial(_plan_parallel_jobs, args) if is_multirun(args) else check_pairs_here
-        args, cfg = checked_arguments(args, plan)
+        args, cfg = checked_arguments(args, _plan_parallel_jobs if is_multirun(args) else check_pairs_here)
         check_output_folder(args, cfg)
         args = _join_torchrun(_pin_run_dir(args, cfg), cfg)
     except KdrunError as e:
@@ -330,13 +331,13 @@ def check_output_folder(args: list[str], cfg: DictConfig) -> None:
         _run_folder_checked = True
 
 
-def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictConfig]) -> None:
-    """Preflight's last check for a sweep (``args``: its command line). Its jobs learn how many run at
+def _plan_parallel_jobs(cfg: DictConfig, pair_jobs: list[DictConfig], overrides: list) -> None:
+    """Preflight's last check for a sweep (``overrides``: its command line's, parsed). Its jobs learn how many run at
     once (they share the cores and pack the GPUs by it); in a parallel sweep the checks that import
     torch (model pairs, GPU packing) run in the launcher's worker processes, started here and warmed in
     the background while Hydra composes the sweep; their result is awaited before Hydra launches any job
     (kdrun/config/sweep_workers.py), so that this process, which only launches and reports, never imports torch."""
-    at_once = jobs_at_once(cfg.hydra.get("launcher"), parse_overrides([a for a in args if not a.startswith("-")]))
+    at_once = jobs_at_once(cfg.hydra.get("launcher"), overrides)
     os.environ[PARALLEL_JOBS_ENV] = str(at_once)  # inherited by the launcher's worker processes
     os.environ[SWEEP_PID_ENV] = str(os.getpid())  # their parent: they die with it (kdrun/parent_watch.py)
     if at_once == 1:
@@ -351,14 +352,23 @@ def _plan_parallel_jobs(args: list[str], cfg: DictConfig, pair_jobs: list[DictCo
 def checked_arguments(args: list[str], pair_check: PairCheck = check_pairs_here) -> tuple[list[str], DictConfig]:
     """The command line as Hydra will get it (the headline rule, a sweep's stable folders) and the
     composed, checked config of its (first) job. Raises KdrunError; creates nothing but, with
-    main()'s ``pair_check``, a parallel sweep's worker processes."""
-    register_configs(presets=presets_needed(args))
-    register_user_archs(args)
+    main()'s ``pair_check``, a parallel sweep's worker processes. Each override is parsed once."""
+    register_options(args)  # main() did already; kdrun.compose() (kdrun/api.py) comes here first
     args = expand_home(args)  # '~/ck/t.pt' -> /home/me/ck/t.pt, for every key (kdrun/config/override_values.py)
     args = open_model_options(args)
-    args = apply_benchmark_default(args, parse_overrides([a for a in args if not a.startswith("-")]))
-    args = sweep_arguments(args, parse_overrides([a for a in args if not a.startswith("-")]))
-    return args, preflight(CONFIG_DIR, args, pair_check)
+    parsed = parse_overrides([a for a in args if not a.startswith("-")])
+    for rewrite in (apply_benchmark_default, sweep_arguments):  # each adds overrides at the end, or none
+        longer = rewrite(args, parsed)
+        parsed = parsed + parse_overrides(longer[len(args):])
+        args = longer
+    return args, preflight(CONFIG_DIR, args, pair_check, parsed)
+
+
+def register_options(args: list[str]) -> None:
+    """The config options ``args`` can use, into Hydra's ConfigStore: the generated ones (the presets where
+    the command can use them) and the user's own architectures. Idempotent; the one place that decides it."""
+    register_configs(presets=presets_needed(args))
+    register_user_archs(args)
 
 
 def _print_listing(args: list[str]) -> None:

@@ -128,7 +128,9 @@ def _teacher_checkpoint(work: Path, arch: str, num_classes: int) -> None:
 def runnable_arguments(command: str, index: int, work: Path) -> list[str]:
     """The arguments ``command`` runs with here: a smoke run in its own folder on generated data."""
     from kdrun.cli import checked_arguments
+    from kdrun.config.store import register_configs
 
+    register_configs()  # what kdrun's main() does first
     args = arguments(command, work)
     if prints_and_stops(args) or command in EXPECTED_ERRORS:
         return args

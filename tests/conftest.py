@@ -39,6 +39,15 @@ if XDIST:
 
     torch.set_num_threads(1)
 
+@pytest.fixture(autouse=True, scope="session")
+def _generated_config_options():
+    """The options kdrun generates into Hydra's ConfigStore (teacher=<arch>, ...), as kdrun's main() registers
+    them before anything composes: tests compose and preflight without main()."""
+    from kdrun.config.store import register_configs
+
+    register_configs(presets=False)  # tests of experiment= presets add them, as main() does for such commands
+
+
 def quick_sample(params: list, every: int, unpack: bool = False) -> list:
     """An exhaustive parametrization (every preset, every config option, every model): README's test
     command runs every case; the quick loop (``-m "not slow"``) runs every ``every``-th, spread over the

@@ -22,6 +22,10 @@ TEACHER = ("teacher=cnn1d", "teacher.channels=[16,16,16]")
 NARROW = (*TEACHER, "student=cnn1d", "student.channels=[8,12,16]")
 EQUAL = (*TEACHER, "student=cnn1d", "student.channels=[16,16,16]")
 VECTOR = (*TEACHER, "student=mlp", "student.hidden=[32]")
+# Transformers on token ids (kdrun/models/text.py): a 2-layer teacher and a 1-layer student, hidden 32, 2 heads.
+BERT = ("layers=2", "hidden=32", "heads=2", "intermediate=64", "max_positions=16", "dropout=0.0")
+TEXT = ("teacher=bert", *(f"teacher.{o}" for o in BERT), "student=bert", *(f"student.{o}" for o in BERT[1:]),
+        "student.layers=1", "trainer=text")
 
 
 @lru_cache(maxsize=1)
@@ -34,6 +38,26 @@ def signal_data():
     return DataBundle(DataInfo("mnist1d", "signal", 1, (40,), 10, 64, 64), TensorData(x, y), TensorData(x, y), y)
 
 
+@lru_cache(maxsize=1)
+def text_data():
+    """ListOps' shape (19 token ids, up to 12 positions, 10 classes), 64 random sequences with padding."""
+    from kdrun.data.base import DataBundle, DataInfo
+    from kdrun.data.text import TextData
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(4, 19, (64, 12), generator=g)
+    lengths = torch.randint(4, 13, (64,), generator=g)
+    x[torch.arange(12)[None, :] >= lengths[:, None]] = 0  # padding after each sequence's length
+    x[:, 0] = 2  # [CLS]
+    y = torch.arange(64) % 10
+    info = DataInfo("listops", "tokens", 19, (12,), 10, 64, 64, pad_id=0, tokenizer="corpus:listops")
+    return DataBundle(info, TextData(x, y, 0), TextData(x, y, 0), y)
+
+
+def data_for(pair: tuple[str, ...]):
+    return text_data() if pair == TEXT else signal_data()
+
+
 @lru_cache(maxsize=None)
 def composed(overrides: tuple[str, ...]):
     """``compose_config``, once per command line (composing is the slow part of building a tiny pair)."""
@@ -43,7 +67,7 @@ def composed(overrides: tuple[str, ...]):
 def scheme_context(name: str, pair: tuple[str, ...], extra: list[str] | tuple = ()):
     from kdrun.schemes.context import SchemeContext
 
-    return SchemeContext(composed((f"method={name}", "seed=0", *pair, *extra)), signal_data())
+    return SchemeContext(composed((f"method={name}", "seed=0", *pair, *extra)), data_for(pair))
 
 
 def refusal(name: str, pair: tuple[str, ...]) -> str | None:
@@ -65,11 +89,11 @@ def serving(pair: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def first_pair(name: str) -> tuple[str, ...]:
-    """The first of NARROW, EQUAL that the method serves (fails the test if none)."""
+    """The first of NARROW, EQUAL, TEXT that the method serves (fails the test if none)."""
     import pytest
 
     refusals = []
-    for pair in (NARROW, EQUAL):
+    for pair in (NARROW, EQUAL, TEXT):
         reason = refusal(name, pair)
         if reason is None:
             return pair

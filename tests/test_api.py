@@ -60,7 +60,8 @@ def test_sweeps_and_flags_stay_on_the_command_line():
 def test_load_names_the_rows_of_a_run(tmp_path):
     with pytest.raises(KdrunError, match="holds no kdrun run"):
         kdrun.load(tmp_path)
-    (tmp_path / "results.json").write_text('{"status": "completed", "stages": {"teacher": {"arch": "mlp"}}}')
+    (tmp_path / "results.json").write_text('{"status": "completed", "stages": {"teacher": {"arch": "mlp", '
+                                           '"last_top1": 90.0, "best_top1": 90.0}}}')  # the shape kdrun writes
     with pytest.raises(KdrunError, match="stage=distilled is not a row of .*; rows: teacher"):
         kdrun.load(tmp_path, "distilled")
 

@@ -70,7 +70,8 @@ def test_loading_one_never_hangs(tmp_path, kind):
 
 
 @pytest.mark.parametrize("weights, where", [({"layers.0.weight": [1.0, 2.0]}, "'layers.0.weight'"),
-                                            ("one list among tensors", "'fc.weight'")],
+                                            pytest.param("one list among tensors", "'fc.weight'",
+                                                         marks=pytest.mark.slow)],
                          ids=["only lists", "one list"])
 def test_a_model_entry_with_a_non_tensor_value_is_one_line(tmp_path, monkeypatch, capsys, weights, where):
     if weights == "one list among tensors":

@@ -99,6 +99,23 @@ def test_offline_stops_within_seconds_naming_where_to_put_the_archive(tmp_path, 
     assert not root.exists()  # nothing created
 
 
+def test_a_read_only_data_folder_names_the_setting_that_moves_it(tmp_path, published):
+    """A read-only tmpfs as the data folder (as under a read-only HOME), where this machine lets the test mount one."""
+    import subprocess
+
+    root = tmp_path / "ro"
+    root.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(root)], capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        with pytest.raises(KdrunError) as e:
+            load_cifar100(str(root), download=True)
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
+    assert_one_line_naming(e, "read-only", str(root), "KDRUN_DATA", "paths.data")
+    assert "paths.outputs" not in str(e.value)
+
+
 def test_planted_pickle_is_refused_before_it_is_unpickled(tmp_path, published):
     """A file with the right name but not the published content never reaches pickle.load."""
     root = tmp_path / "root"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY, kdrun_in_process
+from in_process import skip_run_plots
 from test_bad_input import tiny_teacher
 
 
@@ -59,6 +60,32 @@ def test_experimental_rerun_is_refused_and_its_pickle_never_runs(here, capsys, f
     assert marker.exists()
 
 
+@pytest.mark.parametrize("flags, flag", [(["-cn", "mine"], "--config-name"), (["--config-name=mine", "-m", "seed=1,2"], "--config-name"),
+                                         (["-cp", "{d}"], "--config-path"), (["--config-p", "{d}"], "--config-path")],
+                         ids=["cn", "cn-sweep", "cp", "cp-abbreviated"])
+def test_another_primary_config_is_refused_before_anything_runs(here, capsys, flags, flag):
+    """A primary config of the user's would replace kdrun's defaults list, so no check would see what runs
+    (``-cp DIR trainer.lr=fast`` failed inside SGD): refused in one line naming the way in that is checked."""
+    folder = here / "mine"
+    folder.mkdir()
+    (folder / "mine.yaml").write_text("trainer:\n  lr: fast\n")
+    code, err = kdrun([*(f.format(d=folder) for f in flags), "trainer.lr=fast", *TINY], capsys)
+    assert code == 2
+    one_line(err, f"{flag} is refused", "--config-dir")
+    assert sorted(os.listdir(here)) == ["mine"]
+
+
+def test_a_whole_experiment_comes_in_through_config_dir(here):
+    """The way in that the --config-name refusal names: DIR/experiment/NAME.yaml, checked like kdrun's own."""
+    from conftest import compose_config
+
+    (here / "mine" / "experiment").mkdir(parents=True)
+    (here / "mine" / "experiment" / "quick.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /dataset: digits\n  - _self_\ndistill:\n  T: 2\n")
+    cfg = compose_config([f"hydra.searchpath=[file://{here / 'mine'}]", "experiment=quick"])
+    assert cfg.dataset._target_ == compose_config(["dataset=digits"]).dataset._target_ and cfg.distill.T == 2
+
+
 def user_config_dir(root: Path) -> Path:
     """A user's config folder: a method of their own, a file with a !!python tag, a file that is not YAML."""
     (root / "method").mkdir(parents=True)
@@ -75,7 +102,9 @@ def user_config_dir(root: Path) -> Path:
     (["--config-d", "{d}", "method=evil"], ["evil.yaml, line 2", "python/object/apply:os.system", "plain YAML"]),
     (["-cd", "{d}", "method=broken"], ["broken.yaml, line 2", "not valid YAML"]),
     (["-cd", "{d}/nowhere", "debug=fast"], ["--config-dir=", "no such folder"]),
-], ids=["checked", "options", "python-tag", "not-yaml", "missing"])
+    (["hydra.searchpath=[file://{d}]", "method=nope"], ["method=nope", "mykd"]),  # Hydra's other way in
+    (["hydra.searchpath=[file://{d}]", "method=evil"], ["evil.yaml, line 2", "plain YAML"]),
+], ids=["checked", "options", "python-tag", "not-yaml", "missing", "searchpath", "searchpath-python-tag"])
 def test_a_config_dir_gets_every_check(here, capsys, args, words):
     folder = user_config_dir(here / "mine")
     code, err = kdrun([*(a.format(d=folder) for a in args), *TINY], capsys)  # as the issue typed it: flags first
@@ -84,9 +113,12 @@ def test_a_config_dir_gets_every_check(here, capsys, args, words):
     assert not (here / "outputs").exists() and not (here / "PWNED").exists()
 
 
-def test_a_method_from_a_config_dir_runs(here, capsys):
+@pytest.mark.slow  # a whole run (the checks themselves are tested above, quickly)
+def test_a_method_from_a_config_dir_runs(here, capsys, monkeypatch):
+    skip_run_plots(monkeypatch)
     folder = user_config_dir(here / "mine")
-    code, err = kdrun([*TINY, "-cd", str(folder), "method=mykd",  # overrides on both sides of the flag "stages=[teacher,distilled]",
+    # overrides on both sides of the flag
+    code, err = kdrun([*TINY, "-cd", str(folder), "method=mykd", "stages=[teacher,distilled]",
                        "measure.enabled=false", "hydra.run.dir=run"], capsys)
     assert code == 0, err
     assert "method:\n  name: mykd\n" in (here / "run" / ".hydra" / "config.yaml").read_text()
@@ -99,6 +131,7 @@ def test_a_value_that_needs_quotes_gets_the_quoted_form(here, capsys, value, cha
     one_line(err, f"'{char}' is read only inside quotes", f"\"dataset.root='{value}'\"")
 
 
+@pytest.mark.slow  # a whole run (the checks themselves are tested above, quickly)
 def test_tilde_is_expanded_in_a_checkpoint_and_the_output_folder(here, capsys, monkeypatch):
     import torch
 
@@ -123,11 +156,13 @@ def test_a_file_as_the_run_folder_is_said_so(here, capsys, run_dir, words):
     assert (here / "afile").read_text() == "mine"
 
 
+@pytest.mark.slow  # a whole run (the checks themselves are tested above, quickly)
 def test_a_read_only_home_names_the_data_folder_setting(here, capsys, monkeypatch):
     """A read-only tmpfs as HOME (the data cache ~/.cache/kdrun in it), where this machine lets the test mount one."""
     home = here / "home"
     home.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)], capture_output=True).returncode:
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)]
+    if subprocess.run(mount, capture_output=True).returncode:
         pytest.skip("cannot mount a read-only tmpfs here")
     try:
         monkeypatch.setenv("HOME", str(home))

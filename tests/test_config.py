@@ -136,3 +136,15 @@ def test_defaults_list_comment_names_every_option(group):
     named = set(re.findall(r"\w+", line.split("#", 1)[1]))
     options = {p.stem for p in (CONF / group).glob("*.yaml")}
     assert options <= named, f"conf/config.yaml's {group} comment misses {sorted(options - named)}"
+
+
+def test_the_config_schemas_declare_types_only():
+    """No default value in kdrun/config/schema.py to drift from the YAML (trainer.milestones had): the config
+    files give every value."""
+    import dataclasses
+
+    from kdrun.config.schema import SCHEMAS, TopSchema
+
+    for schema in (TopSchema, *SCHEMAS.values()):
+        for field in dataclasses.fields(schema):
+            assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING, field

@@ -13,7 +13,8 @@ from kdrun.errors import KdrunError
 
 @pytest.mark.parametrize("override, said", [
     ("+distill.alhpa=0.5", "distill.alhpa is not a config key; did you mean distill.alpha? keys of distill: T, alpha"),
-    ("+trainer.optimizer=adam", "trainer.optimizer is not a config key; keys of trainer: batch_size,"),
+    ("+trainer.optimizer=adam", "trainer.optimizer is not a config key; did you mean optimizer=adamw (the optimizer "
+                                "config group)? keys of trainer: batch_size,"),
     ("+distil.alpha=0.5", "distil.alpha is not a config key; did you mean distill.alpha? top-level keys:"),
     ("+method.feat_dim=64", "method.feat_dim is not a config key; keys of method: name"),  # kd has no options
     ("++distill.alhpa=0.5", "distill.alhpa is not a config key; did you mean distill.alpha?"),

@@ -1,5 +1,5 @@
 """CRD: negatives from other classes only, banks saved with the method (exact resume), bank updates
-outside autograd. Loss and memory updates against scripts/golden/crd.py: method_golden.check_crd."""
+outside autograd. Loss and memory updates against scripts/golden/crd.py (its check())."""
 
 from __future__ import annotations
 

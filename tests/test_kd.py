@@ -1,5 +1,5 @@
 """The KD term and the total loss of the distillation task (the golden values of kd_loss are checked by
-test_methods.py through method_golden.check_kd)."""
+test_methods.py through scripts/golden/kd.py's check)."""
 
 import pytest
 import torch

@@ -74,7 +74,7 @@ def test_an_optuna_study_trains_the_teacher_once_resumes_and_ranks_its_trials(wo
     proc = run_kdrun(STUDY, workdir)
     (sweep,) = (workdir / "outputs" / "sweeps").iterdir()
     trials = _trials(sweep)
-    assert len(trials) == 4 and all("distill.T=" in t.name and "distill.alpha=" in t.name for t in trials)
+    assert len(trials) == 4 and all("distill.T=" in t.name for t in trials)  # folders named by the values
     results = [read_results(t) for t in trials]
     assert all(r["status"] == "completed" for r in results)
     assert sorted(r["stages"]["teacher"]["source"] for r in results) == ["cache"] * 3 + ["trained"]

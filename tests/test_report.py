@@ -205,3 +205,19 @@ def test_a_stage_training_several_models_plots_a_point_per_model(tmp_path: Path)
     points = _size_points(summarize(find_jobs(run)))
     assert sorted((p[0], p[1], p[3], p[5]) for p in points) == [
         (5640, 60.0, "baseline", "mlp"), (5640, 61.0, "mutual", "mlp"), (9000, 58.0, "mutual", "cnn1d")]
+
+
+def test_printed_paths_and_bracketed_settings_are_not_taken_for_markup(tmp_path: Path):
+    """Rich reads "[...]" as markup: a sweep folder or swept value holding brackets must print as it is, so a
+    printed path exists as printed and the title is not garbled."""
+    root = tmp_path / "sweep[teacher,baseline]"
+    for stages in ("[teacher,baseline]", "[teacher,distilled]"):
+        write_job(root / f"stages={stages}", [f"stages={stages}", "name=s"], {"T": 4, "alpha": 0.9}, 0,
+                  top1_of(4, 0.9, 0))
+    out = io.StringIO()
+    build_report(root, console=Console(file=out, width=200), plots=False)
+    printed = out.getvalue()
+    assert "[teacher,baseline]" in printed and "[teacher,distilled]" in printed
+    assert f"kdrun sweep: {root.name}" in printed
+    path = printed.split("every stage's column: ")[1].split()[0]
+    assert Path(path).is_file(), path

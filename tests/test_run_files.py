@@ -141,6 +141,7 @@ def test_bad_metrics_lines_are_skipped_counted_and_kept(tmp_path):
     assert "skipped 5 lines" in note and "line 1: a JSON number, not an object" in note and "\n" not in note
 
 
+@pytest.mark.slow  # an interrupted run, resumed
 def test_a_run_resumes_over_bad_metrics_lines_without_dropping_good_ones(tmp_path, capsys, monkeypatch):
     """Interrupted in the teacher's epoch 2 (as Ctrl-C would), metrics.jsonl spoiled, then resumed."""
     import kdrun.engine.fit as fit

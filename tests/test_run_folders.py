@@ -71,6 +71,7 @@ def test_every_entry_a_run_writes_is_in_its_manifest(workdir):
     assert set(os.listdir(run_dir)) - {MANIFEST} <= claimed(run_dir), sorted(os.listdir(run_dir))
 
 
+@pytest.mark.slow  # two runs
 def test_a_run_folder_from_before_manifests_is_still_resumed(workdir):
     run_dir = workdir / "run"
     run_kdrun([*FAST, f"hydra.run.dir={run_dir}"], workdir)
@@ -148,6 +149,7 @@ def read_only(monkeypatch):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+@pytest.mark.slow  # a run and two reports
 def test_report_on_a_read_only_run_folder_names_its_own_option(workdir, capsys, read_only):
     run_dir = workdir / "run"
     run_kdrun([*FAST, f"hydra.run.dir={run_dir}"], workdir)

@@ -128,6 +128,28 @@ def test_assistant_checks_both_of_its_pairs_before_anything_trains():
                      "student=resnet8"])
 
 
+@pytest.mark.parametrize("described", [True, False])
+def test_a_command_builds_each_method_once_to_check_and_once_to_train(tmp_path, monkeypatch, described):
+    """Preflight checks the pair on the dataset's static facts and the run takes its checked config (was: three
+    checks); a dataset kdrun cannot describe before loading it is checked once, after loading."""
+    import kdrun.data.static_info as static_info
+    import kdrun.schemes.context as context
+
+    built = []
+    real = context.build_method
+
+    def counting(*args, **kwargs):
+        built.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(context, "build_method", counting)
+    if not described:
+        monkeypatch.delitem(static_info.STATIC, "kdrun.data.digits.load_digits")
+    run_here([*TINY, "stages=[teacher,baseline,distilled]", "measure.enabled=false",
+              f"hydra.run.dir={tmp_path}/run"], tmp_path, monkeypatch)
+    assert len(built) == 2
+
+
 def test_sweeps_reports_and_tables_compare_the_schemes_primary_stage(tmp_path):
     from kdrun.cli import sweep_value
     from kdrun.report.aggregate import summarize

@@ -171,17 +171,13 @@ def test_cli_logs_the_share_and_refuses_feature_methods(workdir, monkeypatch):
 
 
 def test_share_is_a_tensorboard_scalar_of_its_own():
-    from kdrun.runs.writer import _add_epoch_scalars
+    from kdrun.loggers.base import epoch_scalars
 
     class Board:
         def __init__(self):
-            self.tags = {}
-
-        def add_scalar(self, tag, value, step=None):
-            self.tags[tag] = value
+            self.tags = epoch_scalars("distilled", {"train_loss": 1.0, "train_kd": 0.5, "train_selected": 0.5,
+                                                    "train_top1": 90.0, "val_top1": 80.0, "val_loss": 0.7, "lr": 0.05})
 
     tb = Board()
-    _add_epoch_scalars(tb, "distilled", 3, {"train_loss": 1.0, "train_kd": 0.5, "train_selected": 0.5,
-                                             "train_top1": 90.0, "val_top1": 80.0, "val_loss": 0.7, "lr": 0.05})
     assert tb.tags["distilled/selected"] == 0.5 and "distilled/loss/selected" not in tb.tags
     assert tb.tags["distilled/loss/kd"] == 0.5

@@ -78,3 +78,13 @@ def test_a_sweep_over_a_path_and_a_path_below_it_keeps_both_jobs(workdir):
     assert [j.parent for j in jobs] == [sweep, sweep]  # side by side, none inside another
     assert sorted(read_results(j)["status"] for j in jobs) == ["completed", "completed"]
     assert "2 runs: 2 completed" in (sweep / "report.md").read_text() and proc.returncode == 0
+
+
+@pytest.mark.slow  # a run
+def test_printed_paths_exist_as_printed_even_with_brackets(workdir):
+    """rich reads [..] as markup: a folder named with brackets was printed without them (issue 24, item 6)."""
+    run_dir = workdir / "runs" / "stages=[teacher,baseline]"
+    proc = run_kdrun(["debug=fast", "dataset=digits", "teacher=mlp", "teacher.hidden=[8]", "stages=[teacher]",
+                      "measure.enabled=false", f"hydra.run.dir='{run_dir}'"], workdir)
+    printed = [line.split(": ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("full table")]
+    assert printed and Path(printed[0]).is_file(), proc.stdout

@@ -78,7 +78,7 @@ def test_parallel_sweep_shares_the_teacher_reports_and_resumes(workdir):
     assert "kdrun sweep" in proc.stdout and "4 completed" in proc.stdout
     assert proc.stdout.count("kdrun sweep") == 1 and "kdrun: " not in proc.stdout
     assert "[HYDRA]" not in proc.stdout + proc.stderr and "Launching jobs" in proc.stderr  # one log format
-    assert proc.stderr.count("job distill.T=") == 4 and "job distill.T=4,distill.alpha=0.9: distilled top-1" in proc.stderr
+    assert proc.stderr.count("job distill.T=") == 4 and "job distill.T=4,distill.alpha=0.9: distilled test top-1" in proc.stderr
     rows = (sweep / "report.csv").read_text().splitlines()
     assert rows[0].startswith("distill.T,distill.alpha,runs,completed,failed,unfinished,teacher_top1_mean")
     assert len(rows) == 5
@@ -194,3 +194,45 @@ def test_an_interrupted_sweep_marks_only_the_jobs_it_stopped(launcher, marked, t
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("kdrun: error: sweep terminated (SIGTERM); ")
     assert ("submitit jobs run on" in err) == (marked == "running")
+
+
+def test_a_command_line_is_parsed_once(tmp_path, monkeypatch):
+    """The headline rule, the sweep's folder names, preflight and the parallel-jobs plan share one parse:
+    each override is parsed once (was: three times)."""
+    from kdrun import cli
+    from kdrun.config import preflight
+
+    parsed = []
+    real = preflight.parse_overrides
+
+    def counting(overrides):
+        parsed.extend(overrides)
+        return real(overrides)
+
+    monkeypatch.setattr(cli, "parse_overrides", counting)
+    monkeypatch.setattr(preflight, "parse_overrides", counting)
+    given = ["-m", "debug=fast", "teacher=resnet8", "student=resnet8", "distill.T=1,2", "teachers_dir=null"]
+    args, _ = cli.checked_arguments(given, lambda cfg, jobs, overrides: None)
+    assert "dataset=cifar100" in args and any(a.startswith("name=") for a in args)  # both rewrites added some
+    assert sorted(parsed) == sorted(a for a in args if not a.startswith("-"))
+
+
+@pytest.mark.parametrize("args, reader", [
+    (["method=dkd"], "method=dkd reads method.T"),
+    (["scheme=one"], "scheme=one reads scheme.T"),
+    (["method=at", "distill.alpha=0"], "nothing reads it"),
+    (["method=kd"], None),
+])
+def test_a_sweep_over_a_temperature_nothing_reads_says_so(tmp_path, capsys, args, reader):
+    """Five keys are named T; sweeping distill.T with DKD (which reads method.T) would run identical jobs."""
+    from kdrun.config.preflight import preflight
+    from kdrun.conf_dir import config_dir
+
+    preflight(config_dir(), ["-m", *TINY, *args, "distill.T=1,2", f"hydra.sweep.dir={tmp_path}/sweep"],
+              lambda cfg, jobs, overrides: None)
+    err = capsys.readouterr().err
+    if reader is None:
+        assert "warning" not in err
+    else:
+        lines = [line for line in err.splitlines() if "warning" in line]
+        assert len(lines) == 1 and reader in lines[0] and "distill.T is swept" in lines[0], err

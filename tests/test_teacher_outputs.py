@@ -79,7 +79,8 @@ def damage(path, how: str) -> None:
         path.with_name(path.name + ".json").unlink()
 
 
-@pytest.mark.parametrize("how", ["random", "truncated", pytest.param("no record", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("how", ["random", pytest.param("truncated", marks=pytest.mark.slow),
+                                 pytest.param("no record", marks=pytest.mark.slow)])
 def test_a_damaged_recording_is_set_aside_with_one_warning_and_recomputed(tmp_path, caplog, how):
     computed, _ = distil(tmp_path, "record", "distill.teacher_outputs=replay")  # bit-identical to computing (above)
     [epoch1] = (tmp_path / "cache/teacher_outputs").glob("*/epoch0001.fp32")

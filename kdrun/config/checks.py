@@ -47,6 +47,7 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
     if not cfg.stages:
         raise KdrunError(f"stages=[] selects nothing to run; valid stages: {', '.join(stage_names)}")
     _check_trainer(cfg.trainer)
+    _check_optim(cfg)
     if cfg.device.type not in DEVICE_TYPES:
         raise choice_error("device.type", cfg.device.type, DEVICE_TYPES)
     if cfg.device.amp not in AMP_CHOICES:
@@ -55,6 +56,24 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
         raise KdrunError("device.amp=fp16 needs CUDA; on the CPU use device.amp=bf16 or null")
     _check_speed(cfg.device, cfg.trainer)
     _check_data_parallel(cfg.device, cfg.trainer.batch_size)
+    _check_export(cfg.get("export"), stage_names)
+
+
+def _check_export(node: DictConfig | None, stage_names: tuple[str, ...]) -> None:
+    """export.onnx=true: its rows are stages, and onnx + onnxruntime are installed (found without importing)."""
+    if node is None or not node.get("onnx"):
+        return
+    import importlib.util
+
+    for row in node.get("rows") or []:
+        if row not in stage_names:
+            raise choice_error("export.rows", row, stage_names, "(unknown stage)")
+    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise KdrunError(f"export.onnx=true needs {', '.join(missing)}, which is not installed; "
+                         f'pip install -e ".[onnx]" (or pip install "kdrun[onnx]")')
+    if not 0 <= float(node.get("tolerance", 0.1)):
+        raise KdrunError(f"export.tolerance={node.get('tolerance')} must be >= 0 (top-1 points)")
 
 
 def _check_split(dataset: DictConfig) -> None:
@@ -162,6 +181,23 @@ def _check_trainer(t: DictConfig) -> None:
     for key in ("max_epochs", "max_train_batches", "max_eval_batches"):
         if t.get(key) is not None and t[key] < 1:
             raise KdrunError(f"trainer.{key}={t[key]} must be null or a positive integer")
+
+
+OPTIMIZERS, SCHEDULERS = ("sgd", "adamw"), ("multistep", "cosine", "linear")
+
+
+def _check_optim(cfg: DictConfig) -> None:
+    """The ``optimizer`` and ``scheduler`` nodes (an older run's config has neither: SGD, multi-step)."""
+    o, s = cfg.get("optimizer"), cfg.get("scheduler")
+    if o is not None and o.get("name") not in OPTIMIZERS:
+        raise choice_error("optimizer.name", o.get("name"), OPTIMIZERS)
+    if s is not None and s.get("name") not in SCHEDULERS:
+        raise choice_error("scheduler.name", s.get("name"), SCHEDULERS)
+    if s is not None and not 0 <= s.get("warmup", 0.0) < 1:
+        raise KdrunError(f"scheduler.warmup={s.warmup} must be a fraction of the stage's steps in [0, 1)")
+    clip = cfg.trainer.get("grad_clip")
+    if clip is not None and clip <= 0:
+        raise KdrunError(f"trainer.grad_clip={clip} must be > 0, or null for no clipping")
 
 
 def _check_speed(d: DictConfig, t: DictConfig) -> None:

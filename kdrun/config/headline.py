@@ -19,6 +19,9 @@ from kdrun.models.catalog import ARCHS
 from kdrun.config.sweeps import enumerable
 
 BENCHMARK = ("dataset=cifar100", "trainer=cifar")
+# transformers on token ids: the embedded text task, its recipe, and latency timed eagerly (Inductor takes minutes
+# to compile a transformer on a CPU, and the int8 row runs on eager int8 kernels)
+TEXT = ("dataset=listops", "trainer=text", "measure.compile=false")
 
 
 def _choices(parsed: list, group: str) -> list[str] | None:
@@ -29,17 +32,33 @@ def _choices(parsed: list, group: str) -> list[str] | None:
     return None
 
 
+def _given(parsed: list, override: str) -> bool:
+    """Whether the command sets the key of ``override`` itself (``measure.compile=true``)."""
+    return any(o.get_key_element() == override.split("=")[0] for o in parsed)
+
+
+def _kind(arch: str) -> str | None:
+    info = ARCHS.get(arch)  # an unknown name has none: the config checks report it with the valid choices
+    return info.input_kind if info is not None else None
+
+
 def _is_image(arch: str) -> bool:
-    info = ARCHS.get(arch)  # an unknown name is not: the config checks report it with the valid choices
-    return info is not None and info.input_kind == "image"
+    return _kind(arch) == "image"
 
 
 def benchmark_overrides(parsed: list) -> list[str]:
-    """The overrides the headline rule adds to a command (empty when it does not apply)."""
-    if _choices(parsed, "dataset") is not None or _choices(parsed, "experiment") is not None:
+    """The overrides the headline rule adds to a command (empty when it does not apply). Transformers
+    (token models) get the embedded text task when no dataset is chosen and the text recipe when no trainer is."""
+    if _choices(parsed, "experiment") is not None:
         return []
     teachers, students = _choices(parsed, "teacher"), _choices(parsed, "student")
-    if teachers is None or students is None or not all(_is_image(a) for a in teachers + students):
+    if teachers is None or students is None:
+        return []
+    kinds = {_kind(a) for a in teachers + students}
+    if kinds == {"tokens"}:
+        added = TEXT if _choices(parsed, "dataset") is None else TEXT[1:]
+        return [o for o in added if _choices(parsed, o.split("=")[0]) is None and not _given(parsed, o)]
+    if _choices(parsed, "dataset") is not None or kinds != {"image"}:
         return []
     return [o for o in BENCHMARK if _choices(parsed, o.split("=")[0]) is None]
 
@@ -50,6 +69,10 @@ def apply_benchmark_default(args: list[str], parsed: list) -> list[str]:
     if not added:
         return args
     models = f"teacher={_choices(parsed, 'teacher')[0]} and student={_choices(parsed, 'student')[0]}"
+    if "trainer=text" in added:
+        print(f"kdrun: {models} are transformers: adding {' '.join(added)} (the text recipe: AdamW, linear "
+              "warm-up and decay)", file=sys.stderr)
+        return [*args, *added]
     print(f"kdrun: no dataset= given and {models} are image architectures: running the CIFAR-100 benchmark "
           f"setting ({' '.join(added)}{', the reference 240-epoch recipe' if 'trainer=cifar' in added else ''}); "
           f"give dataset=... to choose another (dataset=digits: embedded, no download)", file=sys.stderr)

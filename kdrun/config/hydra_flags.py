@@ -6,7 +6,7 @@ the flags by name and takes the words that do not start with ``-`` as overrides,
 :func:`canonical_args` first writes each flag in full with its value in the same word
 (``--config-dir=conf``); Hydra reads that form the same way. :func:`refused_flag` names the flags kdrun
 refuses: ``--experimental-rerun FILE`` unpickles FILE (a crafted one runs code), and kdrun never writes
-that file.
+that file; ``--config-path``/``--config-name`` would swap kdrun's primary config for one its checks never read.
 """
 
 from __future__ import annotations
@@ -81,6 +81,13 @@ REFUSED = {
     "--experimental-rerun": "loads a pickled config (unpickling a file can run any code in it), and kdrun "
                             "never writes one; to run a job again, give its options again (its "
                             ".hydra/overrides.yaml lists them)",
+    # Another primary config would replace kdrun's defaults list, which every check reads: refused rather than
+    # run unchecked. A user's own groups and whole experiments come in beside kdrun's instead.
+    "--config-path": "replaces kdrun's own configs, which its checks read; add a folder of your own groups with "
+                     "--config-dir DIR (or hydra.searchpath=[file://DIR]) and choose them as usual (method=mine)",
+    "--config-name": "replaces kdrun's config.yaml, which its checks read; put a whole experiment in "
+                     "DIR/experiment/NAME.yaml (a Hydra '# @package _global_' file) and run "
+                     "kdrun --config-dir DIR experiment=NAME",
 }
 
 
@@ -98,10 +105,11 @@ def flag_value(args: list[str], flag: str) -> str | None:
 
 
 @contextlib.contextmanager
-def config_search(config_dir: str, extra_dir: str | None) -> Iterator[None]:
-    """Hydra initialized on kdrun's configs and, with ``--config-dir``, the user's folder added to the search
-    path exactly as Hydra's main() adds it, so preflight composes what the run will compose."""
-    if extra_dir is None:
+def config_search(config_dir: str, extra_dir: str | None, searchpath: list[str] | None = None) -> Iterator[None]:
+    """Hydra initialized on kdrun's configs and the folders a command adds: ``--config-dir`` as Hydra's main()
+    adds it, a ``hydra.searchpath=[...]`` override as Hydra's config loader adds it (after kdrun's own, before
+    the schemas). Preflight then lists and composes the options the run will see."""
+    if extra_dir is None and not searchpath:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3", job_name="kdrun"):
             yield
         return
@@ -109,13 +117,17 @@ def config_search(config_dir: str, extra_dir: str | None) -> Iterator[None]:
     from hydra._internal.utils import create_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
 
-    folder = os.path.abspath(extra_dir)
-    if not os.path.isdir(folder):
-        raise KdrunError(f"--config-dir={extra_dir}: {'not a folder' if os.path.exists(folder) else 'no such folder'}"
-                         f"; give a folder of config groups (e.g. method/mine.yaml)")
     version.setbase("1.3")
     search_path = create_config_search_path(search_path_dir=config_dir)
-    search_path.prepend(provider="command-line", path=f"file://{folder}", anchor=SearchPathQuery(provider="schema"))
+    if extra_dir is not None:
+        folder = os.path.abspath(extra_dir)
+        if not os.path.isdir(folder):
+            what = "not a folder" if os.path.exists(folder) else "no such folder"
+            raise KdrunError(f"--config-dir={extra_dir}: {what}; give a folder of config groups (e.g. method/mine.yaml)")
+        search_path.prepend(provider="command-line", path=f"file://{folder}", anchor=SearchPathQuery(provider="schema"))
+    for entry in searchpath or []:
+        search_path.prepend(provider="hydra.searchpath in command-line", path=str(entry),
+                            anchor=SearchPathQuery(provider="schema"))
     Hydra.create_main_hydra2(task_name="kdrun", config_search_path=search_path)
     try:
         yield

@@ -26,6 +26,9 @@ from kdrun.errors import KdrunError
 from kdrun.models.foreign_nodes import FOREIGN_NODES
 
 OWN_TARGETS = "kdrun."  # the _target_s whose keyword arguments kdrun's own files list
+# Nodes whose entries are objects side by side, each built from its own ``_target_``: a user adds theirs
+# (``+logger.mine._target_=my_module.MyLogger``, kdrun/loggers/base.py's interface) beside kdrun's.
+OPEN_CONTAINERS = ("logger",)
 
 
 def check_known_keys(given: dict[str, Any], default: dict[str, Any], groups: Iterable[str] = ()) -> None:
@@ -45,10 +48,15 @@ def _unknown(node: dict[str, Any], default: dict[str, Any], prefix: str) -> Iter
     for key, value in node.items():
         key = str(key)
         if key not in known:
-            if not _takes(target, key) and node.get("arch") not in FOREIGN_NODES:  # timm/hf: the library checks
+            if not _takes(target, key) and not _an_added_object(prefix, value) \
+                    and node.get("arch") not in FOREIGN_NODES:  # timm/hf: the library checks
                 yield prefix + key
         elif isinstance(value, dict) and isinstance(default.get(key), dict):
             yield from _unknown(value, default[key], f"{prefix}{key}.")
+
+
+def _an_added_object(prefix: str, value: Any) -> bool:
+    return prefix.rstrip(".") in OPEN_CONTAINERS and isinstance(value, dict) and bool(value.get("_target_"))
 
 
 def _schema_fields(prefix: str) -> set[str]:
@@ -120,11 +128,24 @@ def _closest(leaf: str, parent: str, rest: str, siblings: list[str], default: di
     if close:
         return f"did you mean {parent + '.' if parent else ''}{close[0]}{rest}? "
     if leaf in groups and not rest:
-        choice = f"{leaf}={value}" if value is not None else f"{leaf}=..."
-        return f"did you mean {choice} (the {leaf} config group)? "
+        return f"did you mean {_group_choice(leaf, value)} (the {leaf} config group)? "
     same = [p for p in _paths(default, "") if p.rpartition(".")[2] == leaf
             and (parent.startswith("hydra") or not p.startswith("hydra."))]  # Hydra's own keys: for Hydra's typos
     return f"did you mean {same[0]}{rest}? " if same else ""
+
+
+def _group_choice(group: str, value: str | None) -> str:
+    """``optimizer=adamw``: the group's option closest to the value typed, or its choices."""
+    try:
+        from hydra.core.global_hydra import GlobalHydra
+
+        options = sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+    except Exception:  # noqa: BLE001 - outside a composition: the value as typed
+        options = []
+    if value is not None and (not options or value in options):
+        return f"{group}={value}"
+    close = difflib.get_close_matches(value or "", options, n=1, cutoff=0.6)
+    return f"{group}={close[0]}" if close else f"{group}=<{'|'.join(options)}>"
 
 
 def _paths(node: dict[str, Any], prefix: str) -> Iterator[str]:

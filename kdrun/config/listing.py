@@ -52,7 +52,7 @@ def _params(count: int | None) -> str:
 
 
 def model_rows(args: list[str] | None = None) -> list[tuple[str, str, str, str]]:
-    """name, input kind, parameters (for CIFAR-100 images, or MNIST-1D signals), first docstring line; then the
+    """name, input kind, parameters (for CIFAR-100 images, MNIST-1D signals or ListOps tokens), first docstring line; then the
     user's own architectures (``arch/*.yaml`` in the folders ``args`` name) and the three open kinds. Torch-free:
     the built-ins' counts were counted once (kdrun/models/param_count.py); a user's are counted when built."""
     from kdrun.models.catalog import ARCHS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from kdrun.config.checked import record
 from kdrun.config.checks import check_config
 from kdrun.config.hydra_flags import config_search, flag_value
 from kdrun.config.keys import added_key_target, check_known_keys, unknown_key_message
@@ -29,71 +31,92 @@ from kdrun.config.schema import check_types
 from kdrun.errors import KdrunError, choice_error, did_you_mean
 from kdrun.io import one_line
 from kdrun.schemes.registry import STAGE_NAMES, check_scheme
-from kdrun.config.sweeps import check_sweep_dir, config_differences, enumerable, inside, is_multirun, swept_keys
+from kdrun.config.sweeps import (check_sweep_dir, config_differences, enumerable, ignored_sweep_warning, inside,
+                                 is_multirun, swept_keys)
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
-# (--config-dir is checked: preflight adds the folder as Hydra does; --experimental-rerun is refused, kdrun/cli.py.)
+# (--config-dir is checked: preflight adds the folder as Hydra does; --experimental-rerun, --config-path and
+# --config-name are refused, kdrun/config/hydra_flags.py.)
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
-                "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name")
+                "--shell-completion", "-sc")
 
 
 def passes_through(args: list[str]) -> bool:
-    """True for Hydra flags after which nothing runs (help, printing the config) or whose configs kdrun can't check."""
+    """True for Hydra flags after which nothing runs (help, printing the config)."""
     return any(a.split("=")[0] in PASS_THROUGH for a in args)
 
 
-PairCheck = Callable[[DictConfig, list[DictConfig]], None]
+# (the first job's config with its hydra node, the job configs whose pairs to check, the parsed overrides)
+PairCheck = Callable[[DictConfig, list[DictConfig], list], None]
 
 
-def check_pairs_here(cfg: DictConfig, jobs: list[DictConfig]) -> None:
+def check_pairs_here(cfg: DictConfig, jobs: list[DictConfig], overrides: list = ()) -> None:
     """Architecture/dataset/method compatibility of these jobs' pairs, on the dataset's static facts, in
     this process: before any data work and before Hydra creates a run folder. Imports torch, so it runs
     after every torch-free check (a parallel sweep runs the same check in its workers instead)."""
+    from kdrun.config.resources import check_resources
+    from kdrun.engine.speed import parallel_jobs
     from kdrun.schemes.registry import check_before_data
 
+    launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "")
     for job_cfg in jobs:
         check_before_data(job_cfg)
+        check_resources(job_cfg, parallel_jobs(), launcher)  # processes and memory, against this machine
 
 
-def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pairs_here) -> DictConfig | None:
+def preflight(config_dir: str, args: list[str], pair_check: PairCheck = check_pairs_here,
+              parsed: list | None = None) -> DictConfig | None:
     """Check the command; return the composed config of its (first) job, hydra node included,
-    or None for flags after which nothing runs (help, printing the config).
+    or None for flags after which nothing runs (help, printing the config). ``parsed``: the
+    command's overrides as parsed already (kdrun.cli parses them once).
 
     The architecture/method pair checks import torch, so they run last, through ``pair_check``
-    (given the composed config and the job configs to check): a parallel sweep hands them to its
-    worker processes (kdrun/config/sweep_workers.py) so that the sweep's own process never imports torch."""
+    (given the composed config, the job configs to check and the overrides): a parallel sweep hands them
+    to its worker processes (kdrun/config/sweep_workers.py) so that the sweep's own process never imports
+    torch. Every job config checked here is recorded (kdrun/config/checked.py): the run does not check it
+    again."""
     if passes_through(args):
         return None
     multirun = is_multirun(args)
-    overrides = [a for a in args if not a.startswith("-")]
-    parsed = parse_overrides(overrides)
+    parsed = parse_overrides([a for a in args if not a.startswith("-")]) if parsed is None else parsed
     GlobalHydra.instance().clear()
     try:
-        with config_search(config_dir, flag_value(args, "--config-dir")):
+        with config_search(config_dir, flag_value(args, "--config-dir"), _searchpath(parsed)):
             groups = _check_group_choices(parsed)
             first = [_first_value(o) for o in parsed]
             cfg = compose_checked(first)
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
             defaults = Defaults(groups, first, job_cfg)
             check_job(job_cfg, defaults.of(first), groups)
-            pair_jobs = [job_cfg]
+            checked, pair_jobs = [job_cfg], [job_cfg]
             master = None
             if multirun:
-                pair_jobs += _check_every_swept_value(parsed, first, defaults)
+                swept, swept_pairs = _check_every_swept_value(parsed, first, defaults)
+                checked += swept
+                pair_jobs += swept_pairs
                 _check_sweeper_params(cfg, first, defaults)
                 # a sweep's own config (Hydra's multirun.yaml) is composed without the swept values
                 master = compose_checked([o.input_line for o in parsed if not o.is_sweep_override()])
     finally:
         GlobalHydra.instance().clear()
-    check_scheme(job_cfg)
     if multirun:
         check_sweep_dir(Path(master.hydra.sweep.dir), master, swept_keys(parsed))
         check_writable(Path(master.hydra.sweep.dir), "hydra.sweep.dir")
     else:
         check_run_dir(Path(cfg.hydra.run.dir), job_cfg)
         check_writable(Path(cfg.hydra.run.dir), "hydra.run.dir")
-    pair_check(cfg, pair_jobs)
+    warning = ignored_sweep_warning(checked, swept_keys(parsed)) if multirun else None
+    if warning:  # a sweep that runs, but some of whose runs would be the same
+        print(f"kdrun: warning: {warning}", file=sys.stderr)
+    record(checked)  # before the pair checks start a parallel sweep's workers: they inherit the record
+    pair_check(cfg, pair_jobs, parsed)
     return cfg
+
+
+def _searchpath(parsed: list) -> list[str] | None:
+    """The folders of a ``hydra.searchpath=[...]`` override (a list of strings), or None."""
+    value = next((o.value() for o in parsed if o.get_key_element() == "hydra.searchpath"), None)
+    return [str(v) for v in value] if isinstance(value, list) else None
 
 
 def check_writable(folder: Path, key: str) -> None:
@@ -118,11 +141,12 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
-def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults) -> list[DictConfig]:
+def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults
+                             ) -> tuple[list[DictConfig], list[DictConfig]]:  # fmt: skip
     """Each value of each swept key, in the first job's config: a bad value in the middle of a long
-    sweep is reported now, not when its job starts hours later. Returns the configs whose model
-    pairs need checking (a swept teacher, student, method, ...)."""
-    pair_jobs = []
+    sweep is reported now, not when its job starts hours later. Returns the configs checked, and those
+    of them whose model pairs need checking (a swept teacher, student, method, ...)."""
+    checked, pair_jobs = [], []
     for i, o in enumerate(parsed):
         if not enumerable(o):  # interval(): the sweeper samples it; each trial's job checks its value
             continue
@@ -131,9 +155,11 @@ def _check_every_swept_value(parsed: list, first: list[str], defaults: Defaults)
             cfg = compose_checked(overrides)
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
             check_job(job_cfg, defaults.of(overrides), defaults.groups)
-            if o.key_or_group.split(".")[0].lstrip("+~") in PAIR_KEYS:
+            checked.append(job_cfg)
+            key = o.key_or_group.lstrip("+~")
+            if key.split(".")[0] in PAIR_KEYS or key in RESOURCE_KEYS:
                 pair_jobs.append(job_cfg)
-    return pair_jobs
+    return checked, pair_jobs
 
 
 def _check_sweeper_params(cfg: DictConfig, first: list[str], defaults: Defaults) -> None:
@@ -156,7 +182,8 @@ def _check_sweeper_params(cfg: DictConfig, first: list[str], defaults: Defaults)
 
 def check_job(job_cfg: DictConfig, defaults: DictConfig, groups: Iterable[str] = ()) -> None:
     """Keys first (config/keys.py: each one something reads), types (config/schema.py), then values and
-    combinations (config/checks.py). ``groups``: the config groups, for the did-you-mean of a key."""
+    combinations (config/checks.py), then the scheme's options and stages. ``groups``: the config groups, for
+    the did-you-mean of a key."""
     try:
         given = OmegaConf.to_container(job_cfg, resolve=True)
         default = OmegaConf.to_container(defaults, resolve=True)
@@ -165,6 +192,7 @@ def check_job(job_cfg: DictConfig, defaults: DictConfig, groups: Iterable[str] =
     check_known_keys(given, default, groups)
     check_types(given, default)
     check_config(job_cfg, STAGE_NAMES)
+    check_scheme(job_cfg)
 
 
 class Defaults:
@@ -192,6 +220,8 @@ class Defaults:
         return self.composed[keep]
 
 
+# Keys whose swept values change what a job takes from the machine (kdrun/config/resources.py).
+RESOURCE_KEYS = ("distill.transfer_size", "distill.transfer_set", "device", "device.nproc", "device.type")
 # Top-level keys whose swept values change which models a job builds or how they pair up.
 PAIR_KEYS = ("teacher", "student", "assistant", "method", "dataset", "scheme", "experiment")
 
@@ -225,6 +255,7 @@ def _check_group_choices(parsed: list) -> set[str]:
             continue
         options = group_options(loader, key)
         values = list(o.sweep_string_iterator()) if enumerable(o) else [o.value()]
+        values = [v for value in values for v in (value if isinstance(value, list) else [value])]  # logger=[a,b]
         for value in values:
             if value is not None and str(value) not in options:
                 raise _unknown_option(key, str(value), options)
@@ -265,6 +296,8 @@ def compose_checked(overrides: list[str]) -> DictConfig:
         raise KdrunError(one_line(e, limit=None, lines=2)) from None
     except yaml.YAMLError as e:  # a config file that is not plain YAML (a !!python tag, a syntax error)
         raise KdrunError(yaml_problem(e)) from None
+    except ValueError as e:  # Hydra's check of a group override's value (``logger=null``): one line too
+        raise KdrunError(one_line(e, limit=None, lines=2)) from None
     except (HydraException, OmegaConfBaseException) as e:
         unknown = re.search(r"Could not override '([^']+)'", str(e))
         message = _unknown_key(unknown.group(1), overrides) if unknown else one_line(e, limit=None, lines=2)

@@ -7,12 +7,13 @@ and the top-level keys) have a dataclass schema below; the open-ended ones (a me
 model's options, a dataset's arguments, a scheme's settings) take their types from their own
 config files: a value whose default is a number must stay a number, and so on.
 
-Each problem is one line naming the key, the bad value and what it must be.
+Each problem is one line naming the key, the bad value and what it must be. The schemas declare types
+only: every value, defaults included, is the config files' (conf/<group>/*.yaml), so none is kept here to
+drift from them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
@@ -23,93 +24,112 @@ Number = float  # an int is accepted wherever a float is expected
 
 @dataclass
 class TopSchema:
-    seed: int = 0
-    name: Optional[Union[str, int]] = None
-    stages: list[str] = dataclasses.field(default_factory=list)
-    teachers_dir: Optional[str] = None
+    seed: int
+    name: Optional[Union[str, int]]
+    stages: list[str]
+    teachers_dir: Optional[str]
 
 
 @dataclass
 class TrainerSchema:
-    epochs: int = 30
-    batch_size: int = 64
-    lr: Number = 0.05
-    momentum: Number = 0.9
-    weight_decay: Number = 5e-4
-    milestones: list[int] = dataclasses.field(default_factory=list)
-    lr_decay: Number = 0.1
-    num_workers: int = 0
-    loader: str = "auto"
-    compile: bool = False
-    max_epochs: Optional[int] = None
-    max_train_batches: Optional[int] = None
-    max_eval_batches: Optional[int] = None
+    epochs: int
+    batch_size: int
+    lr: Number
+    momentum: Number
+    weight_decay: Number
+    milestones: list[int]
+    lr_decay: Number
+    num_workers: int
+    loader: str
+    compile: bool
+    max_epochs: Optional[int]
+    max_train_batches: Optional[int]
+    max_eval_batches: Optional[int]
+    grad_clip: Optional[Number]
+
+
+@dataclass
+class OptimizerSchema:
+    name: str
+    nesterov: bool
+    betas: list[Number]
+    eps: Number
+    no_decay_norm_bias: bool
+
+
+@dataclass
+class SchedulerSchema:
+    name: str
+    warmup: Number
+    min_lr: Number
 
 
 @dataclass
 class DistillSchema:
-    T: Number = 4.0
-    alpha: Number = 0.9
-    gamma: Optional[Number] = None
-    beta: Number = 0.0
-    mix: Optional[str] = None
-    mix_alpha: Number = 1.0
-    transfer_size: Optional[int] = 0
-    transfer_batch_size: Optional[int] = None
+    T: Number
+    alpha: Number
+    gamma: Optional[Number]
+    beta: Number
+    mix: Optional[str]
+    mix_alpha: Number
+    transfer_size: Optional[int]
+    transfer_batch_size: Optional[int]
 
 
 @dataclass
 class DeviceSchema:
-    type: str = "auto"
-    amp: Optional[str] = "auto"
-    channels_last: Union[bool, str] = "auto"
-    tf32: bool = True
-    threads: Optional[int] = None
-    job_memory: Number = 4
-    nproc: int = 1
-    backend: Optional[str] = None
-    index: Optional[int] = None
+    type: str
+    amp: Optional[str]
+    channels_last: Union[bool, str]
+    tf32: bool
+    threads: Optional[int]
+    job_memory: Number
+    nproc: int
+    backend: Optional[str]
+    index: Optional[int]
 
 
 @dataclass
 class FineTuneSchema:  # quant and prune: a short distillation fine-tune
-    epochs: int = 5
-    lr: Number = 0.005
-    milestones: list[int] = dataclasses.field(default_factory=list)
-    T: Number = 4.0
-    alpha: Number = 0.9
-    gamma: Optional[Number] = None
-    calibration_batches: int = 16
-    reduce_range: Optional[bool] = None
-    amount: Number = 0.5
+    epochs: int
+    lr: Number
+    milestones: list[int]
+    T: Number
+    alpha: Number
+    gamma: Optional[Number]
+    calibration_batches: int
+    reduce_range: Optional[bool]
+    amount: Number
 
 
 @dataclass
 class MeasureSchema:
-    enabled: bool = True
-    compile: bool = True
-    batch_sizes: list[int] = dataclasses.field(default_factory=list)
-    warmup: int = 3
-    iters: int = 20
-    max_seconds: Number = 2.0
-    threads: int = 1
+    enabled: bool
+    compile: bool
+    batch_sizes: list[int]
+    warmup: int
+    iters: int
+    max_seconds: Number
+    threads: int
+    rounds: int
 
 
 @dataclass
 class PathsSchema:
-    outputs: str = "outputs"
-    cache: str = "outputs/cache"
-    data: str = "data"
+    outputs: str
+    cache: str
+    data: str
 
 
 @dataclass
 class ModelSchema:  # teacher / student / assistant; an architecture's own options come from its defaults
-    arch: str = ""
-    checkpoint: Optional[str] = None
-    lr: Optional[Number] = None
+    arch: str
+    checkpoint: Optional[str]
+    lr: Optional[Number]
 
 
-SCHEMAS: dict[str, type] = {"trainer": TrainerSchema, "distill": DistillSchema, "device": DeviceSchema,
+SCHEMAS: dict[str, type] = {"trainer": TrainerSchema, "optimizer": OptimizerSchema, "scheduler": SchedulerSchema,
+                            "distill": DistillSchema, "device": DeviceSchema,
                             "quant": FineTuneSchema, "prune": FineTuneSchema, "measure": MeasureSchema,
                             "paths": PathsSchema, "teacher": ModelSchema, "student": ModelSchema,
                             "assistant": ModelSchema}

@@ -225,3 +225,31 @@ def check_sweep_dir(sweep_dir: Path, master: DictConfig, swept: set[str]) -> Non
         raise KdrunError(f"hydra.sweep.dir={sweep_dir} holds a sweep with a different config (differs in: "
                          f"{', '.join(diff[:5])}); re-run it with the same options, or give this sweep another "
                          f"name=...")
+
+
+def temperature_reader(job_cfg: DictConfig) -> str | None:
+    """Where the job's distillation takes its temperature from, when that is not ``distill.T``: the scheme's
+    or the method's own ``T`` (scheme=one, method=dkd), or ``""`` when nothing reads one -- ``distill.T``
+    feeds only the KD term (and DML's mutual KL), weighted by ``distill.alpha``. None: ``distill.T`` is read."""
+    if OmegaConf.select(job_cfg, "scheme.T") is not None:
+        return "scheme.T"
+    if job_cfg.distill.alpha > 0:
+        return None
+    return "method.T" if OmegaConf.select(job_cfg, "method.T") is not None else ""
+
+
+def ignored_sweep_warning(job_cfgs: list[DictConfig], swept: set[str]) -> str | None:
+    """One line when a sweep varies ``distill.T`` that its jobs' distillation does not read (five keys are
+    named T): its distilled rows would all be the same run."""
+    if "distill.T" not in swept:
+        return None
+    for cfg in job_cfgs:
+        reader = temperature_reader(cfg)
+        if reader is None:
+            continue
+        chosen = "scheme=" + str(cfg.scheme.name) if reader == "scheme.T" else "method=" + str(cfg.method.name)
+        reads = f"{chosen} reads {reader}" if reader else "nothing reads it"
+        instead = f"sweep {reader} instead" if reader else "give distill.alpha > 0 to use the KD term"
+        return (f"distill.T is swept, but {reads} (distill.T is the KD term's, off at distill.alpha="
+                f"{cfg.distill.alpha}): the distilled rows of these jobs will not differ; {instead}")
+    return None

@@ -20,12 +20,14 @@ class DataInfo:
     """Static facts of a dataset: they size models and methods before any batch is seen."""
 
     name: str
-    input_kind: str  # "image" (C, H, W) or "signal" (C, L)
+    input_kind: str  # "image" (C, H, W), "signal" (C, L) or "tokens" (L token ids; in_channels = vocabulary size)
     in_channels: int
     input_size: tuple[int, ...]
     num_classes: int
     num_train: int
     num_test: int
+    pad_id: int = 0  # tokens: the id padding positions hold (the attention mask is ``x != pad_id``)
+    tokenizer: str = ""  # tokens: which tokenizer made the ids (a hub name or folder, or "corpus:<digest>")
     num_val: int = 0  # samples held out of the training set (dataset.val_split, kdrun/data/holdout.py)
 
 

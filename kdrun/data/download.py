@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdrun.errors import KdrunError
+from kdrun.errors import DATA, KdrunError, write_error
 
 log = logging.getLogger("kdrun")
 
@@ -82,8 +82,11 @@ def _download(archive: Archive, root: Path, put_there: str) -> None:
     except OSError as e:
         raise KdrunError(f"cannot download {archive.label} from {archive.url} ({_reason(e)}); {put_there}") from None
     with response:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{archive.filename}.", suffix=".part")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{archive.filename}.", suffix=".part")
+        except OSError as e:  # a read-only data folder (a read-only HOME): the setting that moves it
+            raise write_error(root / archive.filename, f"the {archive.label} download", e, DATA) from None
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -120,10 +123,13 @@ def _copy(response, out, filename: str) -> None:
 def _extract(tarball: Path, root: Path) -> None:
     log.info("extracting %s into %s", tarball.name, root)
     with tarfile.open(tarball) as tar:
-        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
-            tar.extractall(root, filter="data")  # no absolute paths, links out of root or device files (PEP 706)
-        else:
-            tar.extractall(root)  # noqa: S202 (the archive's md5 was checked first)
+        try:
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+                tar.extractall(root, filter="data")  # no absolute paths, links out of root or device files (PEP 706)
+            else:
+                tar.extractall(root)  # noqa: S202 (the archive's md5 was checked first)
+        except OSError as e:
+            raise write_error(root, f"the files extracted from {tarball.name}", e, DATA) from None
 
 
 def _reason(e: OSError) -> str:

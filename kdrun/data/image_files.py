@@ -12,7 +12,6 @@ same samples in the same order.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,6 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extensi
 
 from kdrun.errors import KdrunError
 from kdrun.io import one_line
-
-log = logging.getLogger("kdrun")
 
 
 def load_rgb(path: str) -> Image.Image:

@@ -86,21 +86,30 @@ class EpochOrder:
         return order[: self.num_samples]
 
 
-class EpochLoader:
-    """What make_loader returns: iterate for one epoch's batches; call set_epoch before each epoch."""
+class FollowsEpochs:
+    """``epoch``, ``set_epoch`` and ``len`` of the object that keeps the epoch (the attribute named by
+    ``EPOCHS_FROM``): a loader follows its order, a paired loader its labeled loader."""
 
-    def __init__(self, dataset: Dataset, order: EpochOrder) -> None:
-        self.dataset, self.order = dataset, order
+    EPOCHS_FROM: str
 
     @property
     def epoch(self) -> int:
-        return self.order.epoch
+        return getattr(self, self.EPOCHS_FROM).epoch
 
     def set_epoch(self, epoch: int) -> None:
-        self.order.set_epoch(epoch)
+        getattr(self, self.EPOCHS_FROM).set_epoch(epoch)
 
     def __len__(self) -> int:
-        return len(self.order)
+        return len(getattr(self, self.EPOCHS_FROM))
+
+
+class EpochLoader(FollowsEpochs):
+    """What make_loader returns: iterate for one epoch's batches; call set_epoch before each epoch."""
+
+    EPOCHS_FROM = "order"
+
+    def __init__(self, dataset: Dataset, order: EpochOrder) -> None:
+        self.dataset, self.order = dataset, order
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         raise NotImplementedError

@@ -39,6 +39,39 @@ def _synthetic(num_train: int = 256, num_test: int = 128, num_classes: int = 4, 
     return DataInfo("synthetic", "image", in_channels, (size, size), num_classes, num_train, num_test)
 
 
+def _tokens(name: str, vocab_size: int, max_length: int, num_classes: int | None, tokenizer: str | None,
+            num_train: int = 0, num_test: int = 0) -> DataInfo | None:
+    """A text dataset: the tokenizer's size and padding id (a pretrained tokenizer's files are read, no data)."""
+    if num_classes is None:
+        return None
+    if tokenizer:
+        from kdrun.data.tokenize import pretrained_facts
+
+        vocab_size, pad_id = pretrained_facts(str(tokenizer))
+        return DataInfo(name, "tokens", vocab_size, (int(max_length),), int(num_classes), num_train, num_test,
+                        pad_id=pad_id, tokenizer=str(tokenizer))
+    return DataInfo(name, "tokens", int(vocab_size), (int(max_length),), int(num_classes), num_train, num_test,
+                    pad_id=0, tokenizer=f"corpus:{name}")
+
+
+def _listops(max_length: int = 64, num_train: int = 8000, num_test: int = 2000, tokenizer: str | None = None,
+             **_: Any) -> DataInfo | None:
+    from kdrun.data.listops import VOCAB
+
+    return _tokens("listops", len(VOCAB), max_length, 10, tokenizer, int(num_train), int(num_test))
+
+
+def _text_files(max_length: int = 128, vocab_size: int = 8000, num_classes: int | None = None,
+                tokenizer: str | None = None, **_: Any) -> DataInfo | None:
+    return _tokens("text_files", vocab_size, max_length, num_classes, tokenizer)
+
+
+def _hf_text(path: str, name: str | None = None, max_length: int = 128, vocab_size: int = 30000,
+             num_classes: int | None = None, tokenizer: str | None = None, **_: Any) -> DataInfo | None:
+    label = (f"{path}/{name}" if name else str(path)).replace("/", "_")
+    return _tokens(label, vocab_size, max_length, num_classes, tokenizer)
+
+
 # _target_ -> DataInfo from the node's keyword arguments
 STATIC: dict[str, Callable[..., DataInfo]] = {
     "kdrun.data.mnist1d.load_mnist1d": lambda **_: DataInfo("mnist1d", "signal", 1, (40,), 10, 4000, 1000),
@@ -50,6 +83,9 @@ STATIC: dict[str, Callable[..., DataInfo]] = {
         lambda **_: DataInfo("fashion_mnist", "image", 1, (28, 28), 10, 60000, 10000),
     "kdrun.data.imagefolder.load_imagefolder": _imagefolder,
     "kdrun.data.synthetic.load_synthetic": _synthetic,
+    "kdrun.data.text.load_listops": _listops,
+    "kdrun.data.text.load_text_files": _text_files,
+    "kdrun.data.text.load_hf_text": _hf_text,
     "kdrun.data.npz.load_npz": lambda **kw: _npz(**kw),  # the array headers and labels only
 }
 

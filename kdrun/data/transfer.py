@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from kdrun.data.base import NO_LABEL, DataBundle, DataInfo, TensorData
-from kdrun.data.loaders import EpochLoader, make_loader, mix_seed
+from kdrun.data.loaders import EpochLoader, FollowsEpochs, make_loader, mix_seed
 from kdrun.errors import KdrunError
 
 SUBSET_SEED = 0  # which N inputs of a folder or dataset form the transfer set: fixed, not per run
@@ -100,7 +100,7 @@ class WithoutLabels(Dataset):
         return self.dataset[index][0], NO_LABEL
 
 
-class TransferPairs:
+class TransferPairs(FollowsEpochs):
     """Each labeled batch paired with a transfer batch, as ``dict(x, y, [index,] transfer_x)``.
 
     The epoch is the labeled loader's; the transfer loader restarts at every epoch and cycles
@@ -108,20 +108,12 @@ class TransferPairs:
     batches of an epoch are a function of (seed, epoch) and a resumed run sees the same ones.
     """
 
+    EPOCHS_FROM = "labeled"
+
     def __init__(self, labeled: EpochLoader, transfer: EpochLoader) -> None:
         if len(transfer) == 0:
             raise ValueError("the transfer loader yields no batches")
         self.labeled, self.transfer = labeled, transfer
-
-    @property
-    def epoch(self) -> int:
-        return self.labeled.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        self.labeled.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.labeled)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         stream = self._transfer_stream()

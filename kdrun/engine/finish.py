@@ -1,5 +1,6 @@
-"""After a stage trains: the model it deploys (e.g. its int8 conversion), that model's top-1, size on
-disk and CPU latency -- computed once, saved next to the stage's checkpoints, reused on resume."""
+"""After a stage trains: the model it deploys (e.g. its int8 conversion), that model's top-1 and size on disk --
+computed once, saved next to the stage's checkpoints, reused on resume. At the end of the run every row's CPU
+latency is timed in the same interleaved rounds (:func:`time_queued`)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from torch import nn
 from kdrun.engine.fit import EngineEnv, StageOutcome
 from kdrun.engine.loop import evaluate
 from kdrun.engine.progress import duration
+from kdrun.quant.measure import inputs_for, timing_budget
+from kdrun.quant.rounds import time_rows
 from kdrun.engine.stage import Stage
 from kdrun.io import one_line, write_json_atomic
-from kdrun.quant.measure import Compiled, MeasureSettings, inputs_for, latency, timing_budget, weights_bytes
+from kdrun.quant.measure import Compiled, MeasureSettings, weights_bytes
 
 FINISH_FILE = "finish.json"
 log = logging.getLogger("kdrun")
@@ -71,12 +74,14 @@ def evaluate_deployed(model: nn.Module, env: EngineEnv, compile: bool) -> tuple[
 
 
 def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: MeasureSettings) -> dict[str, Any]:
-    """Deploy (if the stage says how), then size and time every model the stage reports."""
+    """Deploy (if the stage says how) and size every model the stage reports; queue each for the latency timing
+    at the end of the run (``env.to_time``: every row in the same interleaved rounds, kdrun/quant/rounds.py)."""
     path = Path(env.checkpoint_dir) / stage.name / FINISH_FILE
     # what was trained (not where it is stored: a cached teacher's path differs between run and resume)
     key = {"epochs": outcome.epochs, "top1": str(outcome.last_top1), "settings": asdict(settings)}
     cached = _read(path)
     if cached is not None and cached.get("key") == json.loads(json.dumps(key)):
+        _queue_saved(stage, cached["record"], env, settings)
         return cached["record"]
     torch._dynamo.reset()  # every model compiles afresh: no recompile limit shared between rows
     if stage.deploy is not None:
@@ -90,19 +95,41 @@ def finish_stage(stage: Stage, outcome: StageOutcome, env: EngineEnv, settings: 
         record = {}
         models = {name: (_cpu_copy(m), m.state_dict(), None) for name, m in stage.task.eval_models.items()}
     record.setdefault("precision", "fp32")
-    inputs = inputs_for(next(iter(env.whole_test_loader or env.test_loader))[0], settings.batch_sizes) if settings.enabled else {}
-    if settings.enabled:
-        log.info("%s: %s at batch %s (up to %s)", stage.name,
-                 "compiling (Inductor) and timing CPU latency, eager and compiled" if settings.compile else
-                 "timing eager CPU latency", " and ".join(map(str, settings.batch_sizes)),
-                 duration(timing_budget(settings, len(models))))
     for name, (model, state, compiled) in models.items():
         target = record.setdefault("models", {}).setdefault(name, {}) if name else record
         target["size_bytes"] = weights_bytes(state)
         if settings.enabled:
-            target["latency"] = latency(model, inputs, settings, compiled)
+            env.to_time[(stage.name, name)] = (model, compiled)
     write_json_atomic(path, {"key": key, "record": record}, "the measurements")
     return record
+
+
+def _queue_saved(stage: Stage, record: dict[str, Any], env: EngineEnv, settings: MeasureSettings) -> None:
+    """A stage finished before (a resumed run): its models for the end-of-run timing, from memory or its file."""
+    if not settings.enabled:
+        return
+    if stage.deploy is None:
+        for name, m in stage.task.eval_models.items():
+            env.to_time[(stage.name, name)] = (_cpu_copy(m), None)
+    elif record.get("artifact"):  # an int8 program: loaded as exported
+        env.to_time[(stage.name, "")] = (torch.export.load(record["artifact"]).module(), None)
+
+
+def time_queued(env: EngineEnv, settings: MeasureSettings, stages: dict[str, dict[str, Any]]) -> None:
+    """Time every queued row in the same interleaved rounds and put each latency into its stage's record."""
+    if not settings.enabled or not env.to_time:
+        return
+    inputs = inputs_for(next(iter(env.whole_test_loader or env.test_loader))[0], settings.batch_sizes)
+    rows = {f"{stage}/{name}" if name else stage: model for (stage, name), model in env.to_time.items()}
+    log.info("latency: %d models, %d interleaved rounds, %s, batch %s (up to %s)", len(rows), settings.rounds,
+             "eager + compiled" if settings.compile else "eager", " and ".join(map(str, settings.batch_sizes)),
+             duration(timing_budget(settings, len(rows))))
+    timed = time_rows(rows, inputs, settings)
+    for (stage, name), row in zip(env.to_time, rows):
+        if stage in stages:
+            target = stages[stage].setdefault("models", {}).setdefault(name, {}) if name else stages[stage]
+            target["latency"] = timed[row]
+    env.to_time.clear()
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:

@@ -16,6 +16,7 @@ from kdrun.engine.data_parallel import average_buffers, data_parallel
 from kdrun.engine.finite import NonFiniteError, check_weights
 from kdrun.engine.compile import compile_step, decompile
 from kdrun.engine.loop import autocast, evaluate, to_batch, train_one_epoch
+from kdrun.engine.optim import make_optimizer, make_scheduler, per_step
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.stage import Stage
 from kdrun.io import load_checkpoint, save_atomic
@@ -48,6 +49,8 @@ class EngineEnv:
     # held out of the training set (dataset.val_split): evaluated every epoch, picks the best epoch, whose
     # weights the stage then keeps; the test set is evaluated once per stage. None: every epoch on the test set
     val_loader: Any = None
+    # (stage, model name) -> (CPU model, its compiled form or None): the rows timed together at the end of the run
+    to_time: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def eval_set(self) -> str:
@@ -108,8 +111,10 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
     task = stage.task.to_device(env.device, env.channels_last)
     params = task.trainable_parameters()
     o = stage.optim
-    optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(o.milestones), gamma=o.lr_decay)
+    optimizer = make_optimizer(params, o)
+    # a per-step schedule is sized by the epoch's steps; an epoch schedule needs no loader for a finished stage
+    train_loader = env.train_loader(stage.needs_index, stage.uses_transfer) if per_step(o) else None
+    scheduler = make_scheduler(optimizer, o, stage.epochs, len(train_loader) if train_loader is not None else 0)
     scaler = torch.amp.GradScaler(env.device.type, enabled=env.amp == "fp16" and stage.mixed_precision)
     ckpt_dir = env.checkpoint_dir / stage.name
     last_path = ckpt_dir / "last.pt"
@@ -126,7 +131,8 @@ def fit(stage: Stage, env: EngineEnv) -> StageOutcome:
         env.reporter.start_stage(stage.name, stage.epochs, state["epoch"] + 1)
         env.reporter.end_stage()
         return _keep_best(task, env, _outcome(state, last_path, env.eval_set))
-    train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
+    if train_loader is None:
+        train_loader = env.train_loader(stage.needs_index, stage.uses_transfer)
     if env.compile:
         example = to_batch(next(iter(train_loader)), env.device).x
         amp = env.amp if stage.mixed_precision else None
@@ -160,9 +166,12 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
     loader.set_epoch(epoch)
     env.reporter.start_epoch(epoch, len(loader))
     lr = optimizer.param_groups[0]["lr"]
+    stepwise = per_step(stage.optim)
+    after_step = task.after_step if not stepwise else lambda: (task.after_step(), scheduler.step())
     train = train_one_epoch(step_module, loader, optimizer, scaler, env.device, amp, epoch, stage.epochs,
-                            env.reporter, after_step=task.after_step)
-    scheduler.step()
+                            env.reporter, after_step=after_step, grad_clip=stage.optim.grad_clip)
+    if not stepwise:
+        scheduler.step()
     check_weights(task, epoch)
     average_buffers(task.eval_model)  # data-parallel: one set of batch-norm statistics on every rank
     vals = {name: evaluate(m, env.eval_loader, env.device, amp) for name, m in task.eval_models.items()}

@@ -34,9 +34,10 @@ def to_batch(raw: tuple | dict, device: torch.device) -> Batch:
 def train_one_epoch(
     task: Task | nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     device: torch.device, amp: str | None, epoch: int, epochs: int, reporter: ProgressReporter,
-    after_step: Callable[[], None] | None = None,
+    after_step: Callable[[], None] | None = None, grad_clip: float | None = None,
 ) -> dict[str, float]:
-    """One epoch of optimizer steps; ``after_step`` runs after each (a momentum teacher's EMA update)."""
+    """One epoch of optimizer steps; ``after_step`` runs after each (a momentum teacher's EMA update, a
+    per-step lr schedule); ``grad_clip`` caps the gradients' total norm."""
     task.train()
     meter = EpochMeter()
     watch = FiniteWatch()  # a diverged loss stops the stage (kdrun/engine/finite.py)
@@ -48,10 +49,15 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         if scaler.is_enabled():  # fp16: scaled loss, steps skipped on overflow
             scaler.scale(out.loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                _clip(optimizer, grad_clip)
             scaler.step(optimizer)
             scaler.update()
         else:
             out.loss.backward()
+            if grad_clip:
+                _clip(optimizer, grad_clip)
             optimizer.step()
         if after_step is not None:
             after_step()
@@ -65,6 +71,10 @@ def train_one_epoch(
                            100.0 * float((out.logits.detach().argmax(1) == batch.y).float().mean()))
     meter.reduce_across_ranks()  # data-parallel: the epoch's numbers over every rank's shard
     return meter.compute()
+
+
+def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
+    nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], max_norm)
 
 
 @torch.no_grad()

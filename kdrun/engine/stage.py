@@ -11,7 +11,8 @@ from kdrun.engine.task import Task
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """SGD with momentum and a multi-step schedule (the reference CIFAR recipe)."""
+    """Optimizer and schedule (kdrun/engine/optim.py); the defaults are the reference CIFAR recipe: SGD with
+    momentum and a multi-step schedule."""
 
     lr: float = 0.05
     momentum: float = 0.9
@@ -19,6 +20,21 @@ class OptimSettings:
     milestones: tuple[int, ...] = (150, 180, 210)
     lr_decay: float = 0.1
     nesterov: bool = False
+    optimizer: str = "sgd"  # sgd | adamw
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    no_decay_norm_bias: bool = False  # biases and norm weights (1-D parameters) without weight decay
+    scheduler: str = "multistep"  # multistep | cosine | linear
+    warmup: float = 0.0  # linear warm-up over this fraction of the stage's steps
+    min_lr: float = 0.0  # cosine's floor
+    grad_clip: float | None = None  # max gradient norm (DistilBERT: 5.0; BERT fine-tuning: 1.0)
+
+    @property
+    def constant(self) -> "OptimSettings":
+        """The same optimizer at a constant lr (init and fine-tuning phases)."""
+        from dataclasses import replace
+
+        return replace(self, milestones=(), scheduler="multistep", warmup=0.0)
 
 
 @dataclass

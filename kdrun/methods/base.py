@@ -69,6 +69,9 @@ class Method(nn.Module):
     """Base class. Subclasses: ``__init__(self, ctx: MethodContext, **constants)`` + ``forward``."""
 
     needs: Needs = Needs()
+    # The dataset input kinds the method serves: feature-map methods are for images and signals; logit and
+    # embedding-relation methods also serve transformers on tokens; the transformer methods only those.
+    input_kinds: tuple[str, ...] = ("image", "signal")
     init_epochs: int = 0
     init_lr: float | None = None  # learning rate of the init stage; None = trainer.lr
 

@@ -53,6 +53,7 @@ def cc_gaussian_loss(e_s: torch.Tensor, e_t: torch.Tensor, gamma: float = 0.4, o
 
 class CC(Method):
     """Returns ``cc``; ``embed_s``/``embed_t`` are trained with the student."""
+    input_kinds = ("image", "signal", "tokens")  # on transformers: their logits and [CLS] embeddings
 
     needs = Needs(features=True)
 

@@ -56,6 +56,7 @@ def nckd_loss(s_logits: torch.Tensor, t_logits: torch.Tensor, target: torch.Tens
 
 class DKD(Method):
     """Logits only: returns ``tckd`` and ``nckd``, each already weighted and warmed up."""
+    input_kinds = ("image", "signal", "tokens")  # on transformers: their logits
 
     needs = Needs()
 

@@ -27,3 +27,4 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float
 
 class KD(Method):
     """Soft targets only: the KD term is added by the task with weight ``distill.alpha``."""
+    input_kinds = ("image", "signal", "tokens")  # on transformers: their logits

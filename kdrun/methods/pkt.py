@@ -37,6 +37,7 @@ def pkt_loss(f_s: torch.Tensor, f_t: torch.Tensor, eps: float = 1e-7) -> torch.T
 
 class PKT(Method):
     """Returns ``pkt`` on the pooled embeddings."""
+    input_kinds = ("image", "signal", "tokens")  # on transformers: their logits and [CLS] embeddings
 
     needs = Needs(features=True)
 

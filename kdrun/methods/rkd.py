@@ -59,6 +59,7 @@ def rkd_angle_loss(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 class RKD(Method):
     """Returns ``rkd_distance`` and ``rkd_angle``, each already multiplied by its weight."""
+    input_kinds = ("image", "signal", "tokens")  # on transformers: their logits and [CLS] embeddings
 
     needs = Needs(features=True)
 

@@ -33,6 +33,7 @@ def sp_loss(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
 
 class SP(Method):
     """Returns ``sp``: the loss on the last conv map."""
+    input_kinds = ("image", "signal", "tokens")  # on transformers: their logits and [CLS] embeddings
 
     needs = Needs(features=True)
 

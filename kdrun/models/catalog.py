@@ -15,8 +15,14 @@ from typing import Any
 
 from kdrun.errors import choice_error
 
-# What input a model accepts: "image" (C, H, W), "signal" (C, L) or "any" (flattened).
-INPUT_KINDS = ("image", "signal", "any")
+# What input a model accepts: "image" (C, H, W), "signal" (C, L), "tokens" (L token ids, padded) or "any"
+# (flattened numbers: images and signals, never token ids, which are not quantities).
+INPUT_KINDS = ("image", "signal", "tokens", "any")
+
+
+def accepts(model_kind: str, data_kind: str) -> bool:
+    """Whether a model of input kind ``model_kind`` can read a dataset of input kind ``data_kind``."""
+    return model_kind == data_kind or (model_kind == "any" and data_kind != "tokens")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class Arch:
 
 
 ARCHS: dict[str, Arch] = {a.name: a for a in (
+    Arch('bert', 'bert', 'tokens', {'layers': 4, 'hidden': 128, 'heads': 4, 'intermediate': 512, 'max_positions': 512,
+                                    'dropout': 0.1, 'pretrained': None, 'init_from_teacher': None},
+         "BERT encoder for sequence classification (transformers); ``pretrained``: a hub name or local folder."),
     Arch('cnn1d', 'cnn1d', 'signal', {'channels': [64, 64, 64], 'norm': 'none', 'depth': 1},
          "1-D CNN for signals (MNIST-1D); ``channels`` per stage, ``norm`` none|batch, ``depth`` convs per stage."),
     Arch('mlp', 'mlp', 'any', {'hidden': [100, 100], 'dropout': 0.0},
@@ -103,7 +112,7 @@ ARCHS: dict[str, Arch] = {a.name: a for a in (
 def list_archs(family: str | None = None, input_kind: str | None = None) -> list[str]:
     """Architecture names, sorted; ``input_kind`` keeps those that accept it (``any`` accepts all)."""
     return sorted(n for n, a in ARCHS.items() if (family is None or a.family == family)
-                  and (input_kind is None or a.input_kind in (input_kind, "any")))
+                  and (input_kind is None or accepts(a.input_kind, input_kind)))
 
 
 def arch_info(name: str, key: str = "model") -> Arch:

@@ -9,6 +9,15 @@ layout follows the reference implementations (RepDistiller's ``feat`` list):
 * ``preact[i]`` is ``stages[i]`` before its final ReLU (used by AB); only filled when asked.
 * ``pooled`` is the embedding that enters the classifier (``feat[-1]``).
 
+Transformers on token inputs (kdrun/models/text.py) fill three more fields, and ``stages`` is
+``[pooled]`` (the [CLS] token's last hidden state), so the relation methods see one vector per sample:
+
+* ``hidden`` holds the embedding output and every layer's output, each (B, L, H) (transformers'
+  ``hidden_states``);
+* ``qkv[i]`` is layer i's (query, key, value) projections, each (B, heads, L, head_dim), from which
+  attention scores and value relations are computed (TinyBERT, MiniLM);
+* ``mask`` is the attention mask (B, L), 1 for real tokens and 0 for padding.
+
 :class:`FeatureInfo` is the static description of those tensors, so that methods can size
 their extra modules (regressors, embeddings, connectors) without a dummy forward pass.
 """
@@ -26,6 +35,9 @@ class Features:
     stages: list[torch.Tensor] = field(default_factory=list)
     preact: list[torch.Tensor] = field(default_factory=list)
     pooled: torch.Tensor | None = None
+    hidden: list[torch.Tensor] = field(default_factory=list)
+    qkv: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    mask: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class FeatureInfo:
     stage_sizes: tuple[tuple[int, ...], ...]
     pooled_dim: int
     num_classes: int
+    layers: int = 0  # transformers: encoder layers (``hidden`` has layers + 1 entries) and attention heads
+    heads: int = 0
 
     @property
     def num_stages(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from kdrun.errors import choice_error
 from kdrun.models.base import KDModel
-from kdrun.models.catalog import INPUT_KINDS
+from kdrun.models.catalog import INPUT_KINDS, accepts
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def list_models(family: str | None = None, input_kind: str | None = None) -> lis
     return sorted(
         n
         for n, s in _REGISTRY.items()
-        if (family is None or s.family == family) and (input_kind is None or s.input_kind in (input_kind, "any"))
+        if (family is None or s.family == family) and (input_kind is None or accepts(s.input_kind, input_kind))
     )
 
 
@@ -81,12 +81,15 @@ def model_spec(name: str, key: str = "model") -> ModelSpec:
 
 
 def create_model(
-    name: str, *, num_classes: int, in_channels: int, input_size: tuple[int, ...], **kwargs: Any
+    name: str, *, num_classes: int, in_channels: int, input_size: tuple[int, ...],
+    data_facts: dict[str, Any] | None = None, **kwargs: Any
 ) -> KDModel:
-    """Build architecture ``name`` for inputs of shape ``(in_channels, *input_size)``."""
+    """Build architecture ``name`` for inputs of shape ``(in_channels, *input_size)``. For token inputs
+    ``in_channels`` is the vocabulary size and ``data_facts`` holds the dataset's ``pad_id`` and ``tokenizer``."""
     spec = model_spec(name)
     unknown = set(kwargs) - set(spec.defaults)
     if unknown:
         raise choice_error(f"{name} option", sorted(unknown)[0], spec.defaults or ["(none)"])
     args = {**spec.defaults, **kwargs}
-    return spec.builder(num_classes=num_classes, in_channels=in_channels, input_size=tuple(input_size), **args)
+    return spec.builder(num_classes=num_classes, in_channels=in_channels, input_size=tuple(input_size), **args,
+                        **(data_facts or {}))

@@ -37,6 +37,7 @@ class MeasureSettings:
     max_seconds: float = 2.0  # per model, batch size and mode
     target_iqr: float = 0.05  # stop timing once IQR / median is below this
     threads: int | None = None  # torch intra-op threads while timing; None = torch's default
+    rounds: int = 7  # interleaved rounds every row is timed in at the end of a run (kdrun/quant/rounds.py)
 
 
 def weights_bytes(state: dict[str, torch.Tensor]) -> int:

@@ -20,11 +20,14 @@ REPORT_MD, REPORT_CSV = "report.md", "report.csv"
 SWEEP_CONFIG = "multirun.yaml"  # Hydra's record of a sweep
 OPTUNA_RESULTS = "optimization_results.yaml"  # written by hydra-optuna-sweeper at the end of a study
 GPU_SLOTS = ".gpu_slots"  # a packed parallel sweep's GPU claims (kdrun/runs/launch.py)
+TRACKERS_FILE, TRACKERS_LOCK = "trackers.json", ".trackers.lock"  # tracker run ids of a run or sweep (kdrun/loggers/)
+CSV_DIR, WANDB_DIR = "csv", "wandb"  # logger=csv's metrics.csv; logger=wandb's files (offline runs)
+TRACKER_ENTRIES = (TRACKERS_FILE, TRACKERS_LOCK, CSV_DIR, WANDB_DIR)
 
 REPORT_ENTRIES = (REPORT_MD, REPORT_CSV, PLOTS_DIR)
-SWEEP_ENTRIES = (SWEEP_CONFIG, OPTUNA_RESULTS, GPU_SLOTS, *REPORT_ENTRIES)
+SWEEP_ENTRIES = (SWEEP_CONFIG, OPTUNA_RESULTS, GPU_SLOTS, TRACKERS_FILE, TRACKERS_LOCK, *REPORT_ENTRIES)
 KDRUN_RUN_ENTRIES = (LOCK_FILE, RESOLVED_CONFIG, RESULTS_FILE, INVALID_RESULTS, METRICS_FILE, TB_DIR, CHECKPOINTS_DIR,
-                     TABLE_MD, TABLE_CSV, *REPORT_ENTRIES)
+                     TABLE_MD, TABLE_CSV, *TRACKER_ENTRIES, *REPORT_ENTRIES)
 
 
 def hydra_run_entries(hydra: Any) -> tuple[str, ...]:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from kdrun.errors import KdrunError
 from kdrun.io import write_text_atomic
@@ -75,7 +74,7 @@ def build_report(path: str | Path, console: Console | None = None, plots: bool =
         report.files += write_plots(report.summary, out / PLOTS_DIR)
     for job in jobs:  # read by the plots (or not at all): say once per file what was skipped
         if job.metrics_note:
-            console.print(escape(job.metrics_note), style="yellow")
+            console.print(job.metrics_note, style="yellow", markup=False)
     write_text_atomic(out / REPORT_CSV, csv_sweep_table(report.summary), "the report")
     write_text_atomic(out / REPORT_MD, markdown_report(report), "the report")
     report.files = [out / REPORT_MD, out / REPORT_CSV, *report.files]
@@ -96,16 +95,17 @@ def _print(report: Report, console: Console) -> None:
     single = len(s.jobs) == 1
     if single and s.jobs[0].stages:
         console.print(rich_table(table_rows(s.jobs[0].results), title=table_title(s.jobs[0].results)))
-    title = None if single else escape(f"kdrun sweep: {report.path.name} ({_counts(s, report.invalid)})")
-    console.print(rich_sweep_table(s, title=title))
-    console.print(LEGEND + escape(f"; every stage's column: {report.out / REPORT_MD}"), style="dim")
+    title = None if single else f"kdrun sweep: {report.path.name} ({_counts(s, report.invalid)})"
+    console.print(rich_sweep_table(s, title=title))  # a Text title: "[...]" in a folder name is not markup
+    # markup=False: paths and settings such as [a,b] print as they are (a path a user can copy)
+    console.print(LEGEND + f"; every stage's column: {report.out / REPORT_MD}", style="dim", markup=False)
     if s.common:
-        console.print("common settings: " + escape(_common(s)), style="dim")  # [a,b] is not rich markup
+        console.print("common settings: " + _common(s), style="dim", markup=False)
     if best_line(s):
-        console.print(escape(best_line(s)), style="bold")
+        console.print(best_line(s), style="bold", markup=False)
     for job in report.problems:
-        console.print(escape(f"{job.status}: {_rel(job, report.path)}" + (f": {job.error}" if job.error else "")),
-                      style="red" if job.status in ("failed", INVALID) else "yellow")
+        console.print(f"{job.status}: {_rel(job, report.path)}" + (f": {job.error}" if job.error else ""),
+                      style="red" if job.status in ("failed", INVALID) else "yellow", markup=False)
 
 
 def markdown_report(report: Report) -> str:

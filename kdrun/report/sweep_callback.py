@@ -56,14 +56,25 @@ class SweepReport(Callback):
         except KdrunError as e:
             LAST_SWEEP.report_error = str(e)
             return
-        except Exception as e:  # noqa: BLE001 - a bug must still fail the command, with its traceback in the log
-            log.debug("the sweep's report failed", exc_info=True)
+        except Exception as e:  # noqa: BLE001 - a bug must still fail the command (Hydra would log it, exit 0)
             LAST_SWEEP.report_error = f"{type(e).__name__}: {e}"
             return
         LAST_SWEEP.failed = [j.path for j in report.problems if j.status in ("failed", "invalid")]
         log.info("sweep report: %s (table: %s)", report.files[0], report.files[1])
         for path in report.files[2:]:
             log.info("plot: %s", path)
+        _finish_trackers(sweep_dir.absolute(), report.files, bool(LAST_SWEEP.failed))
+
+
+def _finish_trackers(sweep_dir: Path, files: list[Path], failed: bool) -> None:
+    """The sweep's parent run in MLflow (if its jobs logged there) gets the report and is marked finished."""
+    from kdrun.io import one_line
+    from kdrun.loggers.mlflow import finish_sweep
+
+    try:
+        finish_sweep(sweep_dir, files, failed)
+    except Exception as e:  # noqa: BLE001 - a tracker never fails a sweep whose results are on disk
+        log.warning("logger=mlflow: could not finish the sweep's parent run (%s: %s)", type(e).__name__, one_line(e))
 
 
 def _reports() -> bool:

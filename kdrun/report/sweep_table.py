@@ -8,6 +8,7 @@ from typing import Any
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from kdrun.report.aggregate import Stat, Summary, format_value
 
@@ -58,7 +59,8 @@ def text_rows(summary: Summary) -> list[list[str]]:
 def rich_sweep_table(summary: Summary, title: str = "") -> Table:
     """The terminal view: the swept settings, runs, the primary stage's top-1, Δ and status (report.md
     has every stage's column)."""
-    table = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False)
+    # Text, not markup: a swept value such as stages=[teacher,baseline] prints as it is
+    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, pad_edge=False)
     keys = set(summary.keys)
     cols = headers(summary)
     primary = f"{summary.primary} top-1" if summary.primary else None
@@ -68,7 +70,7 @@ def rich_sweep_table(summary: Summary, title: str = "") -> Table:
         table.add_column(h, justify="left" if h in keys or h == "status" else "right", no_wrap=h not in keys)
     for group, row in zip(summary.groups, text_rows(summary)):
         style = "red" if group.count("failed") else ("yellow" if group.count("unfinished") else None)
-        table.add_row(*(row[i] for i in shown), style=style)
+        table.add_row(*(Text(row[i]) for i in shown), style=style)
     return table
 
 

@@ -7,7 +7,9 @@ the footnotes.
 
 Sizes are those of the files a user would deploy: the saved state dict, ``int8.pt2`` for an int8
 row, the compressed state dict for a pruned row. Latencies are medians over timed blocks of calls
-(torch.utils.benchmark) with their interquartile range; speed-ups compare full-batch latencies in
+(torch.utils.benchmark), every row timed in the same interleaved rounds at the end of the run
+(kdrun/quant/rounds.py; rows computing the same thing share one latency), with their interquartile range over
+the rounds; speed-ups compare full-batch latencies in
 the same mode (eager with eager, compiled with compiled): against the teacher row, and, for rows
 derived from a float model (int8, pruned), against that float model. Where the two latencies'
 interquartile ranges overlap, the speed-up is shown as ``~1x (overlap)``: the timing cannot tell
@@ -25,6 +27,7 @@ from typing import Any
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from kdrun.io import write_text_atomic
 from kdrun.report.files import TABLE_CSV, TABLE_MD
@@ -35,7 +38,8 @@ FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "
           "sparsity", "size_bytes", "size_file", "size_vs_teacher", "eager_ms_b1", "eager_ms_full",
           "eager_iqr_ms_full", "compiled_ms_b1", "compiled_ms_full", "compiled_iqr_ms_full", "full_batch",
           "speedup_vs_teacher_eager", "speedup_vs_teacher_compiled", "speedup_vs_float_eager",
-          "speedup_vs_float_compiled", "time_s", "note"]
+          "speedup_vs_float_compiled", "onnx_top1", "onnx_max_abs_diff", "onnx_bytes", "onnx_ms_b1", "onnx_ms_full",
+          "time_s", "note"]
 OVERLAP = "~1x (overlap)"
 Render = Callable[[dict[str, Any]], str]
 
@@ -87,6 +91,10 @@ def _full_columns(rows: list[dict[str, Any]]) -> dict[str, Render]:
         columns[f"{mode} ms, batch N"] = lambda r, m=mode: _ms(r, m, "full")
         columns[f"speed-up vs teacher ({mode})"] = lambda r, m=mode: _speedup(r[f"speedup_vs_teacher_{m}"])
         columns[f"vs float student ({mode})"] = lambda r, m=mode: _speedup(r[f"speedup_vs_float_{m}"])
+    columns["ONNX top-1"] = lambda r: _num(r.get("onnx_top1"), "{:.2f}")
+    columns["ONNX size"] = lambda r: _size(r.get("onnx_bytes"))
+    columns["ONNX ms, batch 1"] = lambda r: _num(r.get("onnx_ms_b1"), "{:.3g}")
+    columns["ONNX ms, batch N"] = lambda r: _num(r.get("onnx_ms_full"), "{:.3g}")
     columns["time (s)"] = lambda r: _num(r["time_s"], "{:.1f}")
     return _non_empty(columns, rows, always=("stage", "architecture", "method", "top-1", "Δ vs baseline"))
 
@@ -103,7 +111,7 @@ def timed_modes(rows: list[dict[str, Any]]) -> list[str]:
 
 def _latencies(record: dict[str, Any]) -> dict[str, Any]:
     lat = record.get("latency") or {}
-    out: dict[str, Any] = {"full_batch": None}
+    out: dict[str, Any] = {"full_batch": None, "rounds": lat.get("rounds")}
     for mode in MODES:
         times, iqrs = lat.get(f"{mode}_ms") or {}, lat.get(f"{mode}_iqr_ms") or {}
         sizes = sorted(times, key=int)
@@ -113,6 +121,16 @@ def _latencies(record: dict[str, Any]) -> dict[str, Any]:
         if sizes:
             out["full_batch"] = int(sizes[-1])
     return out
+
+
+def _onnx(record: dict[str, Any]) -> dict[str, Any]:
+    """The row's ONNX export (export.onnx=true): onnxruntime's top-1, the logits' max-abs difference from
+    PyTorch's, the file's size, its CPU latency at batch 1 and the full batch."""
+    times = record.get("onnx_ms") or {}
+    sizes = sorted(times, key=int)
+    return {"onnx_top1": record.get("onnx_top1"), "onnx_max_abs_diff": record.get("onnx_max_abs_diff"),
+            "onnx_bytes": record.get("onnx_bytes"), "onnx_ms_b1": times.get(sizes[0]) if sizes else None,
+            "onnx_ms_full": times.get(sizes[-1]) if sizes else None}
 
 
 def speedup(reference: dict | None, row: dict, mode: str) -> dict | None:
@@ -201,7 +219,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "delta_vs_baseline": None if base is None or top1 is None or name == ref_stage else top1 - base,
                      "params": r.get("params"), "sparsity": r.get("sparsity"), "size_bytes": size,
                      "size_file": size_file, "time_s": r.get("wall_time"), "role": r.get("role"),
-                     "float_reference": r.get("float_reference"), "note": _note(r), **_latencies(r)})
+                     "float_reference": r.get("float_reference"), "note": _note(r), **_latencies(r), **_onnx(r)})
     by_name = {row["stage"]: row for row in rows}
     teacher = by_name.get("teacher") or next((row for row in rows if row["role"] == "teacher"), None)
     for row in rows:
@@ -257,14 +275,15 @@ def legend(rows: list[dict[str, Any]]) -> str:
 
 def rich_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """The compact table for a terminal of 80 columns or more (table.md has every column)."""
-    table = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False, caption=legend(rows),
-                  caption_justify="left", caption_style="dim")
+    # Text, not markup: a title or cell holding "[...]" (a swept list, a path) prints as it is
+    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption=Text(legend(rows)), caption_justify="left", caption_style="dim")
     columns = _compact_columns(rows)
     for header in columns:
         left = header in ("stage", "model", "method")
         table.add_column(header, justify="left" if left else "right", no_wrap=header != "model")
     for row in rows:
-        table.add_row(*(render(row) for render in columns.values()))
+        table.add_row(*(Text(render(row)) for render in columns.values()))
     return table
 
 
@@ -280,10 +299,19 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
               "(the exported int8 program) for an int8 row, the compressed state dict for a pruned row."]
     full = next((r["full_batch"] for r in rows if r.get("full_batch")), None)
     if full:
+        rounds = next((r.get("rounds") for r in rows if r.get("rounds")), None)
+        how = f" in {rounds} interleaved rounds (every row timed in each round; rows with the same architecture " \
+              "and precision share one latency)" if rounds else ""
         lines += ["", f"Latency: CPU milliseconds per forward pass at batch 1 and N={full}, timed with "
-                  "torch.utils.benchmark: median [first–third quartile]. Speed-ups compare batch-N medians in "
+                  f"torch.utils.benchmark{how}: median [first–third quartile]. Speed-ups compare batch-N medians in "
                   f"the same mode; `{OVERLAP}` marks two latencies whose interquartile ranges overlap (the "
                   "timing cannot tell them apart)."]
+    onnx = [r for r in rows if r.get("onnx_top1") is not None]
+    if onnx:
+        diff = max(r["onnx_max_abs_diff"] for r in onnx)
+        lines += ["", "ONNX: `student.onnx` (torch.onnx.export) run by onnxruntime on the CPU (one thread, median of "
+                  f"repeated runs); its top-1 on the same test batches as PyTorch's; logits max-abs difference from "
+                  f"PyTorch's at most {diff:.2g}."]
     notes = [f"- {r['stage']}: {r['note']}" for r in rows if r.get("note")]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from kdrun.report.files import RESULTS_FILE
+from kdrun.report.files import RESULTS_FILE, TABLE_CSV, TABLE_MD
 from kdrun.report.jobs import primary_stage, reference_stage, reported_top1
 from kdrun.report.hparams import final_metrics, run_hparams
 from kdrun.report.table import rich_table, table_rows, table_title, write_tables
@@ -31,14 +31,32 @@ def finish_run(cfg: DictConfig, run_dir: Path, results: dict[str, Any], writer: 
     table_md = write_tables(rows, run_dir)
     log.info("results: %s", run_dir / RESULTS_FILE)
     if _in_sweep():
+        writer.log_files(tracked_files(run_dir, results, []))
         log.info("%s", job_summary(_swept_values(), results, table_md))
         return
-    for path in _run_plots(run_dir):
+    plots = _run_plots(run_dir)
+    for path in plots:
         log.info("plot: %s", path)
+    writer.log_files(tracked_files(run_dir, results, plots))
     log.info("TensorBoard: tensorboard --logdir %s", run_dir)
     log.info("report (table, plots; also over several runs): kdrun-report %s", run_dir)
     output().print(rich_table(rows, title=table_title(results)))
-    output().print(f"full table (every column, footnotes): {table_md}", highlight=False, soft_wrap=True)
+    output().print(f"full table (every column, footnotes): {table_md}", highlight=False, soft_wrap=True, markup=False)
+
+
+def tracked_files(run_dir: Path, results: dict[str, Any], plots: list[Path]) -> list[tuple[Path, str]]:
+    """What a tracker keeps of the run (with its folder there): results.json, the tables, the plots, and each
+    student row's deployed file (its weights; the int8 program; its ONNX file when exported)."""
+    files = [(run_dir / RESULTS_FILE, ""), (run_dir / TABLE_MD, "tables"), (run_dir / TABLE_CSV, "tables")]
+    files += [(p, "plots") for p in plots]
+    for name, record in results.get("stages", {}).items():
+        if record.get("role") in ("teacher", "assistant") or not record.get("in_table", True):
+            continue
+        for key in ("artifact", "onnx_file", "checkpoint"):
+            if record.get(key):
+                files.append((Path(record[key]), f"students/{name}"))
+                break
+    return files
 
 
 def job_summary(swept: str, results: dict[str, Any], table_md: Path) -> str:

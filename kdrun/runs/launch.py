@@ -34,7 +34,6 @@ from kdrun.distributed.packing import GIB, claim_gpu, jobs_per_gpu, release_gpus
 from kdrun.engine.speed import parallel_jobs
 from kdrun.environment import started_by_torchrun
 from kdrun.errors import KdrunError
-from kdrun.report.files import RESULTS_FILE
 from kdrun.config.sweeps import quote
 
 log = logging.getLogger("kdrun")

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kdrun.config.checked import was_checked
 from kdrun.config.checks import check_config
 from kdrun.data.fingerprint import data_fingerprint
 from kdrun.tasks.build import build_data, measure_settings, resolve_device, transfer_batch_size
@@ -20,6 +21,7 @@ from kdrun.data.transfer import pair_with_transfer
 from kdrun.distributed.data import eval_shard, per_rank_batch_size
 from kdrun.distributed.state import is_main, local_device, main_process_first, rank, world_size
 from kdrun.engine.cache import StageCache
+from kdrun.engine.finish import time_queued
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.progress import ProgressReporter
 from kdrun.engine.runner import run_and_record
@@ -29,9 +31,12 @@ from kdrun.errors import write_error
 from kdrun.logs import console
 from kdrun.report.jobs import objective_record
 from kdrun.runs.end import finish_run
+from kdrun.runs.onnx_rows import export_row
+from kdrun.runs.trackers import run_loggers
 from kdrun.runs.writer import RunWriter
 from kdrun.schemes.context import SchemeContext
-from kdrun.schemes.registry import STAGE_NAMES, check_before_data, scheme_from_config
+from kdrun.schemes.registry import (STAGE_NAMES, check_before_data, check_scheme, described_before_data,
+                                   scheme_from_config)
 from kdrun.version import __version__
 
 log = logging.getLogger("kdrun")
@@ -110,10 +115,10 @@ def make_env(cfg: DictConfig, data, device: torch.device, run_dir: Path, writer:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage of the configured scheme in ``run_dir``; resumes whatever is already there."""
-    # the CLI's preflight did these already; a sweeper's trials (values it sampled from interval()) and
-    # API callers get them here, still before any data work
-    check_config(cfg, STAGE_NAMES)
-    check_before_data(cfg)
+    if not was_checked(cfg):  # the command's preflight checked this very config (kdrun/config/checked.py);
+        check_config(cfg, STAGE_NAMES)  # a sweeper's sampled trial or a direct call is checked here, before any data
+        check_scheme(cfg)
+        check_before_data(cfg)
     device = local_device(resolve_device(cfg.device))
     if is_main():  # data-parallel: rank 0 writes, the others compute
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -126,13 +131,22 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     with main_process_first():  # data-parallel: one rank downloads or generates, the others then read
         data = build_data(cfg)
     log.info("data: %s ready in %.1f s", data.info.name, time.monotonic() - t0)
-    writer = RunWriter(run_dir, enabled=is_main())
+    writer = RunWriter(run_dir, is_main(), *run_loggers(cfg, run_dir)) if is_main() else RunWriter(run_dir, False)
+    try:
+        return _run_stages(cfg, run_dir, data, device, writer)
+    except BaseException as e:  # the trackers' runs end too (marked failed or interrupted); results.json says why
+        writer.close("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+        raise
+
+
+def _run_stages(cfg: DictConfig, run_dir: Path, data, device, writer: RunWriter) -> dict[str, Any]:
     speed = speed_settings(cfg, data, device)
     env = make_env(cfg, data, device, run_dir, writer, speed)
     cache = StageCache(cfg.paths.cache)
     scheme = scheme_from_config(cfg)
     ctx = SchemeContext(cfg, data)
-    ctx.check_pairs(scheme.pairs(cfg), scheme.name)
+    if described_before_data(cfg) is None:  # the pairs could not be checked on the dataset's static facts
+        ctx.check_pairs(scheme.pairs(cfg), scheme.name)
     results = {"status": "running", "seed": cfg.seed, "device": str(device), "dataset": data.info.name,
                "method": cfg.method.name, "scheme": scheme.name, "distill": OmegaConf.to_container(cfg.distill),
                "versions": library_versions(), "cpu": platform.processor() or platform.machine(),
@@ -147,17 +161,21 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log.info("stage %d/%d: %s (%s, %s, %d epoch%s)", done + 1, planned, stage.name, stage.arch, stage.method,
                  stage.epochs, "" if stage.epochs == 1 else "s")
         env.reporter.set_position(done + 1, planned)
-        results["stages"][stage.name] = run_and_record(stage, env, cache, settings)
+        results["stages"][stage.name] = record = run_and_record(stage, env, cache, settings)
+        if is_main():  # export.onnx=true: the row as ONNX, checked and timed with onnxruntime
+            record.update(export_row(cfg, stage, env, record))
         done += stage.in_table
         if env.compiled:
             results["speed"]["compiled"] = dict(env.compiled)  # per stage: true, or why it fell back to eager
         writer.write_results(results)
+    if is_main():  # every row timed in the same interleaved rounds: ratios between rows compare like with like
+        time_queued(env, settings, results["stages"])
     results["status"] = "completed"
     results["objective"] = objective_record(results)  # what -m sweeps and Optuna optimize (cli.sweep_value)
     writer.write_results(results)
     if is_main():
-        finish_run(cfg, run_dir, results, writer)  # TensorBoard hparams, tables, plots, pointers to the report
-    writer.close()
+        finish_run(cfg, run_dir, results, writer)  # trackers' summaries and files, tables, plots, the report
+    writer.close("completed")
     return results
 
 

@@ -8,7 +8,6 @@ exported program itself (``int8.pt2``, ``torch.export.load``, wrapped so that ``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from kdrun.errors import KdrunError
 from kdrun.report.files import RESULTS_FILE
+from kdrun.report.run_files import read_results
 
 # which config node holds the architecture of a row, by the row's role (every other role is the student's)
 MODEL_NODE = {"teacher": "teacher", "assistant": "assistant"}
 
 
 def run_results(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
+    """The run's results.json, read through the one validated shape (kdrun/report/run_files.py)."""
+    results = read_results(run_dir)  # a file of another shape: InvalidRunFile, one line naming it
+    if results is None:
         raise KdrunError(f"run_dir={run_dir} holds no kdrun run ({RESULTS_FILE} not found); give a run folder "
                          f"such as outputs/runs/<date>_<time>")
-    try:
-        results = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KdrunError(f"{path} is not a kdrun results file ({type(e).__name__}); was it written by kdrun?") from None
-    if not isinstance(results, dict) or not isinstance(results.get("stages"), dict):
-        raise KdrunError(f"{path} is not a kdrun results file (no stages); was it written by kdrun?")
     return results
 
 

@@ -1,4 +1,4 @@
-"""Everything a run writes: metrics.jsonl, TensorBoard events, results.json, the tables.
+"""Everything a run writes: metrics.jsonl, results.json, the tables; and what it tells its trackers.
 
 Anything that aggregates runs (the report command, sweep tables) reads only these files.
 """
@@ -8,36 +8,37 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from kdrun.errors import write_error
 from kdrun.io import write_bytes_atomic, write_json_atomic
-from kdrun.report.files import METRICS_FILE, RESULTS_FILE, TB_DIR
+from kdrun.loggers.base import RunInfo
+from kdrun.loggers.fanout import Loggers
+from kdrun.loggers.tensorboard import TensorBoardLogger
+from kdrun.report.files import METRICS_FILE, RESULTS_FILE
 from kdrun.report.run_files import Metrics, read_metrics
 
 log = logging.getLogger("kdrun")
 
 
 class RunWriter:
-    """Per-epoch metrics to ``metrics.jsonl`` and to one TensorBoard writer per run (``tb/``).
+    """Per-epoch metrics to ``metrics.jsonl``, then to the run's trackers (kdrun/loggers/: TensorBoard by default;
+    the ``logger`` config group chooses them).
 
-    One writer per run (tags ``<stage>/top1/test``, or ``/val`` with a validation split, ...), so ``tensorboard --logdir <sweep dir>``
-    lists one run per sweep job and draws the jobs' curves of a stage in one chart; the run's
-    hyperparameters and final metrics go into the same event file (:meth:`write_hparams`).
-
-    ``metrics.jsonl`` is the source of truth. On resume, metrics of epochs after the last
-    checkpoint are dropped from it, and the first writer this process opens rebuilds the
-    TensorBoard log from it: a resumed run's logs equal an uninterrupted run's, without relying
-    on TensorBoard's purge rules (which act on all tags of a run at once). Lines that are not an
-    epoch's record (kdrun/report/run_files.py) are skipped, said once, and kept as they were.
+    ``metrics.jsonl`` is the source of truth, written before any tracker hears of a number. On resume, metrics
+    of epochs after the last checkpoint are dropped from it, and the trackers are started with what it kept
+    (TensorBoard rebuilds its log from it; MLflow and W&B continue their run). Lines that are not an epoch's
+    record (kdrun/report/run_files.py) are skipped, said once, and kept as they were.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, enabled: bool = True) -> None:
+    def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, loggers: Loggers | None = None,
+                 info: RunInfo | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
-        self._tb: Any = None
+        self.loggers = loggers if loggers is not None else Loggers([TensorBoardLogger()])
+        self.info = info or RunInfo(self.run_dir, self.run_dir.name)
+        self._started = False
         self._said_skipped = False
 
     @property
@@ -50,58 +51,45 @@ class RunWriter:
         if not self.enabled:
             return
         self._sync_stage(stage, first_epoch, done)
-        self._writer()
+        self._start()
 
     def log_epoch(self, stage: str, epoch: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        self._start()  # before this record is in the file: a tracker's start replays only earlier ones
         try:
             with self.metrics_path.open("a") as f:
                 f.write(json.dumps({"stage": stage, **metrics}) + "\n")
         except OSError as e:
             raise write_error(self.metrics_path, f"the metrics of {stage} epoch {epoch}", e) from None
-        tb = self._writer()
-        _add_epoch_scalars(tb, stage, epoch, metrics)
-        tb.flush()
+        self.loggers.log_epoch(stage, epoch, metrics)
 
     def end_stage(self, stage: str) -> None:
-        if self._tb is not None:
-            self._tb.flush()
+        pass
 
     def write_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        """The run's hyperparameters and final metrics for TensorBoard's HParams tab.
-
-        Written into the run's own event file: ``SummaryWriter.add_hparams`` would create an
-        extra run folder per call, which shows up as a spurious run next to every job.
-        """
+        """The run's settings and final numbers (TensorBoard's HParams tab, the trackers' summaries)."""
         if not self.enabled:
             return
-        from torch.utils.tensorboard.summary import hparams as hparams_summary
+        self._start()
+        self.loggers.log_final(hparams, metrics)
 
-        tb = self._writer()
-        experiment, session_start, session_end = hparams_summary(hparams, metrics)
-        for summary in (experiment, session_start, session_end):
-            tb._get_file_writer().add_summary(summary)
-        for tag, value in metrics.items():
-            tb.add_scalar(tag, value)
-        tb.flush()
+    def log_files(self, files: list[tuple[Path, str]]) -> None:
+        """Files the run wrote, for the trackers that keep artifacts (each with its folder there)."""
+        if self.enabled:
+            self._start()
+            self.loggers.log_files(files)
 
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+    def close(self, status: str = "completed") -> None:
+        if self._started:
+            self.loggers.close(status)
+            self._started = False
 
-    def _writer(self) -> Any:
-        if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb_dir = self.run_dir / TB_DIR
-            if tb_dir.exists():  # a resumed run: rebuilt below from what metrics.jsonl kept
-                shutil.rmtree(tb_dir)
-            self._tb = SummaryWriter(str(tb_dir))
-            for record in self._records():
-                _add_epoch_scalars(self._tb, record["stage"], record["epoch"], record)
-        return self._tb
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.info.records = self._records()
+            self.loggers.start(self.info)
 
     def _metrics(self) -> Metrics:
         metrics = read_metrics(self.metrics_path)
@@ -130,28 +118,3 @@ class RunWriter:
     def write_results(self, results: dict[str, Any]) -> None:
         if self.enabled:
             write_json_atomic(self.run_dir / RESULTS_FILE, results, "the results")
-
-
-# train_* entries of a task's terms that are not losses: the share of samples distilled (distill.select)
-NOT_LOSSES = ("train_selected",)
-
-
-def _add_epoch_scalars(tb: Any, stage: str, epoch: int, metrics: dict[str, Any]) -> None:
-    """One epoch's record as scalars: ``<stage>/loss/<term>``, ``<stage>/top1/{train,val,test}``, ... (each
-    evaluated set under its own name)."""
-    for key, value in metrics.items():
-        if key in NOT_LOSSES:
-            tb.add_scalar(f"{stage}/{key[len('train_'):]}", value, epoch)
-        elif key.startswith("train_") and key != "train_top1":
-            tb.add_scalar(f"{stage}/loss/{key[len('train_'):]}", value, epoch)
-    if "train_top1" in metrics:  # a deployed model's record (int8) is evaluated, not trained
-        tb.add_scalar(f"{stage}/top1/train", metrics["train_top1"], epoch)
-    for s in ("val", "test"):
-        if f"{s}_top1" in metrics:
-            tb.add_scalar(f"{stage}/top1/{s}", metrics[f"{s}_top1"], epoch)
-        if f"{s}_loss" in metrics:
-            tb.add_scalar(f"{stage}/loss/{s}_ce", metrics[f"{s}_loss"], epoch)
-        for key, value in metrics.items():
-            if key.startswith(f"{s}_top1/"):  # each model of a task that trains several (mutual learning)
-                tb.add_scalar(f"{stage}/top1/{s}_{key[len(s) + 6:]}", value, epoch)
-    tb.add_scalar(f"{stage}/lr", metrics["lr"], epoch)

@@ -43,6 +43,11 @@ class SchemeContext:
             with torch.device("meta") if on_meta else nullcontext():
                 teacher = self.model(pair.teacher, node=self.node(pair.teacher))
                 student = self.model(pair.student, node=self.node(pair.student))
+            init = self.node(pair.student).get("init_from_teacher")
+            if init and not pair.logits_only:
+                from kdrun.models.text_init import check_init
+
+                check_init(student, teacher, OmegaConf.to_container(init) if not isinstance(init, str) else init)
             teacher_arch = "ensemble" if pair.logits_only else model_label(self.node(pair.teacher))
             method = self.method(student, teacher, model_label(self.node(pair.student)), teacher_arch)
             uses_features = method.has_terms and self.cfg.distill.beta > 0 and (method.needs.features or
@@ -66,6 +71,21 @@ class SchemeContext:
         initial weights (fair baselines)."""
         torch.manual_seed(self.cfg.seed + seed_offset)
         return build_model(self.cfg[key] if node is None else node, self.data.info, key)
+
+    def init_student(self, student: KDModel, teacher: KDModel | None, stage: Stage) -> Stage:
+        """DistilBERT's initialisation of ``student`` from ``teacher`` when ``student.init_from_teacher`` asks for it
+        (kdrun/models/text_init.py); such a stage depends on the teacher's weights, so it is never shared."""
+        spec = self.cfg.student.get("init_from_teacher")
+        if not spec:
+            return stage
+        if teacher is None:
+            raise KdrunError("student.init_from_teacher needs the teacher: add teacher to stages")
+        from kdrun.models.text_init import init_from_teacher
+
+        spec = spec if isinstance(spec, str) else OmegaConf.to_container(spec)
+        stage.info["init_from_teacher"] = init_from_teacher(student, teacher, spec)
+        stage.cache_key = None
+        return stage
 
     def epochs(self, wanted: int) -> int:
         """``wanted`` capped by ``trainer.max_epochs`` (debug runs shrink every stage, init stages included)."""
@@ -99,7 +119,7 @@ class SchemeContext:
         node = self.cfg[key] if own_node else node
         lr = node.get("lr")  # None: trainer.lr (optim_settings)
         stage = Stage(name, role, model_label(node), "ce", SupervisedTask(model), self.epochs(self.cfg.trainer.epochs),
-                      optim_settings(self.cfg.trainer, lr),
+                      optim_settings(self.cfg, lr),
                       cache_key=supervised_cache_key(self.cfg, node, self.data.info.name, lr,
                                                      seed=self.cfg.seed + seed_offset,
                                                      data_fingerprint=self.data.fingerprint))
@@ -123,7 +143,7 @@ class SchemeContext:
             log.info("method=%s needs dataset indices: its terms use labeled batches; the transfer set feeds the KD "
                      "term only (%s)", self.cfg.method.name, "in use" if uses_transfer else "unused: distill.alpha=0")
         stage = Stage(name, role, arch or model_label(self.cfg.student), self.cfg.method.name, task,
-                      self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg.trainer),
+                      self.epochs(epochs or self.cfg.trainer.epochs), optim_settings(self.cfg),
                       needs_index=method.needs.sample_index, uses_transfer=uses_transfer)
         task.outputs = self.teacher_outputs(task, student)
         if task.outputs is not None:
@@ -152,8 +172,8 @@ class SchemeContext:
 
         Its learning rate is constant (no milestones), as in RepDistiller's ``helper/pretrain.py``.
         """
-        trainer = optim_settings(self.cfg.trainer)
-        optim = replace(trainer, lr=trainer.lr if method.init_lr is None else method.init_lr, milestones=())
+        trainer = optim_settings(self.cfg)
+        optim = replace(trainer.constant, lr=trainer.lr if method.init_lr is None else method.init_lr)
         return Stage(name, "init", arch or model_label(self.cfg.student), f"{self.cfg.method.name}_init",
                      InitTask(student, teacher, method), self.epochs(method.init_epochs), optim,
                      needs_index=method.needs.sample_index, in_table=False)
@@ -171,7 +191,7 @@ class SchemeContext:
 
     def eval_stage(self, name: str, role: str, arch: str, model: torch.nn.Module) -> Stage:
         """A row that trains nothing (an ensemble of trained models): it is only evaluated."""
-        return Stage(name, role, arch, "none", SupervisedTask(model), 0, optim_settings(self.cfg.trainer))
+        return Stage(name, role, arch, "none", SupervisedTask(model), 0, optim_settings(self.cfg))
 
     def example_input(self, n: int = 2) -> torch.Tensor:
         """``n`` real test inputs: what models are traced with (export) and sized by."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import replace
 
 from omegaconf import OmegaConf
 
@@ -49,7 +48,7 @@ def correction_stage(ctx: SchemeContext, teacher: KDModel, epochs: int, lr: floa
     """A copy of ``teacher`` (trained or loaded by now) fine-tuned on the labeled set with CE."""
     corrected = copy.deepcopy(teacher)
     epochs = ctx.epochs(epochs)
-    optim = replace(optim_settings(ctx.cfg.trainer, lr), milestones=())  # a short fine-tuning: constant lr
+    optim = optim_settings(ctx.cfg, lr).constant  # a short fine-tuning: constant lr
     stage = Stage(STAGE, "teacher (corrected)", model_label(ctx.cfg.teacher), "ce", SupervisedTask(corrected), epochs, optim,
                   cache_key=correction_key(ctx, teacher, epochs, lr))
     stage.info.update(corrects="teacher", correction_epochs=epochs, correction_lr=lr)

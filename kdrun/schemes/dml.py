@@ -62,6 +62,6 @@ class DML(Scheme):
             task = DMLTask(peers, loss_weights(ctx.cfg))
             arch = "+".join(model_label(ctx.cfg[key]) for key in self.peers)
             stage = Stage("dml", "dml", arch, "dml", task, ctx.epochs(ctx.cfg.trainer.epochs),
-                          optim_settings(ctx.cfg.trainer))
+                          optim_settings(ctx.cfg))
             stage.info["peers"] = {f"peer{i + 1}": model_label(ctx.cfg[key]) for i, key in enumerate(self.peers)}
             yield stage

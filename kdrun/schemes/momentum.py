@@ -75,7 +75,7 @@ class Momentum(Scheme):
             inner = DistillTask(student, ema, method, loss_weights(ctx.cfg), mix=build_mix(ctx.cfg.distill))
             task = MomentumTask(inner, ema, float(self.decay), float(self.warmup_epochs))
             stage = Stage("momentum", "momentum", model_label(ctx.cfg.student), ctx.cfg.method.name, task,
-                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg.trainer),
+                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg),
                           needs_index=method.needs.sample_index)
             stage.info.update(decay=float(self.decay), warmup_epochs=float(self.warmup_epochs))
             yield stage

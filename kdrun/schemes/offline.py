@@ -54,7 +54,7 @@ class Offline(Scheme):
                ([Pair("student", "student", "self_distilled")] if "self_distilled" in wanted else [])
 
     def stages(self, ctx: SchemeContext) -> Iterator[Stage]:
-        from kdrun.schemes.compression import pruned_stage, ptq_stage, qat_stage
+        from kdrun.schemes.compression import dynamic_int8_stage, pruned_stage, ptq_stage, qat_stage
         from kdrun.schemes.correction import correction_stage
 
         wanted = self.wanted(ctx.cfg)
@@ -68,17 +68,21 @@ class Offline(Scheme):
             teacher = stage.task.eval_model
         if "baseline" in wanted:
             baseline = ctx.model("student")
-            yield ctx.supervised_stage("baseline", "baseline", "student", baseline)
+            yield ctx.init_student(baseline, teacher, ctx.supervised_stage("baseline", "baseline", "student", baseline))
         if "distilled" in wanted:
             student = ctx.model("student")
-            for stage in ctx.distill_stages("distilled", "distilled", student, teacher):
+            for i, stage in enumerate(ctx.distill_stages("distilled", "distilled", student, teacher)):
+                if i == 0:  # the first of the method's stages starts from the teacher's layers, if asked
+                    ctx.init_student(student, teacher, stage)
                 if "teacher_corrected" in wanted:
                     stage.info["teacher_stage"] = "teacher_corrected"
                 yield stage
         if "self_distilled" in wanted:  # born-again generations; generation 1 is the baseline
             yield from generations(ctx, baseline, self.generations)
         # The deployment variants start from the distilled student's final weights (trained by now).
-        if "quantized" in wanted:
+        if "quantized" in wanted and ctx.data.info.input_kind == "tokens":  # transformers: dynamic int8 Linear layers
+            yield dynamic_int8_stage(ctx, student)
+        elif "quantized" in wanted:
             yield qat_stage(ctx, student, teacher)
         if "quantized_ptq" in wanted:
             yield ptq_stage(ctx, student)

@@ -99,6 +99,6 @@ class One(Scheme):
         if net is not None:
             task = OneTask(net, self.variant, float(self.T), float(self.beta))
             stage = Stage("one", self.variant, model_label(ctx.cfg.student), self.variant, task,
-                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg.trainer))
+                          ctx.epochs(ctx.cfg.trainer.epochs), optim_settings(ctx.cfg))
             stage.info.update(branches=net.n, variant=self.variant, splits=net.splits)
             yield stage

@@ -61,21 +61,28 @@ def check_scheme(cfg: DictConfig) -> Scheme:
     return scheme
 
 
+def described_before_data(cfg: DictConfig):
+    """The dataset's static facts (kdrun/data/static_info.py), or None for a dataset kdrun cannot describe
+    without loading it."""
+    from kdrun.data.static_info import static_info
+
+    try:
+        return static_info(OmegaConf.to_container(cfg.dataset, resolve=True))
+    except MissingMandatoryValue:
+        return None  # e.g. dataset=imagefolder without dataset.root: the builder says what is missing
+
+
 def check_before_data(cfg: DictConfig) -> None:
     """The architecture/dataset/method checks of :meth:`SchemeContext.check_pairs`, run against the
-    dataset's static facts (kdrun/data/static_info.py) before anything is read, generated or downloaded.
-    A dataset kdrun cannot describe without loading it is checked later, once loaded. Imports torch
-    (the models are built on the meta device), so preflight runs it after every torch-free check."""
+    dataset's static facts before anything is read, generated or downloaded. A dataset kdrun cannot
+    describe without loading it is checked by the pipeline instead, once loaded. Imports torch (the
+    models are built on the meta device), so preflight runs it after every torch-free check."""
     import torch
 
     from kdrun.data.base import DataBundle
-    from kdrun.data.static_info import static_info
     from kdrun.schemes.context import SchemeContext
 
-    try:
-        info = static_info(OmegaConf.to_container(cfg.dataset, resolve=True))
-    except MissingMandatoryValue:
-        return  # e.g. dataset=imagefolder without dataset.root: the builder says what is missing
+    info = described_before_data(cfg)
     if info is None:
         return
     # labels only size CRD's memory banks and its negative sampling: any balanced stand-in does

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,10 +20,12 @@ from kdrun.data.mix import BatchMix
 from kdrun.data.transfer import dataset_transfer, folder_transfer, generated_transfer
 from kdrun.engine.speed import resolve_amp
 from kdrun.engine.stage import OptimSettings
+from kdrun.conf_dir import config_dir
 from kdrun.errors import KdrunError
 from kdrun.io import one_line
 from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
+from kdrun.models.catalog import accepts
 from kdrun.models.foreign_nodes import RESERVED_MODEL_KEYS, is_foreign, model_label
 from kdrun.models.registry import create_model, list_models, model_spec
 from kdrun.objects import from_config
@@ -90,15 +94,47 @@ def build_model(node: DictConfig, data: DataInfo, key: str) -> KDModel:
     if is_foreign(node):
         return _build_foreign(node, data, key)
     spec = model_spec(node.arch, f"{key}.arch")
-    if spec.input_kind not in ("any", data.input_kind):
+    if not accepts(spec.input_kind, data.input_kind):
         fits = ", ".join(list_models(input_kind=data.input_kind))
         raise KdrunError(f"{key}={node.arch} needs {spec.input_kind} input but dataset {data.name} gives "
                          f"{data.input_kind}s; architectures for it: {fits}")
+    extra = {"pad_id": data.pad_id, "tokenizer": data.tokenizer} if spec.input_kind == "tokens" else {}
     try:
         return create_model(node.arch, num_classes=data.num_classes, in_channels=data.in_channels,
-                            input_size=data.input_size, **model_kwargs(node))
+                            input_size=data.input_size, data_facts=extra, **model_kwargs(node))
     except (ValueError, RuntimeError) as e:
         raise KdrunError(f"{key}={node.arch} cannot be built for dataset {data.name}: {e}") from None
+
+
+def method_class(target: str) -> type | None:
+    """The class a method's ``_target_`` names, or None where it cannot be imported (building reports that)."""
+    module, _, name = str(target).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+def methods_for(input_kind: str) -> list[str]:
+    """The built-in methods (conf/method/*.yaml) that serve a dataset of ``input_kind``."""
+    folder = Path(config_dir())
+    names = []
+    for path in sorted((folder / "method").glob("*.yaml")):
+        cls = method_class(OmegaConf.load(path).method.get("_target_", ""))
+        if cls is not None and input_kind in getattr(cls, "input_kinds", ()):
+            names.append(path.stem)
+    return names
+
+
+def check_input_kind(cfg: DictConfig, data: DataInfo) -> None:
+    """A method serves the dataset's input kind (a feature-map method is refused on transformers, a transformer
+    method on CNNs) in one line naming the methods that fit."""
+    cls = method_class(cfg.method.get("_target_", ""))
+    kinds = getattr(cls, "input_kinds", None)
+    if kinds is None or data.input_kind in kinds:
+        return
+    raise KdrunError(f"method={cfg.method.name} is for {' and '.join(kinds)} models, but dataset {data.name} gives "
+                     f"{data.input_kind}; methods for it: {', '.join(methods_for(data.input_kind))}")
 
 
 def _build_foreign(node: DictConfig, data: DataInfo, key: str) -> KDModel:
@@ -121,6 +157,7 @@ def _build_foreign(node: DictConfig, data: DataInfo, key: str) -> KDModel:
 
 
 def build_method(cfg: DictConfig, ctx: MethodContext) -> Method:
+    check_input_kind(cfg, ctx.data)
     node = OmegaConf.to_container(cfg.method, resolve=True)
     node.pop("name", None)
     # Partial first: the context holds tensors and dataclasses, which cannot pass through OmegaConf.
@@ -132,10 +169,19 @@ def loss_weights(cfg: DictConfig) -> LossWeights:
     return LossWeights(**{f.name: d[f.name] for f in fields(LossWeights) if f.name in d})
 
 
-def optim_settings(trainer: DictConfig, lr: float | None = None) -> OptimSettings:
-    """SGD settings of ``trainer``; ``lr``, unless None, replaces ``trainer.lr`` (a teacher's own ``teacher.lr``)."""
+def optim_settings(cfg: DictConfig, lr: float | None = None) -> OptimSettings:
+    """The optimizer and schedule of ``trainer``, ``optimizer`` and ``scheduler``; ``lr`` replaces ``trainer.lr``
+    (a teacher's own ``teacher.lr``). Without the two groups (an older run's config): SGD, multi-step."""
+    trainer = cfg.trainer
+    opt = OmegaConf.to_container(cfg.optimizer, resolve=True) if cfg.get("optimizer") else {}
+    sched = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else {}
     return OptimSettings(lr=trainer.lr if lr is None else lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay,
-                         milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay)
+                         milestones=tuple(trainer.milestones), lr_decay=trainer.lr_decay,
+                         grad_clip=trainer.get("grad_clip"), optimizer=opt.get("name", "sgd"),
+                         nesterov=opt.get("nesterov", False), betas=tuple(opt.get("betas", (0.9, 0.999))),
+                         eps=opt.get("eps", 1e-8), no_decay_norm_bias=opt.get("no_decay_norm_bias", False),
+                         scheduler=sched.get("name", "multistep"), warmup=sched.get("warmup", 0.0),
+                         min_lr=sched.get("min_lr", 0.0))
 
 
 def measure_settings(cfg: DictConfig) -> MeasureSettings:

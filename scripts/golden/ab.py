@@ -33,3 +33,15 @@ def golden() -> dict:
     loss = sum(2.0 ** (i - n + 1) * boundary(s, t, 1.0) for i, (s, t) in enumerate(zip(student, teacher)))
     return {"student": [listed(x) for x in student], "teacher": [listed(x) for x in teacher],
             "ab": float(loss / 2 * 3 / 1000)}
+
+
+def check(g: dict) -> None:
+    import torch
+    from _kdrun import approx, batch_of, map_context, maps, progress, t64
+    from kdrun.methods.ab import AB
+
+    s, t = [t64(v) for v in g["student"]], [t64(v) for v in g["teacher"]]
+    stem = torch.zeros(2, 3, 4, 4, dtype=torch.float64)
+    method = AB(map_context([stem, *s], [stem, *t]))  # equal shapes: identity connectors
+    value = method.init_terms(maps([stem, *s], preact=True), maps([stem, *t], preact=True), batch_of(2), progress())
+    assert value["ab"].item() == approx(g["ab"], rel=1e-9)

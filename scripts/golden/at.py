@@ -26,3 +26,11 @@ def golden() -> dict:
         s, t = match_sizes(s, t)
         total += ((attention(s, 2.0) - attention(t, 2.0)) ** 2).mean()
     return {"student": [listed(x) for x in student], "teacher": [listed(x) for x in teacher], "at": float(total)}
+
+
+def check(g: dict) -> None:
+    from _kdrun import approx, batch_of, map_context, maps, progress, t64
+    from kdrun.methods.at import AT
+
+    s, t = [t64(v) for v in g["student"]], [t64(v) for v in g["teacher"]]
+    assert AT(map_context(s, t))(maps(s), maps(t), batch_of(2), progress())["at"].item() == approx(g["at"], rel=1e-9)

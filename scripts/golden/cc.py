@@ -33,3 +33,15 @@ def golden() -> dict:
     gaussian = float(np.mean((kernel(e_s, 0.4, 2) - kernel(e_t, 0.4, 2)) ** 2))
     return {"pooled_s": x_s.tolist(), "pooled_t": x_t.tolist(), "w_s": w_s.tolist(), "b_s": b_s.tolist(),
             "w_t": w_t.tolist(), "b_t": b_t.tolist(), "reference": reference, "gaussian": gaussian}
+
+
+def check(g: dict) -> None:
+    from _kdrun import Features, approx, batch_of, progress, set_embeddings, t64, vector_context
+    from kdrun.methods.cc import CC
+
+    s, t = t64(g["pooled_s"]), t64(g["pooled_t"])
+    for form in ("reference", "gaussian"):
+        method = CC(vector_context(6, 8), feat_dim=4, form=form).double()
+        set_embeddings(method, g)
+        terms = method(Features(s, pooled=s), Features(t, pooled=t), batch_of(5), progress())
+        assert terms["cc"].item() == approx(g[form], rel=1e-10), form

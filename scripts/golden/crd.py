@@ -51,3 +51,28 @@ def golden() -> dict:
                                "pooled_t": x_t.tolist(), "crd_s": loss_s, "crd_t": loss_t})
     out.update(normalizer=list(z), memory_s_after=mem_s.tolist(), memory_t_after=mem_t.tolist())
     return out
+
+
+def check(g: dict) -> None:
+    """Two batches: the loss, then the memory banks and normalizers the first batch left behind."""
+    import torch
+    from _kdrun import Features, FixedNegatives, approx, batch_of, progress, set_embeddings, t64, vector_context
+    from kdrun.methods.crd import CRD
+
+    targets = torch.tensor(g["targets"])
+    method = CRD(vector_context(6, 8, targets, classes=3), feat_dim=4, nce_k=5).double()
+    with torch.no_grad():
+        method.memory.memory_s.copy_(t64(g["memory_s"]))
+        method.memory.memory_t.copy_(t64(g["memory_t"]))
+    set_embeddings(method, g)
+    method.sampler = FixedNegatives()
+    for b in g["batches"]:
+        method.sampler.queue.append(torch.tensor(b["negatives"]))
+        s, t = t64(b["pooled_s"]), t64(b["pooled_t"])
+        terms = method(Features(s, pooled=s), Features(t, pooled=t), batch_of(3, index=torch.tensor(b["index"])),
+                       progress())
+        assert terms["crd_s"].item() == approx(b["crd_s"], rel=1e-9)
+        assert terms["crd_t"].item() == approx(b["crd_t"], rel=1e-9)
+    assert method.memory.normalizer.tolist() == approx(g["normalizer"], rel=1e-10)
+    assert torch.allclose(method.memory.memory_s, t64(g["memory_s_after"]), atol=1e-12)
+    assert torch.allclose(method.memory.memory_t, t64(g["memory_t_after"]), atol=1e-12)

@@ -37,3 +37,17 @@ def golden() -> dict:
     # the method's terms at epoch 10 of a 20-epoch warm-up, tckd_weight 1, nckd_weight 8, T 4
     out["terms_epoch10"] = {"tckd": 0.5 * 1.0 * out["tckd_T=4.0"], "nckd": 0.5 * 8.0 * out["nckd_T=4.0"]}
     return out
+
+
+def check(g: dict) -> None:
+    import torch
+    from _kdrun import Features, approx, batch_of, progress, t64, vector_context
+    from kdrun.methods.dkd import DKD, nckd_loss, tckd_loss
+
+    s, t, y = t64(g["student"]), t64(g["teacher"]), torch.tensor(g["target"])
+    for T in (1.0, 4.0):
+        assert tckd_loss(s, t, y, T).item() == approx(g[f"tckd_T={T}"], rel=1e-10)
+        assert nckd_loss(s, t, y, T).item() == approx(g[f"nckd_T={T}"], rel=1e-10)
+    method = DKD(vector_context(4, 4))  # the method weights and warms up its terms (epoch 10 of 240)
+    terms = method(Features(s), Features(t), batch_of(len(y), y, torch.arange(len(y))), progress(10, 240))
+    assert {k: v.item() for k, v in terms.items()} == approx(g["terms_epoch10"], rel=1e-10)

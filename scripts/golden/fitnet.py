@@ -27,3 +27,17 @@ def golden() -> dict:
     r = np.maximum((z - mean) / np.sqrt(var + 1e-5), 0.0)
     return {"student": listed(s), "teacher": listed(t), "weight": listed(w), "bias": listed(b),
             "hint": float(((r - t) ** 2).mean())}
+
+
+def check(g: dict) -> None:
+    import torch
+    from _kdrun import approx, batch_of, map_context, maps, progress, t64
+    from kdrun.methods.fitnet import FitNet
+
+    s, t = t64(g["student"]), t64(g["teacher"])
+    method = FitNet(map_context([s, s, s], [t, t, t])).double()
+    with torch.no_grad():
+        method.regressor.conv.weight.copy_(t64(g["weight"])[:, :, None, None])
+        method.regressor.conv.bias.copy_(t64(g["bias"]))
+    value = method(maps([s, s, s]), maps([t, t, t]), batch_of(4), progress())["hint"]
+    assert value.item() == approx(g["hint"], rel=1e-9)

@@ -32,3 +32,12 @@ def golden() -> dict:
     total = sum(((fsp(student[i], student[i + 1]) - fsp(teacher[i], teacher[i + 1])) ** 2).mean()
                 for i in range(len(shapes) - 1))
     return {"student": [listed(x) for x in student], "teacher": [listed(x) for x in teacher], "fsp": float(total)}
+
+
+def check(g: dict) -> None:
+    from _kdrun import approx, batch_of, map_context, maps, progress, t64
+    from kdrun.methods.fsp import FSP
+
+    s, t = [t64(v) for v in g["student"]], [t64(v) for v in g["teacher"]]
+    value = FSP(map_context(s, t)).init_terms(maps(s), maps(t), batch_of(2), progress())["fsp"]
+    assert value.item() == approx(g["fsp"], rel=1e-9)

@@ -23,3 +23,12 @@ def golden() -> dict:
     map_form = np.abs(l2_normalize(flat((s ** 2).mean(axis=1))) - l2_normalize(flat((t ** 2).mean(axis=1)))).mean()
     paper_form = np.abs(l2_normalize(flat(s)) - l2_normalize(flat(t))).sum(axis=1).mean()
     return {"factor_s": listed(fs), "factor_t": listed(ft), "map": float(map_form), "paper": float(paper_form)}
+
+
+def check(g: dict) -> None:
+    from _kdrun import approx, t64
+    from kdrun.methods.ft import ft_loss
+
+    fs, ft = t64(g["factor_s"]), t64(g["factor_t"])
+    for form in ("map", "paper"):
+        assert ft_loss(fs, ft, form).item() == approx(g[form], rel=1e-9)

@@ -20,3 +20,12 @@ def golden() -> dict:
                 total += pt * math.log(pt / ps)
         out[f"T={T}"] = T * T * total / len(s)
     return out
+
+
+def check(g: dict) -> None:
+    from _kdrun import approx, t64
+    from kdrun.methods.kd import kd_loss
+
+    s, t = t64(g["student"]), t64(g["teacher"])
+    for T in (1.0, 4.0):
+        assert kd_loss(s, t, T).item() == approx(g[f"T={T}"], rel=1e-9)

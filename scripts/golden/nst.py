@@ -29,3 +29,12 @@ def golden() -> dict:
     teacher = [g.normal(size=(3, 2, 6, 6)), g.normal(size=(3, 5, 3, 3)), g.normal(size=(3, 6, 2, 2))]
     total = sum(mmd2(*match_sizes(s, t)) for s, t in zip(student[1:], teacher[1:]))
     return {"student": [listed(x) for x in student], "teacher": [listed(x) for x in teacher], "nst": float(total)}
+
+
+def check(g: dict) -> None:
+    from _kdrun import approx, batch_of, map_context, maps, progress, t64
+    from kdrun.methods.nst import NST
+
+    s, t = [t64(v) for v in g["student"]], [t64(v) for v in g["teacher"]]
+    value = NST(map_context(s, t))(maps(s), maps(t), batch_of(3), progress())["nst"]
+    assert value.item() == approx(g["nst"], rel=1e-9)

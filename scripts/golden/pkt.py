@@ -23,3 +23,12 @@ def golden() -> dict:
     ps, pt = conditional(s), conditional(t)
     loss = float(np.mean(pt * np.log((pt + EPS) / (ps + EPS))))
     return {"student": s.tolist(), "teacher": t.tolist(), "pkt": loss}
+
+
+def check(g: dict) -> None:
+    from _kdrun import Features, approx, batch_of, progress, t64, vector_context
+    from kdrun.methods.pkt import PKT
+
+    s, t = t64(g["student"]), t64(g["teacher"])
+    terms = PKT(vector_context(4, 10))(Features(s, pooled=s), Features(t, pooled=t), batch_of(6), progress())
+    assert terms["pkt"].item() == approx(g["pkt"], rel=1e-9)

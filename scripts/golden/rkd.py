@@ -41,3 +41,15 @@ def golden() -> dict:
     angle = float(np.mean([huber(x) for x in (angles(s) - angles(t)).ravel()]))
     return {"student": s.tolist(), "teacher": t.tolist(), "distance": dist, "angle": angle,
             "terms": {"rkd_distance": 25 * dist, "rkd_angle": 50 * angle}}
+
+
+def check(g: dict) -> None:
+    from _kdrun import Features, approx, batch_of, progress, t64, vector_context
+    from kdrun.methods.rkd import RKD, rkd_angle_loss, rkd_distance_loss
+
+    s, t = t64(g["student"]), t64(g["teacher"])
+    assert rkd_distance_loss(s, t).item() == approx(g["distance"], rel=1e-9)
+    assert rkd_angle_loss(s, t).item() == approx(g["angle"], rel=1e-9)
+    terms = RKD(vector_context(5, 9))(Features(s[:, :1], pooled=s), Features(t[:, :1], pooled=t), batch_of(6),
+                                      progress())
+    assert {k: v.item() for k, v in terms.items()} == approx(g["terms"], rel=1e-9)

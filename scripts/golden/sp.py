@@ -19,3 +19,13 @@ def golden() -> dict:
     b = len(s)
     loss = float(np.sum((similarity(t) - similarity(s)) ** 2) / (b * b))
     return {"student": s.tolist(), "teacher": t.tolist(), "sp": loss}
+
+
+def check(g: dict) -> None:
+    from _kdrun import Features, approx, batch_of, progress, t64, vector_context
+    from kdrun.methods.sp import SP
+
+    s, t = t64(g["student"]), t64(g["teacher"])
+    terms = SP(vector_context(48, 24))(Features(s[:, 0, 0], stages=[s]), Features(t[:, 0, 0], stages=[t]),
+                                       batch_of(5), progress())
+    assert terms["sp"].item() == approx(g["sp"], rel=1e-10)

@@ -37,3 +37,18 @@ def golden() -> dict:
         log_scales.append(listed(log_scale))
     return {"student": [listed(x) for x in student], "teacher": [listed(x) for x in teacher],
             "weights": weights, "log_scales": log_scales, "vid": float(total)}
+
+
+def check(g: dict) -> None:
+    import torch
+    from _kdrun import approx, batch_of, map_context, maps, progress, t64
+    from kdrun.methods.vid import VID
+
+    s, t = [t64(v) for v in g["student"]], [t64(v) for v in g["teacher"]]
+    method = VID(map_context(s, t)).double()
+    with torch.no_grad():
+        for k, (w, log_scale) in enumerate(zip(g["weights"], g["log_scales"])):
+            for layer, weight in zip((0, 2, 4), w):
+                method.regressors[k][layer].weight.copy_(t64(weight)[:, :, None, None])
+            method.log_scales[k].copy_(t64(log_scale))
+    assert method(maps(s), maps(t), batch_of(2), progress())["vid"].item() == approx(g["vid"], rel=1e-9)

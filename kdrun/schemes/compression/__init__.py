@@ -2,6 +2,6 @@
 quantization) and magnitude-pruned rows. The fine-tuned ones share one KD fine-tune (finetune.py)."""
 
 from kdrun.schemes.compression.pruned import pruned_stage
-from kdrun.schemes.compression.quantized import ptq_stage, qat_stage
+from kdrun.schemes.compression.quantized import dynamic_int8_stage, ptq_stage, qat_stage
 
-__all__ = ["pruned_stage", "ptq_stage", "qat_stage"]
+__all__ = ["dynamic_int8_stage", "pruned_stage", "ptq_stage", "qat_stage"]

@@ -24,7 +24,8 @@ def kd_finetune_stage(ctx: SchemeContext, name: str, role: str, method: str, mod
     kd = KD(MethodContext(student.feature_info, getattr(teacher, "feature_info", student.feature_info),
                           ctx.data.info, ctx.data.train_targets, model_label(ctx.cfg.student), model_label(ctx.cfg.teacher)))
     task = DistillTask(model, teacher, kd, LossWeights(T=node.T, alpha=node.alpha, gamma=node.gamma, beta=0.0))
-    optim = replace(optim_settings(ctx.cfg.trainer), lr=node.lr, milestones=tuple(node.milestones))
+    optim = replace(optim_settings(ctx.cfg), lr=node.lr, milestones=tuple(node.milestones), scheduler="multistep",
+                    warmup=0.0)  # its own short multi-step schedule, whatever the main stages use
     stage = Stage(name, role, model_label(ctx.cfg.student), method, task, ctx.epochs(node.epochs), optim, **stage_options)
     stage.info["float_reference"] = "distilled"
     return stage

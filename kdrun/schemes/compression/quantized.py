@@ -63,6 +63,27 @@ def ptq_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized_ptq")
     return stage
 
 
+def dynamic_int8_stage(ctx: SchemeContext, student: KDModel, name: str = "quantized") -> Stage:
+    """Transformers: the distilled student with dynamic int8 Linear layers (kdrun/quant/dynamic.py), measured
+    as it is (no fine-tuning): top-1, size and CPU latency. torch.export-based QAT is for the CNN zoo."""
+    model = copy.deepcopy(student)
+    stage = ctx.eval_stage(name, "quantized", ctx.cfg.student.arch, model)
+    stage.method = f"{ctx.cfg.method.name}+int8dyn"
+    stage.info.update(precision="int8", float_reference="distilled", quantizer="dynamic int8 Linear layers")
+    stage.deploy = partial(dynamic_deployment, model, name)
+    return stage
+
+
+def dynamic_deployment(student: nn.Module, name: str, env: EngineEnv, settings: MeasureSettings) -> Deployment:
+    from kdrun.quant.dynamic import dynamic_state, quantize_linear_dynamic
+
+    converted, how = quantize_linear_dynamic(student)
+    val = evaluate_alone(converted, env)
+    record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "int8",
+              "int8_runtime": how}
+    return Deployment(converted, "int8", dynamic_state(converted), record)
+
+
 def reduced_range(q) -> bool:
     """``quant.reduce_range``: null decides for this CPU (7-bit activations without VNNI)."""
     return needs_reduced_range() if q.get("reduce_range") is None else bool(q.reduce_range)

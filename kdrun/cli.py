@@ -205,10 +205,11 @@ def _skip(run_dir: Path, results: dict, multirun: bool) -> None:
     log.info("%s: completed before, skipping (delete its results.json to run it again)", run_dir)
     if not multirun:
         from kdrun.logs import output
+        from kdrun.report.files import TABLE_MD
         from kdrun.report.table import rich_table, table_rows, table_title
 
         output().print(rich_table(table_rows(results), title=table_title(results) + " (completed before)"))
-        output().print(f"full table (every column, footnotes): {run_dir / 'table.md'}", highlight=False,
+        output().print(f"full table (every column, footnotes): {run_dir / TABLE_MD}", highlight=False,
                        soft_wrap=True, markup=False)
 
 

@@ -42,9 +42,10 @@ def test_a_given_lr_is_used_never_replaced_by_trainer_lr():
     """0 is refused by the checks above; below them, only a missing lr (None) means trainer.lr."""
     from kdrun.tasks.build import optim_settings
 
-    trainer = OmegaConf.create({"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [], "lr_decay": 0.1})
-    assert optim_settings(trainer, 0.0).lr == 0.0
-    assert optim_settings(trainer, None).lr == 0.05
+    cfg = OmegaConf.create({"trainer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [],
+                                        "lr_decay": 0.1}})
+    assert optim_settings(cfg, 0.0).lr == 0.0
+    assert optim_settings(cfg, None).lr == 0.05
 
 
 def run_preflight(args: list[str]):

@@ -183,3 +183,19 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     assert upward_imports(fake) == [("kdrun.engine.loop", "kdrun.schemes.context", 1,
                                      "from kdrun.schemes.context import X")]
     assert circles(fake) == [{"kdrun.engine.loop", "kdrun.schemes.context"}]
+
+
+def test_run_file_names_are_spelled_in_one_place():
+    """The names of the files a run writes live in kdrun/report/files.py; code elsewhere uses its constants (a
+    string in a docstring or a message is text, not a file name the code opens, and is left alone)."""
+    names = {"metrics.jsonl", "results.json", "table.md", "table.csv"}
+    spelled = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path == ROOT / "report" / "files.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):  # a name the code builds a path from: `run_dir / "results.json"`
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant) \
+                    and node.right.value in names:
+                spelled.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.right.value}")
+    assert not spelled, "use kdrun/report/files.py's constants: " + ", ".join(spelled)

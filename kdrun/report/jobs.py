@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from kdrun.errors import KdrunError
 from kdrun.io import one_line
 from kdrun.owned_files import claimed
-from kdrun.report.files import RESULTS_FILE
+from kdrun.report.files import METRICS_FILE, RESULTS_FILE
 from kdrun.report.run_files import InvalidRunFile, Metrics, read_metrics, read_results
 
 COMPLETED, FAILED, UNFINISHED, INVALID = "completed", "failed", "unfinished", "invalid"
@@ -68,7 +68,7 @@ class Job:
     @property
     def metrics_note(self) -> str | None:
         """One line if metrics.jsonl had lines that are not records (once read)."""
-        return self._metrics.skipped_note(self.path / "metrics.jsonl") if self._metrics is not None else None
+        return self._metrics.skipped_note(self.path / METRICS_FILE) if self._metrics is not None else None
 
 
 def primary_stage(stages: list[str], declared: str | None = None) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from kdrun.report.files import RESULTS_FILE
+from kdrun.report.files import RESULTS_FILE, TABLE_CSV, TABLE_MD
 from kdrun.report.jobs import primary_stage, reference_stage, reported_top1
 from kdrun.report.hparams import final_metrics, run_hparams
 from kdrun.report.table import rich_table, table_rows, table_title, write_tables
@@ -47,7 +47,7 @@ def finish_run(cfg: DictConfig, run_dir: Path, results: dict[str, Any], writer: 
 def tracked_files(run_dir: Path, results: dict[str, Any], plots: list[Path]) -> list[tuple[Path, str]]:
     """What a tracker keeps of the run (with its folder there): results.json, the tables, the plots, and each
     student row's deployed file (its weights; the int8 program; its ONNX file when exported)."""
-    files = [(run_dir / "results.json", ""), (run_dir / "table.md", "tables"), (run_dir / "table.csv", "tables")]
+    files = [(run_dir / RESULTS_FILE, ""), (run_dir / TABLE_MD, "tables"), (run_dir / TABLE_CSV, "tables")]
     files += [(p, "plots") for p in plots]
     for name, record in results.get("stages", {}).items():
         if record.get("role") in ("teacher", "assistant") or not record.get("in_table", True):

@@ -83,13 +83,22 @@ def hub_stand_in(folder: Path) -> str:
 
 def placeholders(tmp: Path) -> dict[str, str]:
     """README's example paths -> real ones: an image folder with two classes, a checkpoint file (empty: the
-    checks only need it to exist; ``runnable_arguments`` makes a real one)."""
+    checks only need it to exist; ``runnable_arguments`` makes a real one), the user's module ``mynets.py`` and
+    ``arrays.npz`` (in the working folder, as README's commands expect them)."""
     for split in ("train", "val"):
         for c in ("a", "b"):
             (tmp / "mydata" / split / c).mkdir(parents=True, exist_ok=True)
     ckpt = tmp / "ckpt_epoch_240.pth"
     if not ckpt.exists():
         ckpt.write_bytes(b"")
+    if not (tmp / "mynets.py").exists():  # README's own module: the example docs/ shows
+        shutil.copy(REPO / "docs" / "examples" / "mynets.py", tmp / "mynets.py")
+    if not (tmp / "arrays.npz").exists():  # README's arrays: 3 classes of 8x8 grey images
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        x, y = rng.integers(0, 255, (48, 8, 8), dtype=np.uint8), np.arange(48) % 3
+        np.savez(tmp / "arrays.npz", x_train=x[:32], y_train=y[:32], x_test=x[32:], y_test=y[32:])
     return {"/data/mydata": str(tmp / "mydata"), "/path/ckpt_epoch_240.pth": str(ckpt)}
 
 
@@ -149,7 +158,8 @@ def runnable_arguments(command: str, index: int, work: Path) -> list[str]:
     args = arguments(command, work)
     if prints_and_stops(args) or command in EXPECTED_ERRORS:
         return args
-    with contextlib.redirect_stderr(io.StringIO()):  # the headline rule's note: the run itself prints it
+    # the headline rule's note: the run itself prints it; the run's folder: README's relative paths (arrays.npz)
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.chdir(work):
         _, cfg = checked_arguments([*args, "debug=fast"])
     extra = ["debug=fast", "measure.enabled=false"]
     name = cfg.dataset._target_.rsplit("_", 1)[-1]  # kdrun.data.cifar.load_cifar100 -> cifar100

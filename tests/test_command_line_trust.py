@@ -60,6 +60,32 @@ def test_experimental_rerun_is_refused_and_its_pickle_never_runs(here, capsys, f
     assert marker.exists()
 
 
+@pytest.mark.parametrize("flags, flag", [(["-cn", "mine"], "--config-name"), (["--config-name=mine", "-m", "seed=1,2"], "--config-name"),
+                                         (["-cp", "{d}"], "--config-path"), (["--config-p", "{d}"], "--config-path")],
+                         ids=["cn", "cn-sweep", "cp", "cp-abbreviated"])
+def test_another_primary_config_is_refused_before_anything_runs(here, capsys, flags, flag):
+    """A primary config of the user's would replace kdrun's defaults list, so no check would see what runs
+    (``-cp DIR trainer.lr=fast`` failed inside SGD): refused in one line naming the way in that is checked."""
+    folder = here / "mine"
+    folder.mkdir()
+    (folder / "mine.yaml").write_text("trainer:\n  lr: fast\n")
+    code, err = kdrun([*(f.format(d=folder) for f in flags), "trainer.lr=fast", *TINY], capsys)
+    assert code == 2
+    one_line(err, f"{flag} is refused", "--config-dir")
+    assert sorted(os.listdir(here)) == ["mine"]
+
+
+def test_a_whole_experiment_comes_in_through_config_dir(here):
+    """The way in that the --config-name refusal names: DIR/experiment/NAME.yaml, checked like kdrun's own."""
+    from conftest import compose_config
+
+    (here / "mine" / "experiment").mkdir(parents=True)
+    (here / "mine" / "experiment" / "quick.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /dataset: digits\n  - _self_\ndistill:\n  T: 2\n")
+    cfg = compose_config([f"hydra.searchpath=[file://{here / 'mine'}]", "experiment=quick"])
+    assert cfg.dataset._target_ == compose_config(["dataset=digits"]).dataset._target_ and cfg.distill.T == 2
+
+
 def user_config_dir(root: Path) -> Path:
     """A user's config folder: a method of their own, a file with a !!python tag, a file that is not YAML."""
     (root / "method").mkdir(parents=True)

@@ -101,3 +101,14 @@ def test_interval_on_the_command_line_runs_a_study(workdir):
                "hydra.sweeper.n_trials=2"], workdir)
     (sweep,) = (workdir / "outputs" / "sweeps").iterdir()
     assert len(_trials(sweep)) == 2
+
+
+@pytest.mark.slow  # a study of two tiny trials with a validation split
+def test_with_a_validation_split_the_study_maximizes_the_validation_top1(workdir):
+    run_kdrun([*STUDY[:-2], "hydra.sweeper.n_trials=2", "dataset.val_split=0.2"], workdir)
+    (sweep,) = (workdir / "outputs" / "sweeps").iterdir()
+    results = [read_results(t) for t in _trials(sweep)]
+    assert len(results) == 2 and {r["objective"]["set"] for r in results} == {"val"}
+    best = max(r["objective"]["value"] for r in results)
+    assert f"best_value: {best}" in (sweep / "optimization_results.yaml").read_text()
+    assert all(r["objective"]["value"] == r["stages"]["distilled"]["best_top1"] for r in results)

@@ -19,6 +19,14 @@ from kdrun.errors import KdrunError
 GIB = resources.GIB
 
 
+@pytest.fixture(autouse=True)
+def one_job_at_once(monkeypatch):
+    """Whatever an earlier test of this process left: these runs are single jobs (kdrun/engine/speed.py)."""
+    from kdrun.environment import PARALLEL_JOBS_ENV
+
+    monkeypatch.delenv(PARALLEL_JOBS_ENV, raising=False)
+
+
 def _refused(args: list[str], tmp_path) -> str:
     with pytest.raises(KdrunError) as e:
         preflight(CONFIG_DIR, [*args, f"hydra.run.dir={tmp_path / 'run'}"])

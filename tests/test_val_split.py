@@ -90,6 +90,9 @@ def test_with_a_split_the_validation_set_chooses_and_the_test_set_is_evaluated_o
     assert results["objective"] == {"stage": "distilled", "key": "best_top1", "set": "val",
                                     "value": results["stages"]["distilled"]["best_top1"]}
     assert sweep_value(results) == results["stages"]["distilled"]["best_top1"]
+    for line in (run / "kdrun.log").read_text().splitlines():  # as the console shows it: "[hh:mm:ss] message"
+        message = line.split("] ", 1)[-1].split("] ", 1)[-1].split("] ", 1)[-1]
+        assert "/" in message or len(f"[00:00:00] {message}") <= 100, message
     table = (run / "table.md").read_text()
     assert "val top-1" in table and "Top-1: test set, evaluated once, at the epoch chosen on the validation" in table
 

@@ -6,7 +6,7 @@ the flags by name and takes the words that do not start with ``-`` as overrides,
 :func:`canonical_args` first writes each flag in full with its value in the same word
 (``--config-dir=conf``); Hydra reads that form the same way. :func:`refused_flag` names the flags kdrun
 refuses: ``--experimental-rerun FILE`` unpickles FILE (a crafted one runs code), and kdrun never writes
-that file.
+that file; ``--config-path``/``--config-name`` would swap kdrun's primary config for one its checks never read.
 """
 
 from __future__ import annotations
@@ -81,6 +81,13 @@ REFUSED = {
     "--experimental-rerun": "loads a pickled config (unpickling a file can run any code in it), and kdrun "
                             "never writes one; to run a job again, give its options again (its "
                             ".hydra/overrides.yaml lists them)",
+    # Another primary config would replace kdrun's defaults list, which every check reads: refused rather than
+    # run unchecked. A user's own groups and whole experiments come in beside kdrun's instead.
+    "--config-path": "replaces kdrun's own configs, which its checks read; add a folder of your own groups with "
+                     "--config-dir DIR (or hydra.searchpath=[file://DIR]) and choose them as usual (method=mine)",
+    "--config-name": "replaces kdrun's config.yaml, which its checks read; put a whole experiment in "
+                     "DIR/experiment/NAME.yaml (a Hydra '# @package _global_' file) and run "
+                     "kdrun --config-dir DIR experiment=NAME",
 }
 
 

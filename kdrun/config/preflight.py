@@ -35,13 +35,14 @@ from kdrun.config.sweeps import (check_sweep_dir, config_differences, enumerable
                                  is_multirun, swept_keys)
 
 # Hydra flags after which there is nothing to run (help, printing config) or that change where configs come from.
-# (--config-dir is checked: preflight adds the folder as Hydra does; --experimental-rerun is refused, kdrun/cli.py.)
+# (--config-dir is checked: preflight adds the folder as Hydra does; --experimental-rerun, --config-path and
+# --config-name are refused, kdrun/config/hydra_flags.py.)
 PASS_THROUGH = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--info", "-i",
-                "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name")
+                "--shell-completion", "-sc")
 
 
 def passes_through(args: list[str]) -> bool:
-    """True for Hydra flags after which nothing runs (help, printing the config) or whose configs kdrun can't check."""
+    """True for Hydra flags after which nothing runs (help, printing the config)."""
     return any(a.split("=")[0] in PASS_THROUGH for a in args)
 
 

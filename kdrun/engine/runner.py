@@ -64,7 +64,7 @@ def test_once(stage: Stage, env: EngineEnv, outcome: StageOutcome) -> StageOutco
             for name, m in models.items()}
     outcome.test_top1 = next(iter(tops.values()))
     outcome.test_models = tops if len(models) > 1 else {}
-    log.info("%s: test top-1 %.2f%% (the epoch-%d model, chosen on validation top-1 %.2f%%)", stage.name,
+    log.info("%s: test top-1 %.2f%% (epoch %d, chosen on validation top-1 %.2f%%)", stage.name,
              outcome.test_top1, outcome.best_epoch, outcome.best_top1)
     return outcome
 

@@ -220,6 +220,7 @@ class TeacherLogits:
         else:
             self._source = "compute"
         if not self.sources:
-            what = {"replay": "replayed from", "record": "recorded to", "compute": "computed by the teacher; none in"}
-            log.info("teacher outputs: epoch %d %s %s", epoch, what[self._source], self.store.folder)
+            what = {"replay": "replayed from", "record": "recorded to", "compute": "computed (none recorded in"}
+            log.info("teacher outputs, epoch %d: %s %s%s", epoch, what[self._source], self.store.folder,
+                     ")" if self._source == "compute" else "")
         self.sources[self._source] += 1

@@ -65,6 +65,13 @@ def test_a_users_module_is_teacher_and_student_with_kd_and_attention_transfer(tm
     distilled = [m for m in metrics if m.get("stage") == "distilled" and "train_loss" in m]
     assert distilled and any(k.startswith("train_") and "at" in k for k in distilled[-1]), distilled[-1]
     assert f"{mod}.make_teacher" in proc.stdout + proc.stderr
+    # its checkpoint (and the bare network's weights, as a user would save them) teach again
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "teacher" / "last.pt", weights_only=True)
+    torch.save({k.removeprefix("net."): v for k, v in ckpt["model"].items()}, tmp_path / "bare.pt")
+    for path in ("run/checkpoints/teacher/last.pt", "bare.pt"):
+        loaded = run_kdrun([*args[:-1], "stages=[teacher]", f"teacher.checkpoint={path}", f"hydra.run.dir=again_{path[:3]}"],
+                           tmp_path)
+        assert f"teacher: {mod}.make_teacher loaded from {path}" in loaded.stdout + loaded.stderr
 
 
 @pytest.mark.slow

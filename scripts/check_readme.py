@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 # Commands README shows failing on purpose, with the start of the one line they must print.
 EXPECTED_ERRORS = {"kdrun teacher=resnet110 student=resnet20 dataset=mnist1d":
                    "teacher=resnet110 needs image input but dataset mnist1d gives signals",
-                   "kdrun teacher=nope": "teacher=nope is not valid (no such teacher); valid choices: cnn1d"}
+                   "kdrun teacher=nope": "teacher=nope is not valid (no such teacher); valid choices: bert, cnn1d"}
 # Datasets kdrun would download: the tiny generated copies are not the published files (no checksums).
 DOWNLOADED = {"cifar10": ["dataset.verify=false", "dataset.download=false"],
               "cifar100": ["dataset.verify=false", "dataset.download=false"]}
@@ -60,15 +60,45 @@ def readme_commands(text: str | None = None) -> list[str]:
     return list(dict.fromkeys(commands))
 
 
+# Hub models README's online command names -> tiny local stand-ins with one shared vocabulary (checks only:
+# the run itself needs the hub's data and is skipped offline, see skip_reason)
+HUB_MODELS = ("textattack/bert-base-uncased-SST-2", "google/bert_uncased_L-4_H-256_A-4")
+
+
+def hub_stand_in(folder: Path) -> str:
+    """A tiny BERT classifier and its word-level tokenizer saved as a hub folder."""
+    if not (folder / "config.json").exists():
+        from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+        from kdrun.data.tokenize import SPECIALS, word_tokenizer
+
+        vocab = (*SPECIALS, "a", "good", "bad", "film")
+        PreTrainedTokenizerFast(tokenizer_object=word_tokenizer([], vocab, 0), pad_token="[PAD]", unk_token="[UNK]",
+                                cls_token="[CLS]", sep_token="[SEP]").save_pretrained(folder)
+        BertForSequenceClassification(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                                                 num_attention_heads=2, intermediate_size=64,
+                                                 max_position_embeddings=128)).save_pretrained(folder)
+    return str(folder)
+
+
 def placeholders(tmp: Path) -> dict[str, str]:
     """README's example paths -> real ones: an image folder with two classes, a checkpoint file (empty: the
-    checks only need it to exist; ``runnable_arguments`` makes a real one)."""
+    checks only need it to exist; ``runnable_arguments`` makes a real one), the user's module ``mynets.py`` and
+    ``arrays.npz`` (in the working folder, as README's commands expect them)."""
     for split in ("train", "val"):
         for c in ("a", "b"):
             (tmp / "mydata" / split / c).mkdir(parents=True, exist_ok=True)
     ckpt = tmp / "ckpt_epoch_240.pth"
     if not ckpt.exists():
         ckpt.write_bytes(b"")
+    if not (tmp / "mynets.py").exists():  # README's own module: the example docs/ shows
+        shutil.copy(REPO / "docs" / "examples" / "mynets.py", tmp / "mynets.py")
+    if not (tmp / "arrays.npz").exists():  # README's arrays: 3 classes of 8x8 grey images
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        x, y = rng.integers(0, 255, (48, 8, 8), dtype=np.uint8), np.arange(48) % 3
+        np.savez(tmp / "arrays.npz", x_train=x[:32], y_train=y[:32], x_test=x[32:], y_test=y[32:])
     return {"/data/mydata": str(tmp / "mydata"), "/path/ckpt_epoch_240.pth": str(ckpt)}
 
 
@@ -77,6 +107,9 @@ def arguments(command: str, tmp: Path) -> list[str]:
     args = [a for a in shlex.split(command)[1:] if a != "..."]
     for old, new in placeholders(tmp).items():
         args = [a.replace(old, new) for a in args]
+    for i, name in enumerate(HUB_MODELS):
+        if any(a.endswith(f"={name}") for a in args):
+            args = [a.replace(f"={name}", f"={hub_stand_in(tmp / f'hub{i}')}") for a in args]
     return args
 
 
@@ -125,7 +158,8 @@ def runnable_arguments(command: str, index: int, work: Path) -> list[str]:
     args = arguments(command, work)
     if prints_and_stops(args) or command in EXPECTED_ERRORS:
         return args
-    with contextlib.redirect_stderr(io.StringIO()):  # the headline rule's note: the run itself prints it
+    # the headline rule's note: the run itself prints it; the run's folder: README's relative paths (arrays.npz)
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.chdir(work):
         _, cfg = checked_arguments([*args, "debug=fast"])
     extra = ["debug=fast", "measure.enabled=false"]
     name = cfg.dataset._target_.rsplit("_", 1)[-1]  # kdrun.data.cifar.load_cifar100 -> cifar100
@@ -139,6 +173,8 @@ def runnable_arguments(command: str, index: int, work: Path) -> list[str]:
 
 
 def skip_reason(args: list[str]) -> str | None:
+    if "dataset=sst2" in args:
+        return "needs the Hugging Face hub: GLUE SST-2 and a fine-tuned BERT"
     if "hydra/launcher=submitit_slurm" in args and not shutil.which("sbatch"):
         return "needs a Slurm cluster: sbatch not found"
     return None

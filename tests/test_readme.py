@@ -77,7 +77,8 @@ def test_readme_command_passes_every_check(command, tmp_path, monkeypatch, capsy
         assert kdrun_in_process(args) == 0
         out = capsys.readouterr().out
         assert len(out.splitlines()) > 3 and "Traceback" not in out, out
-        assert list(tmp_path.iterdir()) == [p for p in tmp_path.iterdir() if p.name in ("mydata", "ckpt_epoch_240.pth")]
+        placed = ("mydata", "ckpt_epoch_240.pth", "mynets.py", "arrays.npz")  # check_readme.placeholders
+        assert list(tmp_path.iterdir()) == [p for p in tmp_path.iterdir() if p.name in placed]
         return
     if command in EXPECTED_ERRORS:
         with pytest.raises(KdrunError, match=re.escape(EXPECTED_ERRORS[command])):

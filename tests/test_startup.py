@@ -109,7 +109,10 @@ def test_python_m_kdrun_is_the_cli_entry_point(monkeypatch, capsys):
     import importlib
     from importlib.metadata import version
 
+    from conftest import kdrun_globals_restored
+
     monkeypatch.setattr(sys, "argv", ["kdrun", "--version"])
     sys.modules.pop("kdrun.__main__", None)  # not monkeypatched: it stays imported, for module_coverage
-    importlib.import_module("kdrun.__main__")
+    with kdrun_globals_restored():  # main() handles SIGTERM and SIGHUP: a process this test run forks later must not
+        importlib.import_module("kdrun.__main__")
     assert capsys.readouterr().out.startswith(f"kdrun {version('kdrun')} ")

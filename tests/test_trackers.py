@@ -169,7 +169,19 @@ def test_wandb_offline_run_files_hold_the_metrics(workdir):
     assert b"distilled/top1/test" in data and b"teacher/loss/ce" in data and b"final/distilled/top1_last" in data
     assert repr(results["stages"]["distilled"]["last_top1"]).encode() in data
     assert b"distill.T" in data and b"table.md" in data
-    assert json.loads((workdir / "run" / "trackers.json").read_text())["wandb"]["id"] in record
+    run_id = json.loads((workdir / "run" / "trackers.json").read_text())["wandb"]["id"]
+    assert run_id in record
+
+    # an interrupted run (its distilled stage lost) resumes its W&B run: the same id, continued
+    results["status"] = "interrupted"
+    del results["stages"]["distilled"]
+    (workdir / "run" / "results.json").write_text(json.dumps(results))
+    for f in (workdir / "run" / "checkpoints" / "distilled").iterdir():
+        f.unlink()
+    run_kdrun([*RUN, "logger=wandb", "hydra.run.dir=run"], workdir, env={"WANDB_MODE": "offline"})
+    records = glob.glob(str(workdir / "run" / "wandb" / "offline-run-*" / "run-*.wandb"))
+    assert len(records) == 2 and all(r.endswith(f"run-{run_id}.wandb") for r in records)  # wandb sync joins them
+    assert read_results(workdir / "run")["status"] == "completed"
 
 
 def test_your_own_tracker_is_added_by_its_target_and_nothing_else_passes(tmp_path, monkeypatch):

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kdrun.models.base import KDModel
     from kdrun.models.features import FeatureInfo, Features
-    from kdrun.models.registry import create_model, list_models, model_spec, register_model
+    from kdrun.models.registry import create_model, list_models, model_spec
 
 _EXPORTS = {"KDModel": "kdrun.models.base", "FeatureInfo": "kdrun.models.features", "Features": "kdrun.models.features",
             "create_model": "kdrun.models.registry", "list_models": "kdrun.models.registry",
-            "model_spec": "kdrun.models.registry", "register_model": "kdrun.models.registry"}
+            "model_spec": "kdrun.models.registry"}
 __all__ = list(_EXPORTS)
 
 

@@ -1,16 +1,19 @@
 """What the architectures are, without building any: names, family, input kind, options, one line each.
 
-The model registry (``kdrun/models/registry.py``) binds each name to its builder, which means
-importing torch and the whole zoo. Everything decided before a run -- the ``teacher=``/``student=``
-config options, config checks, ``kdrun --help``, tab completion, preflight errors -- only needs these
-facts, so they live here too, in a table that imports nothing heavy. ``tests/test_models.py`` keeps
-it equal to the registry: a model registered without its line here (or with different facts) fails
-there, with the line to paste.
+Each built-in architecture is one file, ``kdrun/models/arch/<name>.yaml``, in the form a user's own architecture
+takes (kdrun/models/user_archs.py): the first comment line describes it, ``_target_`` names its builder,
+``family`` and ``input_kind`` say what kdrun must know before building it, ``recipe_lr`` the lr a trainer
+recipe uses for it instead of its usual one (RepDistiller's CIFAR recipe trains MobileNetV2/ShuffleNets at
+0.01), and every other key is an option with its default (``student.hidden=[800,800]``). Everything decided
+before a run -- the ``teacher=``/``student=`` config options, config checks, ``kdrun --help``, preflight
+errors -- reads these files without importing torch; the registry (``kdrun/models/registry.py``) builds
+from the same files, so a new architecture is its code and its file, with no list to extend.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kdrun.errors import choice_error
@@ -31,82 +34,40 @@ class Arch:
     family: str
     input_kind: str
     defaults: dict[str, Any] = field(default_factory=dict)  # the architecture's own options and their defaults
-    doc: str = ""  # the builder's first docstring line
+    doc: str = ""  # the file's first comment line
     # Learning rates a published training recipe uses for this architecture instead of its usual one,
     # by recipe (trainer) name: RepDistiller's CIFAR recipe trains MobileNetV2/ShuffleNets at 0.01.
     recipe_lr: dict[str, float] = field(default_factory=dict)
+    target: str = ""  # the builder, by import path: ``builder(num_classes, in_channels, input_size, **options)``
 
 
-ARCHS: dict[str, Arch] = {a.name: a for a in (
-    Arch('bert', 'bert', 'tokens', {'layers': 4, 'hidden': 64, 'heads': 4, 'intermediate': 256, 'max_positions': 512,
-                                    'dropout': 0.1, 'pretrained': None, 'init_from_teacher': None},
-         "BERT encoder for sequence classification (transformers); ``pretrained``: a hub name or local folder."),
-    Arch('cnn1d', 'cnn1d', 'signal', {'channels': [64, 64, 64], 'norm': 'none', 'depth': 1},
-         "1-D CNN for signals (MNIST-1D); ``channels`` per stage, ``norm`` none|batch, ``depth`` convs per stage."),
-    Arch('mlp', 'mlp', 'any', {'hidden': [100, 100], 'dropout': 0.0},
-         'Multi-layer perceptron on flattened inputs; ``hidden`` sets the layer widths.'),
-    Arch('mobilenetv2', 'mobilenetv2', 'image', {'width_mult': 0.5, 'expansion': 6},
-         "MobileNetV2 for CIFAR (default width 0.5, expansion 6: RepDistiller's mobile_half).",
-         recipe_lr={'cifar': 0.01}),
-    Arch('resnet110', 'resnet', 'image', {},
-         'ResNet-110 for CIFAR (stages 16-32-64).'),
-    Arch('resnet14', 'resnet', 'image', {},
-         'ResNet-14 for CIFAR (stages 16-32-64).'),
-    Arch('resnet20', 'resnet', 'image', {},
-         'ResNet-20 for CIFAR (stages 16-32-64).'),
-    Arch('resnet32', 'resnet', 'image', {},
-         'ResNet-32 for CIFAR (stages 16-32-64).'),
-    Arch('resnet32x4', 'resnet', 'image', {},
-         "ResNet-32, 4x wide (stem 32, stages 64-128-256), RepDistiller's teacher."),
-    Arch('resnet44', 'resnet', 'image', {},
-         'ResNet-44 for CIFAR (stages 16-32-64).'),
-    Arch('resnet50', 'resnet', 'image', {},
-         "ResNet-50 (bottleneck) with a CIFAR 3x3 stem, RepDistiller's ResNet50 teacher."),
-    Arch('resnet56', 'resnet', 'image', {},
-         'ResNet-56 for CIFAR (stages 16-32-64).'),
-    Arch('resnet8', 'resnet', 'image', {},
-         'ResNet-8 for CIFAR (stages 16-32-64).'),
-    Arch('resnet8x4', 'resnet', 'image', {},
-         "ResNet-8, 4x wide (stem 32, stages 64-128-256), RepDistiller's student."),
-    Arch('shufflenetv1', 'shufflenet', 'image', {},
-         'ShuffleNet v1 for CIFAR, groups 3 (stages 240-480-960).',
-         recipe_lr={'cifar': 0.01}),
-    Arch('shufflenetv2', 'shufflenet', 'image', {'net_size': 1.0},
-         'ShuffleNet V2 for CIFAR; ``net_size`` 1 gives stages 116-232-464 (sizes 0.2-2 as in the reference).',
-         recipe_lr={'cifar': 0.01}),
-    Arch('tv_resnet101', 'torchvision', 'image', {'weights': None},
-         "torchvision's resnet101 (ImageNet architecture; weights=hub|<file>: released weights)."),
-    Arch('tv_resnet152', 'torchvision', 'image', {'weights': None},
-         "torchvision's resnet152 (ImageNet architecture; weights=hub|<file>: released weights)."),
-    Arch('tv_resnet18', 'torchvision', 'image', {'weights': None},
-         "torchvision's resnet18 (ImageNet architecture; weights=hub|<file>: released weights)."),
-    Arch('tv_resnet34', 'torchvision', 'image', {'weights': None},
-         "torchvision's resnet34 (ImageNet architecture; weights=hub|<file>: released weights)."),
-    Arch('tv_resnet50', 'torchvision', 'image', {'weights': None},
-         "torchvision's resnet50 (ImageNet architecture; weights=hub|<file>: released weights)."),
-    Arch('tv_resnext50_32x4d', 'torchvision', 'image', {'weights': None},
-         "torchvision's resnext50_32x4d (ImageNet architecture; weights=hub|<file>: released weights)."),
-    Arch('tv_wide_resnet50_2', 'torchvision', 'image', {'weights': None},
-         "torchvision's wide_resnet50_2 (ImageNet architecture; weights=hub|<file>: released weights)."),
-    Arch('vgg11', 'vgg', 'image', {},
-         'VGG-11 with BN (configuration A).'),
-    Arch('vgg13', 'vgg', 'image', {},
-         "VGG-13 with BN (configuration B), RepDistiller's teacher."),
-    Arch('vgg16', 'vgg', 'image', {},
-         'VGG-16 with BN (configuration D).'),
-    Arch('vgg19', 'vgg', 'image', {},
-         'VGG-19 with BN (configuration E).'),
-    Arch('vgg8', 'vgg', 'image', {},
-         "VGG-8 with BN (one conv per block), RepDistiller's student."),
-    Arch('wrn_16_1', 'wrn', 'image', {},
-         'WRN-16-1 (stages 16-32-64).'),
-    Arch('wrn_16_2', 'wrn', 'image', {},
-         'WRN-16-2 (stages 32-64-128).'),
-    Arch('wrn_40_1', 'wrn', 'image', {},
-         'WRN-40-1 (stages 16-32-64).'),
-    Arch('wrn_40_2', 'wrn', 'image', {},
-         "WRN-40-2 (stages 32-64-128), RepDistiller's teacher."),
-)}
+# kdrun/models/arch/<name>.yaml: one file per built-in architecture, in the form a user's own takes. Beside the
+# code, not in conf/: a file there would be a Hydra group of its own (``arch=``) that no run composes.
+ARCH_FOLDER = Path(__file__).resolve().parent / "arch"
+
+
+def _description(text: str) -> str:
+    """The file's first comment line: the architecture's one-line description (kdrun --list models)."""
+    return next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+
+
+def read_archs(folder: Path) -> dict[str, Arch]:
+    """Every ``<name>.yaml`` in ``folder`` as an :class:`Arch` (PyYAML's safe loader: no tags, no code)."""
+    import yaml
+
+    archs = {}
+    for path in sorted(folder.glob("*.yaml")):
+        text = path.read_text()
+        node = dict(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        target = node.pop("_target_")
+        family, kind = node.pop("family"), node.pop("input_kind")
+        recipe = dict(node.pop("recipe_lr", None) or {})
+        archs[path.stem] = Arch(path.stem, family, kind, node, _description(text), recipe, target)
+    return archs
+
+
+# The built-in architectures, read from their files (the one source: the registry builds from the same files).
+ARCHS: dict[str, Arch] = read_archs(ARCH_FOLDER)
 
 
 def list_archs(family: str | None = None, input_kind: str | None = None) -> list[str]:

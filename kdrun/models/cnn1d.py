@@ -7,7 +7,6 @@ from torch import nn
 
 from kdrun.models.base import KDModel, Part, conv_out
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 NORMS = ("none", "batch")
 
@@ -102,7 +101,6 @@ def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
     return p.fc(_layer(p, h).flatten(1))
 
 
-@register_model(family="cnn1d", input_kind="signal", channels=[64, 64, 64], norm="none", depth=1)
 def cnn1d(num_classes: int, in_channels: int, input_size: tuple[int, ...], channels: list[int],
           norm: str = "none", depth: int = 1) -> CNN1D:
     """1-D CNN for signals (MNIST-1D); ``channels`` per stage, ``norm`` none|batch, ``depth`` convs per stage."""

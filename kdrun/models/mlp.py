@@ -9,7 +9,6 @@ from torch import nn
 
 from kdrun.models.base import KDModel, Part
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 
 class MLP(KDModel):
@@ -62,7 +61,6 @@ def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
     return p.fc(_hidden(p, h))
 
 
-@register_model(family="mlp", input_kind="any", hidden=[100, 100], dropout=0.0)
 def mlp(num_classes: int, in_channels: int, input_size: tuple[int, ...], hidden: list[int], dropout: float) -> MLP:
     """Multi-layer perceptron on flattened inputs; ``hidden`` sets the layer widths."""
     if not hidden:

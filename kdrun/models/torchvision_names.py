@@ -1,14 +1,16 @@
-"""The names of torchvision's ImageNet ResNets in kdrun's registry (``tv_resnet18`` ... ``tv_resnext50_32x4d``).
+"""The builders of torchvision's ImageNet ResNets (``tv_resnet18`` ... ``tv_resnext50_32x4d``), which their
+``kdrun/models/arch/tv_*.yaml`` files name.
 
-Registering a name imports nothing heavy: kdrun/models/torchvision_resnet.py, and with it torchvision
+Importing this module imports nothing heavy: kdrun/models/torchvision_resnet.py, and with it torchvision
 (about 1.5 CPU-seconds, most of it ``torch._dynamo`` pulled in by ``torchvision.ops``), is imported only
 when one of these models is built, so a run of any other model never pays for torchvision.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kdrun.models.base import KDModel
-from kdrun.models.registry import register_model
 
 # kdrun name -> (torchvision name, block, blocks per stage, ResNet kwargs)
 ARCHS: dict[str, tuple[str, str, list[int], dict]] = {
@@ -22,17 +24,16 @@ ARCHS: dict[str, tuple[str, str, list[int], dict]] = {
 }
 
 
-def _register(name: str) -> None:
-    tv_name = ARCHS[name][0]
-
+def _builder(name: str) -> Callable[..., KDModel]:
     def build(num_classes: int, in_channels: int, input_size: tuple[int, ...], weights: str | None) -> KDModel:
         from kdrun.models import torchvision_resnet
 
         return torchvision_resnet.build(name, num_classes, in_channels, input_size, weights)
 
-    build.__doc__ = f"torchvision's {tv_name} (ImageNet architecture; weights=hub|<file>: released weights)."
-    register_model(name, family="torchvision", input_kind="image", weights=None)(build)
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"torchvision's {ARCHS[name][0]} (ImageNet architecture; weights=hub|<file>: released weights)."
+    return build
 
 
-for _name in ARCHS:
-    _register(_name)
+# One module-level builder per name (tv_resnet18, ...): what ``_target_: kdrun.models.torchvision_names.<name>`` finds.
+globals().update({_name: _builder(_name) for _name in ARCHS})

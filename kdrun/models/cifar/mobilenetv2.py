@@ -20,7 +20,6 @@ from torch import nn
 from kdrun.models.base import KDModel
 from kdrun.models.cifar.common import Size2d, conv_size, global_pool, image_size, init_he_normal
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 # (expansion, channels, blocks, first stride) per group; expansion None means "use the model's".
 GROUPS: tuple[tuple[int | None, int, int, int], ...] = (
@@ -117,7 +116,6 @@ class MobileNetV2(KDModel):
 
 
 # RepDistiller's train_student.py / train_teacher.py: lr 0.01 instead of 0.05 for this family on CIFAR.
-@register_model(family="mobilenetv2", input_kind="image", recipe_lr={"cifar": 0.01}, width_mult=0.5, expansion=6)
 def mobilenetv2(
     num_classes: int, in_channels: int, input_size: tuple[int, ...], width_mult: float, expansion: int
 ) -> MobileNetV2:

@@ -20,7 +20,6 @@ from torch import nn
 from kdrun.models.base import KDModel, Part
 from kdrun.models.cifar.common import conv_size, global_pool, image_size, init_kaiming, run_stages
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 Widths = tuple[int, int, int, int]  # stem, stage 1, stage 2, stage 3
 
@@ -121,55 +120,46 @@ _NARROW = (16, 16, 32, 64)
 _WIDE = (32, 64, 128, 256)
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet8(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-8 for CIFAR (stages 16-32-64)."""
     return _build(8, _NARROW, num_classes, in_channels, input_size, "resnet8")
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet14(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-14 for CIFAR (stages 16-32-64)."""
     return _build(14, _NARROW, num_classes, in_channels, input_size, "resnet14")
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet20(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-20 for CIFAR (stages 16-32-64)."""
     return _build(20, _NARROW, num_classes, in_channels, input_size, "resnet20")
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet32(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-32 for CIFAR (stages 16-32-64)."""
     return _build(32, _NARROW, num_classes, in_channels, input_size, "resnet32")
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet44(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-44 for CIFAR (stages 16-32-64)."""
     return _build(44, _NARROW, num_classes, in_channels, input_size, "resnet44")
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet56(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-56 for CIFAR (stages 16-32-64)."""
     return _build(56, _NARROW, num_classes, in_channels, input_size, "resnet56")
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet110(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-110 for CIFAR (stages 16-32-64)."""
     return _build(110, _NARROW, num_classes, in_channels, input_size, "resnet110")
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet8x4(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-8, 4x wide (stem 32, stages 64-128-256), RepDistiller's student."""
     return _build(8, _WIDE, num_classes, in_channels, input_size, "resnet8x4")
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet32x4(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ResNet:
     """ResNet-32, 4x wide (stem 32, stages 64-128-256), RepDistiller's teacher."""
     return _build(32, _WIDE, num_classes, in_channels, input_size, "resnet32x4")

@@ -18,7 +18,6 @@ from torch import nn
 from kdrun.models.base import KDModel
 from kdrun.models.cifar.common import Size2d, conv_size, global_pool, image_size, init_kaiming, run_stages
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 EXPANSION = 4
 
@@ -94,7 +93,6 @@ class BottleneckResNet(KDModel):
         return self.linear(global_pool(x))
 
 
-@register_model(family="resnet", input_kind="image")
 def resnet50(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> BottleneckResNet:
     """ResNet-50 (bottleneck) with a CIFAR 3x3 stem, RepDistiller's ResNet50 teacher."""
     return BottleneckResNet((3, 4, 6, 3), num_classes, in_channels, image_size(input_size, "resnet50"))

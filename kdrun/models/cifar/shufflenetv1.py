@@ -22,7 +22,6 @@ from torch import nn
 from kdrun.models.base import KDModel
 from kdrun.models.cifar.common import Size2d, channel_shuffle, conv_size, global_pool, image_size, run_stages
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 STEM = 24
 
@@ -109,7 +108,6 @@ class ShuffleNetV1(KDModel):
 
 
 # RepDistiller's train_student.py / train_teacher.py: lr 0.01 instead of 0.05 for this family on CIFAR.
-@register_model(family="shufflenet", input_kind="image", recipe_lr={"cifar": 0.01})
 def shufflenetv1(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> ShuffleNetV1:
     """ShuffleNet v1 for CIFAR, groups 3 (stages 240-480-960)."""
     return ShuffleNetV1(num_classes, in_channels, image_size(input_size, "shufflenetv1"))

@@ -23,7 +23,6 @@ from kdrun.errors import choice_error
 from kdrun.models.base import KDModel
 from kdrun.models.cifar.common import Size2d, channel_shuffle, conv_size, global_pool, image_size, run_stages
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 STEM = 24
 # net size -> (stage widths, final conv width), blocks per stage; from the reference code.
@@ -125,7 +124,6 @@ class ShuffleNetV2(KDModel):
 
 
 # RepDistiller's train_student.py / train_teacher.py: lr 0.01 instead of 0.05 for this family on CIFAR.
-@register_model(family="shufflenet", input_kind="image", recipe_lr={"cifar": 0.01}, net_size=1.0)
 def shufflenetv2(num_classes: int, in_channels: int, input_size: tuple[int, ...], net_size: float) -> ShuffleNetV2:
     """ShuffleNet V2 for CIFAR; ``net_size`` 1 gives stages 116-232-464 (sizes 0.2-2 as in the reference)."""
     if float(net_size) not in CONFIGS:

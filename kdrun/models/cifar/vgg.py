@@ -24,7 +24,6 @@ from torch import nn
 from kdrun.models.base import KDModel
 from kdrun.models.cifar.common import Size2d, conv_size, global_pool, image_size, init_he_normal
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 Config = tuple[tuple[int, ...], ...]  # conv widths of block0..block4
 
@@ -104,31 +103,26 @@ def _build(name: str, num_classes: int, in_channels: int, input_size: tuple[int,
     return VGG(CONFIGS[name], num_classes, in_channels, image_size(input_size, name))
 
 
-@register_model(family="vgg", input_kind="image")
 def vgg8(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> VGG:
     """VGG-8 with BN (one conv per block), RepDistiller's student."""
     return _build("vgg8", num_classes, in_channels, input_size)
 
 
-@register_model(family="vgg", input_kind="image")
 def vgg11(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> VGG:
     """VGG-11 with BN (configuration A)."""
     return _build("vgg11", num_classes, in_channels, input_size)
 
 
-@register_model(family="vgg", input_kind="image")
 def vgg13(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> VGG:
     """VGG-13 with BN (configuration B), RepDistiller's teacher."""
     return _build("vgg13", num_classes, in_channels, input_size)
 
 
-@register_model(family="vgg", input_kind="image")
 def vgg16(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> VGG:
     """VGG-16 with BN (configuration D)."""
     return _build("vgg16", num_classes, in_channels, input_size)
 
 
-@register_model(family="vgg", input_kind="image")
 def vgg19(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> VGG:
     """VGG-19 with BN (configuration E)."""
     return _build("vgg19", num_classes, in_channels, input_size)

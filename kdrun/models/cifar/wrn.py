@@ -22,7 +22,6 @@ from torch import nn
 from kdrun.models.base import KDModel, Part
 from kdrun.models.cifar.common import conv_size, global_pool, image_size, init_he_normal
 from kdrun.models.features import FeatureInfo, Features
-from kdrun.models.registry import register_model
 
 
 class WideBlock(nn.Module):
@@ -116,25 +115,21 @@ def _head(p: Part, h: torch.Tensor) -> torch.Tensor:
     return p.fc(global_pool(F.relu(p.bn1(p.block3(h)))))
 
 
-@register_model(family="wrn", input_kind="image")
 def wrn_16_1(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> WideResNet:
     """WRN-16-1 (stages 16-32-64)."""
     return WideResNet(16, 1, num_classes, in_channels, image_size(input_size, "wrn_16_1"))
 
 
-@register_model(family="wrn", input_kind="image")
 def wrn_16_2(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> WideResNet:
     """WRN-16-2 (stages 32-64-128)."""
     return WideResNet(16, 2, num_classes, in_channels, image_size(input_size, "wrn_16_2"))
 
 
-@register_model(family="wrn", input_kind="image")
 def wrn_40_1(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> WideResNet:
     """WRN-40-1 (stages 16-32-64)."""
     return WideResNet(40, 1, num_classes, in_channels, image_size(input_size, "wrn_40_1"))
 
 
-@register_model(family="wrn", input_kind="image")
 def wrn_40_2(num_classes: int, in_channels: int, input_size: tuple[int, ...]) -> WideResNet:
     """WRN-40-2 (stages 32-64-128), RepDistiller's teacher."""
     return WideResNet(40, 2, num_classes, in_channels, image_size(input_size, "wrn_40_2"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable
 
 import torch
@@ -80,7 +81,7 @@ def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str | None = None,
              across_ranks: bool = True) -> dict[str, float]:
-    """Top-1 (%) and mean cross-entropy of ``model`` on ``loader`` (with ``across_ranks``, summed over the
+    """Top-1 (%) (on next-token data: token accuracy, and ``perplexity``) and mean cross-entropy of ``model`` on ``loader`` (with ``across_ranks``, summed over the
     data-parallel ranks' shards; without, what this process saw: evaluation by one rank alone)."""
     was_training = model.training
     model.eval()
@@ -93,4 +94,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
     model.train(was_training)
     if across_ranks:
         meter.reduce_across_ranks()  # data-parallel: each rank evaluated its own shard of the test set
-    return meter.compute()
+    out = meter.compute()
+    if meter.tokens and "loss" in out:  # next-token data: the token-mean cross-entropy is the log-perplexity
+        out["perplexity"] = math.exp(min(out["loss"], 700.0))
+    return out

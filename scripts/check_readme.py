@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 # Commands README shows failing on purpose, with the start of the one line they must print.
 EXPECTED_ERRORS = {"kdrun teacher=resnet110 student=resnet20 dataset=mnist1d":
                    "teacher=resnet110 needs image input but dataset mnist1d gives signals",
-                   "kdrun teacher=nope": "teacher=nope is not valid (no such teacher); valid choices: cnn1d"}
+                   "kdrun teacher=nope": "teacher=nope is not valid (no such teacher); valid choices: bert, cnn1d"}
 # Datasets kdrun would download: the tiny generated copies are not the published files (no checksums).
 DOWNLOADED = {"cifar10": ["dataset.verify=false", "dataset.download=false"],
               "cifar100": ["dataset.verify=false", "dataset.download=false"]}
@@ -58,6 +58,27 @@ def readme_commands(text: str | None = None) -> list[str]:
     # a command's first argument is an override, a flag or "..." (not printed output such as "kdrun step: ...")
     commands = [c for c in commands if c == "kdrun" or re.match(r"kdrun (-|\.\.\.|\S*=)", c)]
     return list(dict.fromkeys(commands))
+
+
+# Hub models README's online command names -> tiny local stand-ins with one shared vocabulary (checks only:
+# the run itself needs the hub's data and is skipped offline, see skip_reason)
+HUB_MODELS = ("textattack/bert-base-uncased-SST-2", "google/bert_uncased_L-4_H-256_A-4")
+
+
+def hub_stand_in(folder: Path) -> str:
+    """A tiny BERT classifier and its word-level tokenizer saved as a hub folder."""
+    if not (folder / "config.json").exists():
+        from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+        from kdrun.data.tokenize import SPECIALS, word_tokenizer
+
+        vocab = (*SPECIALS, "a", "good", "bad", "film")
+        PreTrainedTokenizerFast(tokenizer_object=word_tokenizer([], vocab, 0), pad_token="[PAD]", unk_token="[UNK]",
+                                cls_token="[CLS]", sep_token="[SEP]").save_pretrained(folder)
+        BertForSequenceClassification(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                                                 num_attention_heads=2, intermediate_size=64,
+                                                 max_position_embeddings=128)).save_pretrained(folder)
+    return str(folder)
 
 
 def placeholders(tmp: Path) -> dict[str, str]:
@@ -86,6 +107,9 @@ def arguments(command: str, tmp: Path) -> list[str]:
     args = [a for a in shlex.split(command)[1:] if a != "..."]
     for old, new in placeholders(tmp).items():
         args = [a.replace(old, new) for a in args]
+    for i, name in enumerate(HUB_MODELS):
+        if any(a.endswith(f"={name}") for a in args):
+            args = [a.replace(f"={name}", f"={hub_stand_in(tmp / f'hub{i}')}") for a in args]
     return args
 
 
@@ -149,6 +173,8 @@ def runnable_arguments(command: str, index: int, work: Path) -> list[str]:
 
 
 def skip_reason(args: list[str]) -> str | None:
+    if "dataset=sst2" in args:
+        return "needs the Hugging Face hub: GLUE SST-2 and a fine-tuned BERT"
     if "hydra/launcher=submitit_slurm" in args and not shutil.which("sbatch"):
         return "needs a Slurm cluster: sbatch not found"
     return None

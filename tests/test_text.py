@@ -153,7 +153,7 @@ def test_wrong_pairs_fail_before_any_data_work_in_one_line(tmp_path, case):
     assert out.returncode != 0 and len(lines) == 1, out.stderr
     expect = {"vision_method": "method=at is for image and signal models, but dataset listops gives tokens; methods "
                                "for it: cc, distilbert, dkd, kd, minilm, pkt, rkd, sp, tinybert",
-              "too_long": "sequence length 64 (dataset.max_length) is longer than the model's 32 position embeddings",
+              "too_long": "sequence length 48 (dataset.max_length) is longer than the model's 32 position embeddings",
               "tokenizer": "tokenizer mismatch",
               "cnn_student": "student=cnn1d needs signal input but dataset listops gives tokenss"[:-1]}[case]
     assert expect in lines[0]
@@ -240,6 +240,21 @@ def test_logit_and_relation_methods_train_a_transformer_pair(name):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
 
 
+def test_bench_text_prints_its_ratio_last(capsys, monkeypatch):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("bench_text", REPO / "scripts" / "bench_text.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr("sys.argv", ["bench_text.py", "--steps", "1", "--rounds", "1", "--batch", "8",
+                                     "--teacher-layers", "2", "--hidden", "32", "--heads", "2"])
+    bench.main()
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("text step kdrun/plain: ") and float(last.split(": ")[1]) > 0
+
+
 # --- a whole text run ---------------------------------------------------------------------------------------------------
 
 RUN = ["teacher=bert", "student=bert", *TINY_BERT, "student.layers=1", "dataset.num_train=256", "dataset.num_test=64",
@@ -257,6 +272,7 @@ def test_text_run_reports_every_row_and_measures_the_int8_student(tmp_path):
     q, d = stages["quantized"], stages["distilled"]
     assert q["precision"] == "int8" and 0 <= q["last_top1"] <= 100 and "quantize_dynamic" in q["int8_runtime"]
     assert q["size_bytes"] < d["size_bytes"] and q["latency"]["eager_ms"]["1"] > 0
+    assert q["artifact"].endswith("int8_dynamic.pt") and q["artifact_bytes"] > 0
     assert "int8" in (tmp_path / "outputs/runs/r/table.md").read_text()
 
 

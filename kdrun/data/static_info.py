@@ -55,7 +55,7 @@ def _tokens(name: str, vocab_size: int, max_length: int, num_classes: int | None
                     pad_id=0, tokenizer=f"corpus:{name}")
 
 
-def _listops(max_length: int = 64, num_train: int = 8000, num_test: int = 2000, tokenizer: str | None = None,
+def _listops(max_length: int = 48, num_train: int = 4000, num_test: int = 1000, tokenizer: str | None = None,
              **_: Any) -> DataInfo | None:
     from kdrun.data.listops import VOCAB
 

@@ -50,7 +50,7 @@ def text_bundle(name: str, train: Tokenized, test: Tokenized, train_labels: list
                       y_train, fingerprint=fingerprint)
 
 
-def load_listops(max_length: int = 64, num_train: int = 8000, num_test: int = 2000, max_depth: int = 4,
+def load_listops(max_length: int = 48, num_train: int = 4000, num_test: int = 1000, max_depth: int = 3,
                  tree_p: float = 0.25, max_args: int = 5, seed: int = 0, tokenizer: str | None = None,
                  **_: Any) -> DataBundle:
     """ListOps, generated in memory (a fraction of a second): train and test are disjoint draws of one

@@ -40,7 +40,7 @@ class Arch:
 
 
 ARCHS: dict[str, Arch] = {a.name: a for a in (
-    Arch('bert', 'bert', 'tokens', {'layers': 4, 'hidden': 128, 'heads': 4, 'intermediate': 512, 'max_positions': 512,
+    Arch('bert', 'bert', 'tokens', {'layers': 4, 'hidden': 64, 'heads': 4, 'intermediate': 256, 'max_positions': 512,
                                     'dropout': 0.1, 'pretrained': None, 'init_from_teacher': None},
          "BERT encoder for sequence classification (transformers); ``pretrained``: a hub name or local folder."),
     Arch('cnn1d', 'cnn1d', 'signal', {'channels': [64, 64, 64], 'norm': 'none', 'depth': 1},

@@ -4,7 +4,7 @@
 model to count): it reads the counts this module wrote. ``python -m kdrun.models.param_count`` counts them
 again (on the meta device: no memory, no init), and tests/test_own_archs.py keeps the file equal to a fresh count,
 so a new or changed architecture cannot show a stale number. Counts are for CIFAR-100 images (3x32x32, 100
-classes) or MNIST-1D signals (1x40, 10 classes), or ListOps token ids (19 ids, 64 positions, 10 classes), whichever
+classes) or MNIST-1D signals (1x40, 10 classes), or ListOps token ids (19 ids, 48 positions, 10 classes), whichever
 input the architecture takes.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 FILE = Path(__file__).with_name("param_counts.json")
 IMAGE, SIGNAL = {"num_classes": 100, "in_channels": 3, "input_size": (32, 32)}, \
     {"num_classes": 10, "in_channels": 1, "input_size": (40,)}
-TOKENS = {"num_classes": 10, "in_channels": 19, "input_size": (64,)}  # ListOps: 19 token ids, 64 positions
+TOKENS = {"num_classes": 10, "in_channels": 19, "input_size": (48,)}  # ListOps: 19 token ids, 48 positions
 
 
 def count_all() -> dict[str, int]:

@@ -122,7 +122,7 @@ def pretrained_model(name: str, num_classes: int) -> nn.Module:
                                                               ignore_mismatched_sizes=True)
 
 
-@register_model(family="bert", input_kind="tokens", layers=4, hidden=128, heads=4, intermediate=512,
+@register_model(family="bert", input_kind="tokens", layers=4, hidden=64, heads=4, intermediate=256,
                 max_positions=512, dropout=0.1, pretrained=None, init_from_teacher=None)
 def bert(num_classes: int, in_channels: int, input_size: tuple[int, ...], layers: int, hidden: int, heads: int,
          intermediate: int, max_positions: int, dropout: float, pretrained: str | None, init_from_teacher=None,

@@ -22,6 +22,7 @@ from kdrun.models.foreign_nodes import model_label
 from kdrun.engine.finish import Deployment, evaluate_alone, evaluate_deployed
 from kdrun.engine.fit import EngineEnv
 from kdrun.engine.stage import Stage
+from kdrun.io import save_atomic
 from kdrun.models.base import KDModel
 from kdrun.quant.exported import ExportedModel
 from kdrun.quant.measure import MeasureSettings
@@ -79,8 +80,12 @@ def dynamic_deployment(student: nn.Module, name: str, env: EngineEnv, settings: 
 
     converted, how = quantize_linear_dynamic(student)
     val = evaluate_alone(converted, env)
+    # the deployable file: the quantized state dict (load it into quantize_linear_dynamic(<the float student>))
+    path = env.checkpoint_dir / name / "int8_dynamic.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic(converted.state_dict(), path)
     record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "int8",
-              "int8_runtime": how}
+              "int8_runtime": how, "artifact": str(path), "artifact_bytes": path.stat().st_size}
     return Deployment(converted, "int8", dynamic_state(converted), record)
 
 

@@ -20,6 +20,7 @@ GPT2 = [f"{role}.{o}" for role in ("teacher", "student") for o in ("hidden=32", 
 RUN = ["teacher=gpt2", "student=gpt2", *GPT2, "teacher.layers=2", "student.layers=1", "method=gkd",
        "dataset.num_train=128", "dataset.num_test=64", "dataset.max_length=24", "dataset.max_depth=2",
        "trainer.batch_size=32", "stages=[teacher,baseline,distilled]", "debug=fast"]
+WHOLE = ["stages=[teacher,baseline,distilled,quantized]"]
 
 
 def test_targets_are_the_next_token_and_ignore_padding():
@@ -66,10 +67,14 @@ def test_beta_limits_are_forward_and_reverse_kl_over_the_kept_positions():
 
 
 def test_a_tiny_gpt2_pair_distils_end_to_end_with_perplexity_and_token_accuracy(tmp_path):
-    run_kdrun([*RUN, "method.beta=0.5", "hydra.run.dir=outputs/runs/r"], tmp_path)
+    run_kdrun([*RUN, *WHOLE, "method.beta=0.5", "hydra.run.dir=outputs/runs/r"], tmp_path)
     run = tmp_path / "outputs/runs/r"
     stages = json.loads((run / "results.json").read_text())["stages"]
-    assert list(stages) == ["teacher", "baseline", "distilled"]
+    assert list(stages) == ["teacher", "baseline", "distilled", "quantized"]
+    q = stages.pop("quantized")  # the distilled student with dynamic int8 Linear layers (GPT-2's Conv1D converted)
+    assert q["precision"] == "int8" and 1.0 < q["perplexity"] < 25 and 0 <= q["last_top1"] <= 100
+    # attention and MLP weights are int8 too (the token and 256 position embeddings stay float: most of this tiny model)
+    assert q["size_bytes"] < 0.7 * stages["distilled"]["size_bytes"]
     epochs = {m["stage"]: m for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
     for name, r in stages.items():
         assert 1.0 < r["perplexity"] < 25, name  # about the 19-symbol vocabulary's uniform 19 after one short epoch
@@ -97,3 +102,18 @@ def test_wrong_pairs_fail_before_any_data_work_in_one_line(tmp_path, case):
               "beta": "method.beta=1.5 is outside 0..1"}[case]
     assert expect in lines[0], lines[0]
     assert not (tmp_path / "outputs" / "runs").exists()  # no run folder, nothing generated
+
+
+def test_gpt2_projections_become_equal_linear_layers():
+    from transformers import GPT2LMHeadModel
+
+    from kdrun.models.causal_lm import gpt2_config, linear_layers
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(gpt2_config(19, 2, 32, 2, 16, 0.0, 0)).eval()
+    ids = torch.randint(1, 19, (2, 12))
+    before = hf(input_ids=ids).logits
+    converted = linear_layers(hf)
+    linears = [m for m in converted.transformer.h.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 * 4  # c_attn, c_proj, mlp.c_fc, mlp.c_proj in each of the 2 layers
+    torch.testing.assert_close(converted(input_ids=ids).logits, before)

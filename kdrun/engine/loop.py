@@ -68,10 +68,15 @@ def train_one_epoch(
         if (step + 1) % reporter.refresh_every == 0 or step + 1 == steps:
             watch.check(epoch)
             # the one sync per refresh interval, shared by the progress display
-            reporter.batch(step + 1, float(out.loss.detach()),
-                           100.0 * float((out.logits.detach().argmax(1) == batch.y).float().mean()))
+            reporter.batch(step + 1, float(out.loss.detach()), _accuracy(out.logits.detach(), batch.y))
     meter.reduce_across_ranks()  # data-parallel: the epoch's numbers over every rank's shard
     return meter.compute()
+
+
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 (%) of a batch; on next-token targets (B, L), over the positions not ignored (-100)."""
+    hits = logits.argmax(1) == y
+    return 100.0 * float(hits[y != -100].float().mean() if y.dim() > 1 else hits.float().mean())
 
 
 def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> None:

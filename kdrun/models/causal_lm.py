@@ -7,7 +7,8 @@ distillation losses read it like any other classifier's output. The attention ma
 
 ``gpt2`` builds ``GPT2LMHeadModel`` from a ``GPT2Config`` (random initialisation, offline) or, with
 ``pretrained=<hub name or folder>``, loads a released checkpoint (its own sizes win; the dataset must then use
-its tokenizer: ``dataset.tokenizer`` defaults to ``teacher.pretrained``).
+its tokenizer: ``dataset.tokenizer`` defaults to ``teacher.pretrained``). GPT-2's ``Conv1D`` projections become
+the equal ``nn.Linear`` layers once built (:func:`linear_layers`), so the int8 row quantizes them.
 """
 
 from __future__ import annotations
@@ -85,4 +86,21 @@ def gpt2(num_classes: int, in_channels: int, input_size: tuple[int, ...], layers
 
         model = GPT2LMHeadModel(gpt2_config(in_channels, layers, hidden, heads, max_positions, dropout, pad_id))
     check_sequence(model.config, in_channels, input_size[0])
-    return CausalLM(model, pad_id, input_size[0])
+    return CausalLM(linear_layers(model), pad_id, input_size[0])
+
+
+def linear_layers(model: nn.Module) -> nn.Module:
+    """GPT-2's ``Conv1D`` projections (y = x W + b, W of shape (in, out)) replaced by the equal ``nn.Linear``
+    (weight W^T), so dynamic int8 quantization of Linear layers (the int8 row) covers attention and MLP too."""
+    from transformers.pytorch_utils import Conv1D
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Conv1D):
+                n_in, n_out = child.weight.shape
+                linear = nn.Linear(n_in, n_out, device=child.weight.device, dtype=child.weight.dtype)
+                with torch.no_grad():
+                    linear.weight.copy_(child.weight.t())
+                    linear.bias.copy_(child.bias)
+                setattr(parent, name, linear)
+    return model

@@ -86,6 +86,15 @@ def test_a_tiny_gpt2_pair_distils_end_to_end_with_perplexity_and_token_accuracy(
     assert f"{stages['distilled']['perplexity']:.3f}" in table
 
 
+def test_next_token_logits_are_never_recorded_the_teacher_runs(tmp_path):
+    """distill.teacher_outputs=replay would keep vocabulary x length floats per sample: the teacher runs instead."""
+    out = run_kdrun([*RUN, "stages=[teacher,distilled]", "distill.teacher_outputs=replay",
+                     "hydra.run.dir=outputs/runs/r"], tmp_path)
+    assert "next-token logits are not recorded" in out.stdout + out.stderr
+    assert not (tmp_path / "outputs/cache/teacher_outputs").exists()
+    assert json.loads((tmp_path / "outputs/runs/r/results.json").read_text())["stages"]["distilled"]["perplexity"] > 1
+
+
 @pytest.mark.parametrize("case", ["gkd_on_bert", "kd_on_gpt2", "gpt2_on_listops", "beta"])
 def test_wrong_pairs_fail_before_any_data_work_in_one_line(tmp_path, case):
     args = {"gkd_on_bert": ["teacher=bert", "student=bert", "method=gkd"],

@@ -11,6 +11,7 @@ from conftest import TINY, compose_config, read_results, run_kdrun
 from kdrun.errors import KdrunError
 
 RUN = [*TINY, "stages=[teacher,baseline,distilled]", "export.onnx=true", "export.rows=[baseline,distilled]",
+       "export.onnx_int8=true",
        "measure.enabled=true", "measure.compile=false", "measure.max_seconds=0.2", "hydra.run.dir=run"]
 
 
@@ -22,6 +23,8 @@ def test_onnx_is_off_by_default_and_its_rows_are_checked_before_running(tmp_path
     with pytest.raises(KdrunError, match="export.rows=nope is not valid") as e:
         kdrun.compose([*TINY, "export.onnx=true", "export.rows=[nope]"])
     assert "\n" not in str(e.value) and not (tmp_path / "outputs").exists()
+    with pytest.raises(KdrunError, match="export.onnx_int8=true quantizes the ONNX export; add export.onnx=true"):
+        kdrun.compose([*TINY, "export.onnx_int8=true"])
 
 
 @pytest.mark.slow  # a tiny run with two ONNX exports (the torch.export-based exporter takes seconds each)
@@ -38,6 +41,10 @@ def test_the_onnx_students_top1_equals_pytorchs_and_the_table_shows_it(workdir):
         assert record["onnx_top1"] == record["onnx_torch_top1"] == record["last_top1"]  # the row's own number
         assert record["onnx_max_abs_diff"] < 1e-4 and set(record["onnx_ms"]) == {"1", "256"}
     assert "onnx_top1" not in results["stages"]["teacher"]  # not asked for
+    int8 = results["stages"]["distilled"]  # onnxruntime's static int8 quantization: its own top-1, honestly its own
+    assert int8["onnx_int8_bytes"] == (workdir / "run" / "checkpoints" / "distilled" / "student_int8.onnx").stat().st_size
+    assert 0 <= int8["onnx_int8_top1"] <= 100 and int8["onnx_int8_calibration_batches"] == 2  # quant.calibration_batches
+    assert set(int8["onnx_int8_ms"]) == {"1", "256"}
 
     # the file alone, run by onnxruntime here, against the PyTorch student kdrun.load gives back
     result = kdrun.Result.of(workdir / "run")
@@ -51,3 +58,4 @@ def test_the_onnx_students_top1_equals_pytorchs_and_the_table_shows_it(workdir):
     assert result.row("distilled").columns["onnx_top1"] == results["stages"]["distilled"]["last_top1"]
     table = (workdir / "run" / "table.md").read_text()
     assert "ONNX top-1" in table and "ONNX ms, batch 1" in table and "onnxruntime" in table
+    assert "ONNX int8 top-1" in table and "static quantization" in table

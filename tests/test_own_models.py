@@ -65,6 +65,13 @@ def test_a_users_module_is_teacher_and_student_with_kd_and_attention_transfer(tm
     distilled = [m for m in metrics if m.get("stage") == "distilled" and "train_loss" in m]
     assert distilled and any(k.startswith("train_") and "at" in k for k in distilled[-1]), distilled[-1]
     assert f"{mod}.make_teacher" in proc.stdout + proc.stderr
+    # its checkpoint (and the bare network's weights, as a user would save them) teach again
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "teacher" / "last.pt", weights_only=True)
+    torch.save({k.removeprefix("net."): v for k, v in ckpt["model"].items()}, tmp_path / "bare.pt")
+    for path in ("run/checkpoints/teacher/last.pt", "bare.pt"):
+        loaded = run_kdrun([*args[:-1], "stages=[teacher]", f"teacher.checkpoint={path}", f"hydra.run.dir=again_{path[:3]}"],
+                           tmp_path)
+        assert f"teacher: {mod}.make_teacher loaded from {path}" in loaded.stdout + loaded.stderr
 
 
 @pytest.mark.slow
@@ -156,3 +163,35 @@ def test_bad_foreign_models_are_one_line_before_any_data_work(tmp_path, args, sa
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1 and said.replace("{mod}", mod) in err[0], proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("args, said", [
+    (["teacher=timm", "teacher.name=resnet18", "teacher.pretrained=true"],
+     "teacher: the pretrained weights of timm/resnet18 could not be fetched"),
+    (["teacher=hf", "teacher.name=microsoft/resnet-18"], "teacher: the pretrained weights of hf/microsoft/resnet-18"),
+])
+def test_pretrained_weights_offline_are_one_line_before_any_data_work(tmp_path, args, said):
+    from kdrun.models.foreign_common import hub_reachable
+
+    hub_reachable.cache_clear()
+    try:
+        proc = run_kdrun(["dataset=digits", "student=resnet8", *args], tmp_path, check=False,
+                         env={"HF_HUB_OFFLINE": "1"})
+    finally:
+        hub_reachable.cache_clear()
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and said in err[0] and "pretrained=false" in err[0], proc.stderr
+
+
+def test_a_hugging_face_folder_with_code_is_refused_without_trust_remote_code(tmp_path):
+    folder = tmp_path / "remote"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "evilnet", "auto_map": {
+        "AutoConfig": "configuration_evil.EvilConfig"}}))
+    marker = tmp_path / "code-ran"
+    (folder / "configuration_evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    proc = run_kdrun(["dataset=digits", "student=resnet8", "teacher=hf", f"teacher.name={folder}"], tmp_path,
+                     check=False)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and "contains custom code" in err[0], proc.stderr
+    assert "[y/N]" not in proc.stdout + proc.stderr and not marker.exists()

@@ -10,7 +10,7 @@ from kdrun.engine import progress
 from kdrun.engine.progress import ProgressReporter, duration
 
 
-@pytest.mark.parametrize("seconds, text", [(45, "45 s"), (720, "12 min"), (3.4 * 3600, "3.4 h"),
+@pytest.mark.parametrize("seconds, text", [(0.42, "0.4 s"), (45, "45 s"), (720, "12 min"), (3.4 * 3600, "3.4 h"),
                                            (2.9 * 86400, "2.9 days")])
 def test_durations_read_as_a_person_says_them(seconds, text):
     assert duration(seconds) == text
@@ -63,7 +63,7 @@ def test_a_short_epoch_is_projected_at_its_end_from_its_steps_and_its_evaluation
         clock[0] += 0.5
         reporter.end_epoch(1, 30, "")
     (line,) = projections(caplog)
-    assert "1 s/epoch (first epoch)" in line and "stage ≈ 34 s" in line
+    assert "1.1 s/epoch (first epoch)" in line and "stage ≈ 34 s" in line
 
 
 def test_short_stages_print_no_projection(monkeypatch, caplog):

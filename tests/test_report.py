@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kdrun.report.aggregate import summarize
 from kdrun.report.jobs import find_jobs
-from kdrun.report.plots import _size_points, _spread, figure_title
+from kdrun.report.plots import MARKERS, _size_points, curves, figure_title, size_figure, size_plot
 from kdrun.report.report_cli import build_report, main
 
 STAGE_PARAMS = {"teacher": 2410, "baseline": 1210, "distilled": 1210}
@@ -176,11 +176,34 @@ def test_figures_name_dataset_pair_and_method(sweep: Path, tmp_path: Path):
     assert figure_title(summarize(find_jobs(tmp_path))) == "digits, mlp → mlp, method=kd | method=rkd"
 
 
-def test_coincident_points_move_apart_on_the_size_axis():
-    points = [(1000, 60.0), (1000, 60.0), (1000, 60.01), (1000, 75.0), (5000, 60.0)]
-    xs = _spread(points, ax_span=15.0)
-    assert xs[3] == 1000 and xs[4] == 5000  # alone at their place: not moved
-    assert len({xs[0], xs[1], xs[2]}) == 3  # three coincident points: three positions
+def test_points_sit_at_their_true_size_and_coincident_ones_stay_visible(sweep: Path):
+    summary = summarize(find_jobs(sweep))
+    points = _size_points(summary)
+    fig = size_figure(summary, points)
+    ax = fig.axes[0]
+    drawn = [(line.get_xdata()[0], line.get_ydata()[0], line.get_markerfacecolor())
+             for line in ax.lines if line.get_marker() in MARKERS]  # not the error bars' caps
+    assert sorted((x, y) for x, y, _ in drawn) == sorted((p[0], p[1]) for p in points)  # nothing moved
+    hollow = [d for d in drawn if d[2] == "none"]
+    assert hollow and all(any(o[0] == h[0] and abs(o[1] - h[1]) < 1 and o[2] != "none" for o in drawn)
+                          for h in hollow)
+    from matplotlib.legend import Legend
+
+    legends = [a for a in [*ax.artists, ax.get_legend()] if isinstance(a, Legend)]
+    assert "hollow: on another point" in [t.get_text() for leg in legends for t in leg.get_texts()]
+
+
+def test_one_size_everywhere_draws_no_size_plot(tmp_path: Path):
+    write_job(tmp_path / "a", ["seed=0"], {"T": 4}, 0, {"baseline": 60.0, "distilled": 70.0})
+    assert size_plot(summarize(find_jobs(tmp_path)), tmp_path / "size.png") is None
+
+
+def test_sweep_curves_are_coloured_by_run_labelled_by_what_varies_with_legends_inside(sweep: Path, tmp_path: Path):
+    summary = summarize(find_jobs(sweep))
+    path = curves(summary, tmp_path / "curves.png")
+    assert path.is_file() and path.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+    import matplotlib.image as mpimg  # noqa: F401 - the PNG is a real image
+    assert mpimg.imread(path).ndim == 3
 
 
 def test_help_is_plain_text_that_fits_80_columns(capsys, monkeypatch):

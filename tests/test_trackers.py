@@ -169,7 +169,19 @@ def test_wandb_offline_run_files_hold_the_metrics(workdir):
     assert b"distilled/top1/test" in data and b"teacher/loss/ce" in data and b"final/distilled/top1_last" in data
     assert repr(results["stages"]["distilled"]["last_top1"]).encode() in data
     assert b"distill.T" in data and b"table.md" in data
-    assert json.loads((workdir / "run" / "trackers.json").read_text())["wandb"]["id"] in record
+    run_id = json.loads((workdir / "run" / "trackers.json").read_text())["wandb"]["id"]
+    assert run_id in record
+
+    # an interrupted run (its distilled stage lost) resumes its W&B run: the same id, continued
+    results["status"] = "interrupted"
+    del results["stages"]["distilled"]
+    (workdir / "run" / "results.json").write_text(json.dumps(results))
+    for f in (workdir / "run" / "checkpoints" / "distilled").iterdir():
+        f.unlink()
+    run_kdrun([*RUN, "logger=wandb", "hydra.run.dir=run"], workdir, env={"WANDB_MODE": "offline"})
+    records = glob.glob(str(workdir / "run" / "wandb" / "offline-run-*" / "run-*.wandb"))
+    assert len(records) == 2 and all(r.endswith(f"run-{run_id}.wandb") for r in records)  # wandb sync joins them
+    assert read_results(workdir / "run")["status"] == "completed"
 
 
 def test_your_own_tracker_is_added_by_its_target_and_nothing_else_passes(tmp_path, monkeypatch):
@@ -181,3 +193,22 @@ def test_your_own_tracker_is_added_by_its_target_and_nothing_else_passes(tmp_pat
     assert list(cfg.logger) == ["tensorboard", "mine"]
     with pytest.raises(KdrunError, match="logger.mine.verbose is not a config key"):
         kdrun.compose([*TINY, "+logger.mine.verbose=true"])  # no _target_: nothing would read it
+
+
+@pytest.mark.slow  # two tiny runs: MLflow's package missing, its server down
+def test_mlflow_missing_or_its_server_down_is_one_warning_and_the_run_completes(workdir, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if the mlflow extra were not installed
+    proc = run_kdrun([*RUN, "logger=[csv,mlflow]", "hydra.run.dir=missing"], workdir)
+    monkeypatch.delitem(sys.modules, "mlflow")
+    (line,) = [line for line in proc.stderr.splitlines() if "logger=mlflow failed" in line]
+    assert "ModuleNotFoundError" in line and read_results(workdir / "missing")["status"] == "completed"
+    assert (workdir / "missing" / "csv" / "metrics.csv").is_file()
+
+    # nothing listens on port 9 (discard): connection refused; MLflow's retries shortened for the test
+    down = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    proc = run_kdrun([*RUN, "logger=mlflow", "logger.mlflow.tracking_uri=http://127.0.0.1:9", "hydra.run.dir=down"],
+                     workdir, env=down)
+    (line,) = [line for line in proc.stderr.splitlines() if "logger=mlflow failed" in line]
+    assert "the run goes on without it" in line and read_results(workdir / "down")["status"] == "completed"

@@ -66,6 +66,18 @@ def _count_evaluations(monkeypatch) -> Counter:
     return sizes
 
 
+def test_a_stage_with_a_split_chooses_on_validation_and_tests_once(tmp_path, monkeypatch):
+    sizes = _count_evaluations(monkeypatch)
+    run_kdrun([*TINY, *EPOCHS, "stages=[teacher]", "dataset.val_split=0.25", "hydra.run.dir=run"], tmp_path)
+    results, metrics = read_results(tmp_path / "run"), read_metrics(tmp_path / "run")
+    teacher = results["stages"]["teacher"]
+    assert sizes == {337: 3, 450: 1}  # every epoch on the validation split, the test set once
+    best = max(metrics, key=lambda m: m["val_top1"])
+    assert (teacher["best_top1"], teacher["best_epoch"]) == (best["val_top1"], best["epoch"])
+    assert teacher["checkpoint"].endswith("best.pt") and teacher["test_top1"] is not None
+
+
+@pytest.mark.slow  # three stages, the sweep value
 def test_with_a_split_the_validation_set_chooses_and_the_test_set_is_evaluated_once(tmp_path, monkeypatch):
     sizes = _count_evaluations(monkeypatch)
     run_kdrun([*TINY, *EPOCHS, "stages=[teacher,baseline,distilled]", "dataset.val_split=0.25", "hydra.run.dir=run"],

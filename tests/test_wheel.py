@@ -36,6 +36,7 @@ def test_wheel_carries_every_package_and_config(wheel):
         assert f"kdrun/{init.relative_to(REPO / 'kdrun').as_posix()}" in names, f"{init} missing from the wheel"
     for conf in (REPO / "conf").rglob("*.yaml"):
         assert f"kdrun/conf/{conf.relative_to(REPO / 'conf').as_posix()}" in names, f"{conf} missing from the wheel"
+    assert "kdrun/models/param_counts.json" in names  # kdrun --list models reads it (torch-free)
 
 
 @pytest.mark.slow  # a venv, pip install, three processes

@@ -61,6 +61,8 @@ def check_config(cfg: DictConfig, stage_names: tuple[str, ...]) -> None:
 
 def _check_export(node: DictConfig | None, stage_names: tuple[str, ...]) -> None:
     """export.onnx=true: its rows are stages, and onnx + onnxruntime are installed (found without importing)."""
+    if node is not None and node.get("onnx_int8") and not node.get("onnx"):
+        raise KdrunError("export.onnx_int8=true quantizes the ONNX export; add export.onnx=true")
     if node is None or not node.get("onnx"):
         return
     import importlib.util

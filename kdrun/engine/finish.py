@@ -121,7 +121,8 @@ def time_queued(env: EngineEnv, settings: MeasureSettings, stages: dict[str, dic
         return
     inputs = inputs_for(next(iter(env.whole_test_loader or env.test_loader))[0], settings.batch_sizes)
     rows = {f"{stage}/{name}" if name else stage: model for (stage, name), model in env.to_time.items()}
-    log.info("latency: %d models, %d interleaved rounds, %s, batch %s (up to %s)", len(rows), settings.rounds,
+    log.info("latency: %d models, %d interleaved rounds, %s, batch %s (compiling, then up to %s)", len(rows),
+             settings.rounds,
              "eager + compiled" if settings.compile else "eager", " and ".join(map(str, settings.batch_sizes)),
              duration(timing_budget(settings, len(rows))))
     timed = time_rows(rows, inputs, settings)

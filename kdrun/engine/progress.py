@@ -23,7 +23,9 @@ MIN_MEASURED_STEPS = 10  # steps after the warm-up that an early projection need
 
 
 def duration(seconds: float) -> str:
-    """A duration as a person says it: 45 s, 12 min, 3.4 h, 2.9 days."""
+    """A duration as a person says it: 0.4 s, 45 s, 12 min, 3.4 h, 2.9 days."""
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

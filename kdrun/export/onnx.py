@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import statistics
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -80,3 +81,24 @@ def latency(path: Path, example: torch.Tensor, batch_sizes: Iterable[int], budge
             times.append(1000.0 * (time.perf_counter() - t0))
         out[str(size)] = statistics.median(times)
     return out
+
+
+def quantize_int8(fp32: Path, int8: Path, calibration: Iterable[torch.Tensor]) -> Path:
+    """onnxruntime's static quantization of ``fp32`` into ``int8`` (QDQ format: int8 weights per channel, uint8
+    activations per tensor), calibrated on ``calibration`` batches (training inputs)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{INPUT: x.cpu().float().contiguous().numpy()} for x in calibration])
+
+        def get_next(self) -> dict | None:
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory(dir=int8.parent) as scratch, atomic_path(int8, "the int8 ONNX model") as tmp:
+        pre = Path(scratch) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre))  # shape inference and graph clean-up, as onnxruntime advises
+        quantize_static(str(pre), str(tmp), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return int8

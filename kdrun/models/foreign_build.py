@@ -47,10 +47,13 @@ def build_timm(node: dict[str, Any], num_classes: int, in_channels: int, key: st
         close = timm.list_models(f"*{name}*")[:8]
         raise KdrunError(f"{key}.name={name} is not a timm model; {'close: ' + ', '.join(close) if close else ''}"
                          f" (all names: python -c 'import timm; print(timm.list_models())')")
-    pretrained = bool(node.get("pretrained")) and not on_meta()
+    wanted = bool(node.get("pretrained"))
+    pretrained = wanted and not on_meta()  # the checks before data work build shapes only
     options = model_options(node, "timm")
-    if pretrained and not hub_reachable():  # offline: the hub cache or one line now, not a minute of retries
-        options["pretrained_cfg_overlay"] = {"file": cached_timm_weights(name, key)}
+    if wanted and not hub_reachable():  # offline: the hub cache, or one line now (before data work), not retries
+        weights = cached_timm_weights(name, key)
+        if pretrained:
+            options["pretrained_cfg_overlay"] = {"file": weights}
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels,
                                  **options)

@@ -42,7 +42,8 @@ def build_hf(node: dict[str, Any], num_classes: int, in_channels: int, input_siz
     if not name:
         raise KdrunError(f"{key}=hf needs {key}.name=<hub id or local folder> (e.g. microsoft/resnet-18)")
     folder = local_folder(name)
-    hub = {} if folder else _hub_args(node)
+    # trust_remote_code always given: left out, transformers asks on the terminal (and a folder's code could run)
+    hub = {"trust_remote_code": bool(node.get("trust_remote_code"))} if folder else _hub_args(node)
     options = {"num_labels": num_classes, **model_options(node, "hf")}
     weights = folder is None or any((folder / f).is_file() for f in WEIGHT_FILES)
     try:

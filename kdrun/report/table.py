@@ -39,6 +39,7 @@ FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "
           "eager_iqr_ms_full", "compiled_ms_b1", "compiled_ms_full", "compiled_iqr_ms_full", "full_batch",
           "speedup_vs_teacher_eager", "speedup_vs_teacher_compiled", "speedup_vs_float_eager",
           "speedup_vs_float_compiled", "onnx_top1", "onnx_max_abs_diff", "onnx_bytes", "onnx_ms_b1", "onnx_ms_full",
+          "onnx_int8_top1", "onnx_int8_bytes", "onnx_int8_ms_b1", "onnx_int8_ms_full",
           "time_s", "note"]
 OVERLAP = "~1x (overlap)"
 Render = Callable[[dict[str, Any]], str]
@@ -95,6 +96,10 @@ def _full_columns(rows: list[dict[str, Any]]) -> dict[str, Render]:
     columns["ONNX size"] = lambda r: _size(r.get("onnx_bytes"))
     columns["ONNX ms, batch 1"] = lambda r: _num(r.get("onnx_ms_b1"), "{:.3g}")
     columns["ONNX ms, batch N"] = lambda r: _num(r.get("onnx_ms_full"), "{:.3g}")
+    columns["ONNX int8 top-1"] = lambda r: _num(r.get("onnx_int8_top1"), "{:.2f}")
+    columns["ONNX int8 size"] = lambda r: _size(r.get("onnx_int8_bytes"))
+    columns["ONNX int8 ms, batch 1"] = lambda r: _num(r.get("onnx_int8_ms_b1"), "{:.3g}")
+    columns["ONNX int8 ms, batch N"] = lambda r: _num(r.get("onnx_int8_ms_full"), "{:.3g}")
     columns["time (s)"] = lambda r: _num(r["time_s"], "{:.1f}")
     return _non_empty(columns, rows, always=("stage", "architecture", "method", "top-1", "Δ vs baseline"))
 
@@ -126,11 +131,14 @@ def _latencies(record: dict[str, Any]) -> dict[str, Any]:
 def _onnx(record: dict[str, Any]) -> dict[str, Any]:
     """The row's ONNX export (export.onnx=true): onnxruntime's top-1, the logits' max-abs difference from
     PyTorch's, the file's size, its CPU latency at batch 1 and the full batch."""
-    times = record.get("onnx_ms") or {}
-    sizes = sorted(times, key=int)
-    return {"onnx_top1": record.get("onnx_top1"), "onnx_max_abs_diff": record.get("onnx_max_abs_diff"),
-            "onnx_bytes": record.get("onnx_bytes"), "onnx_ms_b1": times.get(sizes[0]) if sizes else None,
-            "onnx_ms_full": times.get(sizes[-1]) if sizes else None}
+    out = {"onnx_max_abs_diff": record.get("onnx_max_abs_diff")}
+    for kind in ("onnx", "onnx_int8"):  # float, and onnxruntime's int8 quantization of it (export.onnx_int8)
+        times = record.get(f"{kind}_ms") or {}
+        sizes = sorted(times, key=int)
+        out.update({f"{kind}_top1": record.get(f"{kind}_top1"), f"{kind}_bytes": record.get(f"{kind}_bytes"),
+                    f"{kind}_ms_b1": times.get(sizes[0]) if sizes else None,
+                    f"{kind}_ms_full": times.get(sizes[-1]) if sizes else None})
+    return out
 
 
 def speedup(reference: dict | None, row: dict, mode: str) -> dict | None:
@@ -312,6 +320,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         lines += ["", "ONNX: `student.onnx` (torch.onnx.export) run by onnxruntime on the CPU (one thread, median of "
                   f"repeated runs); its top-1 on the same test batches as PyTorch's; logits max-abs difference from "
                   f"PyTorch's at most {diff:.2g}."]
+        if any(r.get("onnx_int8_top1") is not None for r in onnx):
+            lines += ["", "ONNX int8: `student_int8.onnx`, onnxruntime's static quantization of `student.onnx` (QDQ, "
+                      "int8 weights per channel, uint8 activations), calibrated on training batches; its top-1 is "
+                      "its own, on the same test batches."]
     notes = [f"- {r['stage']}: {r['note']}" for r in rows if r.get("note")]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 

@@ -10,6 +10,7 @@ its size, both top-1s, the logits' max-abs difference and onnxruntime's CPU late
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,10 +20,10 @@ from kdrun.engine.fit import EngineEnv
 from kdrun.engine.loop import to_batch
 from kdrun.engine.stage import Stage
 from kdrun.errors import KdrunError
-from kdrun.export.onnx import check, export_onnx, latency
+from kdrun.export.onnx import check, export_onnx, latency, quantize_int8
 
 log = logging.getLogger("kdrun")
-ONNX_FILE = "student.onnx"
+ONNX_FILE, ONNX_INT8_FILE = "student.onnx", "student_int8.onnx"
 CPU = torch.device("cpu")
 
 
@@ -56,4 +57,27 @@ def export_row(cfg: DictConfig, stage: Stage, env: EngineEnv, record: dict[str, 
         out["onnx_ms"] = latency(path, example, [int(b) for b in cfg.measure.batch_sizes])
     log.info("%s: ONNX top-1 %.2f%% (PyTorch %.2f%%, logits max-abs difference %.2g), %s", stage.name,
              checked["onnx_top1"], checked["torch_top1"], checked["max_abs_diff"], path)
+    if cfg.export.get("onnx_int8"):
+        out.update(_int8(cfg, stage, env, path, example))
+    return out
+
+
+def _int8(cfg: DictConfig, stage: Stage, env: EngineEnv, fp32: Path, example: torch.Tensor) -> dict[str, Any]:
+    """export.onnx_int8=true: onnxruntime's static int8 quantization of the ONNX file, calibrated on training
+    batches; its own top-1 on the same test batches (no tolerance: it is another model, and says how far it
+    moved), its size and latency."""
+    batches = []
+    for raw in env.train_loader(False):
+        batches.append(to_batch(raw, CPU).x)
+        if len(batches) >= int(cfg.quant.calibration_batches):
+            break
+    path = quantize_int8(fp32, fp32.with_name(ONNX_INT8_FILE), batches)
+    loader = env.whole_test_loader or env.test_loader
+    checked = check(path, stage.task.eval_model, ((b.x, b.y) for b in (to_batch(raw, CPU) for raw in loader)))
+    out = {"onnx_int8_file": str(path), "onnx_int8_bytes": path.stat().st_size, "onnx_int8_top1": checked["onnx_top1"],
+           "onnx_int8_calibration_batches": len(batches)}
+    if cfg.measure.enabled:
+        out["onnx_int8_ms"] = latency(path, example, [int(b) for b in cfg.measure.batch_sizes])
+    log.info("%s: ONNX int8 top-1 %.2f%% (float %.2f%%), %s", stage.name, checked["onnx_top1"], checked["torch_top1"],
+             path)
     return out

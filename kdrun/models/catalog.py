@@ -15,14 +15,16 @@ from typing import Any
 
 from kdrun.errors import choice_error
 
-# What input a model accepts: "image" (C, H, W), "signal" (C, L), "tokens" (L token ids, padded) or "any"
-# (flattened numbers: images and signals, never token ids, which are not quantities).
-INPUT_KINDS = ("image", "signal", "tokens", "any")
+# What input a model accepts: "image" (C, H, W), "signal" (C, L), "tokens" (L token ids, padded, one label),
+# "next_tokens" (L token ids, each predicting the next: causal LMs) or "any" (flattened numbers: images and
+# signals, never token ids, which are not quantities).
+INPUT_KINDS = ("image", "signal", "tokens", "next_tokens", "any")
+TOKEN_KINDS = ("tokens", "next_tokens")
 
 
 def accepts(model_kind: str, data_kind: str) -> bool:
     """Whether a model of input kind ``model_kind`` can read a dataset of input kind ``data_kind``."""
-    return model_kind == data_kind or (model_kind == "any" and data_kind != "tokens")
+    return model_kind == data_kind or (model_kind == "any" and data_kind not in TOKEN_KINDS)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ ARCHS: dict[str, Arch] = {a.name: a for a in (
          "BERT encoder for sequence classification (transformers); ``pretrained``: a hub name or local folder."),
     Arch('cnn1d', 'cnn1d', 'signal', {'channels': [64, 64, 64], 'norm': 'none', 'depth': 1},
          "1-D CNN for signals (MNIST-1D); ``channels`` per stage, ``norm`` none|batch, ``depth`` convs per stage."),
+    Arch('gpt2', 'gpt2', 'next_tokens', {'layers': 4, 'hidden': 128, 'heads': 4, 'max_positions': 256,
+                                         'dropout': 0.1, 'pretrained': None},
+         "GPT-2 causal LM (transformers) for next-token distillation; ``pretrained``: a hub name or local folder."),
     Arch('mlp', 'mlp', 'any', {'hidden': [100, 100], 'dropout': 0.0},
          'Multi-layer perceptron on flattened inputs; ``hidden`` sets the layer widths.'),
     Arch('mobilenetv2', 'mobilenetv2', 'image', {'width_mult': 0.5, 'expansion': 6},

@@ -79,13 +79,15 @@ def dynamic_deployment(student: nn.Module, name: str, env: EngineEnv, settings: 
     from kdrun.quant.dynamic import dynamic_state, quantize_linear_dynamic
 
     converted, how = quantize_linear_dynamic(student)
-    test = evaluate_alone(converted, env)
+    val = evaluate_alone(converted, env)
     # the deployable file: the quantized state dict (load it into quantize_linear_dynamic(<the float student>))
     path = env.checkpoint_dir / name / "int8_dynamic.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(converted.state_dict(), path)
-    record = {"test_top1": test["top1"], "test_loss": test["loss"], "precision": "int8", "int8_runtime": how,
-              "artifact": str(path), "artifact_bytes": path.stat().st_size}
+    record = {"test_top1": val["top1"], "test_loss": val["loss"], "precision": "int8",
+              "int8_runtime": how, "artifact": str(path), "artifact_bytes": path.stat().st_size}
+    if "perplexity" in val:  # a causal LM on next-token data
+        record["perplexity"] = val["perplexity"]
     return Deployment(converted, "int8", dynamic_state(converted), record)
 
 

@@ -26,6 +26,10 @@ VECTOR = (*TEACHER, "student=mlp", "student.hidden=[32]")
 BERT = ("layers=2", "hidden=32", "heads=2", "intermediate=64", "max_positions=16", "dropout=0.0")
 TEXT = ("teacher=bert", *(f"teacher.{o}" for o in BERT), "student=bert", *(f"student.{o}" for o in BERT[1:]),
         "student.layers=1", "trainer=text")
+# Causal LMs on next-token ids (kdrun/models/causal_lm.py): a 2-layer GPT-2 teacher, a 1-layer student.
+GPT2 = ("layers=2", "hidden=32", "heads=2", "max_positions=16", "dropout=0.0")
+CAUSAL = ("teacher=gpt2", *(f"teacher.{o}" for o in GPT2), "student=gpt2", *(f"student.{o}" for o in GPT2[1:]),
+          "student.layers=1", "trainer=text")
 
 
 @lru_cache(maxsize=1)
@@ -54,8 +58,20 @@ def text_data():
     return DataBundle(info, TextData(x, y, 0), TextData(x, y, 0), y)
 
 
+@lru_cache(maxsize=1)
+def causal_data():
+    """Next-token ids of ListOps' vocabulary (19 ids, 12 positions), 64 random sequences with padding."""
+    from kdrun.data.base import DataBundle, DataInfo, TensorData
+    from kdrun.data.causal import next_token_targets
+
+    x = text_data().train.x.clone()
+    y = next_token_targets(x, 0)
+    info = DataInfo("listops_lm", "next_tokens", 19, (12,), 19, 64, 64, pad_id=0, tokenizer="corpus:listops_lm")
+    return DataBundle(info, TensorData(x, y), TensorData(x, y), y)
+
+
 def data_for(pair: tuple[str, ...]):
-    return text_data() if pair == TEXT else signal_data()
+    return text_data() if pair == TEXT else causal_data() if pair == CAUSAL else signal_data()
 
 
 @lru_cache(maxsize=None)
@@ -89,11 +105,11 @@ def serving(pair: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def first_pair(name: str) -> tuple[str, ...]:
-    """The first of NARROW, EQUAL, TEXT that the method serves (fails the test if none)."""
+    """The first of NARROW, EQUAL, TEXT, CAUSAL that the method serves (fails the test if none)."""
     import pytest
 
     refusals = []
-    for pair in (NARROW, EQUAL, TEXT):
+    for pair in (NARROW, EQUAL, TEXT, CAUSAL):
         reason = refusal(name, pair)
         if reason is None:
             return pair

@@ -88,18 +88,21 @@ def _inputs(name: str) -> list[tuple[tuple[int, ...], int]]:
         return [((1, 40), 10)]
     if model_spec(name).input_kind == "tokens":  # (vocabulary size, sequence length): a tiny transformer
         return [((19, 12), 10)]
+    if model_spec(name).input_kind == "next_tokens":  # a causal LM: its classes are the vocabulary
+        return [((19, 12), 19)]
     return [((3, 32, 32), 100), ((1, 8, 8), 10)]
 
 
 def _x(name: str, shape: tuple[int, ...], n: int = 2) -> torch.Tensor:
     """A batch of inputs: random values, or random token ids (none of them padding) for a transformer."""
-    if model_spec(name).input_kind == "tokens":
+    if model_spec(name).input_kind in ("tokens", "next_tokens"):
         return torch.randint(1, shape[0], (n, *shape[1:]))
     return torch.randn(n, *shape)
 
 
 def _build(name: str, shape: tuple[int, ...], num_classes: int) -> KDModel:
-    tiny = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64} if model_spec(name).family == "bert" else {}
+    tiny = {"bert": {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64},
+            "gpt2": {"layers": 2, "hidden": 32, "heads": 2}}.get(model_spec(name).family, {})
     return create_model(name, num_classes=num_classes, in_channels=shape[0], input_size=shape[1:], **tiny)
 
 
@@ -167,7 +170,8 @@ def test_a_new_architecture_is_its_file(tmp_path, monkeypatch) -> None:
 def test_output_shape_and_fast_path(case: Case) -> None:
     x = _x(case.name, case.shape)
     logits = case.model(x)
-    assert logits.shape == (2, case.num_classes)
+    next_tokens = model_spec(case.name).input_kind == "next_tokens"  # a causal LM: (B, V, L), one row per position
+    assert logits.shape == ((2, case.num_classes, x.shape[1]) if next_tokens else (2, case.num_classes))
     torch.testing.assert_close(logits, case.model.forward_features(x).logits)
 
 
@@ -201,7 +205,8 @@ def test_train_step_then_strict_checkpoint_roundtrip(name: str, tmp_path: Path) 
     torch.save({"model": model.state_dict()}, path)
     # no random init of weights that are loaded next (2 s of tv_resnet152's test); transformers hold non-persistent
     # buffers (position ids) that a state dict does not carry, so they are built for real
-    with torch.device("meta") if model_spec(name).input_kind != "tokens" else contextlib.nullcontext():
+    with torch.device("meta") if model_spec(name).input_kind not in ("tokens", "next_tokens") else \
+            contextlib.nullcontext():
         fresh = _build(name, shape, num_classes)
     fresh.load_state_dict(torch.load(path, weights_only=True)["model"], strict=True, assign=True)
     x = _x(name, shape)

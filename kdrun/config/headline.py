@@ -22,6 +22,7 @@ BENCHMARK = ("dataset=cifar100", "trainer=cifar")
 # transformers on token ids: the embedded text task, its recipe, and latency timed eagerly (Inductor takes minutes
 # to compile a transformer on a CPU, and the int8 row runs on eager int8 kernels)
 TEXT = ("dataset=listops", "trainer=text", "measure.compile=false")
+CAUSAL = ("dataset=listops_lm", "trainer=text", "measure.compile=false")  # GPT-style causal LMs: next-token data
 
 
 def _choices(parsed: list, group: str) -> list[str] | None:
@@ -55,8 +56,9 @@ def benchmark_overrides(parsed: list) -> list[str]:
     if teachers is None or students is None:
         return []
     kinds = {_kind(a) for a in teachers + students}
-    if kinds == {"tokens"}:
-        added = TEXT if _choices(parsed, "dataset") is None else TEXT[1:]
+    if kinds in ({"tokens"}, {"next_tokens"}):
+        added = TEXT if kinds == {"tokens"} else CAUSAL
+        added = added if _choices(parsed, "dataset") is None else added[1:]
         return [o for o in added if _choices(parsed, o.split("=")[0]) is None and not _given(parsed, o)]
     if _choices(parsed, "dataset") is not None or kinds != {"image"}:
         return []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,15 @@ def _listops(max_length: int = 48, num_train: int = 4000, num_test: int = 1000, 
     return _tokens("listops", len(VOCAB), max_length, 10, tokenizer, int(num_train), int(num_test))
 
 
+def _listops_lm(max_length: int = 64, num_train: int = 4000, num_test: int = 1000, tokenizer: str | None = None,
+                **_: Any) -> DataInfo | None:
+    """Next-token ListOps: the classes are the vocabulary (kdrun/data/causal.py)."""
+    from kdrun.data.listops import VOCAB
+
+    info = _tokens("listops_lm", len(VOCAB), max_length, len(VOCAB), tokenizer, int(num_train), int(num_test))
+    return replace(info, input_kind="next_tokens", num_classes=info.in_channels)
+
+
 def _text_files(max_length: int = 128, vocab_size: int = 8000, num_classes: int | None = None,
                 tokenizer: str | None = None, **_: Any) -> DataInfo | None:
     return _tokens("text_files", vocab_size, max_length, num_classes, tokenizer)
@@ -84,6 +94,7 @@ STATIC: dict[str, Callable[..., DataInfo]] = {
     "kdrun.data.imagefolder.load_imagefolder": _imagefolder,
     "kdrun.data.synthetic.load_synthetic": _synthetic,
     "kdrun.data.text.load_listops": _listops,
+    "kdrun.data.causal.load_listops_lm": _listops_lm,
     "kdrun.data.text.load_text_files": _text_files,
     "kdrun.data.text.load_hf_text": _hf_text,
     "kdrun.data.npz.load_npz": lambda **kw: _npz(**kw),  # the array headers and labels only

@@ -179,6 +179,8 @@ def _run_epoch(stage, env, task, step_module, loader, optimizer, scheduler, scal
     s = env.eval_set  # named for what it is: the test set, or the validation split
     record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
               f"{s}_top1": val["top1"], f"{s}_loss": val["loss"], "epoch_time": time.monotonic() - t0}
+    if "perplexity" in val:  # next-token data (kdrun/data/causal.py)
+        record[f"{s}_perplexity"] = val["perplexity"]
     if len(vals) > 1:  # a task training several models reports each one
         record.update({f"{s}_top1/{name}": v["top1"] for name, v in vals.items()})
     state["history"].append(record)

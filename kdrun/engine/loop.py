@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable
 
 import torch
@@ -67,10 +68,15 @@ def train_one_epoch(
         if (step + 1) % reporter.refresh_every == 0 or step + 1 == steps:
             watch.check(epoch)
             # the one sync per refresh interval, shared by the progress display
-            reporter.batch(step + 1, float(out.loss.detach()),
-                           100.0 * float((out.logits.detach().argmax(1) == batch.y).float().mean()))
+            reporter.batch(step + 1, float(out.loss.detach()), _accuracy(out.logits.detach(), batch.y))
     meter.reduce_across_ranks()  # data-parallel: the epoch's numbers over every rank's shard
     return meter.compute()
+
+
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 (%) of a batch; on next-token targets (B, L), over the positions not ignored (-100)."""
+    hits = logits.argmax(1) == y
+    return 100.0 * float(hits[y != -100].float().mean() if y.dim() > 1 else hits.float().mean())
 
 
 def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
@@ -80,7 +86,7 @@ def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str | None = None,
              across_ranks: bool = True) -> dict[str, float]:
-    """Top-1 (%) and mean cross-entropy of ``model`` on ``loader`` (with ``across_ranks``, summed over the
+    """Top-1 (%) (on next-token data: token accuracy, and ``perplexity``) and mean cross-entropy of ``model`` on ``loader`` (with ``across_ranks``, summed over the
     data-parallel ranks' shards; without, what this process saw: evaluation by one rank alone)."""
     was_training = model.training
     model.eval()
@@ -93,4 +99,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
     model.train(was_training)
     if across_ranks:
         meter.reduce_across_ranks()  # data-parallel: each rank evaluated its own shard of the test set
-    return meter.compute()
+    out = meter.compute()
+    if meter.tokens and "loss" in out:  # next-token data: the token-mean cross-entropy is the log-perplexity
+        out["perplexity"] = math.exp(min(out["loss"], 700.0))
+    return out

@@ -15,12 +15,21 @@ class EpochMeter:
 
     def __init__(self) -> None:
         self.count = 0
+        self.tokens = False  # next-token targets seen (counts are tokens)
         self.sums: dict[str, torch.Tensor] = {}
         self.correct: torch.Tensor | None = None
         self._pending: list[tuple[int, torch.Tensor, dict[str, torch.Tensor]]] = []
 
     def update(self, n: int, logits: torch.Tensor, targets: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
-        correct = (logits.detach().argmax(1) == targets).sum()
+        """``n`` samples; next-token targets (B, L) count their non-ignored positions instead (token accuracy,
+        token-weighted losses: their mean cross-entropy is the log-perplexity)."""
+        if targets.dim() > 1:
+            valid = targets != -100
+            self.tokens = True
+            n = int(valid.sum())  # one host sync per step, on next-token data only
+            correct = ((logits.detach().argmax(1) == targets) & valid).sum()
+        else:
+            correct = (logits.detach().argmax(1) == targets).sum()
         self._pending.append((n, correct, {k: v.detach() for k, v in values.items()}))
 
     def _fold(self) -> None:

@@ -40,6 +40,9 @@ def stage_record(stage: Stage, outcome: StageOutcome, source: str, eval_set: str
               "test_top1": outcome.test_top1, "epochs": outcome.epochs,
               "params": sum(p.numel() for p in model.parameters()),
               "checkpoint": outcome.checkpoint, "wall_time": outcome.wall_time, "source": source, **stage.info}
+    last = outcome.history[-1] if outcome.history else {}
+    if "test_perplexity" in last:  # next-token data: the last epoch's test perplexity
+        record["perplexity"] = last["test_perplexity"]
     models = stage.task.eval_models
     if len(models) > 1:  # a task that trains several models: one sub-record (and table row) each
         history, key = outcome.history, f"{eval_set}_top1/"

@@ -18,14 +18,16 @@ from typing import Any
 
 from kdrun.errors import choice_error
 
-# What input a model accepts: "image" (C, H, W), "signal" (C, L), "tokens" (L token ids, padded) or "any"
-# (flattened numbers: images and signals, never token ids, which are not quantities).
-INPUT_KINDS = ("image", "signal", "tokens", "any")
+# What input a model accepts: "image" (C, H, W), "signal" (C, L), "tokens" (L token ids, padded, one label),
+# "next_tokens" (L token ids, each predicting the next: causal LMs) or "any" (flattened numbers: images and
+# signals, never token ids, which are not quantities).
+INPUT_KINDS = ("image", "signal", "tokens", "next_tokens", "any")
+TOKEN_KINDS = ("tokens", "next_tokens")
 
 
 def accepts(model_kind: str, data_kind: str) -> bool:
     """Whether a model of input kind ``model_kind`` can read a dataset of input kind ``data_kind``."""
-    return model_kind == data_kind or (model_kind == "any" and data_kind != "tokens")
+    return model_kind == data_kind or (model_kind == "any" and data_kind not in TOKEN_KINDS)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def count_all() -> dict[str, int]:
 
     counts = {}
     for name in list_models():
-        shape = {"image": IMAGE, "tokens": TOKENS}.get(model_spec(name).input_kind, SIGNAL)
+        shape = {"image": IMAGE, "tokens": TOKENS, "next_tokens": TOKENS}.get(model_spec(name).input_kind, SIGNAL)
         with torch.device("meta"):
             counts[name] = sum(p.numel() for p in create_model(name, **shape).parameters())
     return counts

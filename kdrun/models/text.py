@@ -43,7 +43,7 @@ class TextClassifier(KDModel):
 
     def attention_modules(self) -> list[nn.Module]:
         """Each layer's self-attention module holding the ``query``, ``key`` and ``value`` projections."""
-        found = [m for m in self.hf.modules() if all(isinstance(getattr(m, n, None), nn.Linear)
+        found = [m for m in self.hf.modules() if all(isinstance(getattr(m, n, None), nn.Module)
                                                      for n in ("query", "key", "value"))]
         if len(found) != self.feature_info.layers:
             raise RuntimeError(f"{type(self.hf).__name__}: found {len(found)} query/key/value attention modules "

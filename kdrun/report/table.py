@@ -34,7 +34,7 @@ from kdrun.report.files import TABLE_CSV, TABLE_MD
 from kdrun.report.jobs import per_epoch_set, reference_stage, reported_top1
 
 MODES = ("eager", "compiled")
-FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "best_top1", "val_top1", "delta_vs_baseline", "params",
+FIELDS = ["stage", "role", "arch", "method", "precision", "top1", "perplexity", "best_top1", "val_top1", "delta_vs_baseline", "params",
           "sparsity", "size_bytes", "size_file", "size_vs_teacher", "eager_ms_b1", "eager_ms_full",
           "eager_iqr_ms_full", "compiled_ms_b1", "compiled_ms_full", "compiled_iqr_ms_full", "full_batch",
           "speedup_vs_teacher_eager", "speedup_vs_teacher_compiled", "speedup_vs_float_eager",
@@ -73,7 +73,8 @@ def _ms(row: dict, mode: str, which: str) -> str:
 def _leading_columns(model: str, delta: str) -> dict[str, Render]:
     """The columns both views open with (under their own headers for the model and Δ)."""
     return {"stage": lambda r: r["stage"], model: lambda r: r["arch"], "method": lambda r: r["method"],
-            "top-1": lambda r: _num(r["top1"], "{:.2f}"), delta: lambda r: _num(r["delta_vs_baseline"], "{:+.2f}")}
+            "top-1": lambda r: _num(r["top1"], "{:.2f}"), delta: lambda r: _num(r["delta_vs_baseline"], "{:+.2f}"),
+            "perplexity": lambda r: _num(r.get("perplexity"), "{:.3f}")}  # next-token data only (else left out)
 
 
 def _full_columns(rows: list[dict[str, Any]]) -> dict[str, Render]:
@@ -225,7 +226,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "precision": r.get("precision", "fp32"), "top1": top1, "best_top1": r.get("best_top1"),
                      "val_top1": r.get("best_top1") if validated else None,
                      "delta_vs_baseline": None if base is None or top1 is None or name == ref_stage else top1 - base,
-                     "params": r.get("params"), "sparsity": r.get("sparsity"), "size_bytes": size,
+                     "perplexity": r.get("perplexity"), "params": r.get("params"), "sparsity": r.get("sparsity"), "size_bytes": size,
                      "size_file": size_file, "time_s": r.get("wall_time"), "role": r.get("role"),
                      "float_reference": r.get("float_reference"), "note": _note(r), **_latencies(r), **_onnx(r)})
     by_name = {row["stage"]: row for row in rows}
@@ -273,6 +274,9 @@ def top1_source(rows: list[dict[str, Any]]) -> str:
 def legend(rows: list[dict[str, Any]]) -> str:
     """One line under the terminal table: where top-1 comes from, what Δ and speed-up compare."""
     parts = [top1_source(rows), "Δ: top-1 minus the baseline's"]
+    if any(r.get("perplexity") is not None for r in rows):
+        parts.insert(1, "next-token data: top-1 is token accuracy and perplexity exp(mean NLL) over the non-padded "
+                        "next-token positions")
     modes = timed_modes(rows)
     if modes:
         full = next((r["full_batch"] for r in rows if r.get("full_batch")), "N")
@@ -303,6 +307,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
               "of that epoch (dataset.val_split)." if any(r.get("val_top1") is not None for r in rows) else
               "Top-1: the test set's, at the last epoch (the published tables' protocol; dataset.val_split holds "
               "out a validation split that chooses the epoch instead)."]
+    if any(r.get("perplexity") is not None for r in rows):
+        lines += ["", "Next-token data (causal LMs): top-1 is the token accuracy and perplexity is exp(mean "
+                  "cross-entropy), both over the non-padded next-token positions of the test set."]
     lines += ["", "Size: the file a user would deploy (the column `file`): the saved state dict, `int8.pt2` "
               "(the exported int8 program) for an int8 row, the compressed state dict for a pruned row."]
     full = next((r["full_batch"] for r in rows if r.get("full_batch")), None)

@@ -80,7 +80,7 @@ class Offline(Scheme):
         if "self_distilled" in wanted:  # born-again generations; generation 1 is the baseline
             yield from generations(ctx, baseline, self.generations)
         # The deployment variants start from the distilled student's final weights (trained by now).
-        if "quantized" in wanted and ctx.data.info.input_kind == "tokens":  # transformers: dynamic int8 Linear layers
+        if "quantized" in wanted and ctx.data.info.input_kind in ("tokens", "next_tokens"):  # transformers: dynamic int8 Linear layers
             yield dynamic_int8_stage(ctx, student)
         elif "quantized" in wanted:
             yield qat_stage(ctx, student, teacher)

@@ -25,7 +25,7 @@ from kdrun.errors import KdrunError
 from kdrun.io import one_line
 from kdrun.methods.base import LossWeights, Method, MethodContext
 from kdrun.models.base import KDModel
-from kdrun.models.catalog import accepts
+from kdrun.models.catalog import TOKEN_KINDS, accepts
 from kdrun.models.foreign_nodes import RESERVED_MODEL_KEYS, is_foreign, model_label
 from kdrun.models.registry import create_model, list_models, model_spec
 from kdrun.objects import from_config
@@ -98,7 +98,7 @@ def build_model(node: DictConfig, data: DataInfo, key: str) -> KDModel:
         fits = ", ".join(list_models(input_kind=data.input_kind))
         raise KdrunError(f"{key}={node.arch} needs {spec.input_kind} input but dataset {data.name} gives "
                          f"{data.input_kind}s; architectures for it: {fits}")
-    extra = {"pad_id": data.pad_id, "tokenizer": data.tokenizer} if spec.input_kind == "tokens" else {}
+    extra = {"pad_id": data.pad_id, "tokenizer": data.tokenizer} if spec.input_kind in TOKEN_KINDS else {}
     try:
         return create_model(node.arch, num_classes=data.num_classes, in_channels=data.in_channels,
                             input_size=data.input_size, data_facts=extra, **model_kwargs(node))

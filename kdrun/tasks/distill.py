@@ -16,6 +16,7 @@ from torch import nn
 from kdrun.data.mix import BatchMix
 from kdrun.engine.task import Batch, Frozen, Progress, StepOutput, Task, frozen
 from kdrun.methods.base import LossWeights, Method
+from kdrun.methods.gkd import token_kd_loss
 from kdrun.methods.kd import kd_loss
 from kdrun.models.features import Features
 from kdrun.tasks.select import SampleSelection, subset
@@ -103,7 +104,7 @@ class DistillTask(Task):
         if self.select is not None:
             s, t, view, scale = self._selected(s, t, view, progress, terms)
         if w.alpha > 0:
-            terms["kd"] = _scaled(kd_loss(s.logits, t.logits, w.T), scale)
+            terms["kd"] = _scaled(self._kd(s, t, view), scale)
             weighted.append(w.alpha * terms["kd"])
         if self.use_method:
             args = (labeled_s, labeled_t, batch) if self.labeled_method else (s, t, view)
@@ -112,6 +113,12 @@ class DistillTask(Task):
                 weighted.append(w.beta * terms[name])
         loss = sum(weighted[1:], weighted[0]) if weighted else labeled_s.logits.sum() * 0.0
         return StepOutput(loss, labeled_s.logits, terms)
+
+    def _kd(self, s: Features, t: Features, view: Batch) -> torch.Tensor:
+        """Hinton's term; on next-token data (targets (B, L)) per kept position: T^2 * forward KL (GKD at beta 0)."""
+        if view.y is not None and view.y.dim() > 1:
+            return token_kd_loss(s.logits, t.logits, view.y, self.weights.T)
+        return kd_loss(s.logits, t.logits, self.weights.T)
 
     def _run(self, x: torch.Tensor, features: bool, teacher: bool, grad: bool = True,
              progress: Progress | None = None) -> tuple[Features, Features | None]:  # fmt: skip

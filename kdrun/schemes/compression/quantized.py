@@ -84,8 +84,10 @@ def dynamic_deployment(student: nn.Module, name: str, env: EngineEnv, settings: 
     path = env.checkpoint_dir / name / "int8_dynamic.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(converted.state_dict(), path)
-    record = {"last_top1": val["top1"], "best_top1": val["top1"], "val_loss": val["loss"], "precision": "int8",
+    record = {"test_top1": val["top1"], "test_loss": val["loss"], "precision": "int8",
               "int8_runtime": how, "artifact": str(path), "artifact_bytes": path.stat().st_size}
+    if "perplexity" in val:  # a causal LM on next-token data
+        record["perplexity"] = val["perplexity"]
     return Deployment(converted, "int8", dynamic_state(converted), record)
 
 

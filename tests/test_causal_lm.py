@@ -86,6 +86,38 @@ def test_a_tiny_gpt2_pair_distils_end_to_end_with_perplexity_and_token_accuracy(
     assert f"{stages['distilled']['perplexity']:.3f}" in table
 
 
+def test_a_pretrained_gpt2_folder_teaches_with_its_own_tokenizer_which_has_no_padding_token(tmp_path):
+    """The online path offline: a saved GPT-2 and a GPT-style tokenizer (no pad token, an end-of-text token) in a
+    folder stand in for teacher.pretrained=gpt2; the data is tokenized by it and padded with end-of-text."""
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from kdrun.data.listops import VOCAB
+    from kdrun.data.tokenize import word_tokenizer
+    from kdrun.models.causal_lm import gpt2_config
+
+    folder = tmp_path / "hub_gpt2"
+    tok = PreTrainedTokenizerFast(tokenizer_object=word_tokenizer([], VOCAB, 0), unk_token="[UNK]",
+                                  eos_token="[SEP]")
+    assert tok.pad_token is None
+    tok.save_pretrained(folder)
+    GPT2LMHeadModel(gpt2_config(len(VOCAB), 1, 32, 2, 64, 0.0, 0)).save_pretrained(folder)
+    run_kdrun([*RUN, f"teacher.pretrained={folder}", "stages=[teacher,distilled]", "hydra.run.dir=outputs/runs/r"],
+              tmp_path)
+    results = json.loads((tmp_path / "outputs/runs/r/results.json").read_text())
+    assert results["stages"]["distilled"]["perplexity"] > 1
+    assert results["stages"]["teacher"]["params"] == sum(
+        p.numel() for p in GPT2LMHeadModel.from_pretrained(folder).parameters())
+
+
+def test_next_token_logits_are_never_recorded_the_teacher_runs(tmp_path):
+    """distill.teacher_outputs=replay would keep vocabulary x length floats per sample: the teacher runs instead."""
+    out = run_kdrun([*RUN, "stages=[teacher,distilled]", "distill.teacher_outputs=replay",
+                     "hydra.run.dir=outputs/runs/r"], tmp_path)
+    assert "next-token logits are not recorded" in out.stdout + out.stderr
+    assert not (tmp_path / "outputs/cache/teacher_outputs").exists()
+    assert json.loads((tmp_path / "outputs/runs/r/results.json").read_text())["stages"]["distilled"]["perplexity"] > 1
+
+
 @pytest.mark.parametrize("case", ["gkd_on_bert", "kd_on_gpt2", "gpt2_on_listops", "beta"])
 def test_wrong_pairs_fail_before_any_data_work_in_one_line(tmp_path, case):
     args = {"gkd_on_bert": ["teacher=bert", "student=bert", "method=gkd"],

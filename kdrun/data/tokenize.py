@@ -26,6 +26,14 @@ class Tokenized:
     tokenizer: Any = None
 
 
+def with_padding(tok):
+    """GPT-style tokenizers have no padding token: pad with the end-of-text token, as is usual for them (the
+    attention mask and the next-token targets then leave those positions out)."""
+    if tok.pad_token is None and tok.eos_token is not None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def pretrained_facts(name: str) -> tuple[int, int]:
     """(vocabulary size, padding id) of a hub or local tokenizer (reads its files, no data)."""
     from transformers import AutoTokenizer
@@ -33,7 +41,7 @@ def pretrained_facts(name: str) -> tuple[int, int]:
     from kdrun.errors import KdrunError
 
     try:
-        tok = AutoTokenizer.from_pretrained(name)
+        tok = with_padding(AutoTokenizer.from_pretrained(name))
     except (OSError, ValueError) as e:
         raise KdrunError(f"dataset.tokenizer={name}: cannot load it ({str(e).splitlines()[0]}); offline, use a local "
                          "folder or leave teacher.pretrained null (a tokenizer built from the corpus)") from None
@@ -77,7 +85,7 @@ def tokenize(texts: list[str], max_length: int, tokenizer: str | None, fixed_voc
     if tokenizer:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(str(tokenizer))
+        tok = with_padding(AutoTokenizer.from_pretrained(str(tokenizer)))
         ids = tok(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
         return Tokenized(ids["input_ids"].long(), int(tok.pad_token_id), len(tok), str(tokenizer))
     tok = word_tokenizer(texts, fixed_vocab, vocab_size)

@@ -156,6 +156,10 @@ class SchemeContext:
         mode = d.get("teacher_outputs", "compute")
         if mode == "compute" or not task.use_teacher:
             return None
+        if self.data.info.input_kind == "next_tokens":  # (vocabulary x length) floats per sample: too big to keep
+            log.info("distill.teacher_outputs=%s: next-token logits are not recorded (vocabulary x sequence length "
+                     "per sample), so the teacher runs", mode)
+            return None
         if not task.replayable:
             log.info("distill.teacher_outputs=%s: method=%s needs the teacher's features, so the teacher runs",
                      mode, self.cfg.method.name)

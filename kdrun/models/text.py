@@ -33,7 +33,7 @@ class TextClassifier(KDModel):
         self.feature_info = FeatureInfo(stage_channels=(hidden,), stage_sizes=((),), pooled_dim=hidden,
                                         num_classes=config.num_labels, layers=layers,
                                         heads=config.num_attention_heads)
-        self.seq_len = seq_len
+        self.seq_len = seq_len  # the dataset's padded length (the model accepts any length up to its positions)
 
     def attention_mask(self, ids: torch.Tensor) -> torch.Tensor:
         return (ids != self.pad_id).long()
@@ -75,10 +75,6 @@ class TextClassifier(KDModel):
         intermediate-layer distillation trains)."""
         return [p for n, p in self.hf.named_parameters() if not any(part in ("pooler", "classifier")
                                                                    for part in n.split("."))]
-
-    def transformer_layers(self) -> nn.ModuleList:
-        """The encoder's layer list (``encoder.layer`` in BERT-style models)."""
-        return self.hf.base_model.encoder.layer
 
 
 def _keep(store: dict, key: tuple[int, str]):

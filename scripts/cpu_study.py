@@ -45,9 +45,21 @@ from kdrun.report.jobs import COMPLETED, FAILED, Job  # noqa: E402
 
 # Every method of conf/method/ (the config group is the registry: a new method joins the study with no edit
 # here); FSP runs in a sweep of its own, as its flow matrices need the student's widths equal to the teacher's.
+# Only the methods for signal models: the text ones (distilbert, tinybert, minilm, gkd) read token models.
 METHOD_FILES = sorted((REPO / "conf" / "method").glob("*.yaml"))
 SEPARATE = ("fsp",)
-METHODS = [p.stem for p in METHOD_FILES if p.stem not in SEPARATE]
+
+
+def _serves_signals(path: Path) -> bool:
+    import importlib
+
+    import yaml
+
+    module, _, cls = yaml.safe_load(path.read_text())["method"]["_target_"].rpartition(".")
+    return "signal" in getattr(importlib.import_module(module), cls).input_kinds
+
+
+METHODS = [p.stem for p in METHOD_FILES if p.stem not in SEPARATE and _serves_signals(p)]
 # kd first (the method the others are measured beside), then the rest by name; CRD+KD follows CRD
 ORDER = [row for m in sorted(METHODS + list(SEPARATE), key=lambda m: (m != "kd", m))
          for row in ([m, "crd_kd"] if m == "crd" else [m])]

@@ -16,6 +16,21 @@ from kdrun.errors import KdrunError
 
 METHODS = tuple(sorted(p.stem for p in (CONF / "method").glob("*.yaml")))
 
+
+def method_input_kinds(name: str) -> tuple[str, ...]:
+    """The input kinds a method serves, from the class its config file names (``Method.input_kinds``)."""
+    import importlib
+
+    import yaml
+
+    target = yaml.safe_load((CONF / "method" / f"{name}.yaml").read_text())["method"]["_target_"]
+    module, _, cls = target.rpartition(".")
+    return tuple(getattr(importlib.import_module(module), cls).input_kinds)
+
+
+# The methods for image and signal models (the vision literature's), as the pairs below and CIFAR's exercise them.
+VISION_METHODS = tuple(n for n in METHODS if {"image", "signal"} <= set(method_input_kinds(n)))
+
 # MNIST-1D-shaped pairs (1 x 40 signals): a narrower CNN student (every regressor and connector is
 # built), a CNN student of equal widths (FSP's requirement), an MLP student (vector features only).
 TEACHER = ("teacher=cnn1d", "teacher.channels=[16,16,16]")

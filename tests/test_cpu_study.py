@@ -92,8 +92,9 @@ def test_loss_table_shares_of_ce_and_distillation_terms(study, tmp_path):
     for run, (loss, ce) in ((kd, (1.0, 0.2)), (at, (10.0, 1.0)), (vid, (0.1, 0.3))):
         run.path = tmp_path / run.results["method"]
         run.path.mkdir()
-        records = [{"stage": "baseline", "train_loss": 0.1, "train_ce": 0.1, "train_top1": 98.0},
-                   {"stage": "distilled", "train_loss": loss, "train_ce": ce, "train_top1": 95.0}]
+        epoch = {"epoch": 1, "lr": 0.05, "test_top1": 90.0}  # what every epoch's record has (report/run_files)
+        records = [{"stage": "baseline", "train_loss": 0.1, "train_ce": 0.1, "train_top1": 98.0, **epoch},
+                   {"stage": "distilled", "train_loss": loss, "train_ce": ce, "train_top1": 95.0, **epoch}]
         (run.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     text = study.loss_table([kd, at, vid])
     assert "| KD | 0.20 | 98.00% | 95.00 |" in text and "| AT | 1.00 | 90.00% | 95.00 |" in text

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import compose_config, quick_sample
-from method_pairs import METHODS, composed
+from method_pairs import VISION_METHODS, composed
 
 from kdrun.tasks.build import build_method
 from kdrun.data.base import DataBundle, DataInfo, TensorData
@@ -208,7 +208,7 @@ def scheme_stages(overrides: list[str]):
     return cfg, Offline().stages(SchemeContext(cfg, signal_data()))
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", VISION_METHODS)
 def test_init_stage_precedes_the_distilled_stage_at_constant_lr(name):
     cfg, stages = scheme_stages([f"method={name}"])
     stages = list(stages)
@@ -263,7 +263,7 @@ def test_every_method_serves_the_published_pairs_and_fsp_only_its_cells(teacher,
     wrn_40_2 -> wrn_40_1 and every cross-family pair); every other method serves every pair."""
     ctx = cifar_context(teacher, student)
     fsp_published = (teacher, student) in SAME_FAMILY and (teacher, student) != ("wrn_40_2", "wrn_40_1")
-    for name in METHODS:
+    for name in VISION_METHODS:
         cfg = composed((f"method={name}",))
         with torch.device("meta"):  # FT's paraphraser for a 2048-channel teacher is large
             if name == "fsp" and not fsp_published:

@@ -57,16 +57,21 @@ def atomic_path(path: str | os.PathLike, what: str = "a file", choose: str = OUT
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        os_error = _os_error_in(e) if isinstance(e, Exception) else None  # Ctrl-C stays an interrupt
+        # Ctrl-C or SIGTERM stays an interrupt, also where the writer then failed otherwise (torch.save's zip
+        # writer, stopped mid-archive, raises "unexpected pos" closing it): the run is interrupted, not failed.
+        interrupt = _first_in(e, KeyboardInterrupt)
+        if interrupt is not None and interrupt is not e:
+            raise interrupt from None
+        os_error = _first_in(e, OSError) if interrupt is None else None
         if os_error is not None:
             raise write_error(path, what, os_error, choose) from None
         raise
 
 
-def _os_error_in(error: BaseException) -> OSError | None:
-    """``error`` if it is an OSError, else the OSError it was raised while handling (``__context__``), if any."""
+def _first_in(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``error`` if it is a ``kind``, else the ``kind`` it was raised while handling (``__context__``), if any."""
     seen: BaseException | None = error
-    while seen is not None and not isinstance(seen, OSError):
+    while seen is not None and not isinstance(seen, kind):
         seen = seen.__cause__ or seen.__context__
     return seen
 

@@ -345,6 +345,32 @@ def test_a_checkpoint_on_a_real_full_disk_is_one_line_and_keeps_the_old_one(smal
     assert torch.load(target, weights_only=True)["epoch"] == 1 and os.listdir(small_tmpfs) == ["last.pt"]
 
 
+def test_sigterm_while_a_checkpoint_is_written_stays_an_interrupt(tmp_path, monkeypatch):
+    """SIGTERM landing inside torch.save: its zip writer, stopped mid-archive, then raises a RuntimeError
+    closing it ("unexpected pos 1216 vs 1110", seen when a killed joblib sweep's worker got its SIGTERM
+    there). The write is an interruption (the run marked interrupted, not failed) and the old file stays."""
+    from kdrun.interrupts import Terminated
+    from kdrun.io import save_atomic
+
+    real_save = torch.save
+
+    def save(obj, f, *a, **kw):
+        if obj.get("epoch") == 2:
+            try:
+                f.write(b"partial")
+                raise Terminated(signal.SIGTERM)  # the signal handler, between two records
+            finally:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1216 vs 1110")
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", save)
+    target = tmp_path / "last.pt"
+    save_atomic({"epoch": 1}, target)
+    with pytest.raises(Terminated):
+        save_atomic({"epoch": 2}, target, "a checkpoint")
+    assert torch.load(target, weights_only=True)["epoch"] == 1 and os.listdir(tmp_path) == ["last.pt"]
+
+
 def test_disk_full_during_training_is_one_line_and_loses_nothing(here, capsys, monkeypatch):
     """ENOSPC from a patched ``torch.save`` (the checkpoint write of epoch 2)."""
     real_save, calls = torch.save, []

@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from kdrun.errors import KdrunError
+from kdrun.logs import logger_state, restore_loggers
 from kdrun.runs.result import Result
 from kdrun.runs.stage_model import load_stage_model
 from kdrun.config.sweeps import MULTIRUN_FLAGS, quote
@@ -79,9 +80,7 @@ def _process_state_restored() -> Iterator[None]:
     from hydra.core.hydra_config import HydraConfig
 
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
-                                      if isinstance(lg, logging.Logger))]
-    saved = {lg: (list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in loggers}
+    saved = logger_state()
     raise_exceptions, hydra_cfg = logging.raiseExceptions, HydraConfig.instance().cfg
     threads = _torch_threads()
     try:
@@ -89,7 +88,7 @@ def _process_state_restored() -> Iterator[None]:
     finally:
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = hydra_cfg
-        _restore_loggers(saved)
+        restore_loggers(saved)
         logging.raiseExceptions = raise_exceptions
         if threading.current_thread() is threading.main_thread():
             for s, handler in handlers.items():
@@ -104,12 +103,3 @@ def _torch_threads() -> int | None:
     return torch.get_num_threads() if torch is not None else None
 
 
-def _restore_loggers(saved: dict) -> None:
-    """The loggers as they were; the handlers the run added (its console, its kdrun.log) closed."""
-    kept = {h for handlers, *_ in saved.values() for h in handlers}
-    for lg, (handlers, level, propagate, disabled) in saved.items():
-        for h in lg.handlers:
-            if h not in kept:
-                h.close()
-        lg.handlers, lg.propagate, lg.disabled = list(handlers), propagate, disabled
-        lg.setLevel(level)

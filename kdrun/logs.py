@@ -38,3 +38,24 @@ def console_handler() -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
     return handler
+
+
+def logger_state() -> dict[logging.Logger, tuple]:
+    """Every logger's handlers, level, propagation and switch, as :func:`restore_loggers` puts them back."""
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    return {lg: (list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in loggers}
+
+
+def restore_loggers(state: dict[logging.Logger, tuple]) -> None:
+    """The loggers of ``state`` as they were (Hydra's dictConfig resets the root logger and the ones it names),
+    the handlers added since (a run's console, its kdrun.log) closed. Loggers created since (a library imported
+    for the first time) keep what their library gave them."""
+    kept = {h for handlers, *_ in state.values() for h in handlers}
+    for lg, (handlers, level, propagate, disabled) in state.items():
+        for h in lg.handlers:
+            if h not in kept:
+                h.close()
+        lg.handlers, lg.propagate, lg.disabled = list(handlers), propagate, disabled
+        lg.setLevel(level)  # also clears the loggers' cached levels
+

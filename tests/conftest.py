@@ -232,24 +232,17 @@ def _reset_kdrun_state() -> None:
 
 
 def _logging_state() -> tuple:
-    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
-                                      if isinstance(lg, logging.Logger))]
-    state = {lg: (list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in loggers}
-    return state, logging.raiseExceptions, logging.root.manager.disable  # kdrun.cli.main clears raiseExceptions
+    from kdrun.logs import logger_state
+
+    return logger_state(), logging.raiseExceptions, logging.root.manager.disable  # kdrun.cli.main clears raiseExceptions
 
 
 def _restore_logging(before: tuple) -> None:
-    """The loggers that existed before the run as they were (Hydra's dictConfig resets the root logger and
-    the ones it names), the handlers it added (its console, its kdrun.log) closed. Loggers created during
-    the run (a library imported for the first time) keep what their library gave them."""
+    """The loggers as they were before the run (kdrun.logs.restore_loggers), and logging's own switches."""
+    from kdrun.logs import restore_loggers
+
     state, logging.raiseExceptions, disable = before
-    kept = {h for handlers, *_ in state.values() for h in handlers}
-    for lg, (handlers, level, propagate, disabled) in state.items():
-        for h in lg.handlers:
-            if h not in kept:
-                h.close()
-        lg.handlers, lg.propagate, lg.disabled = list(handlers), propagate, disabled
-        lg.setLevel(level)  # also clears the loggers' cached levels
+    restore_loggers(state)
     logging.disable(disable)
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,20 +34,10 @@ from kdrun.methods.kd import KD
 from kdrun.models import create_model
 from kdrun.tasks.distill import DistillTask
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the vision benchmark beside this script
+from bench_step import RepeatLoader  # noqa: E402 - the same batch every step: the step, not data loading
+
 T, ALPHA, GAMMA, BETA = 2.0, 5.0, 2.0, 1.0  # DistilBERT's README weights
-
-
-class RepeatLoader:
-    """The same batch ``steps`` times: measures the step, not data loading."""
-
-    def __init__(self, batch: tuple[torch.Tensor, torch.Tensor], steps: int) -> None:
-        self.batch, self.steps = batch, steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        return iter([self.batch] * self.steps)
 
 
 def plain_loop(student, teacher, optimizer, ids, y, steps, method) -> None:
